@@ -1,0 +1,361 @@
+//! Call arguments as JSON-Pointer facts (spec §3.2).
+//!
+//! > Each scalar leaf of the arguments object yields one fact `arg($pointer, $value)`, where
+//! > `$pointer` is the leaf's RFC 6901 JSON Pointer. Strings, integers that fit in 64 bits,
+//! > booleans and null are leaves; other numbers yield no fact, so every constraint on them
+//! > denies. Empty objects and arrays yield no fact.
+//!
+//! Duplicate keys, excessive size, depth or leaf count are refused before any Datalog runs.
+
+use std::collections::HashSet;
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+
+use crate::error::{Code, Denial};
+use crate::limits::{MAX_ARGS_BYTES, MAX_ARGS_DEPTH, MAX_ARGS_LEAVES};
+
+/// A scalar JSON value: an argument leaf, or a value in a row filter.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+pub enum Scalar {
+    /// A boolean.
+    Bool(bool),
+    /// An integer that fits in `i64`.
+    Int(i64),
+    /// A string.
+    Str(String),
+    /// JSON `null` (argument leaves only; row filters never name it).
+    Null,
+}
+
+impl Scalar {
+    /// The Datalog type name of the value (`.type()` in Datalog v3.3).
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Scalar::Bool(_) => "bool",
+            Scalar::Int(_) => "integer",
+            Scalar::Str(_) => "string",
+            Scalar::Null => "null",
+        }
+    }
+
+    pub(crate) fn to_term(&self) -> biscuit_auth::builder::Term {
+        use biscuit_auth::builder::{boolean, int, string, Term};
+        match self {
+            Scalar::Bool(b) => boolean(*b),
+            Scalar::Int(i) => int(*i),
+            Scalar::Str(s) => string(s),
+            Scalar::Null => Term::Null,
+        }
+    }
+}
+
+impl fmt::Display for Scalar {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Scalar::Bool(b) => write!(f, "{b}"),
+            Scalar::Int(i) => write!(f, "{i}"),
+            Scalar::Str(s) => write!(f, "{}", serde_json::Value::String(s.clone())),
+            Scalar::Null => f.write_str("null"),
+        }
+    }
+}
+
+/// Parsed call arguments: the scalar leaves, sorted by pointer (pointers are unique).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Args {
+    leaves: Vec<(String, Scalar)>,
+}
+
+impl Args {
+    /// Parses a JSON object from text, enforcing the limits of spec §7.
+    pub fn from_json(text: &str) -> Result<Self, Denial> {
+        Self::from_slice(text.as_bytes())
+    }
+
+    /// Parses a JSON object from bytes (which must be UTF-8), enforcing the limits of spec §7.
+    pub fn from_slice(bytes: &[u8]) -> Result<Self, Denial> {
+        if bytes.len() > MAX_ARGS_BYTES {
+            return Err(Denial::new(
+                Code::ArgsTooLarge,
+                format!(
+                    "arguments are {} bytes, over the limit of {MAX_ARGS_BYTES}",
+                    bytes.len()
+                ),
+            ));
+        }
+        let mut leaves = Vec::new();
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        let seed = Walk {
+            out: &mut leaves,
+            pointer: String::new(),
+            depth: 0,
+        };
+        let res = seed.deserialize(&mut de).and_then(|()| de.end());
+        if let Err(e) = res {
+            return Err(classify(&e.to_string()));
+        }
+        leaves.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(Args { leaves })
+    }
+
+    /// From an already parsed JSON value (which cannot hold duplicate keys).
+    pub fn from_value(value: &serde_json::Value) -> Result<Self, Denial> {
+        Self::from_json(&value.to_string())
+    }
+
+    /// No arguments.
+    pub fn empty() -> Self {
+        Args::default()
+    }
+
+    /// The value at a pointer, if that pointer names a scalar leaf.
+    pub fn get(&self, pointer: &str) -> Option<&Scalar> {
+        self.leaves
+            .binary_search_by(|(p, _)| p.as_str().cmp(pointer))
+            .ok()
+            .map(|i| &self.leaves[i].1)
+    }
+
+    /// All leaves, sorted by pointer.
+    pub fn leaves(&self) -> &[(String, Scalar)] {
+        &self.leaves
+    }
+}
+
+/// Maps a serde error to a denial. Our own errors carry a tag so they keep their code.
+fn classify(msg: &str) -> Denial {
+    for (tag, code) in [
+        ("[duplicate]", Code::ArgsDuplicateKey),
+        ("[depth]", Code::ArgsTooDeep),
+        ("[leaves]", Code::ArgsTooLarge),
+        ("[notobject]", Code::ArgsMalformed),
+    ] {
+        if let Some(rest) = msg.strip_prefix(tag) {
+            return Denial::new(code, rest.trim().to_string());
+        }
+    }
+    if msg.contains("recursion limit") {
+        return Denial::new(Code::ArgsTooDeep, "arguments nest too deep");
+    }
+    Denial::new(
+        Code::ArgsMalformed,
+        format!("arguments are not valid JSON: {msg}"),
+    )
+}
+
+/// RFC 6901 escaping of one reference token.
+pub(crate) fn escape_token(key: &str, out: &mut String) {
+    for c in key.chars() {
+        match c {
+            '~' => out.push_str("~0"),
+            '/' => out.push_str("~1"),
+            c => out.push(c),
+        }
+    }
+}
+
+struct Walk<'a> {
+    out: &'a mut Vec<(String, Scalar)>,
+    pointer: String,
+    depth: usize,
+}
+
+impl Walk<'_> {
+    fn leaf<E: de::Error>(self, v: Scalar) -> Result<(), E> {
+        if self.depth == 0 {
+            return Err(E::custom("[notobject] arguments must be a JSON object"));
+        }
+        if self.out.len() >= MAX_ARGS_LEAVES {
+            return Err(E::custom(format!(
+                "[leaves] arguments have more than {MAX_ARGS_LEAVES} scalar values"
+            )));
+        }
+        self.out.push((self.pointer, v));
+        Ok(())
+    }
+
+    fn enter<E: de::Error>(&self) -> Result<usize, E> {
+        let depth = self.depth + 1;
+        if depth > MAX_ARGS_DEPTH {
+            return Err(E::custom(format!(
+                "[depth] arguments nest deeper than {MAX_ARGS_DEPTH} levels at {}",
+                self.pointer
+            )));
+        }
+        Ok(depth)
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Walk<'_> {
+    type Value = ();
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Walk<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
+        self.leaf(Scalar::Bool(v))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
+        self.leaf(Scalar::Int(v))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
+        match i64::try_from(v) {
+            Ok(i) => self.leaf(Scalar::Int(i)),
+            Err(_) => self.no_fact(),
+        }
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        self.no_fact()
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        self.leaf(Scalar::Str(v.to_owned()))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<(), E> {
+        self.leaf(Scalar::Str(v))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        self.leaf(Scalar::Null)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<(), E> {
+        self.leaf(Scalar::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let depth = self.enter::<A::Error>()?;
+        if self.depth == 0 {
+            return Err(de::Error::custom(
+                "[notobject] arguments must be a JSON object, not an array",
+            ));
+        }
+        let mut i = 0usize;
+        loop {
+            let mut pointer = self.pointer.clone();
+            pointer.push('/');
+            pointer.push_str(&i.to_string());
+            let child = Walk {
+                out: &mut *self.out,
+                pointer,
+                depth,
+            };
+            if seq.next_element_seed(child)?.is_none() {
+                return Ok(());
+            }
+            i += 1;
+        }
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let depth = self.enter::<A::Error>()?;
+        let mut seen: HashSet<String> = HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let mut pointer = self.pointer.clone();
+            pointer.push('/');
+            escape_token(&key, &mut pointer);
+            if !seen.insert(key) {
+                return Err(de::Error::custom(format!(
+                    "[duplicate] arguments repeat the key at {pointer}"
+                )));
+            }
+            map.next_value_seed(Walk {
+                out: &mut *self.out,
+                pointer,
+                depth,
+            })?;
+        }
+        Ok(())
+    }
+}
+
+impl Walk<'_> {
+    fn no_fact<E: de::Error>(self) -> Result<(), E> {
+        if self.depth == 0 {
+            return Err(E::custom("[notobject] arguments must be a JSON object"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn leaves(s: &str) -> Vec<(String, Scalar)> {
+        Args::from_json(s).expect("valid").leaves
+    }
+
+    #[test]
+    fn pointers_are_collision_free() {
+        assert_eq!(
+            leaves(r#"{"a.b":1}"#),
+            vec![("/a.b".to_string(), Scalar::Int(1))]
+        );
+        assert_eq!(
+            leaves(r#"{"a":{"b":1}}"#),
+            vec![("/a/b".to_string(), Scalar::Int(1))]
+        );
+        assert_eq!(
+            leaves(r#"{"a/b":1,"m~n":2}"#),
+            vec![
+                ("/a~1b".to_string(), Scalar::Int(1)),
+                ("/m~0n".to_string(), Scalar::Int(2)),
+            ]
+        );
+    }
+
+    #[test]
+    fn leaves_of_every_type() {
+        let got = leaves(
+            r#"{"s":"x","i":-3,"b":true,"n":null,"f":1.5,"big":18446744073709551615,"ids":[7,8],"e":{},"a":[]}"#,
+        );
+        assert_eq!(
+            got,
+            vec![
+                ("/b".into(), Scalar::Bool(true)),
+                ("/i".into(), Scalar::Int(-3)),
+                ("/ids/0".into(), Scalar::Int(7)),
+                ("/ids/1".into(), Scalar::Int(8)),
+                ("/n".into(), Scalar::Null),
+                ("/s".into(), Scalar::Str("x".into())),
+            ]
+        );
+        let a = Args::from_json(r#"{"org":"acme"}"#).expect("valid");
+        assert_eq!(a.get("/org"), Some(&Scalar::Str("acme".into())));
+        assert_eq!(a.get("/nope"), None);
+    }
+
+    #[test]
+    fn refusals_have_their_codes() {
+        let code = |s: &str| Args::from_json(s).expect_err("refused").code;
+        assert_eq!(code(r#"{"a":1,"a":2}"#), Code::ArgsDuplicateKey);
+        assert_eq!(code(r#"{"x":{"a":1,"a":1}}"#), Code::ArgsDuplicateKey);
+        assert_eq!(code("[1]"), Code::ArgsMalformed);
+        assert_eq!(code("3"), Code::ArgsMalformed);
+        assert_eq!(code("{"), Code::ArgsMalformed);
+        assert_eq!(code(r#"{"a":NaN}"#), Code::ArgsMalformed);
+        assert_eq!(code(r#"{} {}"#), Code::ArgsMalformed);
+        let deep = format!("{}1{}", r#"{"a":"#.repeat(MAX_ARGS_DEPTH + 1), "}".repeat(MAX_ARGS_DEPTH + 1));
+        assert_eq!(code(&deep), Code::ArgsTooDeep);
+        let ok_deep = format!("{}1{}", r#"{"a":"#.repeat(MAX_ARGS_DEPTH), "}".repeat(MAX_ARGS_DEPTH));
+        assert!(Args::from_json(&ok_deep).is_ok());
+        let very_deep = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
+        assert!(matches!(code(&format!("{{\"a\":{very_deep}}}")), Code::ArgsTooDeep));
+        let big = format!(r#"{{"a":"{}"}}"#, "x".repeat(MAX_ARGS_BYTES));
+        assert_eq!(code(&big), Code::ArgsTooLarge);
+        let many = format!("{{\"a\":[{}]}}", vec!["1"; MAX_ARGS_LEAVES + 1].join(","));
+        assert_eq!(code(&many), Code::ArgsTooLarge);
+        assert_eq!(
+            Args::from_slice(b"{\"a\":\"\xff\"}").expect_err("utf8").code,
+            Code::ArgsMalformed
+        );
+    }
+}

@@ -1,0 +1,404 @@
+//! Block descriptions and their Datalog (spec §4, §6.2).
+//!
+//! > Every block written by captix carries, in Biscuit's signed `context` field, a JSON
+//! > description of its contents. Its Datalog is generated from that description. A reader
+//! > regenerates the Datalog from the description and compares it, byte for byte, with the
+//! > block's own Datalog source: equal means the block is exactly the vocabulary it claims;
+//! > a captix description that does not match is `malformed`.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use biscuit_auth::builder::{
+    self, date, fact, int, pred, string, var, BlockBuilder, Check, CheckKind,
+    Binary, Expression, Op, Rule, Term, Unary,
+};
+
+
+use crate::args::Scalar;
+use crate::error::Error;
+use crate::restriction::{validate_tool_name, Budget, Constraint, RowFilter, ToolSel};
+
+/// The value of the `captix` member of a description: the format version.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Who a ticket is for (spec §4.1). Only the authority block carries it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Identity {
+    /// Who minted the ticket.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub issuer: Option<String>,
+    /// The OAuth client id of the holder.
+    pub agent: String,
+    /// On whose behalf the agent acts.
+    pub user: String,
+    /// Coarse OAuth scopes.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub scopes: Vec<String>,
+}
+
+/// The JSON description of one block (spec §6.2).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Description {
+    /// Format version, always [`FORMAT_VERSION`].
+    pub captix: u32,
+    /// Identity (authority block only).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub identity: Option<Identity>,
+    /// Granted tools (authority block only).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub grants: Vec<String>,
+    /// Not valid before this time (Unix seconds).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub not_before: Option<u64>,
+    /// Not valid from this time on (Unix seconds).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub expires: Option<u64>,
+    /// The only resource (audience) it is valid for.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub resource: Option<String>,
+    /// The only tools it may call (attenuation).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub tools: Option<Vec<String>>,
+    /// Row filters.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub rows: Vec<RowFilter>,
+    /// Budgets.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub budgets: Vec<Budget>,
+    /// Hand-written Datalog checks (the escape hatch).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub checks: Vec<String>,
+}
+
+/// One restriction of a block, in the order of the block's Datalog checks (spec §4.7).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Restriction {
+    /// Not valid before this time.
+    NotBefore(u64),
+    /// Not valid from this time on.
+    Expires(u64),
+    /// Valid only for this resource.
+    Resource(String),
+    /// Only these tools.
+    Tools(Vec<String>),
+    /// A row filter.
+    Row(RowFilter),
+    /// A hand-written Datalog check.
+    Datalog(String),
+}
+
+impl Restriction {
+    /// The denial code when this restriction fails.
+    pub fn code(&self) -> crate::Code {
+        use crate::Code;
+        match self {
+            Restriction::NotBefore(_) => Code::NotYetValid,
+            Restriction::Expires(_) => Code::Expired,
+            Restriction::Resource(_) => Code::WrongResource,
+            Restriction::Tools(_) => Code::ToolNotGranted,
+            Restriction::Row(_) => Code::ArgDenied,
+            Restriction::Datalog(_) => Code::CheckFailed,
+        }
+    }
+}
+
+impl fmt::Display for Restriction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Restriction::NotBefore(t) => write!(f, "not before {}", crate::time::rfc3339(*t)),
+            Restriction::Expires(t) => write!(f, "expires {}", crate::time::rfc3339(*t)),
+            Restriction::Resource(r) => write!(f, "resource {r}"),
+            Restriction::Tools(t) => write!(f, "tools [{}]", t.join(", ")),
+            Restriction::Row(r) => write!(f, "row {r}"),
+            Restriction::Datalog(c) => write!(f, "datalog `{c}`"),
+        }
+    }
+}
+
+impl Description {
+    /// An empty description (no restriction).
+    pub fn new() -> Self {
+        Description {
+            captix: FORMAT_VERSION,
+            ..Default::default()
+        }
+    }
+
+    /// The restrictions, in the order of the generated checks.
+    pub fn restrictions(&self) -> Vec<Restriction> {
+        let mut out = Vec::new();
+        if let Some(t) = self.not_before {
+            out.push(Restriction::NotBefore(t));
+        }
+        if let Some(t) = self.expires {
+            out.push(Restriction::Expires(t));
+        }
+        if let Some(r) = &self.resource {
+            out.push(Restriction::Resource(r.clone()));
+        }
+        if let Some(t) = &self.tools {
+            out.push(Restriction::Tools(t.clone()));
+        }
+        out.extend(self.rows.iter().cloned().map(Restriction::Row));
+        out.extend(self.checks.iter().cloned().map(Restriction::Datalog));
+        out
+    }
+
+    /// Checks the description is well formed for a block at `index` (0 = authority).
+    pub(crate) fn validate(&self, index: usize) -> Result<(), Error> {
+        let bad = |m: String| Err(Error::InvalidRestriction(m));
+        if self.captix != FORMAT_VERSION {
+            return bad(format!("unsupported captix format version {}", self.captix));
+        }
+        if index > 0 && (self.identity.is_some() || !self.grants.is_empty()) {
+            return bad("only the authority block can carry identity and grants".into());
+        }
+        if index == 0 && self.identity.is_none() {
+            return bad("the authority block must name an agent and a user".into());
+        }
+        for g in &self.grants {
+            validate_tool_name(g)?;
+        }
+        if let Some(tools) = &self.tools {
+            for t in tools {
+                validate_tool_name(t)?;
+            }
+        }
+        if let (Some(a), Some(b)) = (self.not_before, self.expires) {
+            if a >= b {
+                return bad("not-before must come before the expiry".into());
+            }
+        }
+        for t in [self.not_before, self.expires].into_iter().flatten() {
+            if t > crate::time::MAX_TIME {
+                return bad("times must be before year 10000".into());
+            }
+        }
+        for r in &self.rows {
+            r.validate()?;
+        }
+        for b in &self.budgets {
+            b.validate()?;
+        }
+        Ok(())
+    }
+
+    /// The Biscuit block for this description: the Datalog, and the description as context.
+    pub(crate) fn to_block(&self, index: usize) -> Result<BlockBuilder, Error> {
+        self.validate(index)?;
+        let mut b = self.datalog()?;
+        let json = serde_json::to_string(self).map_err(|e| Error::Build(e.to_string()))?;
+        b = b.context(json);
+        Ok(b)
+    }
+
+    /// The Datalog generated from the description (spec §4.7), without the context.
+    pub(crate) fn datalog(&self) -> Result<BlockBuilder, Error> {
+        let mut b = BlockBuilder::new();
+        let add_fact = |b: BlockBuilder, f: builder::Fact| {
+            b.fact(f).map_err(|e| Error::Build(e.to_string()))
+        };
+        if let Some(id) = &self.identity {
+            if let Some(iss) = &id.issuer {
+                b = add_fact(b, fact("issuer", &[string(iss)]))?;
+            }
+            b = add_fact(b, fact("agent", &[string(&id.agent)]))?;
+            b = add_fact(b, fact("user", &[string(&id.user)]))?;
+            for s in &id.scopes {
+                b = add_fact(b, fact("scope", &[string(s)]))?;
+            }
+        }
+        for g in &self.grants {
+            b = add_fact(b, fact("allow_tool", &[string(g)]))?;
+        }
+        for bu in &self.budgets {
+            b = add_fact(
+                b,
+                fact(
+                    "budget",
+                    &[
+                        string(bu.tool.as_str()),
+                        int(bu.max_calls as i64),
+                        int(bu.window as i64),
+                    ],
+                ),
+            )?;
+        }
+        for r in self.restrictions() {
+            b = b.check(check_of(&r)?).map_err(|e| Error::Build(e.to_string()))?;
+        }
+        Ok(b)
+    }
+
+    /// Parses a block's context and confirms it describes the block's Datalog exactly.
+    ///
+    /// Returns `Ok(None)` for a block that carries no captix description (a block from
+    /// another Biscuit tool), `Err` for a captix description that does not match.
+    pub(crate) fn read(
+        context: Option<&str>,
+        source: &str,
+        index: usize,
+    ) -> Result<Option<Description>, String> {
+        let Some(ctx) = context.filter(|c| c.starts_with("{\"captix\"")) else {
+            return Ok(None);
+        };
+        let d: Description =
+            serde_json::from_str(ctx).map_err(|e| format!("its description is invalid: {e}"))?;
+        d.validate(index).map_err(|e| format!("its description is invalid: {e}"))?;
+        let expected = d
+            .datalog()
+            .map_err(|e| format!("its description is invalid: {e}"))?
+            .to_string();
+        if expected != source {
+            return Err("its Datalog does not match its description".into());
+        }
+        Ok(Some(d))
+    }
+}
+
+/// The Datalog check of one restriction (spec §4.7).
+fn check_of(r: &Restriction) -> Result<Check, Error> {
+    let one = |body: Vec<builder::Predicate>, exprs: Vec<Expression>| Rule::new(
+        pred("query", &[] as &[Term]),
+        body,
+        exprs,
+        vec![],
+    );
+    let queries = match r {
+        // check if time($time), $time >= <t>
+        Restriction::NotBefore(t) => vec![one(
+            vec![pred("time", &[var("time")])],
+            vec![binop(var("time"), Binary::GreaterOrEqual, date_term(*t))],
+        )],
+        // check if time($time), $time < <t>
+        Restriction::Expires(t) => vec![one(
+            vec![pred("time", &[var("time")])],
+            vec![binop(var("time"), Binary::LessThan, date_term(*t))],
+        )],
+        // check if resource(<uri>)
+        Restriction::Resource(uri) => vec![one(vec![pred("resource", &[string(uri)])], vec![])],
+        // check if tool($tool), {names}.contains($tool)
+        Restriction::Tools(names) => vec![one(
+            vec![pred("tool", &[var("tool")])],
+            vec![binop(
+                str_set(names.iter().map(String::as_str)),
+                Binary::Contains,
+                var("tool"),
+            )],
+        )],
+        Restriction::Row(row) => {
+            let mut qs = Vec::with_capacity(2);
+            // check if tool($tool), $tool != <name> or <constraint>
+            if let ToolSel::Named(n) = &row.tool {
+                qs.push(one(
+                    vec![pred("tool", &[var("tool")])],
+                    vec![binop(var("tool"), Binary::NotEqual, string(n))],
+                ));
+            }
+            qs.push(constraint_query(&row.arg, &row.constraint, one));
+            qs
+        }
+        Restriction::Datalog(src) => {
+            return Check::try_from(src.as_str()).map_err(|e| {
+                Error::InvalidRestriction(format!("datalog check {src:?}: {e}"))
+            })
+        }
+    };
+    Ok(Check {
+        queries,
+        kind: CheckKind::One,
+    })
+}
+
+fn constraint_query(
+    pointer: &str,
+    c: &Constraint,
+    one: impl Fn(Vec<builder::Predicate>, Vec<Expression>) -> Rule,
+) -> Rule {
+    let v = || var("value");
+    let arg_var = || pred("arg", &[string(pointer), var("value")]);
+    let is_type = |t: &str| Expression {
+        ops: vec![
+            Op::Value(v()),
+            Op::Unary(Unary::TypeOf),
+            Op::Value(string(t)),
+            Op::Binary(Binary::Equal),
+        ],
+    };
+    match c {
+        // arg(<p>, <value>)
+        Constraint::Eq(x) => one(vec![pred("arg", &[string(pointer), x.to_term()])], vec![]),
+        // arg(<p>, $value), $value.type() == <t>, {set}.contains($value)
+        Constraint::OneOf(set) => {
+            let t = set.first().map(Scalar::type_name).unwrap_or("string");
+            let terms: BTreeSet<Term> = set.iter().map(Scalar::to_term).collect();
+            one(
+                vec![arg_var()],
+                vec![
+                    is_type(t),
+                    binop(builder::set(terms), Binary::Contains, v()),
+                ],
+            )
+        }
+        // arg(<p>, $value), $value.type() == "string", $value.starts_with(<prefix>)
+        Constraint::Prefix(p) => one(
+            vec![arg_var()],
+            vec![is_type("string"), binop(v(), Binary::Prefix, string(p))],
+        ),
+        // arg(<p>, $value), $value.type() == "integer", $value >= <min>, $value <= <max>
+        Constraint::Range { min, max } => {
+            let mut e = vec![is_type("integer")];
+            if let Some(m) = min {
+                e.push(binop(v(), Binary::GreaterOrEqual, int(*m)));
+            }
+            if let Some(m) = max {
+                e.push(binop(v(), Binary::LessOrEqual, int(*m)));
+            }
+            one(vec![arg_var()], e)
+        }
+    }
+}
+
+fn binop(a: Term, op: Binary, b: Term) -> Expression {
+    Expression {
+        ops: vec![Op::Value(a), Op::Value(b), Op::Binary(op)],
+    }
+}
+
+fn str_set<'a>(names: impl Iterator<Item = &'a str>) -> Term {
+    builder::set(names.map(string).collect())
+}
+
+pub(crate) fn date_term(t: u64) -> Term {
+    date(&(std::time::UNIX_EPOCH + std::time::Duration::from_secs(t)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_datalog_reads() {
+        let mut d = Description::new();
+        d.identity = Some(Identity {
+            issuer: Some("iss".into()),
+            agent: "bot".into(),
+            user: "alice".into(),
+            scopes: vec!["invoices:read".into()],
+        });
+        d.grants = vec!["list_invoices".into()];
+        d.expires = Some(1_800_000_000);
+        d.rows.push("*:org=acme".parse().expect("row"));
+        d.rows.push("list_invoices:amount<=100".parse().expect("row"));
+        d.rows.push("list_invoices:s=a|b".parse().expect("row"));
+        d.rows.push("list_invoices:n^=INV".parse().expect("row"));
+        d.budgets.push("10/min".parse().expect("budget"));
+        let text = d.datalog().expect("datalog").to_string();
+        assert!(text.contains("allow_tool(\"list_invoices\");"), "{text}");
+        assert!(text.contains("check if arg(\"/org\", \"acme\")"), "{text}");
+        assert!(text.contains("budget(\"*\", 10, 60);"), "{text}");
+    }
+}

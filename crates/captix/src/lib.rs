@@ -1,0 +1,76 @@
+//! # captix — least-privilege capability tickets for MCP servers
+//!
+//! An issuer mints a signed **ticket** for one agent acting for one user: the tools it may
+//! call, row filters on their arguments, an expiry, budgets. The agent **attenuates** it
+//! offline (only ever narrower) for a sub-agent. The MCP server **verifies** it on every tool
+//! call. Tickets are [Biscuit](https://www.biscuitsec.org) tokens (Datalog v3.3, Ed25519).
+//!
+//! The format is specified in the repository's `spec/` folder; section numbers (§) in these
+//! docs refer to it.
+//!
+//! ```
+//! use captix::{Call, Code, KeySet, SigningKey, Ticket};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let now = 1_800_000_000; // the caller supplies the time (Unix seconds)
+//! let root = SigningKey::generate();
+//!
+//! // The issuer: invoices of org acme, 100 calls a minute, for one hour.
+//! let ticket = Ticket::mint(&root, "billing-agent", "alice")
+//!     .tool("list_invoices")
+//!     .tool("get_invoice")
+//!     .row("*:org=acme".parse()?)
+//!     .budget("100/min".parse()?)
+//!     .expires_at(now + 3600)
+//!     .sign()?;
+//!
+//! // The agent, offline: list_invoices only, 10 calls, 5 minutes.
+//! let child = ticket
+//!     .attenuate()
+//!     .tool("list_invoices")
+//!     .budget("10".parse()?)
+//!     .expires_at(now + 300)
+//!     .sign()?;
+//!
+//! // The server, on each call.
+//! let keys = KeySet::from(root.public());
+//! let ok = Call::new("list_invoices", r#"{"org":"acme"}"#)?.at(now);
+//! let allowed = captix::verify(child.as_str(), &ok, &keys)?;
+//! assert_eq!(allowed.identity().agent, "billing-agent");
+//!
+//! let other_org = Call::new("list_invoices", r#"{"org":"globex"}"#)?.at(now);
+//! let denial = captix::verify(child.as_str(), &other_org, &keys).unwrap_err();
+//! assert_eq!(denial.code, Code::ArgDenied);
+//! println!("{}", denial.reason); // block 0: argument /org is not allowed (row *:/org = "acme")
+//!
+//! let not_delegated = Call::new("get_invoice", r#"{"org":"acme","id":7}"#)?.at(now);
+//! assert_eq!(captix::verify(child.as_str(), &not_delegated, &keys).unwrap_err().code,
+//!            Code::ToolNotGranted);
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod args;
+mod block;
+mod error;
+mod inspect;
+mod keys;
+pub mod limits;
+mod mint;
+mod restriction;
+mod ticket;
+pub mod time;
+mod verify;
+
+pub use args::{Args, Scalar};
+pub use block::{Description, Identity, Restriction, FORMAT_VERSION};
+pub use error::{Code, Denial, Error, Result};
+pub use inspect::{BlockReport, Report, Signatures};
+pub use keys::{KeyId, KeySet, PublicKey, SigningKey};
+pub use mint::{Attenuation, TicketBuilder};
+pub use restriction::{
+    format_duration, parse_duration, validate_tool_name, Budget, Constraint, RowFilter, ToolSel,
+};
+pub use ticket::{BlockView, Content, RevocationId, Ticket, UnverifiedTicket, PREFIX};
+pub use verify::{run_limits, verify, Allowed, ArgFilter, BudgetRef, Call, Decision, TOOLS_CALL};

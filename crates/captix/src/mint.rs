@@ -1,0 +1,250 @@
+//! Minting (spec §4.1–4.2) and attenuation (spec §4.9).
+
+use biscuit_auth::builder::Algorithm;
+use rand_core::{CryptoRng, RngCore};
+
+use crate::block::{Description, Identity};
+use crate::error::{Error, Result};
+use crate::keys::SigningKey;
+use crate::restriction::{Budget, RowFilter};
+use crate::ticket::{encode, Ticket, UnverifiedTicket};
+
+/// Restriction methods shared by [`TicketBuilder`] and [`Attenuation`]: each only narrows.
+macro_rules! restriction_methods {
+    () => {
+        /// Adds a row filter (e.g. `"*:org=acme".parse()?`).
+        pub fn row(mut self, filter: RowFilter) -> Self {
+            self.desc.rows.push(filter);
+            self
+        }
+
+        /// Adds a budget (e.g. `"list_invoices:10/min".parse()?`).
+        pub fn budget(mut self, budget: Budget) -> Self {
+            self.desc.budgets.push(budget);
+            self
+        }
+
+        /// Not valid from this time on (Unix seconds).
+        pub fn expires_at(mut self, unix_secs: u64) -> Self {
+            self.desc.expires = Some(unix_secs);
+            self
+        }
+
+        /// Not valid before this time (Unix seconds).
+        pub fn not_before(mut self, unix_secs: u64) -> Self {
+            self.desc.not_before = Some(unix_secs);
+            self
+        }
+
+        /// Valid only for this resource (the MCP server's canonical URI, RFC 8707).
+        pub fn resource(mut self, uri: impl Into<String>) -> Self {
+            self.desc.resource = Some(uri.into());
+            self
+        }
+
+        /// Adds a hand-written Datalog check (the escape hatch). Tickets carrying one are
+        /// verified on the reference path only.
+        pub fn datalog(mut self, check: impl Into<String>) -> Self {
+            self.desc.checks.push(check.into());
+            self
+        }
+
+        /// The description the block will carry.
+        pub fn description(&self) -> &Description {
+            &self.desc
+        }
+    };
+}
+
+/// Builds and signs a new ticket (the authority block). Start with [`TicketBuilder::new`].
+#[must_use = "a builder does nothing until signed"]
+pub struct TicketBuilder<'k> {
+    key: &'k SigningKey,
+    desc: Description,
+}
+
+impl<'k> TicketBuilder<'k> {
+    /// A ticket for `agent` acting for `user`, signed by `key`. Grants nothing yet.
+    pub fn new(key: &'k SigningKey, agent: impl Into<String>, user: impl Into<String>) -> Self {
+        let mut desc = Description::new();
+        desc.identity = Some(Identity {
+            issuer: None,
+            agent: agent.into(),
+            user: user.into(),
+            scopes: vec![],
+        });
+        TicketBuilder { key, desc }
+    }
+
+    /// Names the issuer.
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        if let Some(id) = &mut self.desc.identity {
+            id.issuer = Some(issuer.into());
+        }
+        self
+    }
+
+    /// Adds a coarse OAuth scope.
+    pub fn scope(mut self, scope: impl Into<String>) -> Self {
+        if let Some(id) = &mut self.desc.identity {
+            id.scopes.push(scope.into());
+        }
+        self
+    }
+
+    /// Grants a tool. A ticket with no grant allows nothing.
+    pub fn tool(mut self, name: impl Into<String>) -> Self {
+        self.desc.grants.push(name.into());
+        self
+    }
+
+    restriction_methods!();
+
+    /// Signs the ticket with fresh randomness from the operating system.
+    pub fn sign(self) -> Result<Ticket> {
+        let block = self.desc.to_block(0)?;
+        let biscuit = biscuit_auth::Biscuit::builder()
+            .merge(block)
+            .root_key_id(self.key.key_id().0)
+            .build(self.key.pair())
+            .map_err(|e| Error::Build(e.to_string()))?;
+        Ticket::from_biscuit(biscuit)
+    }
+
+    /// Signs the ticket taking the next-block key from `rng` (deterministic test vectors).
+    pub fn sign_with_rng<R: RngCore + CryptoRng>(self, rng: &mut R) -> Result<Ticket> {
+        let block = self.desc.to_block(0)?;
+        let biscuit = biscuit_auth::Biscuit::builder()
+            .merge(block)
+            .root_key_id(self.key.key_id().0)
+            .build_with_rng(
+                self.key.pair(),
+                biscuit_auth::datalog::SymbolTable::new(),
+                rng,
+            )
+            .map_err(|e| Error::Build(e.to_string()))?;
+        Ticket::from_biscuit(biscuit)
+    }
+}
+
+/// What an attenuation is appended to.
+enum Base<'a> {
+    Verified(&'a Ticket),
+    Unverified(&'a UnverifiedTicket),
+}
+
+/// Builds an attenuation block: the same restrictions, appended to an existing ticket with no
+/// issuer key. Every restriction only narrows what the ticket allows.
+#[must_use = "a builder does nothing until signed"]
+pub struct Attenuation<'a> {
+    base: Base<'a>,
+    desc: Description,
+}
+
+impl Attenuation<'_> {
+    /// Limits the tools the ticket may call to these (each call repeats: the set is the union
+    /// of all names given to this block).
+    pub fn tool(mut self, name: impl Into<String>) -> Self {
+        self.desc.tools.get_or_insert_with(Vec::new).push(name.into());
+        self
+    }
+
+    restriction_methods!();
+
+    fn block(&self) -> Result<biscuit_auth::BlockBuilder> {
+        let index = match &self.base {
+            Base::Verified(t) => t.blocks.len(),
+            Base::Unverified(t) => t.blocks.len(),
+        };
+        self.desc.to_block(index)
+    }
+
+    fn append(
+        self,
+        next: Option<biscuit_auth::KeyPair>,
+    ) -> Result<std::result::Result<Ticket, UnverifiedTicket>> {
+        let block = self.block()?;
+        let build = |e: biscuit_auth::error::Token| Error::Build(e.to_string());
+        match self.base {
+            Base::Verified(t) => {
+                let b = match next {
+                    Some(kp) => t.inner.append_with_keypair(&kp, block),
+                    None => t.inner.append(block),
+                }
+                .map_err(build)?;
+                Ok(Ok(Ticket::from_biscuit(b)?))
+            }
+            Base::Unverified(t) => {
+                let b = match next {
+                    Some(kp) => t.inner.append_with_keypair(&kp, block),
+                    None => t.inner.append(block),
+                }
+                .map_err(build)?;
+                let text = encode(&b.to_vec().map_err(build)?);
+                Ok(Err(UnverifiedTicket::parse(&text)?))
+            }
+        }
+    }
+}
+
+impl Ticket {
+    /// Starts an attenuation block for this ticket.
+    pub fn attenuate(&self) -> Attenuation<'_> {
+        Attenuation {
+            base: Base::Verified(self),
+            desc: Description::new(),
+        }
+    }
+
+    /// Starts a builder for a new ticket: shorthand for [`TicketBuilder::new`].
+    pub fn mint<'k>(
+        key: &'k SigningKey,
+        agent: impl Into<String>,
+        user: impl Into<String>,
+    ) -> TicketBuilder<'k> {
+        TicketBuilder::new(key, agent, user)
+    }
+}
+
+impl UnverifiedTicket {
+    /// Starts an attenuation block for this ticket (no key needed, no signature checked).
+    pub fn attenuate(&self) -> Attenuation<'_> {
+        Attenuation {
+            base: Base::Unverified(self),
+            desc: Description::new(),
+        }
+    }
+}
+
+impl Attenuation<'_> {
+    /// Signs the block with a fresh key and appends it. The result is verified when the base
+    /// was; use [`Attenuation::sign_unverified`] on an unverified base.
+    pub fn sign(self) -> Result<Ticket> {
+        match self.append(None)? {
+            Ok(t) => Ok(t),
+            Err(_) => Err(Error::Build(
+                "the base ticket is unverified: use sign_unverified".into(),
+            )),
+        }
+    }
+
+    /// Signs and appends, taking the next-block key from `rng` (deterministic test vectors).
+    pub fn sign_with_rng<R: RngCore + CryptoRng>(self, rng: &mut R) -> Result<Ticket> {
+        let kp = biscuit_auth::KeyPair::new_with_rng(Algorithm::Ed25519, rng);
+        match self.append(Some(kp))? {
+            Ok(t) => Ok(t),
+            Err(_) => Err(Error::Build(
+                "the base ticket is unverified: use sign_unverified".into(),
+            )),
+        }
+    }
+
+    /// Signs and appends to any base, giving an unverified ticket (the holder's path: an agent
+    /// need not hold the root public key to narrow its ticket).
+    pub fn sign_unverified(self) -> Result<UnverifiedTicket> {
+        match self.append(None)? {
+            Ok(t) => Ok(UnverifiedTicket::parse(t.as_str())?),
+            Err(u) => Ok(u),
+        }
+    }
+}

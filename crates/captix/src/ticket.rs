@@ -1,0 +1,435 @@
+//! Tickets: the text encoding, parsing within limits, signature verification (spec §5, §6).
+
+use std::fmt;
+
+use biscuit_auth::format::schema;
+use prost::Message;
+
+use crate::block::{Description, Identity};
+use crate::error::{Code, Denial};
+use crate::keys::{KeyId, KeySet};
+use crate::limits::{MAX_BLOCKS, MAX_TICKET_BYTES};
+
+/// The prefix of a ticket's text form (spec §6.1): it makes leaked tickets easy for secret
+/// scanners to find and tells a reader what the string is.
+pub const PREFIX: &str = "captix1_";
+
+/// A block's revocation id: its signature bytes (spec §4.8). Revoking it denies every ticket
+/// that contains the block, i.e. the block's ticket and all its descendants.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RevocationId(pub Vec<u8>);
+
+impl RevocationId {
+    /// From the hex form.
+    pub fn from_hex(s: &str) -> Result<Self, crate::Error> {
+        let b = hex::decode(s.trim()).map_err(|_| {
+            crate::Error::InvalidRestriction(format!("{s:?} is not a hex revocation id"))
+        })?;
+        if b.is_empty() || b.len() > 128 {
+            return Err(crate::Error::InvalidRestriction(
+                "a revocation id is 1 to 128 bytes".into(),
+            ));
+        }
+        Ok(RevocationId(b))
+    }
+
+    /// The hex form.
+    pub fn to_hex(&self) -> String {
+        hex::encode(&self.0)
+    }
+}
+
+impl fmt::Display for RevocationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl fmt::Debug for RevocationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RevocationId({})", self.to_hex())
+    }
+}
+
+/// What a block says about itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Content {
+    /// A captix block whose Datalog matches its description.
+    Described(Description),
+    /// A block written by another Biscuit tool: its Datalog is enforced by the reference path,
+    /// but captix reads no budget or row filter from it.
+    Foreign,
+    /// A captix description that does not match the block's Datalog (the ticket is refused).
+    Invalid(String),
+}
+
+/// One block of a ticket.
+#[derive(Clone, Debug)]
+pub struct BlockView {
+    /// Position in the chain; 0 is the authority block.
+    pub index: usize,
+    /// What the block says about itself.
+    pub content: Content,
+    /// The block's Datalog source, as Biscuit prints it.
+    pub datalog: String,
+    /// The block's revocation id.
+    pub revocation_id: RevocationId,
+    /// True for a third-party block (signed by an external key).
+    pub third_party: bool,
+}
+
+impl BlockView {
+    /// The description, when the block is a valid captix block.
+    pub fn description(&self) -> Option<&Description> {
+        match &self.content {
+            Content::Described(d) => Some(d),
+            _ => None,
+        }
+    }
+}
+
+/// A ticket that was decoded but whose signatures were not checked against a root key.
+/// It can be inspected and attenuated (attenuation needs no key), never trusted.
+#[derive(Clone)]
+pub struct UnverifiedTicket {
+    pub(crate) inner: biscuit_auth::UnverifiedBiscuit,
+    pub(crate) blocks: Vec<BlockView>,
+    pub(crate) key_id: Option<u32>,
+    pub(crate) text: String,
+}
+
+/// A ticket whose every signature verified under a known root key, and whose every captix
+/// block matches its description. Holding one means the ticket is authentic; whether a given
+/// call is allowed is a separate question ([`Ticket::authorize`]).
+#[derive(Clone)]
+pub struct Ticket {
+    pub(crate) inner: biscuit_auth::Biscuit,
+    pub(crate) blocks: Vec<BlockView>,
+    pub(crate) key_id: Option<u32>,
+    pub(crate) text: String,
+}
+
+/// Decodes the text form within the limits (spec §6.1, §7) and returns the bytes and the
+/// outer structure.
+fn decode(text: &str) -> Result<(Vec<u8>, schema::Biscuit), Denial> {
+    if text.len() > MAX_TICKET_BYTES {
+        return Err(Denial::new(
+            Code::TicketTooLarge,
+            format!(
+                "ticket is {} bytes, over the limit of {MAX_TICKET_BYTES}",
+                text.len()
+            ),
+        ));
+    }
+    let body = text.strip_prefix(PREFIX).ok_or_else(|| {
+        Denial::new(
+            Code::Malformed,
+            format!("not a captix ticket: it does not start with `{PREFIX}`"),
+        )
+    })?;
+    let bytes = base64::decode_config(body, base64::URL_SAFE_NO_PAD).map_err(|_| {
+        Denial::new(
+            Code::Malformed,
+            "not a captix ticket: the text after the prefix is not base64url",
+        )
+    })?;
+    let outer = schema::Biscuit::decode(bytes.as_slice()).map_err(|_| {
+        Denial::new(Code::Malformed, "not a captix ticket: not a Biscuit token")
+    })?;
+    let count = outer.blocks.len() + 1;
+    if count > MAX_BLOCKS {
+        return Err(Denial::new(
+            Code::TooManyBlocks,
+            format!("ticket has {count} blocks, over the limit of {MAX_BLOCKS}"),
+        ));
+    }
+    Ok((bytes, outer))
+}
+
+fn map_format_error(e: biscuit_auth::error::Token) -> Denial {
+    use biscuit_auth::error::{Format, Token};
+    match e {
+        Token::Format(Format::Signature(_) | Format::SealedSignature) => Denial::new(
+            Code::BadSignature,
+            "a block signature does not verify under the root key",
+        ),
+        other => Denial::new(Code::Malformed, format!("not a valid Biscuit token: {other}")),
+    }
+}
+
+/// Reads every block: its description (checked against its Datalog), source and id.
+fn views(
+    count: usize,
+    context: impl Fn(usize) -> Option<String>,
+    source: impl Fn(usize) -> Result<String, biscuit_auth::error::Token>,
+    ids: Vec<Vec<u8>>,
+    external: impl Fn(usize) -> bool,
+) -> Result<Vec<BlockView>, Denial> {
+    let mut out = Vec::with_capacity(count);
+    for (index, id) in ids.into_iter().enumerate().take(count) {
+        let datalog = source(index).map_err(map_format_error)?;
+        let third_party = external(index);
+        let ctx = context(index);
+        let content = if third_party {
+            Content::Foreign
+        } else {
+            match Description::read(ctx.as_deref(), &datalog, index) {
+                Ok(Some(d)) => Content::Described(d),
+                Ok(None) => Content::Foreign,
+                Err(reason) => Content::Invalid(reason),
+            }
+        };
+        out.push(BlockView {
+            index,
+            content,
+            datalog,
+            revocation_id: RevocationId(id),
+            third_party,
+        });
+    }
+    Ok(out)
+}
+
+/// Refuses a chain with an invalid description, or whose authority block is not captix's.
+fn require_valid(blocks: &[BlockView]) -> Result<(), Denial> {
+    for b in blocks {
+        if let Content::Invalid(reason) = &b.content {
+            return Err(Denial::new(Code::Malformed, format!("block {}: {reason}", b.index))
+                .at(b.index, "description"));
+        }
+    }
+    match blocks.first().map(|b| &b.content) {
+        Some(Content::Described(_)) => Ok(()),
+        _ => Err(Denial::new(
+            Code::Malformed,
+            "not a captix ticket: the authority block carries no captix description",
+        )
+        .at(0, "description")),
+    }
+}
+
+impl UnverifiedTicket {
+    /// Decodes a ticket's text form without checking signatures.
+    pub fn parse(text: &str) -> Result<Self, Denial> {
+        let text = text.trim();
+        let (bytes, outer) = decode(text)?;
+        let inner = biscuit_auth::UnverifiedBiscuit::from(&bytes).map_err(map_format_error)?;
+        let mut raw_blocks = vec![&outer.authority];
+        raw_blocks.extend(outer.blocks.iter());
+        let contexts: Vec<Option<String>> = raw_blocks
+            .iter()
+            .map(|sb| schema::Block::decode(sb.block.as_slice()).ok().and_then(|b| b.context))
+            .collect();
+        let external: Vec<bool> = raw_blocks
+            .iter()
+            .map(|sb| sb.external_signature.is_some())
+            .collect();
+        let blocks = views(
+            inner.block_count(),
+            |i| contexts.get(i).cloned().flatten(),
+            |i| inner.print_block_source(i),
+            inner.revocation_identifiers(),
+            |i| external.get(i).copied().unwrap_or(false),
+        )?;
+        Ok(UnverifiedTicket {
+            key_id: inner.root_key_id(),
+            inner,
+            blocks,
+            text: text.to_string(),
+        })
+    }
+
+    /// Checks every signature against the root key the ticket names, giving a [`Ticket`].
+    pub fn verify(&self, keys: &KeySet) -> Result<Ticket, Denial> {
+        Ticket::parse(&self.text, keys)
+    }
+
+    /// The blocks.
+    pub fn blocks(&self) -> &[BlockView] {
+        &self.blocks
+    }
+
+    /// The root key id the ticket names, if any.
+    pub fn key_id(&self) -> Option<KeyId> {
+        self.key_id.map(KeyId)
+    }
+
+    /// The text form.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+impl Ticket {
+    /// Decodes a ticket and verifies every signature under the root key it names (spec §6.3
+    /// steps 1–4).
+    pub fn parse(text: &str, keys: &KeySet) -> Result<Self, Denial> {
+        let text = text.trim();
+        let (bytes, outer) = decode(text)?;
+        let key = keys.select(outer.root_key_id).ok_or_else(|| match outer.root_key_id {
+            Some(id) => Denial::new(
+                Code::UnknownKey,
+                format!("ticket is signed by root key {}, which this verifier does not know", KeyId(id)),
+            ),
+            None => Denial::new(
+                Code::UnknownKey,
+                "ticket names no root key id and this verifier holds several keys",
+            ),
+        })?;
+        let inner = biscuit_auth::Biscuit::from(&bytes, key.0).map_err(map_format_error)?;
+        let contexts = inner.context();
+        let external: Vec<bool> = inner
+            .external_public_keys()
+            .iter()
+            .map(Option::is_some)
+            .collect();
+        let blocks = views(
+            inner.block_count(),
+            |i| contexts.get(i).cloned().flatten(),
+            |i| inner.print_block_source(i),
+            inner.revocation_identifiers(),
+            |i| external.get(i).copied().unwrap_or(false),
+        )?;
+        require_valid(&blocks)?;
+        Ok(Ticket {
+            key_id: inner.root_key_id(),
+            inner,
+            blocks,
+            text: text.to_string(),
+        })
+    }
+
+    pub(crate) fn from_biscuit(inner: biscuit_auth::Biscuit) -> Result<Self, crate::Error> {
+        let bytes = inner
+            .to_vec()
+            .map_err(|e| crate::Error::Build(e.to_string()))?;
+        let text = encode(&bytes);
+        if text.len() > MAX_TICKET_BYTES {
+            return Err(Denial::new(
+                Code::TicketTooLarge,
+                format!("the ticket would be {} bytes, over the limit of {MAX_TICKET_BYTES}", text.len()),
+            )
+            .into());
+        }
+        if inner.block_count() > MAX_BLOCKS {
+            return Err(Denial::new(
+                Code::TooManyBlocks,
+                format!("the ticket would have more than {MAX_BLOCKS} blocks"),
+            )
+            .into());
+        }
+        let contexts = inner.context();
+        let blocks = views(
+            inner.block_count(),
+            |i| contexts.get(i).cloned().flatten(),
+            |i| inner.print_block_source(i),
+            inner.revocation_identifiers(),
+            |_| false,
+        )?;
+        require_valid(&blocks)?;
+        Ok(Ticket {
+            key_id: inner.root_key_id(),
+            inner,
+            blocks,
+            text,
+        })
+    }
+
+    /// The blocks, authority first.
+    pub fn blocks(&self) -> &[BlockView] {
+        &self.blocks
+    }
+
+    /// The root key id the ticket names.
+    pub fn key_id(&self) -> Option<KeyId> {
+        self.key_id.map(KeyId)
+    }
+
+    /// Who the ticket is for.
+    pub fn identity(&self) -> &Identity {
+        static NONE: std::sync::OnceLock<Identity> = std::sync::OnceLock::new();
+        self.blocks
+            .first()
+            .and_then(BlockView::description)
+            .and_then(|d| d.identity.as_ref())
+            .unwrap_or_else(|| {
+                NONE.get_or_init(|| Identity {
+                    issuer: None,
+                    agent: String::new(),
+                    user: String::new(),
+                    scopes: vec![],
+                })
+            })
+    }
+
+    /// The tools the authority block grants (before attenuation).
+    pub fn grants(&self) -> &[String] {
+        self.blocks
+            .first()
+            .and_then(BlockView::description)
+            .map(|d| d.grants.as_slice())
+            .unwrap_or(&[])
+    }
+
+    /// The revocation ids of the chain, authority first.
+    pub fn revocation_ids(&self) -> impl Iterator<Item = &RevocationId> {
+        self.blocks.iter().map(|b| &b.revocation_id)
+    }
+
+    /// The earliest expiry of any block, if one sets it.
+    pub fn expires(&self) -> Option<u64> {
+        self.blocks
+            .iter()
+            .filter_map(|b| b.description().and_then(|d| d.expires))
+            .min()
+    }
+
+    /// The text form (`captix1_…`).
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The Biscuit token underneath, for interoperation.
+    pub fn biscuit(&self) -> &biscuit_auth::Biscuit {
+        &self.inner
+    }
+}
+
+impl fmt::Display for Ticket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl fmt::Display for UnverifiedTicket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// Tickets are bearer secrets: `Debug` shows their structure, never the text.
+impl fmt::Debug for Ticket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ticket")
+            .field("key_id", &self.key_id())
+            .field("blocks", &self.blocks.len())
+            .field("agent", &self.identity().agent)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for UnverifiedTicket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UnverifiedTicket")
+            .field("key_id", &self.key_id())
+            .field("blocks", &self.blocks.len())
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn encode(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(PREFIX.len() + bytes.len() * 4 / 3 + 4);
+    s.push_str(PREFIX);
+    s.push_str(&base64::encode_config(bytes, base64::URL_SAFE_NO_PAD));
+    s
+}

@@ -1,0 +1,344 @@
+//! Calls, decisions, and the reference verification path (spec §3, §6.3).
+
+use std::sync::Arc;
+
+use biscuit_auth::builder::{fact, string, var, AuthorizerBuilder, Policy, PolicyKind, Rule};
+use biscuit_auth::builder::{pred, Term};
+use biscuit_auth::AuthorizerLimits;
+
+use crate::args::{Args, Scalar};
+use crate::block::{date_term, Identity, Restriction};
+use crate::error::{Code, Denial};
+use crate::keys::KeySet;
+use crate::limits::{
+    DATALOG_MAX_FACTS, DATALOG_MAX_ITERATIONS, DATALOG_MAX_TIME, MAX_TOOL_NAME_BYTES,
+};
+use crate::restriction::{Budget, Constraint};
+use crate::ticket::{BlockView, Content, RevocationId, Ticket};
+
+/// The MCP method of a tool call.
+pub const TOOLS_CALL: &str = "tools/call";
+
+/// One tool call as the verifier sees it (spec §3.1): the tool, its arguments, the time and
+/// the server's resource URI. The caller supplies the time; the core reads no clock.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Call {
+    /// The tool name.
+    pub tool: String,
+    /// The arguments, as JSON-Pointer leaves.
+    pub args: Args,
+    /// The time of the call, Unix seconds.
+    pub time: u64,
+    /// This server's canonical resource URI (RFC 8707 audience), if it has one.
+    pub resource: Option<String>,
+}
+
+impl Call {
+    /// A call of `tool` with JSON-text arguments (an object; `""` means none) at time 0.
+    /// Duplicate keys, excessive size or depth are refused with their own codes.
+    pub fn new(tool: impl Into<String>, args_json: &str) -> Result<Self, Denial> {
+        let tool = tool.into();
+        if tool.is_empty() || tool.len() > MAX_TOOL_NAME_BYTES {
+            return Err(Denial::new(
+                Code::ArgsMalformed,
+                format!("a tool name is 1 to {MAX_TOOL_NAME_BYTES} bytes"),
+            ));
+        }
+        let args = if args_json.trim().is_empty() {
+            Args::empty()
+        } else {
+            Args::from_json(args_json)?
+        };
+        Ok(Call {
+            tool,
+            args,
+            time: 0,
+            resource: None,
+        })
+    }
+
+    /// Sets the time of the call (Unix seconds).
+    pub fn at(mut self, unix_secs: u64) -> Self {
+        self.time = unix_secs;
+        self
+    }
+
+    /// Sets this server's resource URI.
+    pub fn resource(mut self, uri: impl Into<String>) -> Self {
+        self.resource = Some(uri.into());
+        self
+    }
+}
+
+/// The constraints on one argument that an allowed call must honour, from every block.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ArgFilter {
+    /// The argument's JSON Pointer.
+    pub arg: String,
+    /// The constraints, each with the block that set it; all hold for the call.
+    pub constraints: Vec<(usize, Constraint)>,
+}
+
+/// A budget that an allowed call spends from (spec §4.5): identified by the block that set it
+/// and its position in that block.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct BudgetRef {
+    /// The block that set it.
+    pub block: usize,
+    /// Its index among the block's budgets.
+    pub index: usize,
+    /// The block's revocation id (hex): together with `index`, the budget's identity.
+    pub revocation_id: String,
+    /// The first block's revocation id (hex): every key of one chain shares it.
+    pub root_id: String,
+    /// The budget.
+    pub budget: Budget,
+}
+
+/// What a verified ticket says, independent of any call: computed once per ticket.
+#[derive(Debug)]
+pub(crate) struct Summary {
+    pub identity: Identity,
+    pub chain: Vec<RevocationId>,
+    pub expires: Option<u64>,
+}
+
+impl Summary {
+    pub(crate) fn of(t: &Ticket) -> Self {
+        Summary {
+            identity: t.identity().clone(),
+            chain: t.revocation_ids().cloned().collect(),
+            expires: t.expires(),
+        }
+    }
+}
+
+/// An allowed call: who is calling, for whom, under which row filters and budgets.
+#[derive(Clone, Debug)]
+pub struct Allowed {
+    pub(crate) summary: Arc<Summary>,
+    /// The tool called.
+    pub tool: String,
+    /// Row filters that apply to this tool, by argument (servers apply them to their queries).
+    pub filters: Vec<ArgFilter>,
+    /// Budgets that apply to this tool (a stateless check shows them; a `Verifier` spends them).
+    pub budgets: Vec<BudgetRef>,
+}
+
+impl Allowed {
+    /// Who the ticket is for.
+    pub fn identity(&self) -> &Identity {
+        &self.summary.identity
+    }
+
+    /// The revocation ids of the chain, authority first.
+    pub fn chain(&self) -> &[RevocationId] {
+        &self.summary.chain
+    }
+
+    /// The earliest expiry on the chain.
+    pub fn expires(&self) -> Option<u64> {
+        self.summary.expires
+    }
+
+    /// The filters on one argument, if any.
+    pub fn filter(&self, pointer: &str) -> Option<&ArgFilter> {
+        self.filters.iter().find(|f| f.arg == pointer)
+    }
+
+    pub(crate) fn new(summary: Arc<Summary>, blocks: &[BlockView], tool: &str) -> Self {
+        let mut filters: Vec<ArgFilter> = Vec::new();
+        let mut budgets = Vec::new();
+        let root_id = blocks
+            .first()
+            .map(|b| b.revocation_id.to_hex())
+            .unwrap_or_default();
+        for b in blocks {
+            let Some(d) = b.description() else { continue };
+            for r in d.rows.iter().filter(|r| r.tool.covers(tool)) {
+                match filters.iter_mut().find(|f| f.arg == r.arg) {
+                    Some(f) => f.constraints.push((b.index, r.constraint.clone())),
+                    None => filters.push(ArgFilter {
+                        arg: r.arg.clone(),
+                        constraints: vec![(b.index, r.constraint.clone())],
+                    }),
+                }
+            }
+            for (index, bu) in d.budgets.iter().enumerate() {
+                if bu.tool.covers(tool) {
+                    budgets.push(BudgetRef {
+                        block: b.index,
+                        index,
+                        revocation_id: b.revocation_id.to_hex(),
+                        root_id: root_id.clone(),
+                        budget: bu.clone(),
+                    });
+                }
+            }
+        }
+        Allowed {
+            summary,
+            tool: tool.to_string(),
+            filters,
+            budgets,
+        }
+    }
+}
+
+/// The outcome of a check: allowed, or a denial with its code.
+pub type Decision = Result<Allowed, Denial>;
+
+/// Verifies a ticket's text against a call on the reference path: parse, verify signatures,
+/// run Biscuit's authorizer (spec §6.3). Budgets are reported, not spent; revocation is not
+/// consulted (a `Verifier` does both).
+pub fn verify(ticket: &str, call: &Call, keys: &KeySet) -> Decision {
+    Ticket::parse(ticket, keys)?.authorize(call)
+}
+
+/// The Datalog run limits used for every authorization (spec §7.2).
+pub fn run_limits() -> AuthorizerLimits {
+    AuthorizerLimits {
+        max_facts: DATALOG_MAX_FACTS,
+        max_iterations: DATALOG_MAX_ITERATIONS,
+        max_time: DATALOG_MAX_TIME,
+    }
+}
+
+impl Ticket {
+    /// Checks a call against this ticket on the reference path: Biscuit's authorizer with the
+    /// ambient facts of spec §3 and the policy of spec §4.2.
+    pub fn authorize(&self, call: &Call) -> Decision {
+        self.authorize_with(call, Arc::new(Summary::of(self)))
+    }
+
+    pub(crate) fn authorize_with(&self, call: &Call, summary: Arc<Summary>) -> Decision {
+        let internal = |e: biscuit_auth::error::Token| {
+            Denial::new(Code::Malformed, format!("the authorizer refused the ticket: {e}"))
+        };
+        let mut b = AuthorizerBuilder::new()
+            .set_limits(run_limits())
+            .fact(fact("time", &[date_term(call.time)]))
+            .and_then(|b| b.fact(fact("method", &[string(TOOLS_CALL)])))
+            .and_then(|b| b.fact(fact("tool", &[string(&call.tool)])))
+            .map_err(internal)?;
+        if let Some(r) = &call.resource {
+            b = b.fact(fact("resource", &[string(r)])).map_err(internal)?;
+        }
+        for (p, v) in call.args.leaves() {
+            b = b
+                .fact(fact("arg", &[string(p), v.to_term()]))
+                .map_err(internal)?;
+        }
+        // allow if tool($tool), allow_tool($tool)
+        let policy = Policy {
+            queries: vec![Rule::new(
+                pred("allow", &[] as &[Term]),
+                vec![
+                    pred("tool", &[var("tool")]),
+                    pred("allow_tool", &[var("tool")]),
+                ],
+                vec![],
+                vec![],
+            )],
+            kind: PolicyKind::Allow,
+        };
+        b = b.policy(policy).map_err(internal)?;
+        let mut authorizer = b.build(&self.inner).map_err(internal)?;
+        match authorizer.authorize() {
+            Ok(_) => Ok(Allowed::new(summary, &self.blocks, &call.tool)),
+            Err(e) => Err(self.explain(e, call)),
+        }
+    }
+
+    /// Maps Biscuit's failure to the denial of spec §6.3: the first failing check in (block,
+    /// check) order, else the missing grant.
+    fn explain(&self, e: biscuit_auth::error::Token, call: &Call) -> Denial {
+        use biscuit_auth::error::{FailedCheck, Logic, Token};
+        let checks = match e {
+            Token::FailedLogic(Logic::Unauthorized { checks, .. })
+            | Token::FailedLogic(Logic::NoMatchingPolicy { checks }) => checks,
+            Token::RunLimit(l) => {
+                return Denial::new(
+                    Code::LimitsExceeded,
+                    format!("the ticket's Datalog exceeded the run limits: {l}"),
+                )
+            }
+            Token::Execution(x) => {
+                return Denial::new(
+                    Code::CheckFailed,
+                    format!("a hand-written check failed to evaluate: {x}"),
+                )
+            }
+            other => return Denial::new(Code::Malformed, format!("authorization failed: {other}")),
+        };
+        let first = checks
+            .iter()
+            .filter_map(|c| match c {
+                FailedCheck::Block(b) => Some((b.block_id as usize, b.check_id as usize)),
+                FailedCheck::Authorizer(_) => None,
+            })
+            .min();
+        match first {
+            Some((block, check)) => self.denial_for(block, check, call),
+            None => not_granted(&call.tool),
+        }
+    }
+
+    fn denial_for(&self, block: usize, check: usize, call: &Call) -> Denial {
+        let view = self.blocks.get(block);
+        let restriction = view
+            .and_then(BlockView::description)
+            .and_then(|d| d.restrictions().into_iter().nth(check));
+        if let Some(r) = restriction {
+            return restriction_denial(block, &r, call);
+        }
+        let kind = match view.map(|v| &v.content) {
+            Some(Content::Described(_)) => "hand-written",
+            _ => "foreign block's",
+        };
+        Denial::new(
+            Code::CheckFailed,
+            format!("block {block}: a {kind} Datalog check (number {check}) failed"),
+        )
+        .at(block, format!("datalog check {check}"))
+    }
+}
+
+pub(crate) fn not_granted(tool: &str) -> Denial {
+    Denial::new(
+        Code::ToolNotGranted,
+        format!("block 0: the ticket does not grant tool {tool:?}"),
+    )
+    .at(0, "grants")
+}
+
+/// The denial for a failed restriction, worded the same on both paths.
+pub(crate) fn restriction_denial(block: usize, r: &Restriction, call: &Call) -> Denial {
+    let what = match r {
+        Restriction::NotBefore(_) => format!("the ticket is not valid yet ({r})"),
+        Restriction::Expires(_) => format!("the ticket has expired ({r})"),
+        Restriction::Resource(_) => format!(
+            "the ticket is for another resource ({r}; this server is {})",
+            call.resource.as_deref().unwrap_or("unnamed")
+        ),
+        Restriction::Tools(_) => format!("tool {:?} is not allowed ({r})", call.tool),
+        Restriction::Row(f) => match call.args.get(&f.arg) {
+            None => format!("argument {} is missing ({r})", f.arg),
+            Some(v) if !same_type(&f.constraint, v) => {
+                format!("argument {} is a {} ({r})", f.arg, v.type_name())
+            }
+            Some(_) => format!("argument {} is not allowed ({r})", f.arg),
+        },
+        Restriction::Datalog(_) => format!("a hand-written check failed ({r})"),
+    };
+    Denial::new(r.code(), format!("block {block}: {what}")).at(block, r.to_string())
+}
+
+fn same_type(c: &Constraint, v: &Scalar) -> bool {
+    match c {
+        Constraint::Eq(x) => x.type_name() == v.type_name(),
+        Constraint::OneOf(s) => s.first().is_some_and(|x| x.type_name() == v.type_name()),
+        Constraint::Prefix(_) => matches!(v, Scalar::Str(_)),
+        Constraint::Range { .. } => matches!(v, Scalar::Int(_)),
+    }
+}
