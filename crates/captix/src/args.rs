@@ -16,7 +16,9 @@ use crate::error::{Code, Denial};
 use crate::limits::{MAX_ARGS_BYTES, MAX_ARGS_DEPTH, MAX_ARGS_LEAVES};
 
 /// A scalar JSON value: an argument leaf, or a value in a row filter.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(untagged)]
 pub enum Scalar {
     /// A boolean.
@@ -343,18 +345,31 @@ mod tests {
         assert_eq!(code("{"), Code::ArgsMalformed);
         assert_eq!(code(r#"{"a":NaN}"#), Code::ArgsMalformed);
         assert_eq!(code(r#"{} {}"#), Code::ArgsMalformed);
-        let deep = format!("{}1{}", r#"{"a":"#.repeat(MAX_ARGS_DEPTH + 1), "}".repeat(MAX_ARGS_DEPTH + 1));
+        let deep = format!(
+            "{}1{}",
+            r#"{"a":"#.repeat(MAX_ARGS_DEPTH + 1),
+            "}".repeat(MAX_ARGS_DEPTH + 1)
+        );
         assert_eq!(code(&deep), Code::ArgsTooDeep);
-        let ok_deep = format!("{}1{}", r#"{"a":"#.repeat(MAX_ARGS_DEPTH), "}".repeat(MAX_ARGS_DEPTH));
+        let ok_deep = format!(
+            "{}1{}",
+            r#"{"a":"#.repeat(MAX_ARGS_DEPTH),
+            "}".repeat(MAX_ARGS_DEPTH)
+        );
         assert!(Args::from_json(&ok_deep).is_ok());
         let very_deep = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
-        assert!(matches!(code(&format!("{{\"a\":{very_deep}}}")), Code::ArgsTooDeep));
+        assert!(matches!(
+            code(&format!("{{\"a\":{very_deep}}}")),
+            Code::ArgsTooDeep
+        ));
         let big = format!(r#"{{"a":"{}"}}"#, "x".repeat(MAX_ARGS_BYTES));
         assert_eq!(code(&big), Code::ArgsTooLarge);
         let many = format!("{{\"a\":[{}]}}", vec!["1"; MAX_ARGS_LEAVES + 1].join(","));
         assert_eq!(code(&many), Code::ArgsTooLarge);
         assert_eq!(
-            Args::from_slice(b"{\"a\":\"\xff\"}").expect_err("utf8").code,
+            Args::from_slice(b"{\"a\":\"\xff\"}")
+                .expect_err("utf8")
+                .code,
             Code::ArgsMalformed
         );
     }

@@ -6,16 +6,13 @@
 //! > block's own Datalog source: equal means the block is exactly the vocabulary it claims;
 //! > a captix description that does not match is `malformed`.
 
-use std::collections::BTreeSet;
 use std::fmt;
 
 use biscuit_auth::builder::{
-    self, date, fact, int, pred, string, var, BlockBuilder, Check, CheckKind,
-    Binary, Expression, Op, Rule, Term, Unary,
+    self, date, fact, int, pred, string, var, Binary, BlockBuilder, Check, CheckKind, Expression,
+    Op, Rule, Term, Unary,
 };
 
-
-use crate::args::Scalar;
 use crate::error::Error;
 use crate::restriction::{validate_tool_name, Budget, Constraint, RowFilter, ToolSel};
 
@@ -198,9 +195,8 @@ impl Description {
     /// The Datalog generated from the description (spec §4.7), without the context.
     pub(crate) fn datalog(&self) -> Result<BlockBuilder, Error> {
         let mut b = BlockBuilder::new();
-        let add_fact = |b: BlockBuilder, f: builder::Fact| {
-            b.fact(f).map_err(|e| Error::Build(e.to_string()))
-        };
+        let add_fact =
+            |b: BlockBuilder, f: builder::Fact| b.fact(f).map_err(|e| Error::Build(e.to_string()));
         if let Some(id) = &self.identity {
             if let Some(iss) = &id.issuer {
                 b = add_fact(b, fact("issuer", &[string(iss)]))?;
@@ -228,7 +224,9 @@ impl Description {
             )?;
         }
         for r in self.restrictions() {
-            b = b.check(check_of(&r)?).map_err(|e| Error::Build(e.to_string()))?;
+            b = b
+                .check(check_of(&r)?)
+                .map_err(|e| Error::Build(e.to_string()))?;
         }
         Ok(b)
     }
@@ -247,7 +245,8 @@ impl Description {
         };
         let d: Description =
             serde_json::from_str(ctx).map_err(|e| format!("its description is invalid: {e}"))?;
-        d.validate(index).map_err(|e| format!("its description is invalid: {e}"))?;
+        d.validate(index)
+            .map_err(|e| format!("its description is invalid: {e}"))?;
         let expected = d
             .datalog()
             .map_err(|e| format!("its description is invalid: {e}"))?
@@ -261,12 +260,9 @@ impl Description {
 
 /// The Datalog check of one restriction (spec §4.7).
 fn check_of(r: &Restriction) -> Result<Check, Error> {
-    let one = |body: Vec<builder::Predicate>, exprs: Vec<Expression>| Rule::new(
-        pred("query", &[] as &[Term]),
-        body,
-        exprs,
-        vec![],
-    );
+    let one = |body: Vec<builder::Predicate>, exprs: Vec<Expression>| {
+        Rule::new(pred("query", &[] as &[Term]), body, exprs, vec![])
+    };
     let queries = match r {
         // check if time($time), $time >= <t>
         Restriction::NotBefore(t) => vec![one(
@@ -280,15 +276,17 @@ fn check_of(r: &Restriction) -> Result<Check, Error> {
         )],
         // check if resource(<uri>)
         Restriction::Resource(uri) => vec![one(vec![pred("resource", &[string(uri)])], vec![])],
-        // check if tool($tool), {names}.contains($tool)
-        Restriction::Tools(names) => vec![one(
+        // check if tool(<name1>) or tool(<name2>) ...; an empty set: check if tool($tool), false
+        Restriction::Tools(names) if names.is_empty() => vec![one(
             vec![pred("tool", &[var("tool")])],
-            vec![binop(
-                str_set(names.iter().map(String::as_str)),
-                Binary::Contains,
-                var("tool"),
-            )],
+            vec![Expression {
+                ops: vec![Op::Value(builder::boolean(false))],
+            }],
         )],
+        Restriction::Tools(names) => names
+            .iter()
+            .map(|n| one(vec![pred("tool", &[string(n)])], vec![]))
+            .collect(),
         Restriction::Row(row) => {
             let mut qs = Vec::with_capacity(2);
             // check if tool($tool), $tool != <name> or <constraint>
@@ -298,13 +296,12 @@ fn check_of(r: &Restriction) -> Result<Check, Error> {
                     vec![binop(var("tool"), Binary::NotEqual, string(n))],
                 ));
             }
-            qs.push(constraint_query(&row.arg, &row.constraint, one));
+            qs.extend(constraint_queries(&row.arg, &row.constraint, one));
             qs
         }
         Restriction::Datalog(src) => {
-            return Check::try_from(src.as_str()).map_err(|e| {
-                Error::InvalidRestriction(format!("datalog check {src:?}: {e}"))
-            })
+            return Check::try_from(src.as_str())
+                .map_err(|e| Error::InvalidRestriction(format!("datalog check {src:?}: {e}")))
         }
     };
     Ok(Check {
@@ -313,11 +310,11 @@ fn check_of(r: &Restriction) -> Result<Check, Error> {
     })
 }
 
-fn constraint_query(
+fn constraint_queries(
     pointer: &str,
     c: &Constraint,
     one: impl Fn(Vec<builder::Predicate>, Vec<Expression>) -> Rule,
-) -> Rule {
+) -> Vec<Rule> {
     let v = || var("value");
     let arg_var = || pred("arg", &[string(pointer), var("value")]);
     let is_type = |t: &str| Expression {
@@ -328,20 +325,15 @@ fn constraint_query(
             Op::Binary(Binary::Equal),
         ],
     };
-    match c {
+    let rule = match c {
         // arg(<p>, <value>)
         Constraint::Eq(x) => one(vec![pred("arg", &[string(pointer), x.to_term()])], vec![]),
-        // arg(<p>, $value), $value.type() == <t>, {set}.contains($value)
+        // arg(<p>, <v1>) or arg(<p>, <v2>) ...
         Constraint::OneOf(set) => {
-            let t = set.first().map(Scalar::type_name).unwrap_or("string");
-            let terms: BTreeSet<Term> = set.iter().map(Scalar::to_term).collect();
-            one(
-                vec![arg_var()],
-                vec![
-                    is_type(t),
-                    binop(builder::set(terms), Binary::Contains, v()),
-                ],
-            )
+            return set
+                .iter()
+                .map(|x| one(vec![pred("arg", &[string(pointer), x.to_term()])], vec![]))
+                .collect()
         }
         // arg(<p>, $value), $value.type() == "string", $value.starts_with(<prefix>)
         Constraint::Prefix(p) => one(
@@ -359,17 +351,14 @@ fn constraint_query(
             }
             one(vec![arg_var()], e)
         }
-    }
+    };
+    vec![rule]
 }
 
 fn binop(a: Term, op: Binary, b: Term) -> Expression {
     Expression {
         ops: vec![Op::Value(a), Op::Value(b), Op::Binary(op)],
     }
-}
-
-fn str_set<'a>(names: impl Iterator<Item = &'a str>) -> Term {
-    builder::set(names.map(string).collect())
 }
 
 pub(crate) fn date_term(t: u64) -> Term {
@@ -392,7 +381,8 @@ mod tests {
         d.grants = vec!["list_invoices".into()];
         d.expires = Some(1_800_000_000);
         d.rows.push("*:org=acme".parse().expect("row"));
-        d.rows.push("list_invoices:amount<=100".parse().expect("row"));
+        d.rows
+            .push("list_invoices:amount<=100".parse().expect("row"));
         d.rows.push("list_invoices:s=a|b".parse().expect("row"));
         d.rows.push("list_invoices:n^=INV".parse().expect("row"));
         d.budgets.push("10/min".parse().expect("budget"));

@@ -124,7 +124,11 @@ impl fmt::Display for Code {
 impl std::str::FromStr for Code {
     type Err = ();
     fn from_str(s: &str) -> Result<Self, ()> {
-        Code::ALL.iter().copied().find(|c| c.as_str() == s).ok_or(())
+        Code::ALL
+            .iter()
+            .copied()
+            .find(|c| c.as_str() == s)
+            .ok_or(())
     }
 }
 

@@ -56,8 +56,10 @@ fn report(blocks: &[BlockView], key_id: Option<String>, sig: Signatures, bytes: 
             .iter()
             .map(|b| {
                 let (kind, description, problem) = match &b.content {
-                    Content::Described(d) if b.index == 0 => ("authority", Some(d.clone()), None),
-                    Content::Described(d) => ("attenuation", Some(d.clone()), None),
+                    Content::Described(d) if b.index == 0 => {
+                        ("authority", Some((**d).clone()), None)
+                    }
+                    Content::Described(d) => ("attenuation", Some((**d).clone()), None),
                     Content::Foreign => ("foreign", None, None),
                     Content::Invalid(p) => ("invalid", None, Some(p.clone())),
                 };

@@ -60,8 +60,7 @@ impl SigningKey {
     /// Parses the text form written by [`SigningKey::to_text`] (`ed25519-private/<hex>`);
     /// lines starting with `#` and blank lines are ignored.
     pub fn from_text(text: &str) -> Result<Self> {
-        let line = key_line(text)
-            .ok_or_else(|| Error::InvalidKey("no key line found".into()))?;
+        let line = key_line(text).ok_or_else(|| Error::InvalidKey("no key line found".into()))?;
         let hex_part = line.strip_prefix(SECRET_PREFIX).ok_or_else(|| {
             Error::InvalidKey(format!(
                 "a secret key starts with `{SECRET_PREFIX}` (is this a public key file?)"
@@ -143,8 +142,7 @@ impl PublicKey {
     /// Parses `ed25519/<hex>` (the form written by [`PublicKey::to_text`]), or bare hex;
     /// `#` comment lines and blank lines are ignored.
     pub fn from_text(text: &str) -> Result<Self> {
-        let line =
-            key_line(text).ok_or_else(|| Error::InvalidKey("no key line found".into()))?;
+        let line = key_line(text).ok_or_else(|| Error::InvalidKey("no key line found".into()))?;
         if line.starts_with(SECRET_PREFIX) {
             return Err(Error::InvalidKey(
                 "this is a secret key; pass the .pub file".into(),
@@ -154,7 +152,9 @@ impl PublicKey {
         let bytes =
             hex::decode(hex_part).map_err(|_| Error::InvalidKey("key is not hex".into()))?;
         if bytes.len() != 32 {
-            return Err(Error::InvalidKey("an ed25519 public key is 32 bytes".into()));
+            return Err(Error::InvalidKey(
+                "an ed25519 public key is 32 bytes".into(),
+            ));
         }
         Self::from_bytes(&bytes)
     }

@@ -53,6 +53,7 @@
 
 mod args;
 mod block;
+mod compiled;
 mod error;
 mod inspect;
 mod keys;
@@ -65,6 +66,7 @@ mod verify;
 
 pub use args::{Args, Scalar};
 pub use block::{Description, Identity, Restriction, FORMAT_VERSION};
+pub use compiled::Compiled;
 pub use error::{Code, Denial, Error, Result};
 pub use inspect::{BlockReport, Report, Signatures};
 pub use keys::{KeyId, KeySet, PublicKey, SigningKey};

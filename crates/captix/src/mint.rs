@@ -145,7 +145,10 @@ impl Attenuation<'_> {
     /// Limits the tools the ticket may call to these (each call repeats: the set is the union
     /// of all names given to this block).
     pub fn tool(mut self, name: impl Into<String>) -> Self {
-        self.desc.tools.get_or_insert_with(Vec::new).push(name.into());
+        self.desc
+            .tools
+            .get_or_insert_with(Vec::new)
+            .push(name.into());
         self
     }
 

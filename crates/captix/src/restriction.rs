@@ -108,9 +108,7 @@ impl Constraint {
     pub fn admits(&self, v: &Scalar) -> bool {
         match (self, v) {
             (Constraint::Eq(want), v) => want == v,
-            (Constraint::OneOf(set), v) => {
-                matches!(v, Scalar::Str(_) | Scalar::Int(_)) && set.contains(v)
-            }
+            (Constraint::OneOf(set), v) => set.contains(v),
             (Constraint::Prefix(p), Scalar::Str(s)) => s.starts_with(p.as_str()),
             (Constraint::Range { min, max }, Scalar::Int(i)) => {
                 min.is_none_or(|m| *i >= m) && max.is_none_or(|m| *i <= m)
@@ -134,7 +132,10 @@ impl Constraint {
                 }
                 Ok(())
             }
-            Constraint::Range { min: None, max: None } => bad("a range needs a bound"),
+            Constraint::Range {
+                min: None,
+                max: None,
+            } => bad("a range needs a bound"),
             Constraint::Range {
                 min: Some(a),
                 max: Some(b),
@@ -233,7 +234,9 @@ impl FromStr for RowFilter {
         let op = ops
             .iter()
             .find(|o| op_and_value.starts_with(**o))
-            .ok_or_else(|| Error::InvalidRestriction(format!("{s:?}: unknown operator ({hint})")))?;
+            .ok_or_else(|| {
+                Error::InvalidRestriction(format!("{s:?}: unknown operator ({hint})"))
+            })?;
         let value = &op_and_value[op.len()..];
         let int = |v: &str| {
             v.parse::<i64>().map_err(|_| {
@@ -243,8 +246,14 @@ impl FromStr for RowFilter {
         let overflow = || Error::InvalidRestriction(format!("{s:?}: bound out of range"));
         let constraint = match *op {
             "^=" => Constraint::Prefix(value.to_string()),
-            "<=" => Constraint::Range { min: None, max: Some(int(value)?) },
-            ">=" => Constraint::Range { min: Some(int(value)?), max: None },
+            "<=" => Constraint::Range {
+                min: None,
+                max: Some(int(value)?),
+            },
+            ">=" => Constraint::Range {
+                min: Some(int(value)?),
+                max: None,
+            },
             "<" => Constraint::Range {
                 min: None,
                 max: Some(int(value)?.checked_sub(1).ok_or_else(overflow)?),
@@ -307,7 +316,8 @@ fn parse_value(v: &str) -> Result<Scalar, Error> {
         "true" => Scalar::Bool(true),
         "false" => Scalar::Bool(false),
         _ => match v.parse::<i64>() {
-            Ok(i) if !v.starts_with('+') && !(v.len() > 1 && v.starts_with('0')) => Scalar::Int(i),
+            // Only the canonical spelling is an integer: `007` and `+7` stay strings.
+            Ok(i) if i.to_string() == v => Scalar::Int(i),
             _ => Scalar::Str(v.to_string()),
         },
     })
@@ -316,7 +326,9 @@ fn parse_value(v: &str) -> Result<Scalar, Error> {
 /// `org` → `/org`, `filter/org` → `/filter/org`, `/a~1b` kept as a pointer.
 fn arg_to_pointer(arg: &str) -> Result<String, Error> {
     if arg.is_empty() {
-        return Err(Error::InvalidRestriction("the argument name is empty".into()));
+        return Err(Error::InvalidRestriction(
+            "the argument name is empty".into(),
+        ));
     }
     if arg.starts_with('/') {
         validate_pointer(arg)?;
@@ -376,7 +388,9 @@ impl Budget {
             validate_tool_name(n)?;
         }
         if self.max_calls > i64::MAX as u64 || self.window > i64::MAX as u64 {
-            return Err(Error::InvalidRestriction("budget numbers must fit in 63 bits".into()));
+            return Err(Error::InvalidRestriction(
+                "budget numbers must fit in 63 bits".into(),
+            ));
         }
         Ok(())
     }
@@ -409,16 +423,20 @@ impl FromStr for Budget {
             None => (ToolSel::Any, s),
         };
         let (n, window) = match rest.split_once('/') {
-            Some((n, w)) => (n, parse_window(w).map_err(|e| {
-                Error::InvalidRestriction(format!("{s:?}: {e} ({hint})"))
-            })?),
+            Some((n, w)) => (
+                n,
+                parse_window(w)
+                    .map_err(|e| Error::InvalidRestriction(format!("{s:?}: {e} ({hint})")))?,
+            ),
             None => (rest, 0),
         };
-        let max_calls = n
-            .parse::<u64>()
-            .map_err(|_| Error::InvalidRestriction(format!("{s:?}: {n:?} is not a count ({hint})")))?;
+        let max_calls = n.parse::<u64>().map_err(|_| {
+            Error::InvalidRestriction(format!("{s:?}: {n:?} is not a count ({hint})"))
+        })?;
         if window == 0 && rest.contains('/') {
-            return Err(Error::InvalidRestriction(format!("{s:?}: a window cannot be zero")));
+            return Err(Error::InvalidRestriction(format!(
+                "{s:?}: a window cannot be zero"
+            )));
         }
         Budget::new(tool, max_calls, window)
     }
@@ -476,13 +494,26 @@ mod tests {
     fn row_specs() {
         assert_eq!(
             row("*:org=acme"),
-            RowFilter::new(ToolSel::Any, "/org", Constraint::Eq(Scalar::Str("acme".into())))
-                .expect("valid")
+            RowFilter::new(
+                ToolSel::Any,
+                "/org",
+                Constraint::Eq(Scalar::Str("acme".into()))
+            )
+            .expect("valid")
         );
         assert_eq!(row("t:id=42").constraint, Constraint::Eq(Scalar::Int(42)));
-        assert_eq!(row("t:id=\"42\"").constraint, Constraint::Eq(Scalar::Str("42".into())));
-        assert_eq!(row("t:id=007").constraint, Constraint::Eq(Scalar::Str("007".into())));
-        assert_eq!(row("t:ok=true").constraint, Constraint::Eq(Scalar::Bool(true)));
+        assert_eq!(
+            row("t:id=\"42\"").constraint,
+            Constraint::Eq(Scalar::Str("42".into()))
+        );
+        assert_eq!(
+            row("t:id=007").constraint,
+            Constraint::Eq(Scalar::Str("007".into()))
+        );
+        assert_eq!(
+            row("t:ok=true").constraint,
+            Constraint::Eq(Scalar::Bool(true))
+        );
         assert_eq!(
             row("t:s=open|paid").constraint,
             Constraint::OneOf(vec![Scalar::Str("open".into()), Scalar::Str("paid".into())])
@@ -491,14 +522,44 @@ mod tests {
             row("t:s=\"a|b\"|c").constraint,
             Constraint::OneOf(vec![Scalar::Str("a|b".into()), Scalar::Str("c".into())])
         );
-        assert_eq!(row("t:n^=INV-").constraint, Constraint::Prefix("INV-".into()));
-        assert_eq!(row("t:n<=5").constraint, Constraint::Range { min: None, max: Some(5) });
-        assert_eq!(row("t:n<5").constraint, Constraint::Range { min: None, max: Some(4) });
-        assert_eq!(row("t:n>5").constraint, Constraint::Range { min: Some(6), max: None });
-        assert_eq!(row("t:n>=-5").constraint, Constraint::Range { min: Some(-5), max: None });
+        assert_eq!(
+            row("t:n^=INV-").constraint,
+            Constraint::Prefix("INV-".into())
+        );
+        assert_eq!(
+            row("t:n<=5").constraint,
+            Constraint::Range {
+                min: None,
+                max: Some(5)
+            }
+        );
+        assert_eq!(
+            row("t:n<5").constraint,
+            Constraint::Range {
+                min: None,
+                max: Some(4)
+            }
+        );
+        assert_eq!(
+            row("t:n>5").constraint,
+            Constraint::Range {
+                min: Some(6),
+                max: None
+            }
+        );
+        assert_eq!(
+            row("t:n>=-5").constraint,
+            Constraint::Range {
+                min: Some(-5),
+                max: None
+            }
+        );
         assert_eq!(row("t:filter/org=a").arg, "/filter/org");
         assert_eq!(row("t:/a~1b=a").arg, "/a~1b");
-        assert_eq!(row("t:url=a=b").constraint, Constraint::Eq(Scalar::Str("a=b".into())));
+        assert_eq!(
+            row("t:url=a=b").constraint,
+            Constraint::Eq(Scalar::Str("a=b".into()))
+        );
     }
 
     #[test]
@@ -522,12 +583,30 @@ mod tests {
     #[test]
     fn budget_specs() {
         let b = |s: &str| s.parse::<Budget>().expect(s);
-        assert_eq!(b("100/min"), Budget { tool: ToolSel::Any, max_calls: 100, window: 60 });
+        assert_eq!(
+            b("100/min"),
+            Budget {
+                tool: ToolSel::Any,
+                max_calls: 100,
+                window: 60
+            }
+        );
         assert_eq!(
             b("list:10/5min"),
-            Budget { tool: ToolSel::Named("list".into()), max_calls: 10, window: 300 }
+            Budget {
+                tool: ToolSel::Named("list".into()),
+                max_calls: 10,
+                window: 300
+            }
         );
-        assert_eq!(b("5"), Budget { tool: ToolSel::Any, max_calls: 5, window: 0 });
+        assert_eq!(
+            b("5"),
+            Budget {
+                tool: ToolSel::Any,
+                max_calls: 5,
+                window: 0
+            }
+        );
         assert_eq!(b("*:5/hour").window, 3600);
         assert_eq!(b("5/90s").window, 90);
         assert_eq!(b("5/day").window, 86_400);
@@ -554,7 +633,10 @@ mod tests {
         let eq = Constraint::Eq(Scalar::Int(5));
         assert!(eq.admits(&Scalar::Int(5)));
         assert!(!eq.admits(&Scalar::Str("5".into())));
-        let r = Constraint::Range { min: Some(1), max: Some(3) };
+        let r = Constraint::Range {
+            min: Some(1),
+            max: Some(3),
+        };
         assert!(r.admits(&Scalar::Int(3)) && !r.admits(&Scalar::Int(4)));
         assert!(!r.admits(&Scalar::Str("2".into())));
         assert!(!Constraint::Prefix("a".into()).admits(&Scalar::Null));

@@ -55,7 +55,7 @@ impl fmt::Debug for RevocationId {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Content {
     /// A captix block whose Datalog matches its description.
-    Described(Description),
+    Described(Box<Description>),
     /// A block written by another Biscuit tool: its Datalog is enforced by the reference path,
     /// but captix reads no budget or row filter from it.
     Foreign,
@@ -133,9 +133,8 @@ fn decode(text: &str) -> Result<(Vec<u8>, schema::Biscuit), Denial> {
             "not a captix ticket: the text after the prefix is not base64url",
         )
     })?;
-    let outer = schema::Biscuit::decode(bytes.as_slice()).map_err(|_| {
-        Denial::new(Code::Malformed, "not a captix ticket: not a Biscuit token")
-    })?;
+    let outer = schema::Biscuit::decode(bytes.as_slice())
+        .map_err(|_| Denial::new(Code::Malformed, "not a captix ticket: not a Biscuit token"))?;
     let count = outer.blocks.len() + 1;
     if count > MAX_BLOCKS {
         return Err(Denial::new(
@@ -153,7 +152,10 @@ fn map_format_error(e: biscuit_auth::error::Token) -> Denial {
             Code::BadSignature,
             "a block signature does not verify under the root key",
         ),
-        other => Denial::new(Code::Malformed, format!("not a valid Biscuit token: {other}")),
+        other => Denial::new(
+            Code::Malformed,
+            format!("not a valid Biscuit token: {other}"),
+        ),
     }
 }
 
@@ -174,7 +176,7 @@ fn views(
             Content::Foreign
         } else {
             match Description::read(ctx.as_deref(), &datalog, index) {
-                Ok(Some(d)) => Content::Described(d),
+                Ok(Some(d)) => Content::Described(Box::new(d)),
                 Ok(None) => Content::Foreign,
                 Err(reason) => Content::Invalid(reason),
             }
@@ -194,8 +196,10 @@ fn views(
 fn require_valid(blocks: &[BlockView]) -> Result<(), Denial> {
     for b in blocks {
         if let Content::Invalid(reason) = &b.content {
-            return Err(Denial::new(Code::Malformed, format!("block {}: {reason}", b.index))
-                .at(b.index, "description"));
+            return Err(
+                Denial::new(Code::Malformed, format!("block {}: {reason}", b.index))
+                    .at(b.index, "description"),
+            );
         }
     }
     match blocks.first().map(|b| &b.content) {
@@ -218,7 +222,11 @@ impl UnverifiedTicket {
         raw_blocks.extend(outer.blocks.iter());
         let contexts: Vec<Option<String>> = raw_blocks
             .iter()
-            .map(|sb| schema::Block::decode(sb.block.as_slice()).ok().and_then(|b| b.context))
+            .map(|sb| {
+                schema::Block::decode(sb.block.as_slice())
+                    .ok()
+                    .and_then(|b| b.context)
+            })
             .collect();
         let external: Vec<bool> = raw_blocks
             .iter()
@@ -266,16 +274,21 @@ impl Ticket {
     pub fn parse(text: &str, keys: &KeySet) -> Result<Self, Denial> {
         let text = text.trim();
         let (bytes, outer) = decode(text)?;
-        let key = keys.select(outer.root_key_id).ok_or_else(|| match outer.root_key_id {
-            Some(id) => Denial::new(
-                Code::UnknownKey,
-                format!("ticket is signed by root key {}, which this verifier does not know", KeyId(id)),
-            ),
-            None => Denial::new(
-                Code::UnknownKey,
-                "ticket names no root key id and this verifier holds several keys",
-            ),
-        })?;
+        let key = keys
+            .select(outer.root_key_id)
+            .ok_or_else(|| match outer.root_key_id {
+                Some(id) => Denial::new(
+                    Code::UnknownKey,
+                    format!(
+                        "ticket is signed by root key {}, which this verifier does not know",
+                        KeyId(id)
+                    ),
+                ),
+                None => Denial::new(
+                    Code::UnknownKey,
+                    "ticket names no root key id and this verifier holds several keys",
+                ),
+            })?;
         let inner = biscuit_auth::Biscuit::from(&bytes, key.0).map_err(map_format_error)?;
         let contexts = inner.context();
         let external: Vec<bool> = inner
@@ -307,7 +320,10 @@ impl Ticket {
         if text.len() > MAX_TICKET_BYTES {
             return Err(Denial::new(
                 Code::TicketTooLarge,
-                format!("the ticket would be {} bytes, over the limit of {MAX_TICKET_BYTES}", text.len()),
+                format!(
+                    "the ticket would be {} bytes, over the limit of {MAX_TICKET_BYTES}",
+                    text.len()
+                ),
             )
             .into());
         }

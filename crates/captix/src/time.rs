@@ -30,9 +30,22 @@ pub fn parse_rfc3339(s: &str) -> Result<u64, String> {
             .and_then(|x| x.parse().ok())
             .ok_or_else(bad)
     };
-    let (y, mo, d, h, mi, se) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
-    if b[13] != b':' || b[16] != b':' || !(1..=12).contains(&mo) || d < 1 || d > days_in_month(y, mo)
-        || h > 23 || mi > 59 || se > 60
+    let (y, mo, d, h, mi, se) = (
+        num(0..4)?,
+        num(5..7)?,
+        num(8..10)?,
+        num(11..13)?,
+        num(14..16)?,
+        num(17..19)?,
+    );
+    if b[13] != b':'
+        || b[16] != b':'
+        || !(1..=12).contains(&mo)
+        || d < 1
+        || d > days_in_month(y, mo)
+        || h > 23
+        || mi > 59
+        || se > 60
     {
         return Err(bad());
     }
@@ -53,7 +66,11 @@ pub fn parse_rfc3339(s: &str) -> Result<u64, String> {
                 return Err(bad());
             }
             let v = oh * 3600 + om * 60;
-            if o.starts_with('-') { -v } else { v }
+            if o.starts_with('-') {
+                -v
+            } else {
+                v
+            }
         }
         _ => return Err(bad()),
     };
@@ -107,7 +124,13 @@ mod tests {
         assert_eq!(parse_rfc3339("2000-02-29T00:00:00Z"), Ok(951_782_400));
         assert_eq!(parse_rfc3339("2000-02-29T02:00:00+02:00"), Ok(951_782_400));
         assert_eq!(parse_rfc3339("2000-02-29T00:00:00.123Z"), Ok(951_782_400));
-        for bad in ["2001-02-29T00:00:00Z", "2000-13-01T00:00:00Z", "yesterday", "2000-01-01", "1969-12-31T23:59:59Z"] {
+        for bad in [
+            "2001-02-29T00:00:00Z",
+            "2000-13-01T00:00:00Z",
+            "yesterday",
+            "2000-01-01",
+            "1969-12-31T23:59:59Z",
+        ] {
             assert!(parse_rfc3339(bad).is_err(), "{bad}");
         }
     }

@@ -213,7 +213,10 @@ impl Ticket {
 
     pub(crate) fn authorize_with(&self, call: &Call, summary: Arc<Summary>) -> Decision {
         let internal = |e: biscuit_auth::error::Token| {
-            Denial::new(Code::Malformed, format!("the authorizer refused the ticket: {e}"))
+            Denial::new(
+                Code::Malformed,
+                format!("the authorizer refused the ticket: {e}"),
+            )
         };
         let mut b = AuthorizerBuilder::new()
             .set_limits(run_limits())

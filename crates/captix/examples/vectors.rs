@@ -1,0 +1,1064 @@
+//! Writes the conformance vectors of `test-vectors/` (spec §9), deterministically: fixed key
+//! seeds, a seeded ChaCha20 generator for next-block keys, fixed times.
+//!
+//! Run: `cargo run -p captix --example vectors -- test-vectors`
+
+use std::path::PathBuf;
+
+use captix::{SigningKey, Ticket, PREFIX};
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+use serde_json::{json, Value};
+
+const NOW: u64 = 1_800_000_000;
+const RES: &str = "https://mcp.example/invoices";
+
+struct Gen {
+    out: Vec<(String, Value)>,
+    rng: ChaCha20Rng,
+    root: SigningKey,
+}
+
+struct V<'a> {
+    name: &'a str,
+    section: &'a str,
+    comment: &'a str,
+    ticket: String,
+    tool: &'a str,
+    args: &'a str,
+    time: u64,
+    resource: Option<&'a str>,
+    expect: &'a str,
+    block: Option<usize>,
+    keys: Option<Vec<String>>,
+}
+
+impl Gen {
+    fn push(&mut self, v: V<'_>) {
+        let keys = v.keys.unwrap_or_else(|| vec![self.root.public().to_text()]);
+        let mut call = json!({ "tool": v.tool, "args": v.args, "time": v.time });
+        if let Some(r) = v.resource {
+            call["resource"] = json!(r);
+        }
+        let mut expect = json!({ "outcome": v.expect });
+        if let Some(b) = v.block {
+            expect["block"] = json!(b);
+        }
+        let doc = json!({
+            "name": v.name,
+            "section": v.section,
+            "comment": v.comment,
+            "keys": keys,
+            "ticket": v.ticket,
+            "call": call,
+            "expect": expect,
+        });
+        assert!(
+            !self.out.iter().any(|(n, _)| n == v.name),
+            "duplicate vector name {}",
+            v.name
+        );
+        self.out.push((v.name.to_string(), doc));
+    }
+
+    /// The standard authority block: three tools, org acme, refunds up to 500, one hour.
+    fn base(&mut self) -> Ticket {
+        Ticket::mint(&self.root, "billing-agent", "alice")
+            .issuer("https://auth.example")
+            .tool("list_invoices")
+            .tool("get_invoice")
+            .tool("create_refund")
+            .row("*:org=acme".parse().expect("row"))
+            .row("create_refund:amount<=500".parse().expect("row"))
+            .budget("100/min".parse().expect("budget"))
+            .expires_at(NOW + 3600)
+            .resource(RES)
+            .sign_with_rng(&mut self.rng)
+            .expect("mint")
+    }
+}
+
+fn v<'a>(
+    name: &'a str,
+    section: &'a str,
+    comment: &'a str,
+    ticket: &Ticket,
+    tool: &'a str,
+    args: &'a str,
+    expect: &'a str,
+) -> V<'a> {
+    V {
+        name,
+        section,
+        comment,
+        ticket: ticket.as_str().to_string(),
+        tool,
+        args,
+        time: NOW,
+        resource: Some(RES),
+        expect,
+        block: None,
+        keys: None,
+    }
+}
+
+fn main() {
+    let dir = PathBuf::from(
+        std::env::args()
+            .nth(1)
+            .unwrap_or_else(|| "test-vectors".into()),
+    );
+    let mut g = Gen {
+        out: Vec::new(),
+        rng: ChaCha20Rng::from_seed([7u8; 32]),
+        root: SigningKey::from_seed(&[1u8; 32]),
+    };
+    let base = g.base();
+    let acme = r#"{"org":"acme"}"#;
+
+    // §4.2 grants
+    g.push(v(
+        "grant_allows",
+        "4.2",
+        "a granted tool with satisfied filters is allowed",
+        &base,
+        "list_invoices",
+        acme,
+        "allow",
+    ));
+    g.push(V {
+        block: Some(0),
+        ..v(
+            "grant_missing",
+            "4.2",
+            "a tool the authority block does not grant is denied",
+            &base,
+            "delete_invoice",
+            acme,
+            "tool_not_granted",
+        )
+    });
+    let empty = Ticket::mint(&g.root, "a", "u")
+        .sign_with_rng(&mut g.rng)
+        .expect("mint");
+    g.push(V {
+        block: Some(0),
+        ..v(
+            "grant_none_allows_nothing",
+            "4.2",
+            "a ticket with no grant allows nothing",
+            &empty,
+            "list_invoices",
+            "{}",
+            "tool_not_granted",
+        )
+    });
+    g.push(v(
+        "grant_case_sensitive",
+        "4.2",
+        "tool names compare exactly: List_invoices is another tool",
+        &base,
+        "List_invoices",
+        acme,
+        "tool_not_granted",
+    ));
+    g.push(v(
+        "grant_lookalike_unicode",
+        "4.2",
+        "a look-alike tool name (Cyrillic і) is another tool",
+        &base,
+        "l\u{0456}st_invoices",
+        acme,
+        "tool_not_granted",
+    ));
+
+    // §4.3 row filters
+    g.push(V {
+        block: Some(0),
+        ..v(
+            "row_eq_denied",
+            "4.3",
+            "org must equal acme",
+            &base,
+            "list_invoices",
+            r#"{"org":"globex"}"#,
+            "arg_denied",
+        )
+    });
+    g.push(V {
+        block: Some(0),
+        ..v(
+            "row_missing_denied",
+            "4.3",
+            "a missing argument never satisfies a filter",
+            &base,
+            "list_invoices",
+            "{}",
+            "arg_denied",
+        )
+    });
+    g.push(V {
+        block: Some(0),
+        ..v(
+            "row_wrong_type_denied",
+            "4.3",
+            "the string filter is not satisfied by an integer",
+            &base,
+            "list_invoices",
+            r#"{"org":1}"#,
+            "arg_denied",
+        )
+    });
+    g.push(v(
+        "row_nested_key_no_collision",
+        "3.2",
+        "{\"org\":{\"x\":\"acme\"}} yields /org/x, not /org",
+        &base,
+        "list_invoices",
+        r#"{"org":{"x":"acme"}}"#,
+        "arg_denied",
+    ));
+    g.push(v(
+        "row_dotted_key_no_collision",
+        "3.2",
+        "a key named \"org/x\" is /org~1x, never /org/x",
+        &base,
+        "list_invoices",
+        r#"{"org/x":"acme"}"#,
+        "arg_denied",
+    ));
+    g.push(v(
+        "row_range_allows",
+        "4.3",
+        "amount 500 is within <= 500",
+        &base,
+        "create_refund",
+        r#"{"org":"acme","amount":500}"#,
+        "allow",
+    ));
+    g.push(V {
+        block: Some(0),
+        ..v(
+            "row_range_denied",
+            "4.3",
+            "amount 501 exceeds <= 500",
+            &base,
+            "create_refund",
+            r#"{"org":"acme","amount":501}"#,
+            "arg_denied",
+        )
+    });
+    g.push(v(
+        "row_range_float_denied",
+        "3.2",
+        "a non-integer number yields no fact, so the range denies",
+        &base,
+        "create_refund",
+        r#"{"org":"acme","amount":1.5}"#,
+        "arg_denied",
+    ));
+    g.push(v(
+        "row_range_string_denied",
+        "4.3",
+        "an integer range is not satisfied by a string",
+        &base,
+        "create_refund",
+        r#"{"org":"acme","amount":"5"}"#,
+        "arg_denied",
+    ));
+    g.push(v(
+        "row_range_huge_denied",
+        "3.2",
+        "an integer beyond 64 bits yields no fact",
+        &base,
+        "create_refund",
+        r#"{"org":"acme","amount":99999999999999999999}"#,
+        "arg_denied",
+    ));
+    g.push(v(
+        "row_per_tool_scoped",
+        "4.3",
+        "the refund filter does not apply to list_invoices",
+        &base,
+        "list_invoices",
+        r#"{"org":"acme","amount":100000}"#,
+        "allow",
+    ));
+    let kinds = base
+        .attenuate()
+        .row("list_invoices:status=open|paid".parse().expect("row"))
+        .row("list_invoices:number^=INV-".parse().expect("row"))
+        .row("list_invoices:page>=1".parse().expect("row"))
+        .row("list_invoices:page<10".parse().expect("row"))
+        .row("list_invoices:filter/archived=false".parse().expect("row"))
+        .sign_with_rng(&mut g.rng)
+        .expect("att");
+    let ok =
+        r#"{"org":"acme","status":"paid","number":"INV-7","page":9,"filter":{"archived":false}}"#;
+    g.push(v(
+        "row_all_kinds_allow",
+        "4.3",
+        "one-of, prefix, range and nested boolean equality all satisfied",
+        &kinds,
+        "list_invoices",
+        ok,
+        "allow",
+    ));
+    g.push(V { block: Some(1), ..v("row_oneof_denied", "4.3", "status void is not one of open, paid", &kinds, "list_invoices", r#"{"org":"acme","status":"void","number":"INV-7","page":9,"filter":{"archived":false}}"#, "arg_denied") });
+    g.push(V { block: Some(1), ..v("row_prefix_denied", "4.3", "number must start with INV-", &kinds, "list_invoices", r#"{"org":"acme","status":"paid","number":"CN-7","page":9,"filter":{"archived":false}}"#, "arg_denied") });
+    g.push(V { block: Some(1), ..v("row_min_denied", "4.3", "page must be >= 1", &kinds, "list_invoices", r#"{"org":"acme","status":"paid","number":"INV-7","page":0,"filter":{"archived":false}}"#, "arg_denied") });
+    g.push(V { block: Some(1), ..v("row_exclusive_max_denied", "4.3", "page < 10 excludes 10", &kinds, "list_invoices", r#"{"org":"acme","status":"paid","number":"INV-7","page":10,"filter":{"archived":false}}"#, "arg_denied") });
+    g.push(V { block: Some(1), ..v("row_bool_denied", "4.3", "filter/archived must be false", &kinds, "list_invoices", r#"{"org":"acme","status":"paid","number":"INV-7","page":3,"filter":{"archived":true}}"#, "arg_denied") });
+    g.push(v(
+        "row_bool_string_denied",
+        "4.3",
+        "\"false\" (a string) is not false",
+        &kinds,
+        "list_invoices",
+        r#"{"org":"acme","status":"paid","number":"INV-7","page":3,"filter":{"archived":"false"}}"#,
+        "arg_denied",
+    ));
+    let arr = Ticket::mint(&g.root, "a", "u")
+        .tool("t")
+        .row("t:ids/0=7".parse().expect("row"))
+        .sign_with_rng(&mut g.rng)
+        .expect("mint");
+    g.push(v(
+        "row_array_pointer",
+        "3.2",
+        "array elements are addressed by index",
+        &arr,
+        "t",
+        r#"{"ids":[7,8]}"#,
+        "allow",
+    ));
+
+    // §4.4 time and audience
+    g.push(V {
+        time: NOW + 3600,
+        block: Some(0),
+        ..v(
+            "expired_at_expiry",
+            "4.4",
+            "a ticket is no longer valid at its expiry second",
+            &base,
+            "list_invoices",
+            acme,
+            "expired",
+        )
+    });
+    g.push(V {
+        time: NOW + 3599,
+        ..v(
+            "valid_before_expiry",
+            "4.4",
+            "the last valid second",
+            &base,
+            "list_invoices",
+            acme,
+            "allow",
+        )
+    });
+    let nbf = Ticket::mint(&g.root, "a", "u")
+        .tool("t")
+        .not_before(NOW)
+        .sign_with_rng(&mut g.rng)
+        .expect("mint");
+    g.push(V {
+        time: NOW - 1,
+        block: Some(0),
+        ..v(
+            "not_yet_valid",
+            "4.4",
+            "one second before not-before",
+            &nbf,
+            "t",
+            "{}",
+            "not_yet_valid",
+        )
+    });
+    g.push(v(
+        "not_before_inclusive",
+        "4.4",
+        "valid from the not-before second on",
+        &nbf,
+        "t",
+        "{}",
+        "allow",
+    ));
+    g.push(V {
+        resource: Some("https://other.example/"),
+        block: Some(0),
+        ..v(
+            "wrong_resource",
+            "4.4",
+            "a ticket for another server is refused",
+            &base,
+            "list_invoices",
+            acme,
+            "wrong_resource",
+        )
+    });
+    g.push(V {
+        resource: None,
+        ..v(
+            "no_resource_given",
+            "4.4",
+            "a verifier that names no resource cannot satisfy an audience restriction",
+            &base,
+            "list_invoices",
+            acme,
+            "wrong_resource",
+        )
+    });
+
+    // §4.9 attenuation chains
+    let child = base
+        .attenuate()
+        .tool("list_invoices")
+        .budget("10".parse().expect("b"))
+        .expires_at(NOW + 300)
+        .sign_with_rng(&mut g.rng)
+        .expect("att");
+    g.push(v(
+        "child_allows",
+        "4.9",
+        "the sub-agent's narrower ticket allows its tool",
+        &child,
+        "list_invoices",
+        acme,
+        "allow",
+    ));
+    g.push(V {
+        block: Some(1),
+        ..v(
+            "child_tool_narrowed",
+            "4.9",
+            "the child may not call get_invoice although the parent may",
+            &child,
+            "get_invoice",
+            acme,
+            "tool_not_granted",
+        )
+    });
+    g.push(V {
+        time: NOW + 300,
+        block: Some(1),
+        ..v(
+            "child_expires_first",
+            "4.9",
+            "the child's shorter expiry applies",
+            &child,
+            "list_invoices",
+            acme,
+            "expired",
+        )
+    });
+    g.push(V {
+        block: Some(0),
+        ..v(
+            "child_keeps_parent_rows",
+            "4.9",
+            "the parent's org filter still binds the child",
+            &child,
+            "list_invoices",
+            r#"{"org":"globex"}"#,
+            "arg_denied",
+        )
+    });
+    let widen = child
+        .attenuate()
+        .tool("delete_invoice")
+        .sign_with_rng(&mut g.rng)
+        .expect("att");
+    g.push(V {
+        block: Some(1),
+        ..v(
+            "attenuation_cannot_widen_tools",
+            "4.9",
+            "naming a new tool in an attenuation grants nothing",
+            &widen,
+            "delete_invoice",
+            acme,
+            "tool_not_granted",
+        )
+    });
+    let later = child
+        .attenuate()
+        .expires_at(NOW + 7200)
+        .sign_with_rng(&mut g.rng)
+        .expect("att");
+    g.push(V {
+        time: NOW + 400,
+        block: Some(1),
+        ..v(
+            "attenuation_cannot_extend_expiry",
+            "4.9",
+            "a later expiry in a child block does not revive the ticket",
+            &later,
+            "list_invoices",
+            acme,
+            "expired",
+        )
+    });
+    let mut chain = base.clone();
+    for i in 1..8 {
+        chain = chain
+            .attenuate()
+            .expires_at(NOW + 3600 - i * 100)
+            .sign_with_rng(&mut g.rng)
+            .expect("att");
+    }
+    g.push(v(
+        "chain_8_blocks_allows",
+        "4.9",
+        "a chain of 8 blocks, all satisfied",
+        &chain,
+        "list_invoices",
+        acme,
+        "allow",
+    ));
+    g.push(V {
+        time: NOW + 3000,
+        block: Some(6),
+        ..v(
+            "chain_8_blocks_first_expiry",
+            "4.9",
+            "the first failing block in chain order is named",
+            &chain,
+            "list_invoices",
+            acme,
+            "expired",
+        )
+    });
+    let narrowing = chain
+        .attenuate()
+        .row("list_invoices:org=acme|globex".parse().expect("row"))
+        .sign_with_rng(&mut g.rng)
+        .expect("att");
+    g.push(V {
+        block: Some(0),
+        ..v(
+            "chain_looser_row_does_not_widen",
+            "4.9",
+            "acme|globex in block 8 does not admit globex past block 0",
+            &narrowing,
+            "list_invoices",
+            r#"{"org":"globex"}"#,
+            "arg_denied",
+        )
+    });
+
+    // §4.10 hand-written checks
+    let custom = base
+        .attenuate()
+        .datalog(r#"check if arg("/org", $o), $o.length() <= 4"#)
+        .sign_with_rng(&mut g.rng)
+        .expect("att");
+    g.push(v(
+        "datalog_check_allows",
+        "4.10",
+        "a hand-written check that holds",
+        &custom,
+        "list_invoices",
+        acme,
+        "allow",
+    ));
+    let custom2 = Ticket::mint(&g.root, "a", "u")
+        .tool("t")
+        .datalog(r#"check if arg("/x", $x), $x.length() <= 2"#)
+        .sign_with_rng(&mut g.rng)
+        .expect("mint");
+    g.push(V {
+        block: Some(0),
+        ..v(
+            "datalog_check_denies",
+            "4.10",
+            "a hand-written check that fails gives check_failed",
+            &custom2,
+            "t",
+            r#"{"x":"long"}"#,
+            "check_failed",
+        )
+    });
+    // A foreign block (plain Biscuit, no description) with rules that derive too many facts.
+    let flood_src = (0..70).map(|i| format!("a({i});")).collect::<String>()
+        + "p($x, $y) <- a($x), a($y); check if p(1, 2);";
+    let flood = biscuit_auth::BlockBuilder::new()
+        .code(flood_src)
+        .expect("code");
+    let kp =
+        biscuit_auth::KeyPair::new_with_rng(biscuit_auth::builder::Algorithm::Ed25519, &mut g.rng);
+    let flooded = base
+        .biscuit()
+        .append_with_keypair(&kp, flood)
+        .expect("append");
+    let flooded_text = format!("{PREFIX}{}", b64(&flooded.to_vec().expect("bytes")));
+    g.push(V {
+        ticket: flooded_text,
+        ..v(
+            "datalog_limits_exceeded",
+            "7.2",
+            "a foreign block whose rule multiplies facts (70 x 70) past the fact limit is cut off",
+            &base,
+            "list_invoices",
+            acme,
+            "limits_exceeded",
+        )
+    });
+    let foreign = biscuit_auth::BlockBuilder::new()
+        .code(r#"check if tool("get_invoice");"#)
+        .expect("code");
+    let kp =
+        biscuit_auth::KeyPair::new_with_rng(biscuit_auth::builder::Algorithm::Ed25519, &mut g.rng);
+    let foreign_t = base
+        .biscuit()
+        .append_with_keypair(&kp, foreign)
+        .expect("append");
+    let foreign_text = format!("{PREFIX}{}", b64(&foreign_t.to_vec().expect("bytes")));
+    g.push(V {
+        ticket: foreign_text.clone(),
+        block: Some(1),
+        ..v(
+            "foreign_block_enforced",
+            "6.2",
+            "a block from another Biscuit tool is enforced by the reference path",
+            &base,
+            "list_invoices",
+            acme,
+            "check_failed",
+        )
+    });
+    g.push(V {
+        ticket: foreign_text,
+        ..v(
+            "foreign_block_allows",
+            "6.2",
+            "the foreign block's check holds",
+            &base,
+            "get_invoice",
+            acme,
+            "allow",
+        )
+    });
+    let grant_try = biscuit_auth::BlockBuilder::new()
+        .code(r#"allow_tool("delete_invoice");"#)
+        .expect("code");
+    let kp =
+        biscuit_auth::KeyPair::new_with_rng(biscuit_auth::builder::Algorithm::Ed25519, &mut g.rng);
+    let grant_t = base
+        .biscuit()
+        .append_with_keypair(&kp, grant_try)
+        .expect("append");
+    g.push(V {
+        ticket: format!("{PREFIX}{}", b64(&grant_t.to_vec().expect("bytes"))),
+        block: Some(0),
+        ..v(
+            "attenuation_fact_cannot_grant",
+            "4.2",
+            "allow_tool in an attenuation block is not trusted by the policy",
+            &base,
+            "delete_invoice",
+            acme,
+            "tool_not_granted",
+        )
+    });
+    let lying = biscuit_auth::BlockBuilder::new()
+        .code(r#"check if tool("get_invoice");"#)
+        .expect("code")
+        .context(r#"{"captix":1}"#.to_string());
+    let kp =
+        biscuit_auth::KeyPair::new_with_rng(biscuit_auth::builder::Algorithm::Ed25519, &mut g.rng);
+    let lying_t = base
+        .biscuit()
+        .append_with_keypair(&kp, lying)
+        .expect("append");
+    g.push(V {
+        ticket: format!("{PREFIX}{}", b64(&lying_t.to_vec().expect("bytes"))),
+        block: Some(1),
+        ..v(
+            "description_mismatch",
+            "6.2",
+            "a captix description that does not match the block's Datalog is malformed",
+            &base,
+            "list_invoices",
+            acme,
+            "malformed",
+        )
+    });
+
+    // §5 keys and signatures
+    let other = SigningKey::from_seed(&[2u8; 32]);
+    g.push(V {
+        keys: Some(vec![other.public().to_text()]),
+        ..v(
+            "unknown_key_id",
+            "5.3",
+            "the verifier does not hold the key the ticket names",
+            &base,
+            "list_invoices",
+            acme,
+            "unknown_key",
+        )
+    });
+    g.push(V {
+        keys: Some(vec![other.public().to_text(), g.root.public().to_text()]),
+        ..v(
+            "key_rotation_two_keys",
+            "5.3",
+            "a verifier holding old and new keys picks by key id",
+            &base,
+            "list_invoices",
+            acme,
+            "allow",
+        )
+    });
+    let resigned = Ticket::mint(&other, "billing-agent", "alice")
+        .tool("list_invoices")
+        .sign_with_rng(&mut g.rng)
+        .expect("mint");
+    g.push(v(
+        "resigned_with_other_root",
+        "5.3",
+        "an equivalent ticket signed by another root key is refused",
+        &resigned,
+        "list_invoices",
+        acme,
+        "unknown_key",
+    ));
+    // Same key id, different key: build a biscuit whose key id claims the real root.
+    let impostor = biscuit_auth::Biscuit::builder()
+        .code(r#"agent("x"); allow_tool("list_invoices");"#)
+        .expect("code")
+        .root_key_id(g.root.key_id().0)
+        .build_with_rng(
+            &biscuit_auth::KeyPair::from(
+                &biscuit_auth::PrivateKey::from_bytes(
+                    &[2u8; 32],
+                    biscuit_auth::builder::Algorithm::Ed25519,
+                )
+                .expect("pk"),
+            ),
+            biscuit_auth::datalog::SymbolTable::new(),
+            &mut g.rng,
+        )
+        .expect("build");
+    g.push(V { ticket: format!("{PREFIX}{}", b64(&impostor.to_vec().expect("bytes"))), ..v("wrong_key_same_key_id", "5.3", "a ticket signed by another key claiming the root's key id fails signature verification", &base, "list_invoices", acme, "bad_signature") });
+    for (name, pos) in [
+        ("tamper_authority_signature", 0.25),
+        ("tamper_last_block", 0.97),
+        ("tamper_middle", 0.5),
+    ] {
+        let t = child.as_str();
+        let body = base64::decode_config(&t[PREFIX.len()..], base64::URL_SAFE_NO_PAD).expect("b64");
+        let mut bytes = body.clone();
+        let i = ((bytes.len() as f64) * pos) as usize;
+        bytes[i] ^= 0x01;
+        g.push(V { ticket: format!("{PREFIX}{}", b64(&bytes)), ..v(name, "6.3", "one flipped bit anywhere fails verification (signature, or decoding of what it signs)", &base, "list_invoices", acme, expect_for_tamper(&bytes, &g.root)) });
+    }
+    let stripped = {
+        // Drop the last block of the child: the proof no longer matches.
+        let mut outer = <biscuit_auth::format::schema::Biscuit as prost::Message>::decode(
+            base64::decode_config(&child.as_str()[PREFIX.len()..], base64::URL_SAFE_NO_PAD)
+                .expect("b64")
+                .as_slice(),
+        )
+        .expect("decode");
+        outer.blocks.pop();
+        format!("{PREFIX}{}", b64(&prost::Message::encode_to_vec(&outer)))
+    };
+    g.push(V {
+        ticket: stripped,
+        ..v(
+            "block_removed",
+            "6.3",
+            "removing an attenuation block breaks the proof",
+            &base,
+            "list_invoices",
+            acme,
+            "bad_signature",
+        )
+    });
+    let sealed = base.biscuit().seal().expect("seal");
+    g.push(V {
+        ticket: format!("{PREFIX}{}", b64(&sealed.to_vec().expect("bytes"))),
+        ..v(
+            "sealed_ticket_allows",
+            "6.3",
+            "a sealed ticket verifies",
+            &base,
+            "list_invoices",
+            acme,
+            "allow",
+        )
+    });
+    let mut sealed_plus = <biscuit_auth::format::schema::Biscuit as prost::Message>::decode(
+        sealed.to_vec().expect("b").as_slice(),
+    )
+    .expect("decode");
+    let child_outer = <biscuit_auth::format::schema::Biscuit as prost::Message>::decode(
+        base64::decode_config(&child.as_str()[PREFIX.len()..], base64::URL_SAFE_NO_PAD)
+            .expect("b64")
+            .as_slice(),
+    )
+    .expect("decode");
+    sealed_plus.blocks.push(child_outer.blocks[0].clone());
+    g.push(V {
+        ticket: format!(
+            "{PREFIX}{}",
+            b64(&prost::Message::encode_to_vec(&sealed_plus))
+        ),
+        ..v(
+            "sealed_then_appended",
+            "6.3",
+            "a block spliced after a seal fails verification",
+            &base,
+            "list_invoices",
+            acme,
+            "bad_signature",
+        )
+    });
+
+    // §6.1 encoding and §7 limits
+    let t = base.as_str();
+    g.push(V {
+        ticket: t[PREFIX.len()..].to_string(),
+        ..v(
+            "missing_prefix",
+            "6.1",
+            "the bare base64 of a ticket lacks the captix1_ prefix",
+            &base,
+            "list_invoices",
+            acme,
+            "malformed",
+        )
+    });
+    g.push(V {
+        ticket: t[..t.len() / 2].to_string(),
+        ..v(
+            "truncated",
+            "6.1",
+            "half a ticket",
+            &base,
+            "list_invoices",
+            acme,
+            "malformed",
+        )
+    });
+    g.push(V {
+        ticket: "captix1_".into(),
+        ..v(
+            "empty_body",
+            "6.1",
+            "the prefix alone",
+            &base,
+            "list_invoices",
+            acme,
+            "malformed",
+        )
+    });
+    g.push(V {
+        ticket: "captix1_$$$$".into(),
+        ..v(
+            "not_base64",
+            "6.1",
+            "characters outside base64url",
+            &base,
+            "list_invoices",
+            acme,
+            "malformed",
+        )
+    });
+    g.push(V {
+        ticket: format!(
+            "{PREFIX}{}",
+            b64(b"\x00\x01garbage that is not protobuf\xff")
+        ),
+        ..v(
+            "garbage_bytes",
+            "6.1",
+            "base64url of bytes that are not a Biscuit",
+            &base,
+            "list_invoices",
+            acme,
+            "malformed",
+        )
+    });
+    g.push(V {
+        ticket: "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln".into(),
+        ..v(
+            "jwt_is_not_a_ticket",
+            "6.1",
+            "a JWT is refused without parsing",
+            &base,
+            "list_invoices",
+            acme,
+            "malformed",
+        )
+    });
+    g.push(V {
+        ticket: format!("{PREFIX}{}", "A".repeat(captix::limits::MAX_TICKET_BYTES)),
+        ..v(
+            "ticket_too_large",
+            "7.1",
+            "over the ticket size limit, refused before decoding",
+            &base,
+            "list_invoices",
+            acme,
+            "ticket_too_large",
+        )
+    });
+    let mut many = base.biscuit().clone();
+    for _ in 0..captix::limits::MAX_BLOCKS {
+        let kp = biscuit_auth::KeyPair::new_with_rng(
+            biscuit_auth::builder::Algorithm::Ed25519,
+            &mut g.rng,
+        );
+        many = many
+            .append_with_keypair(&kp, biscuit_auth::BlockBuilder::new())
+            .expect("append");
+    }
+    g.push(V {
+        ticket: format!("{PREFIX}{}", b64(&many.to_vec().expect("bytes"))),
+        ..v(
+            "too_many_blocks",
+            "7.1",
+            "33 blocks, over the block limit",
+            &base,
+            "list_invoices",
+            acme,
+            "too_many_blocks",
+        )
+    });
+    let deep = format!(
+        "{}{}{}",
+        r#"{"org":"acme","x":"#,
+        "[".repeat(captix::limits::MAX_ARGS_DEPTH),
+        "]".repeat(captix::limits::MAX_ARGS_DEPTH) + "}"
+    );
+    g.push(v(
+        "args_too_deep",
+        "7.1",
+        "arguments nested past the depth limit",
+        &base,
+        "list_invoices",
+        Box::leak(deep.into_boxed_str()),
+        "args_too_deep",
+    ));
+    let big = format!(
+        r#"{{"org":"acme","x":"{}"}}"#,
+        "y".repeat(captix::limits::MAX_ARGS_BYTES)
+    );
+    g.push(v(
+        "args_too_large",
+        "7.1",
+        "arguments over the byte limit",
+        &base,
+        "list_invoices",
+        Box::leak(big.into_boxed_str()),
+        "args_too_large",
+    ));
+    g.push(v(
+        "args_duplicate_key",
+        "7.1",
+        "a repeated key is refused, whichever value a parser would keep",
+        &base,
+        "list_invoices",
+        r#"{"org":"globex","org":"acme"}"#,
+        "args_duplicate_key",
+    ));
+    g.push(v(
+        "args_duplicate_nested_key",
+        "7.1",
+        "duplicates are refused at any depth",
+        &base,
+        "list_invoices",
+        r#"{"org":"acme","f":{"a":1,"a":1}}"#,
+        "args_duplicate_key",
+    ));
+    g.push(v(
+        "args_not_object",
+        "3.2",
+        "arguments must be a JSON object",
+        &base,
+        "list_invoices",
+        r#"["acme"]"#,
+        "args_malformed",
+    ));
+    g.push(v(
+        "args_invalid_json",
+        "3.2",
+        "arguments that are not JSON",
+        &base,
+        "list_invoices",
+        r#"{"org":acme}"#,
+        "args_malformed",
+    ));
+    g.push(v(
+        "args_nan",
+        "3.2",
+        "NaN is not JSON",
+        &base,
+        "list_invoices",
+        r#"{"org":"acme","n":NaN}"#,
+        "args_malformed",
+    ));
+    g.push(v(
+        "args_trailing",
+        "3.2",
+        "text after the object",
+        &base,
+        "list_invoices",
+        r#"{"org":"acme"} {}"#,
+        "args_malformed",
+    ));
+    g.push(v(
+        "args_escaped_unicode_key",
+        "3.2",
+        "escaped and literal keys decode to the same member",
+        &base,
+        "list_invoices",
+        r#"{"\u006frg":"acme"}"#,
+        "allow",
+    ));
+    g.push(v(
+        "args_escaped_duplicate",
+        "7.1",
+        "a key and its escaped spelling are duplicates",
+        &base,
+        "list_invoices",
+        r#"{"org":"acme","\u006frg":"globex"}"#,
+        "args_duplicate_key",
+    ));
+
+    // Write, replacing the folder's JSON files.
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    for entry in std::fs::read_dir(&dir).expect("read dir") {
+        let p = entry.expect("entry").path();
+        if p.extension().is_some_and(|e| e == "json") {
+            std::fs::remove_file(p).expect("remove");
+        }
+    }
+    for (name, doc) in &g.out {
+        let text = serde_json::to_string_pretty(doc).expect("json") + "\n";
+        std::fs::write(dir.join(format!("{name}.json")), text).expect("write");
+    }
+    eprintln!("wrote {} vectors to {}", g.out.len(), dir.display());
+}
+
+fn b64(b: &[u8]) -> String {
+    base64::encode_config(b, base64::URL_SAFE_NO_PAD)
+}
+
+/// A flipped bit lands in a signature, a key or signed content: the expected code is what the
+/// reference path says, which must be a refusal of the ticket itself.
+fn expect_for_tamper(bytes: &[u8], root: &SigningKey) -> &'static str {
+    let text = format!("{PREFIX}{}", b64(bytes));
+    let d =
+        captix::Ticket::parse(&text, &captix::KeySet::from(root.public())).expect_err("tampered");
+    assert!(
+        matches!(d.code, captix::Code::BadSignature | captix::Code::Malformed),
+        "{d}"
+    );
+    d.code.as_str()
+}

@@ -1,0 +1,98 @@
+//! Compiled tickets: the vocabulary as plain data, evaluated without Datalog (spec §6.5).
+//!
+//! > A ticket whose every block is a described captix block without hand-written checks
+//! > compiles to: the granted tools and the ordered list of restrictions of every block.
+//! > Evaluating a call walks the list in (block, check) order and stops at the first
+//! > restriction that fails, then checks the grant: the same decision and code as the
+//! > reference path, which reports the first failing check in that order.
+
+use std::sync::Arc;
+
+use crate::block::Restriction;
+use crate::error::Denial;
+use crate::ticket::Ticket;
+use crate::verify::{not_granted, restriction_denial, Allowed, Call, Summary};
+
+/// A verified vocabulary ticket compiled to plain data.
+#[derive(Debug)]
+pub struct Compiled {
+    grants: Vec<String>,
+    checks: Vec<(usize, Restriction)>,
+    pub(crate) summary: Arc<Summary>,
+    ticket: Ticket,
+}
+
+impl Compiled {
+    /// Compiles a verified ticket; `None` when a block carries Datalog outside the vocabulary
+    /// (hand-written checks, or a foreign block), which must take the reference path.
+    pub fn compile(ticket: &Ticket) -> Option<Self> {
+        let mut checks = Vec::new();
+        for b in ticket.blocks() {
+            let d = b.description()?;
+            if !d.checks.is_empty() {
+                return None;
+            }
+            checks.extend(d.restrictions().into_iter().map(|r| (b.index, r)));
+        }
+        let mut grants = ticket.grants().to_vec();
+        grants.sort();
+        grants.dedup();
+        Some(Compiled {
+            grants,
+            checks,
+            summary: Arc::new(Summary::of(ticket)),
+            ticket: ticket.clone(),
+        })
+    }
+
+    /// The first failing restriction, else the grant (spec §6.5). Allocates nothing when the
+    /// call is allowed.
+    pub fn evaluate(&self, call: &Call) -> Result<(), Denial> {
+        for (block, r) in &self.checks {
+            if !holds(r, call) {
+                return Err(restriction_denial(*block, r, call));
+            }
+        }
+        if self
+            .grants
+            .binary_search_by(|g| g.as_str().cmp(&call.tool))
+            .is_err()
+        {
+            return Err(not_granted(&call.tool));
+        }
+        Ok(())
+    }
+
+    /// Evaluates and, when allowed, builds the decision.
+    pub fn check(&self, call: &Call) -> Result<Allowed, Denial> {
+        self.evaluate(call)?;
+        Ok(Allowed::new(
+            self.summary.clone(),
+            self.ticket.blocks(),
+            &call.tool,
+        ))
+    }
+
+    /// The verified ticket.
+    pub fn ticket(&self) -> &Ticket {
+        &self.ticket
+    }
+}
+
+fn holds(r: &Restriction, call: &Call) -> bool {
+    match r {
+        Restriction::NotBefore(t) => call.time >= *t,
+        Restriction::Expires(t) => call.time < *t,
+        Restriction::Resource(uri) => call.resource.as_deref() == Some(uri.as_str()),
+        Restriction::Tools(names) => names.contains(&call.tool),
+        Restriction::Row(f) => {
+            !f.tool.covers(&call.tool)
+                || call
+                    .args
+                    .get(&f.arg)
+                    .is_some_and(|v| f.constraint.admits(v))
+        }
+        // Never compiled: `compile` refuses blocks with hand-written checks.
+        Restriction::Datalog(_) => false,
+    }
+}

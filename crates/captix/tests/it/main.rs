@@ -1,0 +1,7 @@
+//! Integration tests of the core crate: one binary, one module per concern.
+
+mod common;
+mod flow;
+mod interop;
+mod laws;
+mod vectors;

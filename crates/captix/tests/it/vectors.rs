@@ -1,0 +1,120 @@
+//! Runs every conformance vector in `test-vectors/` (spec §9) on both verification paths.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use captix::{Call, Compiled, KeySet, PublicKey, Ticket};
+use serde_json::Value;
+
+fn folder() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../test-vectors")
+}
+
+/// Every `*.json` file of the folder: none is skipped.
+fn load() -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(folder()).expect("test-vectors folder") {
+        let p = e.expect("entry").path();
+        if p.extension().is_some_and(|x| x == "json") {
+            let text = std::fs::read_to_string(&p).expect("read");
+            let v: Value =
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            out.push((
+                p.file_name().expect("name").to_string_lossy().into_owned(),
+                v,
+            ));
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+fn run(v: &Value) -> (String, Option<usize>) {
+    let keys: KeySet = v["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .map(|k| PublicKey::from_text(k.as_str().expect("key text")).expect("key"))
+        .collect();
+    let c = &v["call"];
+    let call = Call::new(
+        c["tool"].as_str().expect("tool"),
+        c["args"].as_str().expect("args text"),
+    );
+    let mut call = match call {
+        Ok(call) => call.at(c["time"].as_u64().expect("time")),
+        Err(d) => return (d.code.as_str().to_string(), d.block),
+    };
+    if let Some(r) = c["resource"].as_str() {
+        call = call.resource(r);
+    }
+    let ticket = v["ticket"].as_str().expect("ticket");
+    let reference = captix::verify(ticket, &call, &keys);
+    // The hot path, where the ticket compiles, must agree.
+    if let Ok(t) = Ticket::parse(ticket, &keys) {
+        if let Some(compiled) = Compiled::compile(&t) {
+            let hot = compiled.check(&call);
+            assert_eq!(
+                hot.as_ref().err(),
+                reference.as_ref().err(),
+                "hot path differs"
+            );
+        }
+    }
+    match reference {
+        Ok(_) => ("allow".to_string(), None),
+        Err(d) => (d.code.as_str().to_string(), d.block),
+    }
+}
+
+#[test]
+fn every_vector_gives_its_expected_outcome() {
+    let vectors = load();
+    assert!(vectors.len() >= 60, "only {} vectors", vectors.len());
+    let mut failures = Vec::new();
+    let mut outcomes = BTreeSet::new();
+    for (file, v) in &vectors {
+        for field in [
+            "name", "section", "comment", "ticket", "call", "expect", "keys",
+        ] {
+            assert!(!v[field].is_null(), "{file}: no {field}");
+        }
+        let want = v["expect"]["outcome"].as_str().expect("outcome");
+        let want_block = v["expect"]["block"].as_u64().map(|b| b as usize);
+        let (got, block) = run(v);
+        outcomes.insert(got.clone());
+        if got != want || (want_block.is_some() && block != want_block) {
+            failures.push(format!(
+                "{file}: want {want} {want_block:?}, got {got} {block:?}"
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    // Every stateless code appears in some vector.
+    for code in [
+        "allow",
+        "malformed",
+        "ticket_too_large",
+        "too_many_blocks",
+        "bad_signature",
+        "unknown_key",
+        "expired",
+        "not_yet_valid",
+        "wrong_resource",
+        "tool_not_granted",
+        "arg_denied",
+        "check_failed",
+        "args_malformed",
+        "args_duplicate_key",
+        "args_too_large",
+        "args_too_deep",
+        "limits_exceeded",
+    ] {
+        assert!(outcomes.contains(code), "no vector has outcome {code}");
+    }
+}
