@@ -62,7 +62,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 "  ALLOW {tool} {args}\n        agent {} for {}, filters: {}",
                 a.identity().agent,
                 a.identity().user,
-                a.filters
+                a.filters()
                     .iter()
                     .map(|f| format!("{} ({} constraint(s))", f.arg, f.constraints.len()))
                     .collect::<Vec<_>>()

@@ -11,12 +11,13 @@ use std::sync::Arc;
 use crate::block::Restriction;
 use crate::error::Denial;
 use crate::ticket::Ticket;
-use crate::verify::{not_granted, restriction_denial, Allowed, Call, Summary};
+use crate::verify::{not_granted, restriction_denial, Allowed, Call, Summary, ToolView};
 
 /// A verified vocabulary ticket compiled to plain data.
 #[derive(Debug)]
 pub struct Compiled {
     grants: Vec<String>,
+    views: Vec<Arc<ToolView>>,
     checks: Vec<(usize, Restriction)>,
     pub(crate) summary: Arc<Summary>,
     ticket: Ticket,
@@ -37,40 +38,50 @@ impl Compiled {
         let mut grants = ticket.grants().to_vec();
         grants.sort();
         grants.dedup();
+        let views = grants
+            .iter()
+            .map(|g| Arc::new(ToolView::new(ticket.blocks(), g)))
+            .collect();
         Some(Compiled {
             grants,
+            views,
             checks,
             summary: Arc::new(Summary::of(ticket)),
             ticket: ticket.clone(),
         })
     }
 
-    /// The first failing restriction, else the grant (spec §6.5). Allocates nothing when the
+    /// The first failing restriction, else the grant (spec §6.5); when allowed, the index of
+    /// the granted tool. `resource` is the server's resource URI. Allocates nothing when the
     /// call is allowed.
-    pub fn evaluate(&self, call: &Call) -> Result<(), Denial> {
+    pub fn evaluate(&self, call: &Call, resource: Option<&str>) -> Result<usize, Denial> {
         for (block, r) in &self.checks {
-            if !holds(r, call) {
+            if !holds(r, call, resource) {
                 return Err(restriction_denial(*block, r, call));
             }
         }
-        if self
-            .grants
+        self.grants
             .binary_search_by(|g| g.as_str().cmp(&call.tool))
-            .is_err()
-        {
-            return Err(not_granted(&call.tool));
-        }
-        Ok(())
+            .map_err(|_| not_granted(&call.tool))
     }
 
-    /// Evaluates and, when allowed, builds the decision.
+    /// Evaluates a call (with its own resource) and, when allowed, gives the decision.
     pub fn check(&self, call: &Call) -> Result<Allowed, Denial> {
-        self.evaluate(call)?;
-        Ok(Allowed::new(
-            self.summary.clone(),
-            self.ticket.blocks(),
-            &call.tool,
-        ))
+        let i = self.evaluate(call, call.resource.as_deref())?;
+        Ok(self.allowed(i))
+    }
+
+    /// The decision for the granted tool at `index`.
+    pub(crate) fn allowed(&self, index: usize) -> Allowed {
+        Allowed {
+            summary: self.summary.clone(),
+            view: self.views[index].clone(),
+        }
+    }
+
+    /// The granted tools, sorted.
+    pub fn grants(&self) -> &[String] {
+        &self.grants
     }
 
     /// The verified ticket.
@@ -79,11 +90,11 @@ impl Compiled {
     }
 }
 
-fn holds(r: &Restriction, call: &Call) -> bool {
+pub(crate) fn holds(r: &Restriction, call: &Call, resource: Option<&str>) -> bool {
     match r {
         Restriction::NotBefore(t) => call.time >= *t,
         Restriction::Expires(t) => call.time < *t,
-        Restriction::Resource(uri) => call.resource.as_deref() == Some(uri.as_str()),
+        Restriction::Resource(uri) => resource == Some(uri.as_str()),
         Restriction::Tools(names) => names.contains(&call.tool),
         Restriction::Row(f) => {
             !f.tool.covers(&call.tool)

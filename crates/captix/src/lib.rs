@@ -52,7 +52,9 @@
 #![deny(missing_docs)]
 
 mod args;
+pub mod audit;
 mod block;
+pub mod budget;
 mod compiled;
 mod error;
 mod inspect;
@@ -60,8 +62,10 @@ mod keys;
 pub mod limits;
 mod mint;
 mod restriction;
+pub mod revocation;
 mod ticket;
 pub mod time;
+mod verifier;
 mod verify;
 
 pub use args::{Args, Scalar};
@@ -75,4 +79,5 @@ pub use restriction::{
     format_duration, parse_duration, validate_tool_name, Budget, Constraint, RowFilter, ToolSel,
 };
 pub use ticket::{BlockView, Content, RevocationId, Ticket, UnverifiedTicket, PREFIX};
+pub use verifier::{Checked, Verifier, VerifierBuilder, DEFAULT_CACHE_CAPACITY};
 pub use verify::{run_limits, verify, Allowed, ArgFilter, BudgetRef, Call, Decision, TOOLS_CALL};

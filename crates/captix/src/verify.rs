@@ -113,40 +113,16 @@ impl Summary {
     }
 }
 
-/// An allowed call: who is calling, for whom, under which row filters and budgets.
-#[derive(Clone, Debug)]
-pub struct Allowed {
-    pub(crate) summary: Arc<Summary>,
-    /// The tool called.
+/// What an allowed call to one tool carries beyond the ticket: computed once per (ticket, tool).
+#[derive(Debug)]
+pub(crate) struct ToolView {
     pub tool: String,
-    /// Row filters that apply to this tool, by argument (servers apply them to their queries).
     pub filters: Vec<ArgFilter>,
-    /// Budgets that apply to this tool (a stateless check shows them; a `Verifier` spends them).
     pub budgets: Vec<BudgetRef>,
 }
 
-impl Allowed {
-    /// Who the ticket is for.
-    pub fn identity(&self) -> &Identity {
-        &self.summary.identity
-    }
-
-    /// The revocation ids of the chain, authority first.
-    pub fn chain(&self) -> &[RevocationId] {
-        &self.summary.chain
-    }
-
-    /// The earliest expiry on the chain.
-    pub fn expires(&self) -> Option<u64> {
-        self.summary.expires
-    }
-
-    /// The filters on one argument, if any.
-    pub fn filter(&self, pointer: &str) -> Option<&ArgFilter> {
-        self.filters.iter().find(|f| f.arg == pointer)
-    }
-
-    pub(crate) fn new(summary: Arc<Summary>, blocks: &[BlockView], tool: &str) -> Self {
+impl ToolView {
+    pub(crate) fn new(blocks: &[BlockView], tool: &str) -> Self {
         let mut filters: Vec<ArgFilter> = Vec::new();
         let mut budgets = Vec::new();
         let root_id = blocks
@@ -176,11 +152,62 @@ impl Allowed {
                 }
             }
         }
-        Allowed {
-            summary,
+        ToolView {
             tool: tool.to_string(),
             filters,
             budgets,
+        }
+    }
+}
+
+/// An allowed call: who is calling, for whom, under which row filters and budgets. Cheap to
+/// clone: it shares the data computed once per ticket.
+#[derive(Clone, Debug)]
+pub struct Allowed {
+    pub(crate) summary: Arc<Summary>,
+    pub(crate) view: Arc<ToolView>,
+}
+
+impl Allowed {
+    /// Who the ticket is for.
+    pub fn identity(&self) -> &Identity {
+        &self.summary.identity
+    }
+
+    /// The tool called.
+    pub fn tool(&self) -> &str {
+        &self.view.tool
+    }
+
+    /// Row filters that apply to this tool, by argument (servers apply them to their queries).
+    pub fn filters(&self) -> &[ArgFilter] {
+        &self.view.filters
+    }
+
+    /// The filters on one argument, if any.
+    pub fn filter(&self, pointer: &str) -> Option<&ArgFilter> {
+        self.view.filters.iter().find(|f| f.arg == pointer)
+    }
+
+    /// Budgets that apply to this tool (a stateless check shows them; a `Verifier` spends them).
+    pub fn budgets(&self) -> &[BudgetRef] {
+        &self.view.budgets
+    }
+
+    /// The revocation ids of the chain, authority first.
+    pub fn chain(&self) -> &[RevocationId] {
+        &self.summary.chain
+    }
+
+    /// The earliest expiry on the chain.
+    pub fn expires(&self) -> Option<u64> {
+        self.summary.expires
+    }
+
+    pub(crate) fn new(summary: Arc<Summary>, blocks: &[BlockView], tool: &str) -> Self {
+        Allowed {
+            summary,
+            view: Arc::new(ToolView::new(blocks, tool)),
         }
     }
 }

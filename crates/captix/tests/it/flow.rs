@@ -44,10 +44,10 @@ fn mint_verify_allow_reports_identity_filters_and_budgets() {
     assert_eq!(a.identity().user, "alice");
     assert_eq!(a.identity().issuer.as_deref(), Some("https://auth.example"));
     assert_eq!(a.identity().scopes, vec!["invoices:read".to_string()]);
-    assert_eq!(a.filters.len(), 2);
+    assert_eq!(a.filters().len(), 2);
     assert_eq!(a.filter("/org").expect("org").constraints.len(), 1);
-    assert_eq!(a.budgets.len(), 1);
-    assert_eq!(a.budgets[0].budget.max_calls, 100);
+    assert_eq!(a.budgets().len(), 1);
+    assert_eq!(a.budgets()[0].budget.max_calls, 100);
     assert_eq!(a.chain().len(), 1);
     assert_eq!(a.expires(), Some(NOW + 3600));
     // list_invoices is not under the refund filter
@@ -57,7 +57,7 @@ fn mint_verify_allow_reports_identity_filters_and_budgets() {
         &keys,
     )
     .expect("allowed");
-    assert_eq!(a.filters.len(), 1);
+    assert_eq!(a.filters().len(), 1);
 }
 
 #[test]

@@ -55,8 +55,8 @@ proptest! {
             let hot = compiled.check(c);
             match (&reference, &hot) {
                 (Ok(a), Ok(b)) => {
-                    prop_assert_eq!(&a.filters, &b.filters);
-                    prop_assert_eq!(&a.budgets, &b.budgets);
+                    prop_assert_eq!(a.filters(), b.filters());
+                    prop_assert_eq!(a.budgets(), b.budgets());
                 }
                 (Err(a), Err(b)) => prop_assert_eq!(a, b),
                 _ => prop_assert!(false, "paths disagree on {:?}: {:?} vs {:?}", c, reference.err(), hot.err()),

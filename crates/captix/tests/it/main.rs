@@ -5,3 +5,4 @@ mod flow;
 mod interop;
 mod laws;
 mod vectors;
+mod verifier;

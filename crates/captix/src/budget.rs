@@ -1,0 +1,565 @@
+//! Budget accounting (spec §10): the `BudgetStore` trait, GCRA, and the in-memory store.
+//!
+//! > A budget of N calls per W seconds is a GCRA (generic cell rate algorithm) with emission
+//! > interval W/N and burst N. In integer form, time is counted in *ticks* of 1/N second:
+//! > a call costs W ticks, and the state is one integer, the theoretical arrival time `tat`
+//! > (in ticks). At time `now` (ticks `n = now·N`) a call is admitted when
+//! > `max(tat, n) + W − n ≤ W·N`; admitting sets `tat = max(tat, n) + W`. When refused, the
+//! > budget has a unit again after `ceil((max(tat, n) + W − n − W·N) / N)` seconds.
+//! > A lifetime budget (W = 0) is a counter that admits while `count < N` and never refills.
+//! > A call spends from every budget on its chain, all or nothing.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use crate::error::{Code, Denial};
+
+/// One budget to spend from, as the verifier hands it to a store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BudgetKey {
+    /// Revocation id of the chain's authority block (shared by every key of a chain, so a
+    /// clustered store can keep a chain's keys together).
+    pub root: Vec<u8>,
+    /// Revocation id of the block that set the budget.
+    pub block: Vec<u8>,
+    /// Index of the budget within its block.
+    pub index: u32,
+    /// Calls allowed per window.
+    pub max_calls: u64,
+    /// Window in seconds; 0 = lifetime.
+    pub window: u64,
+    /// The chain's earliest expiry: state may be dropped after it.
+    pub expires: Option<u64>,
+}
+
+/// The result of a spend.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Spend {
+    /// One unit was spent from every budget.
+    Spent,
+    /// Nothing was spent: the budget at this position (in the keys given) is exhausted.
+    Exhausted {
+        /// Position of the exhausted budget in the keys given.
+        which: usize,
+        /// Seconds until it has a unit again; `None` for a lifetime budget.
+        retry_after: Option<u64>,
+    },
+}
+
+/// Budgets prepared for one (ticket, tool): spent on every allowed call.
+pub trait PreparedSpend: Send + Sync {
+    /// Spends one unit from every budget, all or nothing, at `now` (Unix seconds).
+    fn spend(&self, now: u64) -> Result<Spend, Denial>;
+}
+
+/// Where budget state lives: in memory, in a file-backed memory store, in Redis.
+pub trait BudgetStore: Send + Sync {
+    /// Prepares the budgets of one (ticket, tool) once; the verifier caches the result.
+    fn prepare(&self, keys: Vec<BudgetKey>) -> Box<dyn PreparedSpend>;
+}
+
+/// The GCRA step for one budget (spec §10): the new state, or the seconds to wait.
+pub fn gcra(state: u64, now: u64, max_calls: u64, window: u64) -> Result<u64, Option<u64>> {
+    if max_calls == 0 {
+        return Err(None);
+    }
+    if window == 0 {
+        return if state < max_calls {
+            Ok(state + 1)
+        } else {
+            Err(None)
+        };
+    }
+    let (n, w, m) = (
+        now as u128 * max_calls as u128,
+        window as u128,
+        max_calls as u128,
+    );
+    let start = (state as u128).max(n);
+    let tat = start + w;
+    if tat - n <= w * m {
+        Ok(u64::try_from(tat).unwrap_or(u64::MAX))
+    } else {
+        let wait_ticks = tat - n - w * m;
+        Err(Some(
+            u64::try_from(wait_ticks.div_ceil(m)).unwrap_or(u64::MAX),
+        ))
+    }
+}
+
+/// True when a state is the same as no state at `now` (it can be forgotten).
+fn idle(state: u64, now: u64, key: &Key) -> bool {
+    if key.window == 0 {
+        // lifetime counters live until the chain expires
+        return key.expires.is_some_and(|e| now >= e);
+    }
+    state as u128 <= now as u128 * key.max_calls as u128
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Id {
+    block: Box<[u8]>,
+    index: u32,
+}
+
+#[derive(Clone, Debug)]
+struct Key {
+    max_calls: u64,
+    window: u64,
+    expires: Option<u64>,
+}
+
+struct Cell {
+    key: Key,
+    state: Mutex<u64>,
+}
+
+const SHARDS: usize = 16;
+
+/// The in-memory budget store. Safe to share across threads; each budget has its own lock,
+/// taken in a fixed order so that multi-budget spends are atomic without deadlock.
+pub struct MemoryBudgets {
+    shards: Vec<RwLock<HashMap<Id, Arc<Cell>>>>,
+    hasher: std::collections::hash_map::RandomState,
+}
+
+impl Default for MemoryBudgets {
+    fn default() -> Self {
+        MemoryBudgets {
+            shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
+            hasher: Default::default(),
+        }
+    }
+}
+
+impl MemoryBudgets {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn shard(&self, id: &Id) -> &RwLock<HashMap<Id, Arc<Cell>>> {
+        use std::hash::BuildHasher;
+        &self.shards[(self.hasher.hash_one(id) as usize) % SHARDS]
+    }
+
+    fn cell(&self, k: &BudgetKey) -> Arc<Cell> {
+        let id = Id {
+            block: k.block.clone().into_boxed_slice(),
+            index: k.index,
+        };
+        let shard = self.shard(&id);
+        if let Some(c) = shard.read().unwrap_or_else(|e| e.into_inner()).get(&id) {
+            return c.clone();
+        }
+        shard
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(id)
+            .or_insert_with(|| {
+                Arc::new(Cell {
+                    key: Key {
+                        max_calls: k.max_calls,
+                        window: k.window,
+                        expires: k.expires,
+                    },
+                    state: Mutex::new(0),
+                })
+            })
+            .clone()
+    }
+
+    /// Drops state that is the same as none at `now` (refilled windows, expired chains).
+    /// Cells still held by cached tickets stay. Returns how many were dropped.
+    pub fn sweep(&self, now: u64) -> usize {
+        let mut dropped = 0;
+        for shard in &self.shards {
+            let mut map = shard.write().unwrap_or_else(|e| e.into_inner());
+            map.retain(|_, c| {
+                let keep = Arc::strong_count(c) > 1
+                    || !idle(
+                        *c.state.lock().unwrap_or_else(|e| e.into_inner()),
+                        now,
+                        &c.key,
+                    );
+                if !keep {
+                    dropped += 1;
+                }
+                keep
+            });
+        }
+        dropped
+    }
+
+    /// Number of budgets with state.
+    pub fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.read().unwrap_or_else(|e| e.into_inner()).len())
+            .sum()
+    }
+
+    /// True when no budget has state.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Writes the state to `path` atomically (a temporary file, fsync, rename), in the compact
+    /// binary form of spec §10.3. State that is the same as none at `now` is left out.
+    pub fn save(&self, path: &Path, now: u64) -> std::io::Result<()> {
+        let mut out = Vec::with_capacity(64 + self.len() * 96);
+        out.extend_from_slice(MAGIC);
+        let mut count = 0u32;
+        let mut body = Vec::new();
+        for shard in &self.shards {
+            for (id, c) in shard.read().unwrap_or_else(|e| e.into_inner()).iter() {
+                let state = *c.state.lock().unwrap_or_else(|e| e.into_inner());
+                if idle(state, now, &c.key) {
+                    continue;
+                }
+                count += 1;
+                let len = u16::try_from(id.block.len()).unwrap_or(u16::MAX);
+                body.extend_from_slice(&len.to_le_bytes());
+                body.extend_from_slice(&id.block[..len as usize]);
+                body.extend_from_slice(&id.index.to_le_bytes());
+                body.extend_from_slice(&c.key.max_calls.to_le_bytes());
+                body.extend_from_slice(&c.key.window.to_le_bytes());
+                body.extend_from_slice(&c.key.expires.unwrap_or(u64::MAX).to_le_bytes());
+                body.extend_from_slice(&state.to_le_bytes());
+            }
+        }
+        out.extend_from_slice(&count.to_le_bytes());
+        out.extend_from_slice(&body);
+        atomic_write(path, &out)
+    }
+
+    /// Loads a store written by [`MemoryBudgets::save`]. A missing file is an empty store;
+    /// a damaged one is an error (refilling budgets silently would be the wrong failure).
+    pub fn load(path: &Path) -> std::io::Result<Self> {
+        let store = Self::new();
+        let mut bytes = Vec::new();
+        match std::fs::File::open(path) {
+            Ok(mut f) => f.read_to_end(&mut bytes)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(store),
+            Err(e) => return Err(e),
+        };
+        let bad = || {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "not a captix budget state file",
+            )
+        };
+        let mut r = bytes.strip_prefix(MAGIC).ok_or_else(bad)?;
+        let mut take = |n: usize| -> std::io::Result<&[u8]> {
+            if r.len() < n {
+                return Err(bad());
+            }
+            let (a, b) = r.split_at(n);
+            r = b;
+            Ok(a)
+        };
+        let u64_of = |b: &[u8]| u64::from_le_bytes(b.try_into().unwrap_or([0; 8]));
+        let count = u32::from_le_bytes(take(4)?.try_into().map_err(|_| bad())?);
+        for _ in 0..count {
+            let len = u16::from_le_bytes(take(2)?.try_into().map_err(|_| bad())?) as usize;
+            let block = take(len)?.to_vec().into_boxed_slice();
+            let index = u32::from_le_bytes(take(4)?.try_into().map_err(|_| bad())?);
+            let max_calls = u64_of(take(8)?);
+            let window = u64_of(take(8)?);
+            let expires = Some(u64_of(take(8)?)).filter(|e| *e != u64::MAX);
+            let state = u64_of(take(8)?);
+            let id = Id { block, index };
+            let cell = Arc::new(Cell {
+                key: Key {
+                    max_calls,
+                    window,
+                    expires,
+                },
+                state: Mutex::new(state),
+            });
+            store
+                .shard(&id)
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(id, cell);
+        }
+        if !r.is_empty() {
+            return Err(bad());
+        }
+        Ok(store)
+    }
+}
+
+const MAGIC: &[u8; 8] = b"CPXBUD1\n";
+
+/// Writes a file atomically: a temporary file beside it, fsync, rename, fsync of the folder.
+pub(crate) fn atomic_write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut tmp = PathBuf::from(dir);
+    tmp.push(format!(
+        ".{}.tmp{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("state"),
+        std::process::id()
+    ));
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+struct MemorySpend {
+    /// Cells in lock order (by address), with their position in the caller's keys.
+    cells: Vec<(usize, Arc<Cell>)>,
+}
+
+impl PreparedSpend for MemorySpend {
+    fn spend(&self, now: u64) -> Result<Spend, Denial> {
+        // Lock every cell in a fixed global order, check all, then commit all.
+        let mut guards: Vec<_> = self
+            .cells
+            .iter()
+            .map(|(i, c)| (*i, c, c.state.lock().unwrap_or_else(|e| e.into_inner())))
+            .collect();
+        let mut next = [0u64; 8];
+        let mut next_vec;
+        let next: &mut [u64] = if guards.len() <= next.len() {
+            &mut next[..guards.len()]
+        } else {
+            next_vec = vec![0u64; guards.len()];
+            &mut next_vec
+        };
+        let mut worst: Option<(usize, Option<u64>)> = None;
+        for (slot, (i, c, g)) in guards.iter().enumerate() {
+            match gcra(**g, now, c.key.max_calls, c.key.window) {
+                Ok(s) => next[slot] = s,
+                Err(wait) => {
+                    // Report the earliest-positioned exhausted budget.
+                    if worst.is_none_or(|(w, _)| *i < w) {
+                        worst = Some((*i, wait));
+                    }
+                }
+            }
+        }
+        if let Some((which, retry_after)) = worst {
+            return Ok(Spend::Exhausted { which, retry_after });
+        }
+        for (slot, (_, _, g)) in guards.iter_mut().enumerate() {
+            **g = next[slot];
+        }
+        Ok(Spend::Spent)
+    }
+}
+
+impl BudgetStore for MemoryBudgets {
+    fn prepare(&self, keys: Vec<BudgetKey>) -> Box<dyn PreparedSpend> {
+        let mut cells: Vec<(usize, Arc<Cell>)> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (i, self.cell(k)))
+            .collect();
+        cells.sort_by_key(|(_, c)| Arc::as_ptr(c) as usize);
+        cells.dedup_by_key(|(_, c)| Arc::as_ptr(c) as usize);
+        Box::new(MemorySpend { cells })
+    }
+}
+
+impl<T: BudgetStore + ?Sized> BudgetStore for Arc<T> {
+    fn prepare(&self, keys: Vec<BudgetKey>) -> Box<dyn PreparedSpend> {
+        (**self).prepare(keys)
+    }
+}
+
+/// A store that keeps nothing: every spend succeeds (for stateless checks).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoBudgets;
+
+struct Free;
+impl PreparedSpend for Free {
+    fn spend(&self, _: u64) -> Result<Spend, Denial> {
+        Ok(Spend::Spent)
+    }
+}
+
+impl BudgetStore for NoBudgets {
+    fn prepare(&self, _: Vec<BudgetKey>) -> Box<dyn PreparedSpend> {
+        Box::new(Free)
+    }
+}
+
+/// The denial for an unreachable store.
+pub fn store_unavailable(what: &str) -> Denial {
+    Denial::new(
+        Code::StoreUnavailable,
+        format!("the budget or revocation store is unavailable, failing closed: {what}"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(block: u8, index: u32, max: u64, window: u64) -> BudgetKey {
+        BudgetKey {
+            root: vec![0],
+            block: vec![block],
+            index,
+            max_calls: max,
+            window,
+            expires: None,
+        }
+    }
+
+    #[test]
+    fn gcra_admits_a_burst_then_refills_smoothly() {
+        // 3 per 60 s: 3 at once, then one every 20 s.
+        let mut s = 0;
+        for _ in 0..3 {
+            s = gcra(s, 1000, 3, 60).expect("burst");
+        }
+        assert_eq!(gcra(s, 1000, 3, 60), Err(Some(20)));
+        assert_eq!(gcra(s, 1019, 3, 60), Err(Some(1)));
+        s = gcra(s, 1020, 3, 60).expect("refilled one");
+        assert_eq!(gcra(s, 1020, 3, 60), Err(Some(20)));
+        // after a full window of idleness, a full burst again
+        let mut t = s;
+        for _ in 0..3 {
+            t = gcra(t, 1100, 3, 60).expect("full burst");
+        }
+        // fractional intervals: 100 per 60 s (0.6 s each) rounds the wait up
+        let mut u = 0;
+        for _ in 0..100 {
+            u = gcra(u, 5, 100, 60).expect("burst of 100");
+        }
+        assert_eq!(gcra(u, 5, 100, 60), Err(Some(1)));
+    }
+
+    #[test]
+    fn lifetime_and_zero_budgets() {
+        assert_eq!(gcra(0, 0, 2, 0), Ok(1));
+        assert_eq!(gcra(1, 99, 2, 0), Ok(2));
+        assert_eq!(gcra(2, 10_000, 2, 0), Err(None));
+        assert_eq!(gcra(0, 0, 0, 60), Err(None));
+        assert!(
+            gcra(0, u64::MAX / 2, u64::MAX / 2, u64::MAX / 2).is_ok(),
+            "no overflow"
+        );
+    }
+
+    #[test]
+    fn spend_is_all_or_nothing_across_budgets() {
+        let store = MemoryBudgets::new();
+        let roomy = key(1, 0, 10, 0);
+        let tight = key(2, 0, 1, 0);
+        let p = store.prepare(vec![roomy.clone(), tight.clone()]);
+        assert_eq!(p.spend(0).expect("ok"), Spend::Spent);
+        assert_eq!(
+            p.spend(0).expect("ok"),
+            Spend::Exhausted {
+                which: 1,
+                retry_after: None
+            }
+        );
+        // the roomy budget was not charged by the refused call: 9 more fit
+        let only_roomy = store.prepare(vec![roomy]);
+        for _ in 0..9 {
+            assert_eq!(only_roomy.spend(0).expect("ok"), Spend::Spent);
+        }
+        assert!(matches!(
+            only_roomy.spend(0).expect("ok"),
+            Spend::Exhausted { .. }
+        ));
+    }
+
+    #[test]
+    fn parent_and_child_share_the_parent_budget() {
+        let store = MemoryBudgets::new();
+        let parent = key(1, 0, 3, 0);
+        let child_own = key(2, 0, 10, 0);
+        let parent_calls = store.prepare(vec![parent.clone()]);
+        let child_calls = store.prepare(vec![parent, child_own]);
+        assert_eq!(child_calls.spend(0).expect("ok"), Spend::Spent);
+        assert_eq!(child_calls.spend(0).expect("ok"), Spend::Spent);
+        assert_eq!(parent_calls.spend(0).expect("ok"), Spend::Spent);
+        assert_eq!(
+            child_calls.spend(0).expect("ok"),
+            Spend::Exhausted {
+                which: 0,
+                retry_after: None
+            }
+        );
+    }
+
+    #[test]
+    fn threads_never_overspend() {
+        let store = Arc::new(MemoryBudgets::new());
+        let spent = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let (store, spent) = (store.clone(), spent.clone());
+                std::thread::spawn(move || {
+                    let p = store.prepare(vec![key(1, 0, 1000, 0), key(2, 0, 5000, 0)]);
+                    for _ in 0..600 {
+                        if p.spend(0).expect("ok") == Spend::Spent {
+                            spent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().expect("thread");
+        }
+        assert_eq!(spent.load(std::sync::atomic::Ordering::Relaxed), 1000);
+    }
+
+    #[test]
+    fn state_survives_save_and_load() {
+        let dir = std::env::temp_dir().join(format!("captix-budget-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let path = dir.join("budgets.bin");
+        let store = MemoryBudgets::new();
+        let k = key(7, 3, 2, 0);
+        let windowed = key(8, 0, 1, 3600);
+        let p = store.prepare(vec![k.clone(), windowed.clone()]);
+        assert_eq!(p.spend(100).expect("ok"), Spend::Spent);
+        store.save(&path, 100).expect("save");
+        let again = MemoryBudgets::load(&path).expect("load");
+        let p = again.prepare(vec![k, windowed]);
+        assert_eq!(
+            p.spend(200).expect("ok"),
+            Spend::Exhausted {
+                which: 1,
+                retry_after: Some(3500)
+            },
+            "a restart does not refill"
+        );
+        assert!(MemoryBudgets::load(&dir.join("absent"))
+            .expect("empty")
+            .is_empty());
+        std::fs::write(&path, b"CPXBUD1\n\x05\x00\x00\x00").expect("write");
+        assert!(MemoryBudgets::load(&path).is_err(), "damaged file refused");
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    #[test]
+    fn sweep_forgets_only_idle_state() {
+        let store = MemoryBudgets::new();
+        {
+            let p = store.prepare(vec![key(1, 0, 2, 60)]);
+            p.spend(0).expect("ok");
+        }
+        assert_eq!(store.sweep(10), 0, "still counting at t=10");
+        assert_eq!(store.sweep(60), 1, "refilled by t=60");
+    }
+}

@@ -1,0 +1,550 @@
+//! The `Verifier`: what an MCP server runs on every tool call (spec §10).
+//!
+//! > First sight of a ticket: parse, verify signatures, compile (§6.5), cache. Later calls:
+//! > find the entry by a keyed hash of the exact ticket bytes, confirm with a constant-time
+//! > comparison of the full bytes, re-check revocation if the revoked set changed, evaluate
+//! > the compiled restrictions, spend the budgets. No Datalog, no signature work. Tickets that
+//! > do not compile are evaluated on the reference path each time.
+
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+
+use subtle::ConstantTimeEq;
+
+use crate::audit::{AuditSink, Record, Redaction};
+use crate::block::Restriction;
+use crate::budget::{BudgetKey, BudgetStore, NoBudgets, PreparedSpend, Spend};
+use crate::compiled::{holds, Compiled};
+use crate::error::{Code, Denial};
+use crate::keys::KeySet;
+use crate::revocation::{NoRevocations, RevocationSource};
+use crate::ticket::{RevocationId, Ticket};
+use crate::verify::{restriction_denial, Allowed, BudgetRef, Call, Decision, Summary};
+
+/// Default number of cached tickets.
+pub const DEFAULT_CACHE_CAPACITY: usize = 16_384;
+const SHARDS: usize = 64;
+const NEVER: u64 = u64::MAX;
+
+/// Builds a [`Verifier`].
+#[must_use = "call build()"]
+pub struct VerifierBuilder {
+    keys: KeySet,
+    resource: Option<String>,
+    budgets: Arc<dyn BudgetStore>,
+    revocations: Arc<dyn RevocationSource>,
+    audit: Option<Arc<dyn AuditSink>>,
+    redaction: Redaction,
+    capacity: usize,
+}
+
+impl VerifierBuilder {
+    /// This server's canonical resource URI (RFC 8707): tickets restricted to another
+    /// resource are refused. It replaces the resource of every call checked.
+    pub fn resource(mut self, uri: impl Into<String>) -> Self {
+        self.resource = Some(uri.into());
+        self
+    }
+
+    /// Where budgets are counted (default: none are enforced).
+    pub fn budgets(mut self, store: Arc<dyn BudgetStore>) -> Self {
+        self.budgets = store;
+        self
+    }
+
+    /// Where revoked ids come from (default: nothing is revoked).
+    pub fn revocations(mut self, source: Arc<dyn RevocationSource>) -> Self {
+        self.revocations = source;
+        self
+    }
+
+    /// Where decisions are recorded, and which argument values they keep.
+    pub fn audit(mut self, sink: Arc<dyn AuditSink>, redaction: Redaction) -> Self {
+        self.audit = Some(sink);
+        self.redaction = redaction;
+        self
+    }
+
+    /// Most tickets kept compiled (default [`DEFAULT_CACHE_CAPACITY`]).
+    pub fn cache_capacity(mut self, n: usize) -> Self {
+        self.capacity = n.max(SHARDS);
+        self
+    }
+
+    /// The verifier.
+    pub fn build(self) -> Verifier {
+        Verifier {
+            keys: self.keys,
+            resource: self.resource,
+            budgets: self.budgets,
+            revocations: self.revocations,
+            audit: self.audit,
+            redaction: self.redaction,
+            cache: Cache::new(self.capacity),
+        }
+    }
+}
+
+/// Checks tool calls against tickets, with a cache, budgets, revocation and an audit log.
+/// `Send + Sync`: share one per server (e.g. in an `Arc`).
+pub struct Verifier {
+    keys: KeySet,
+    resource: Option<String>,
+    budgets: Arc<dyn BudgetStore>,
+    revocations: Arc<dyn RevocationSource>,
+    audit: Option<Arc<dyn AuditSink>>,
+    redaction: Redaction,
+    cache: Cache,
+}
+
+enum Path {
+    Compiled {
+        compiled: Compiled,
+        /// Per granted tool (same order as `compiled.grants()`): the prepared budget spend.
+        spends: Vec<OnceLock<Box<dyn PreparedSpend>>>,
+    },
+    Reference {
+        ticket: Ticket,
+        summary: Arc<Summary>,
+        spends: Mutex<HashMap<String, Arc<dyn PreparedSpend>>>,
+    },
+}
+
+struct Entry {
+    bytes: Box<[u8]>,
+    expires: u64,
+    chain: Vec<RevocationId>,
+    /// The revocation generation last seen with no id of the chain revoked.
+    clean_generation: AtomicU64,
+    path: Path,
+}
+
+/// What a check decided, and where the audit log recorded it.
+#[derive(Clone, Debug)]
+pub struct Checked {
+    /// The decision.
+    pub decision: Decision,
+    /// The audit record's `seq`, when an audit sink is configured.
+    pub audit_seq: Option<u64>,
+}
+
+impl Verifier {
+    /// Starts a verifier that accepts tickets signed by these root keys.
+    pub fn builder(keys: KeySet) -> VerifierBuilder {
+        VerifierBuilder {
+            keys,
+            resource: None,
+            budgets: Arc::new(NoBudgets),
+            revocations: Arc::new(NoRevocations),
+            audit: None,
+            redaction: Redaction::Keep,
+            capacity: DEFAULT_CACHE_CAPACITY,
+        }
+    }
+
+    /// Checks a call: the decision of spec §6.3, with revocation and budgets, recorded in the
+    /// audit log when one is configured.
+    pub fn check(&self, ticket: &str, call: &Call) -> Decision {
+        self.check_audited(ticket, call).decision
+    }
+
+    /// Like [`Verifier::check`], also returning the audit record's `seq` (to attach the call's
+    /// outcome with [`Verifier::record_outcome`]). An audit sink that cannot write turns the
+    /// decision into `store_unavailable`.
+    pub fn check_audited(&self, ticket: &str, call: &Call) -> Checked {
+        let (decision, entry) = self.decide(ticket, call);
+        let Some(sink) = &self.audit else {
+            return Checked {
+                decision,
+                audit_seq: None,
+            };
+        };
+        let (identity, chain): (Option<(&str, &str)>, &[RevocationId]) = match &entry {
+            Some(e) => {
+                let s = e.summary();
+                (
+                    Some((s.identity.agent.as_str(), s.identity.user.as_str())),
+                    &e.chain,
+                )
+            }
+            None => (None, &[]),
+        };
+        let record = Record::decision(
+            call,
+            identity,
+            chain,
+            decision.as_ref().err(),
+            &self.redaction,
+        );
+        match sink.append(record) {
+            Ok(seq) => Checked {
+                decision,
+                audit_seq: Some(seq),
+            },
+            Err(d) => Checked {
+                decision: Err(d),
+                audit_seq: None,
+            },
+        }
+    }
+
+    /// Records the outcome of an allowed call (spec §11.1).
+    pub fn record_outcome(
+        &self,
+        decision_seq: u64,
+        time: u64,
+        outcome: &str,
+        duration_ms: u64,
+    ) -> Result<(), Denial> {
+        match &self.audit {
+            Some(sink) => sink
+                .append(Record::outcome(time, decision_seq, outcome, duration_ms))
+                .map(|_| ()),
+            None => Ok(()),
+        }
+    }
+
+    /// The tools this ticket may call at `now` on this server (for `tools/list`): granted by the
+    /// authority block and in every block's tool list, if the ticket is valid now (verified,
+    /// not revoked, within its times, for this resource). Row filters and hand-written checks
+    /// depend on arguments and are not considered.
+    pub fn callable_tools(&self, ticket: &str, now: u64) -> Result<Vec<String>, Denial> {
+        let entry = self.entry(ticket.trim().as_bytes())?;
+        self.check_revocation(&entry)?;
+        let t = entry.ticket();
+        let probe = Call {
+            tool: String::new(),
+            args: Default::default(),
+            time: now,
+            resource: self.resource.clone(),
+        };
+        for b in t.blocks() {
+            let Some(d) = b.description() else { continue };
+            for r in d.restrictions() {
+                let validity = matches!(
+                    r,
+                    Restriction::NotBefore(_) | Restriction::Expires(_) | Restriction::Resource(_)
+                );
+                if validity && !holds(&r, &probe, self.resource.as_deref()) {
+                    return Err(restriction_denial(b.index, &r, &probe));
+                }
+            }
+        }
+        let mut tools: Vec<String> = t
+            .grants()
+            .iter()
+            .filter(|g| {
+                t.blocks().iter().all(|b| {
+                    b.description()
+                        .and_then(|d| d.tools.as_ref())
+                        .is_none_or(|list| list.contains(g))
+                })
+            })
+            .cloned()
+            .collect();
+        tools.sort();
+        tools.dedup();
+        Ok(tools)
+    }
+
+    fn decide(&self, ticket: &str, call: &Call) -> (Decision, Option<Arc<Entry>>) {
+        let bytes = ticket.trim().as_bytes();
+        let entry = match self.entry(bytes) {
+            Ok(e) => e,
+            Err(d) => return (Err(d), None),
+        };
+        let decision = self.decide_entry(&entry, call);
+        (decision, Some(entry))
+    }
+
+    fn decide_entry(&self, entry: &Entry, call: &Call) -> Decision {
+        self.check_revocation(entry)?;
+        let resource = self.resource.as_deref().or(call.resource.as_deref());
+        match &entry.path {
+            Path::Compiled { compiled, spends } => {
+                let i = compiled.evaluate(call, resource)?;
+                let allowed = compiled.allowed(i);
+                let spend = spends[i].get_or_init(|| self.prepare(&allowed));
+                charge(spend.as_ref(), call.time, &allowed)?;
+                Ok(allowed)
+            }
+            Path::Reference {
+                ticket,
+                summary,
+                spends,
+            } => {
+                let allowed = if resource == call.resource.as_deref() {
+                    ticket.authorize_with(call, summary.clone())?
+                } else {
+                    let mut c = call.clone();
+                    c.resource = resource.map(str::to_string);
+                    ticket.authorize_with(&c, summary.clone())?
+                };
+                let spend = {
+                    let mut map = spends.lock().unwrap_or_else(|e| e.into_inner());
+                    map.entry(call.tool.clone())
+                        .or_insert_with(|| Arc::from(self.prepare(&allowed)))
+                        .clone()
+                };
+                charge(spend.as_ref(), call.time, &allowed)?;
+                Ok(allowed)
+            }
+        }
+    }
+
+    fn check_revocation(&self, entry: &Entry) -> Result<(), Denial> {
+        let generation = self.revocations.generation();
+        if entry.clean_generation.load(Ordering::Acquire) == generation {
+            return Ok(());
+        }
+        if let Some(i) = self.revocations.first_revoked(&entry.chain)? {
+            return Err(Denial::new(
+                Code::Revoked,
+                format!("block {i} of the ticket's chain has been revoked"),
+            )
+            .at(i, "revocation"));
+        }
+        entry.clean_generation.store(generation, Ordering::Release);
+        Ok(())
+    }
+
+    fn prepare(&self, allowed: &Allowed) -> Box<dyn PreparedSpend> {
+        let keys = allowed
+            .budgets()
+            .iter()
+            .map(|b| budget_key(b, allowed))
+            .collect();
+        self.budgets.prepare(keys)
+    }
+
+    /// The cached entry for these exact bytes, or a new one (parse, verify, compile).
+    fn entry(&self, bytes: &[u8]) -> Result<Arc<Entry>, Denial> {
+        if let Some(e) = self.cache.get(bytes) {
+            return Ok(e);
+        }
+        let text = std::str::from_utf8(bytes)
+            .map_err(|_| Denial::new(Code::Malformed, "not a captix ticket: not UTF-8 text"))?;
+        let ticket = Ticket::parse(text, &self.keys)?;
+        let chain: Vec<RevocationId> = ticket.revocation_ids().cloned().collect();
+        let expires = ticket.expires().unwrap_or(NEVER);
+        let path = match Compiled::compile(&ticket) {
+            Some(compiled) => {
+                let spends = compiled.grants().iter().map(|_| OnceLock::new()).collect();
+                Path::Compiled { compiled, spends }
+            }
+            None => Path::Reference {
+                summary: Arc::new(Summary::of(&ticket)),
+                ticket,
+                spends: Mutex::new(HashMap::new()),
+            },
+        };
+        let entry = Arc::new(Entry {
+            bytes: bytes.into(),
+            expires,
+            chain,
+            clean_generation: AtomicU64::new(NEVER),
+            path,
+        });
+        Ok(self.cache.insert(entry))
+    }
+
+    /// Drops cached tickets that expired before `now`. Returns how many were dropped.
+    pub fn evict_expired(&self, now: u64) -> usize {
+        self.cache.evict_expired(now)
+    }
+
+    /// Number of cached tickets.
+    pub fn cached(&self) -> usize {
+        self.cache.len()
+    }
+}
+
+impl Entry {
+    fn ticket(&self) -> &Ticket {
+        match &self.path {
+            Path::Compiled { compiled, .. } => compiled.ticket(),
+            Path::Reference { ticket, .. } => ticket,
+        }
+    }
+
+    fn summary(&self) -> &Summary {
+        match &self.path {
+            Path::Compiled { compiled, .. } => &compiled.summary,
+            Path::Reference { summary, .. } => summary,
+        }
+    }
+}
+
+fn budget_key(b: &BudgetRef, allowed: &Allowed) -> BudgetKey {
+    BudgetKey {
+        root: allowed
+            .chain()
+            .first()
+            .map(|c| c.0.clone())
+            .unwrap_or_default(),
+        block: allowed
+            .chain()
+            .get(b.block)
+            .map(|c| c.0.clone())
+            .unwrap_or_default(),
+        index: b.index as u32,
+        max_calls: b.budget.max_calls,
+        window: b.budget.window,
+        expires: allowed.expires(),
+    }
+}
+
+fn charge(spend: &dyn PreparedSpend, now: u64, allowed: &Allowed) -> Result<(), Denial> {
+    match spend.spend(now)? {
+        Spend::Spent => Ok(()),
+        Spend::Exhausted { which, retry_after } => {
+            let b = &allowed.budgets()[which];
+            let when = match retry_after {
+                Some(s) => format!("; a call is possible again in {s}s"),
+                None => "; it never refills".to_string(),
+            };
+            let mut d = Denial::new(
+                Code::BudgetExhausted,
+                format!("block {}: budget {} is exhausted{when}", b.block, b.budget),
+            )
+            .at(b.block, format!("budget {}", b.budget));
+            d.retry_after = retry_after;
+            Err(d)
+        }
+    }
+}
+
+/// Compares two byte strings in time that depends only on their lengths (spec §10.2): XOR
+/// of 8-byte words accumulated with OR, no early exit, the final test by `subtle`.
+pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut acc = 0u64;
+    let (ac, at) = a.split_at(a.len() - a.len() % 8);
+    let (bc, bt) = b.split_at(b.len() - b.len() % 8);
+    for (x, y) in ac.chunks_exact(8).zip(bc.chunks_exact(8)) {
+        let x = u64::from_ne_bytes(x.try_into().unwrap_or([0; 8]));
+        let y = u64::from_ne_bytes(y.try_into().unwrap_or([0; 8]));
+        acc |= x ^ y;
+    }
+    for (x, y) in at.iter().zip(bt) {
+        acc |= u64::from(x ^ y);
+    }
+    bool::from(std::hint::black_box(acc).ct_eq(&0))
+}
+
+struct Cache {
+    shards: Vec<RwLock<Shard>>,
+    hasher: foldhash::quality::RandomState,
+    per_shard: usize,
+}
+
+#[derive(Default)]
+struct Shard {
+    map: HashMap<u64, Vec<Arc<Entry>>>,
+    count: usize,
+}
+
+impl Cache {
+    fn new(capacity: usize) -> Self {
+        Cache {
+            shards: (0..SHARDS).map(|_| RwLock::new(Shard::default())).collect(),
+            hasher: foldhash::quality::RandomState::default(),
+            per_shard: capacity.div_ceil(SHARDS).max(1),
+        }
+    }
+
+    fn locate(&self, bytes: &[u8]) -> (u64, &RwLock<Shard>) {
+        let h = self.hasher.hash_one(bytes);
+        (h, &self.shards[(h >> 58) as usize % SHARDS])
+    }
+
+    fn get(&self, bytes: &[u8]) -> Option<Arc<Entry>> {
+        let (h, shard) = self.locate(bytes);
+        let shard = shard.read().unwrap_or_else(|e| e.into_inner());
+        let bucket = shard.map.get(&h)?;
+        let mut found = None;
+        // Compare with every entry of the bucket, in constant time each.
+        for e in bucket {
+            if ct_eq(&e.bytes, bytes) {
+                found = Some(e.clone());
+            }
+        }
+        found
+    }
+
+    fn insert(&self, entry: Arc<Entry>) -> Arc<Entry> {
+        let (h, shard) = self.locate(&entry.bytes);
+        let mut shard = shard.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(existing) = shard
+            .map
+            .get(&h)
+            .and_then(|b| b.iter().find(|e| ct_eq(&e.bytes, &entry.bytes)))
+        {
+            return existing.clone();
+        }
+        if shard.count >= self.per_shard {
+            // Evict the entry that expires first (tickets without expiry last).
+            let victim = shard
+                .map
+                .iter()
+                .flat_map(|(k, b)| b.iter().enumerate().map(move |(i, e)| (e.expires, *k, i)))
+                .min();
+            if let Some((_, k, i)) = victim {
+                if let Some(b) = shard.map.get_mut(&k) {
+                    b.swap_remove(i);
+                    if b.is_empty() {
+                        shard.map.remove(&k);
+                    }
+                    shard.count -= 1;
+                }
+            }
+        }
+        shard.map.entry(h).or_default().push(entry.clone());
+        shard.count += 1;
+        entry
+    }
+
+    fn evict_expired(&self, now: u64) -> usize {
+        let mut dropped = 0;
+        for s in &self.shards {
+            let mut s = s.write().unwrap_or_else(|e| e.into_inner());
+            let before = s.count;
+            s.map.retain(|_, b| {
+                b.retain(|e| e.expires > now);
+                !b.is_empty()
+            });
+            s.count = s.map.values().map(Vec::len).sum();
+            dropped += before - s.count;
+        }
+        dropped
+    }
+
+    fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.read().unwrap_or_else(|e| e.into_inner()).count)
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ct_eq;
+
+    #[test]
+    fn constant_time_compare_is_exact() {
+        let a: Vec<u8> = (0..100u8).collect();
+        assert!(ct_eq(&a, &a.clone()));
+        for i in 0..a.len() {
+            let mut b = a.clone();
+            b[i] ^= 0x80;
+            assert!(!ct_eq(&a, &b), "differs at {i}");
+        }
+        assert!(!ct_eq(&a, &a[..99]));
+        assert!(ct_eq(&[], &[]));
+    }
+}

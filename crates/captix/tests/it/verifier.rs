@@ -1,0 +1,315 @@
+//! The cached `Verifier`: same answers as the reference path, budgets, revocation, audit.
+
+use std::sync::Arc;
+
+use captix::audit::{verify_log, Durability, FileAudit, MemoryAudit, Redaction};
+use captix::budget::MemoryBudgets;
+use captix::revocation::MemoryRevocations;
+use captix::{Call, Code, KeySet, SigningKey, Ticket, Verifier};
+use proptest::prelude::*;
+
+use crate::common::{build, call, grants, key, restrictions};
+
+const NOW: u64 = 1_800_000_000;
+const RES: &str = "https://mcp.example/invoices";
+
+fn root() -> SigningKey {
+    SigningKey::from_seed(&[3u8; 32])
+}
+
+fn ticket(k: &SigningKey) -> Ticket {
+    Ticket::mint(k, "agent", "alice")
+        .tool("list_invoices")
+        .tool("get_invoice")
+        .row("*:org=acme".parse().expect("row"))
+        .budget("5".parse().expect("budget"))
+        .expires_at(NOW + 3600)
+        .resource(RES)
+        .sign()
+        .expect("mint")
+}
+
+fn list(org: &str) -> Call {
+    Call::new("list_invoices", &format!(r#"{{"org":"{org}"}}"#))
+        .expect("args")
+        .at(NOW)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    /// Cold check, warm (cached) check and the reference path agree on every call.
+    #[test]
+    fn cached_checks_equal_the_reference_path(
+        (g, auth, rest) in (grants(), restrictions(), prop::collection::vec(restrictions(), 0..7)),
+        calls in prop::collection::vec(call(), 16),
+    ) {
+        let k = key();
+        let t = build(&k, &g, &auth, &rest);
+        let v = Verifier::builder(KeySet::from(k.public())).build();
+        for c in &calls {
+            let reference = t.authorize(c);
+            for _ in 0..2 {
+                let cached = v.check(t.as_str(), c);
+                prop_assert_eq!(cached.as_ref().err(), reference.as_ref().err());
+            }
+        }
+        prop_assert_eq!(v.cached(), 1);
+    }
+}
+
+#[test]
+fn budgets_attenuate_and_are_shared_by_parent_and_child() {
+    let k = root();
+    let parent = ticket(&k);
+    let child = parent
+        .attenuate()
+        .budget("3/min".parse().expect("b"))
+        .sign()
+        .expect("att");
+    let v = Verifier::builder(KeySet::from(k.public()))
+        .resource(RES)
+        .budgets(Arc::new(MemoryBudgets::new()))
+        .build();
+    for _ in 0..3 {
+        v.check(child.as_str(), &list("acme"))
+            .expect("child within 3/min");
+    }
+    let d = v
+        .check(child.as_str(), &list("acme"))
+        .expect_err("child's own budget");
+    assert_eq!(
+        (d.code, d.block, d.retry_after),
+        (Code::BudgetExhausted, Some(1), Some(20))
+    );
+    assert!(d.reason.contains("3 calls per 1min"), "{}", d.reason);
+    // The refused call spent nothing: the parent has 5 - 3 = 2 left.
+    v.check(parent.as_str(), &list("acme")).expect("parent 4th");
+    v.check(parent.as_str(), &list("acme")).expect("parent 5th");
+    let d = v
+        .check(parent.as_str(), &list("acme"))
+        .expect_err("parent lifetime budget");
+    assert_eq!(
+        (d.code, d.block, d.retry_after),
+        (Code::BudgetExhausted, Some(0), None)
+    );
+    // The child refills its own window but the parent's lifetime budget binds it.
+    let later = list("acme").at(NOW + 120);
+    let d = v
+        .check(child.as_str(), &later)
+        .expect_err("parent binds child");
+    assert_eq!((d.code, d.block), (Code::BudgetExhausted, Some(0)));
+    // A denied call (wrong org) spends nothing either.
+    let fresh = ticket(&k);
+    for _ in 0..10 {
+        assert_eq!(
+            v.check(fresh.as_str(), &list("globex"))
+                .expect_err("row")
+                .code,
+            Code::ArgDenied
+        );
+    }
+    for _ in 0..5 {
+        v.check(fresh.as_str(), &list("acme"))
+            .expect("fresh budget intact");
+    }
+}
+
+#[test]
+fn revocation_cascades_to_cached_descendants() {
+    let k = root();
+    let parent = ticket(&k);
+    let child = parent
+        .attenuate()
+        .tool("list_invoices")
+        .sign()
+        .expect("att");
+    let sibling = ticket(&k);
+    let revoked = Arc::new(MemoryRevocations::new());
+    let v = Verifier::builder(KeySet::from(k.public()))
+        .resource(RES)
+        .revocations(revoked.clone())
+        .build();
+    v.check(child.as_str(), &list("acme")).expect("cached now");
+    v.check(parent.as_str(), &list("acme")).expect("cached now");
+    // Revoke the parent's authority block: the parent and every descendant are denied.
+    revoked.revoke(parent.revocation_ids().next().expect("authority id"));
+    let d = v
+        .check(child.as_str(), &list("acme"))
+        .expect_err("child revoked");
+    assert_eq!((d.code, d.block), (Code::Revoked, Some(0)));
+    assert_eq!(
+        v.check(parent.as_str(), &list("acme"))
+            .expect_err("parent")
+            .code,
+        Code::Revoked
+    );
+    v.check(sibling.as_str(), &list("acme"))
+        .expect("an unrelated ticket is unaffected");
+    // Revoking only the child's block leaves the parent valid.
+    let p2 = ticket(&k);
+    let c2 = p2.attenuate().tool("list_invoices").sign().expect("att");
+    revoked.revoke(c2.revocation_ids().nth(1).expect("child id"));
+    assert_eq!(
+        v.check(c2.as_str(), &list("acme"))
+            .expect_err("child")
+            .block,
+        Some(1)
+    );
+    v.check(p2.as_str(), &list("acme"))
+        .expect("parent of a revoked child");
+}
+
+#[test]
+fn resource_is_the_servers() {
+    let k = root();
+    let t = ticket(&k);
+    let elsewhere = Verifier::builder(KeySet::from(k.public()))
+        .resource("https://other.example")
+        .build();
+    let c = list("acme").resource(RES); // a caller cannot choose the server's resource
+    assert_eq!(
+        elsewhere
+            .check(t.as_str(), &c)
+            .expect_err("other server")
+            .code,
+        Code::WrongResource
+    );
+}
+
+#[test]
+fn hand_written_checks_fall_back_and_still_spend() {
+    let k = root();
+    let t = Ticket::mint(&k, "a", "u")
+        .tool("t")
+        .budget("2".parse().expect("b"))
+        .datalog(r#"check if arg("/x", $x), $x.length() <= 3"#)
+        .sign()
+        .expect("mint");
+    let v = Verifier::builder(KeySet::from(k.public()))
+        .budgets(Arc::new(MemoryBudgets::new()))
+        .build();
+    let ok = Call::new("t", r#"{"x":"abc"}"#).expect("args");
+    let long = Call::new("t", r#"{"x":"abcd"}"#).expect("args");
+    assert_eq!(
+        v.check(t.as_str(), &long).expect_err("check").code,
+        Code::CheckFailed
+    );
+    v.check(t.as_str(), &ok).expect("1");
+    v.check(t.as_str(), &ok).expect("2");
+    assert_eq!(
+        v.check(t.as_str(), &ok).expect_err("3").code,
+        Code::BudgetExhausted
+    );
+}
+
+#[test]
+fn callable_tools_follow_grants_and_tool_lists() {
+    let k = root();
+    let t = ticket(&k);
+    let child = t
+        .attenuate()
+        .tool("list_invoices")
+        .tool("create_refund")
+        .sign()
+        .expect("att");
+    let v = Verifier::builder(KeySet::from(k.public()))
+        .resource(RES)
+        .build();
+    assert_eq!(
+        v.callable_tools(t.as_str(), NOW).expect("valid"),
+        vec!["get_invoice", "list_invoices"]
+    );
+    assert_eq!(
+        v.callable_tools(child.as_str(), NOW).expect("valid"),
+        vec!["list_invoices"]
+    );
+    assert_eq!(
+        v.callable_tools(child.as_str(), NOW + 3600)
+            .expect_err("expired")
+            .code,
+        Code::Expired
+    );
+}
+
+#[test]
+fn every_decision_is_audited_and_the_log_verifies() {
+    let k = root();
+    let t = ticket(&k);
+    let dir = std::env::temp_dir().join(format!("captix-vaudit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let path = dir.join("audit.jsonl");
+    let _ = std::fs::remove_file(&path);
+    let sink = Arc::new(FileAudit::open(&path, Durability::Flush).expect("open"));
+    let v = Verifier::builder(KeySet::from(k.public()))
+        .resource(RES)
+        .audit(sink, Redaction::Except(vec!["/org".into()]))
+        .build();
+    let checked = v.check_audited(t.as_str(), &list("acme"));
+    let seq = checked.audit_seq.expect("audited");
+    v.record_outcome(seq, NOW, "success", 3).expect("outcome");
+    v.check(t.as_str(), &list("globex")).expect_err("denied");
+    v.check("captix1_garbage", &list("acme"))
+        .expect_err("malformed");
+    let text = std::fs::read_to_string(&path).expect("read");
+    let records = verify_log(text.as_bytes()).expect("chain holds");
+    assert_eq!(records.len(), 4);
+    assert_eq!(records[0].decision.as_deref(), Some("allow"));
+    assert_eq!(records[0].agent.as_deref(), Some("agent"));
+    assert_eq!(records[0].chain.len(), 1);
+    assert_eq!(records[1].outcome.as_deref(), Some("success"));
+    assert_eq!(records[1].decision_seq, Some(seq));
+    assert_eq!(records[2].code.as_deref(), Some("arg_denied"));
+    assert_eq!(records[2].args.as_ref().expect("args")["/org"], "globex");
+    assert_eq!(records[3].code.as_deref(), Some("malformed"));
+    assert!(records[3].agent.is_none());
+    // Deleting the second line is detected at the line after it.
+    let lines: Vec<&str> = text.lines().collect();
+    let cut = [lines[0], lines[2], lines[3]].join("\n");
+    assert_eq!(verify_log(cut.as_bytes()).expect_err("deleted").line, 2);
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}
+
+#[test]
+fn an_audit_sink_that_fails_fails_the_call() {
+    struct Broken;
+    impl captix::audit::AuditSink for Broken {
+        fn append(&self, _: captix::audit::Record) -> Result<u64, captix::Denial> {
+            Err(captix::Denial::new(Code::StoreUnavailable, "disk full"))
+        }
+    }
+    let k = root();
+    let v = Verifier::builder(KeySet::from(k.public()))
+        .resource(RES)
+        .audit(Arc::new(Broken), Redaction::Keep)
+        .build();
+    assert_eq!(
+        v.check(ticket(&k).as_str(), &list("acme"))
+            .expect_err("unaudited")
+            .code,
+        Code::StoreUnavailable
+    );
+    let _ = MemoryAudit::new();
+}
+
+#[test]
+fn the_cache_is_bounded_and_drops_expired_tickets() {
+    let k = root();
+    let v = Verifier::builder(KeySet::from(k.public()))
+        .resource(RES)
+        .cache_capacity(64)
+        .build();
+    for i in 0..200u64 {
+        let t = Ticket::mint(&k, "a", "u")
+            .tool("t")
+            .expires_at(NOW + 10 + i)
+            .sign()
+            .expect("mint");
+        v.check(t.as_str(), &Call::new("t", "{}").expect("args").at(NOW))
+            .expect("ok");
+    }
+    assert!(v.cached() <= 64, "bounded: {}", v.cached());
+    assert!(v.cached() > 0);
+    v.evict_expired(NOW + 10_000);
+    assert_eq!(v.cached(), 0);
+}
