@@ -88,13 +88,20 @@ impl SigningKey {
         ))
     }
 
-    /// Loads a secret key file. Refuses a file that others can read (Unix).
+    /// Loads a secret key file. Refuses a public key file, and a secret key file that others
+    /// can read (Unix).
     pub fn load(path: &Path) -> Result<Self> {
-        check_private_mode(path)?;
         let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| Error::Io {
             context: format!("could not read key file {}", path.display()),
             source: e,
         })?);
+        if key_line(&text).is_some_and(|l| l.starts_with(PUBLIC_PREFIX)) {
+            return Err(Error::InvalidKey(format!(
+                "{} is a public key file; pass the secret NAME.key",
+                path.display()
+            )));
+        }
+        check_private_mode(path)?;
         Self::from_text(&text)
     }
 

@@ -76,7 +76,8 @@ pub use inspect::{BlockReport, Report, Signatures};
 pub use keys::{KeyId, KeySet, PublicKey, SigningKey};
 pub use mint::{Attenuation, TicketBuilder};
 pub use restriction::{
-    format_duration, parse_duration, validate_tool_name, Budget, Constraint, RowFilter, ToolSel,
+    format_duration, parse_duration, parse_value, validate_tool_name, Budget, Constraint,
+    RowFilter, ToolSel,
 };
 pub use ticket::{BlockView, Content, RevocationId, Ticket, UnverifiedTicket, PREFIX};
 pub use verifier::{Checked, Verifier, VerifierBuilder, DEFAULT_CACHE_CAPACITY};

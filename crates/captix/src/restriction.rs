@@ -306,7 +306,9 @@ fn split_values(v: &str) -> Vec<String> {
     out
 }
 
-fn parse_value(v: &str) -> Result<Scalar, Error> {
+/// Types a value written in a short form (spec §4.6): a canonical 64-bit integer is an integer,
+/// `true`/`false` booleans, a JSON-quoted string a string, anything else a string.
+pub fn parse_value(v: &str) -> Result<Scalar, Error> {
     if v.starts_with('"') {
         return serde_json::from_str::<String>(v)
             .map(Scalar::Str)

@@ -1,0 +1,180 @@
+//! The command-line interface, as clap sees it.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  ok; the call is allowed
+  1  the call is denied, or the ticket is invalid
+  2  usage error, or a file could not be read or written
+
+Tickets are read from an argument (captix1_...), a file, or - for standard input.";
+
+/// Least-privilege capability tickets for MCP servers.
+#[derive(Debug, Parser)]
+#[command(name = "captix", version, about, after_help = EXIT_CODES)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Generate a root key pair: NAME.key (mode 0600) and NAME.pub
+    Keygen {
+        /// Path prefix of the key files
+        #[arg(long, value_name = "NAME")]
+        out: PathBuf,
+        /// Print the key id and paths as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Mint a ticket for an agent acting for a user
+    #[command(after_help = SPECS)]
+    Mint(MintArgs),
+    /// Narrow a ticket for a sub-agent (no key needed)
+    #[command(after_help = SPECS)]
+    Attenuate(AttenuateArgs),
+    /// Show every block of a ticket in plain words
+    Inspect {
+        /// The ticket: captix1_..., a file, or - for stdin (the default)
+        ticket: Option<String>,
+        /// Check the signatures with this public key (repeat for several)
+        #[arg(long, value_name = "FILE")]
+        pubkey: Vec<PathBuf>,
+        /// Also print each block's Datalog
+        #[arg(long)]
+        datalog: bool,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a tool call against a ticket: allowed (exit 0) or denied (exit 1)
+    #[command(after_help = "Budgets are shown, not spent: this command keeps no state.")]
+    Verify(VerifyArgs),
+    /// Read and check audit logs
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Tell the whole story on built-in defaults: mint, attenuate, calls, budgets, revocation, audit
+    Demo,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check the hash chain of a log; names the first broken line (exit 1)
+    Verify {
+        /// The audit log (JSON lines)
+        file: PathBuf,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Render a log for people
+    Show {
+        /// The audit log (JSON lines)
+        file: PathBuf,
+    },
+}
+
+const SPECS: &str = "\
+Row filters (--row):  TOOL:ARG=VALUE  TOOL:ARG=V1|V2  TOOL:ARG^=PREFIX  TOOL:ARG<=N  (also <, >=, >)
+  TOOL is a tool name or * for every tool; ARG is a key, a path like filter/org, or /a/json/pointer.
+  VALUE 42 is an integer, true/false booleans, anything else a string; \"42\" forces a string.
+Budgets (--budget):   N/WINDOW or TOOL:N/WINDOW (WINDOW: s, min, hour, day, or 5min...), N for a lifetime total
+Durations (--ttl):    90s, 5min, 1h, 7d
+Times (--expires):    RFC 3339, e.g. 2026-12-01T12:00:00Z";
+
+/// Restrictions shared by mint and attenuate.
+#[derive(Debug, Args)]
+pub struct Restrictions {
+    /// A row filter (repeatable); see below
+    #[arg(long = "row", value_name = "SPEC")]
+    pub rows: Vec<String>,
+    /// Valid for this long from now
+    #[arg(long, value_name = "DURATION", conflicts_with = "expires")]
+    pub ttl: Option<String>,
+    /// Valid until this time
+    #[arg(long, value_name = "RFC3339")]
+    pub expires: Option<String>,
+    /// Not valid before this time
+    #[arg(long, value_name = "RFC3339")]
+    pub not_before: Option<String>,
+    /// Valid only for this MCP server (its canonical resource URI)
+    #[arg(long, value_name = "URI")]
+    pub resource: Option<String>,
+    /// A budget (repeatable); see below
+    #[arg(long = "budget", value_name = "SPEC")]
+    pub budgets: Vec<String>,
+    /// A hand-written Datalog check (repeatable)
+    #[arg(long = "datalog", value_name = "CHECK")]
+    pub checks: Vec<String>,
+    /// Print the ticket and its revocation ids as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MintArgs {
+    /// The issuer's secret key file
+    #[arg(long, value_name = "FILE")]
+    pub key: PathBuf,
+    /// The agent (OAuth client id) that will hold the ticket
+    #[arg(long)]
+    pub agent: String,
+    /// The user the agent acts for
+    #[arg(long)]
+    pub user: String,
+    /// Who issues the ticket
+    #[arg(long)]
+    pub issuer: Option<String>,
+    /// A coarse OAuth scope (repeatable)
+    #[arg(long = "scope", value_name = "SCOPE")]
+    pub scopes: Vec<String>,
+    /// A tool to grant (repeatable; a ticket without a tool allows nothing)
+    #[arg(long = "tool", value_name = "NAME", required = true)]
+    pub tools: Vec<String>,
+    #[command(flatten)]
+    pub restrict: Restrictions,
+}
+
+#[derive(Debug, Args)]
+pub struct AttenuateArgs {
+    /// The ticket: captix1_..., a file, or - for stdin (the default)
+    pub ticket: Option<String>,
+    /// Allow only these tools (repeatable)
+    #[arg(long = "tool", value_name = "NAME")]
+    pub tools: Vec<String>,
+    #[command(flatten)]
+    pub restrict: Restrictions,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The ticket: captix1_..., a file, or - for stdin (the default)
+    pub ticket: Option<String>,
+    /// The issuer's public key (repeat for several, e.g. during rotation)
+    #[arg(long, value_name = "FILE", required = true)]
+    pub pubkey: Vec<PathBuf>,
+    /// The tool called
+    #[arg(long)]
+    pub tool: String,
+    /// The call's arguments, a JSON object
+    #[arg(long, value_name = "JSON", conflicts_with = "arg")]
+    pub args: Option<String>,
+    /// One argument, KEY=VALUE (repeatable; KEY may be a path like filter/org)
+    #[arg(long = "arg", value_name = "KEY=VALUE")]
+    pub arg: Vec<String>,
+    /// This server's resource URI
+    #[arg(long, value_name = "URI")]
+    pub resource: Option<String>,
+    /// Check as of this time instead of now
+    #[arg(long, value_name = "RFC3339")]
+    pub at: Option<String>,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}

@@ -1,0 +1,513 @@
+//! The `captix` command line.
+#![forbid(unsafe_code)]
+
+mod cli;
+mod demo;
+mod error;
+mod render;
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::Path;
+
+use captix::{
+    Budget, Call, KeySet, PublicKey, RowFilter, SigningKey, Ticket, UnverifiedTicket, PREFIX,
+};
+use clap::Parser;
+use serde_json::json;
+
+use cli::{AuditCommand, Cli, Command, Restrictions};
+use error::{io_reason, CliError};
+
+/// What a command printed and how it ends.
+pub struct Output {
+    /// Text for standard output.
+    pub stdout: String,
+    /// The exit code.
+    pub exit: i32,
+}
+
+impl Output {
+    fn ok(stdout: String) -> Self {
+        Output { stdout, exit: 0 }
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let json = wants_json(&cli.command);
+    let (stdout, stderr, exit) = match run(cli.command) {
+        Ok(o) => (o.stdout, String::new(), o.exit),
+        Err(e) if json => {
+            let v = json!({ "error": { "code": e.code, "message": e.message, "hint": e.hint } });
+            (format!("{v}\n"), String::new(), e.exit)
+        }
+        Err(e) => (String::new(), format!("{e}\n"), e.exit),
+    };
+    // A closed pipe (`captix inspect ... | head`) is not an error.
+    let _ = std::io::stdout().lock().write_all(stdout.as_bytes());
+    let _ = std::io::stderr().lock().write_all(stderr.as_bytes());
+    std::process::exit(exit);
+}
+
+fn wants_json(c: &Command) -> bool {
+    match c {
+        Command::Keygen { json, .. } | Command::Inspect { json, .. } => *json,
+        Command::Mint(m) => m.restrict.json,
+        Command::Attenuate(a) => a.restrict.json,
+        Command::Verify(v) => v.json,
+        Command::Audit {
+            command: AuditCommand::Verify { json, .. },
+        } => *json,
+        _ => false,
+    }
+}
+
+fn run(command: Command) -> Result<Output, CliError> {
+    match command {
+        Command::Keygen { out, json } => keygen(&out, json),
+        Command::Mint(m) => mint(m),
+        Command::Attenuate(a) => attenuate(a),
+        Command::Inspect {
+            ticket,
+            pubkey,
+            datalog,
+            json,
+        } => inspect(ticket.as_deref(), &pubkey, datalog, json),
+        Command::Verify(v) => verify(v),
+        Command::Audit { command } => audit(command),
+        Command::Demo => demo::run().map(Output::ok),
+    }
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn keygen(out: &Path, json: bool) -> Result<Output, CliError> {
+    let key_path = out.with_extension("key");
+    let pub_path = out.with_extension("pub");
+    if key_path.exists() || pub_path.exists() {
+        return Err(CliError::io(format!(
+            "{} or {} already exists",
+            key_path.display(),
+            pub_path.display()
+        ))
+        .hint("choose another --out NAME; captix never overwrites a key"));
+    }
+    let key = SigningKey::generate();
+    key.save(&key_path)?;
+    key.public().save(&pub_path)?;
+    let stdout = if json {
+        format!(
+            "{}\n",
+            json!({ "key_id": key.key_id().to_string(), "secret_key": key_path, "public_key": pub_path })
+        )
+    } else {
+        format!(
+            "key id {}\nsecret key  {} (mode 0600: keep it private)\npublic key  {}\n",
+            key.key_id(),
+            key_path.display(),
+            pub_path.display()
+        )
+    };
+    Ok(Output::ok(stdout))
+}
+
+fn parse_time(s: &str, flag: &str) -> Result<u64, CliError> {
+    captix::time::parse_rfc3339(s).map_err(|e| CliError::usage(format!("invalid {flag}: {e}")))
+}
+
+/// The restrictions of mint and attenuate, applied through a closure per kind.
+struct Parsed {
+    rows: Vec<RowFilter>,
+    budgets: Vec<Budget>,
+    expires: Option<u64>,
+    not_before: Option<u64>,
+}
+
+/// The message of a restriction error without its "invalid restriction" prefix.
+fn inner(e: captix::Error) -> String {
+    match e {
+        captix::Error::InvalidRestriction(m) => m,
+        other => other.to_string(),
+    }
+}
+
+fn parse_restrictions(r: &Restrictions) -> Result<Parsed, CliError> {
+    let mut rows = Vec::new();
+    for spec in &r.rows {
+        rows.push(spec.parse::<RowFilter>().map_err(|e| {
+            CliError::usage(format!("invalid --row {spec:?}: {}", inner(e)))
+                .hint("examples: '*:org=acme', 'list_invoices:status=open|paid', 'create_refund:amount<=500'")
+        })?);
+    }
+    let mut budgets = Vec::new();
+    for spec in &r.budgets {
+        budgets.push(spec.parse::<Budget>().map_err(|e| {
+            CliError::usage(format!("invalid --budget {spec:?}: {}", inner(e)))
+                .hint("examples: '100/min', 'list_invoices:10/5min', '50' (lifetime)")
+        })?);
+    }
+    let expires = match (&r.ttl, &r.expires) {
+        (Some(ttl), _) => Some(
+            now()
+                + captix::parse_duration(ttl)
+                    .map_err(|e| CliError::usage(format!("invalid --ttl: {e}")))?,
+        ),
+        (None, Some(t)) => Some(parse_time(t, "--expires")?),
+        (None, None) => None,
+    };
+    let not_before = r
+        .not_before
+        .as_deref()
+        .map(|t| parse_time(t, "--not-before"))
+        .transpose()?;
+    Ok(Parsed {
+        rows,
+        budgets,
+        expires,
+        not_before,
+    })
+}
+
+macro_rules! restrict {
+    ($b:expr, $p:expr, $r:expr) => {{
+        let mut b = $b;
+        for row in $p.rows {
+            b = b.row(row);
+        }
+        for bu in $p.budgets {
+            b = b.budget(bu);
+        }
+        if let Some(t) = $p.expires {
+            b = b.expires_at(t);
+        }
+        if let Some(t) = $p.not_before {
+            b = b.not_before(t);
+        }
+        if let Some(uri) = &$r.resource {
+            b = b.resource(uri.clone());
+        }
+        for c in &$r.checks {
+            b = b.datalog(c.clone());
+        }
+        b
+    }};
+}
+
+fn ticket_output(text: &str, ids: Vec<String>, json: bool) -> Output {
+    if json {
+        Output::ok(format!(
+            "{}\n",
+            json!({ "ticket": text, "revocation_ids": ids })
+        ))
+    } else {
+        Output::ok(format!("{text}\n"))
+    }
+}
+
+fn mint(m: cli::MintArgs) -> Result<Output, CliError> {
+    let key = SigningKey::load(&m.key).map_err(|e| {
+        let hint = match &e {
+            captix::Error::InvalidKey(msg) if msg.contains("chmod") => None,
+            captix::Error::InvalidKey(_) => {
+                Some("--key takes the NAME.key file written by `captix keygen`")
+            }
+            _ => None,
+        };
+        let mut err = CliError::from(e);
+        if let Some(h) = hint {
+            err = err.hint(h);
+        }
+        if err.exit == 1 {
+            err.exit = 2;
+        }
+        err
+    })?;
+    let parsed = parse_restrictions(&m.restrict)?;
+    let mut b = Ticket::mint(&key, &m.agent, &m.user);
+    if let Some(i) = &m.issuer {
+        b = b.issuer(i.clone());
+    }
+    for s in &m.scopes {
+        b = b.scope(s.clone());
+    }
+    for t in &m.tools {
+        b = b.tool(t.clone());
+    }
+    let t = restrict!(b, parsed, m.restrict)
+        .sign()
+        .map_err(build_error)?;
+    let ids = t.revocation_ids().map(|i| i.to_hex()).collect();
+    Ok(ticket_output(t.as_str(), ids, m.restrict.json))
+}
+
+fn build_error(e: captix::Error) -> CliError {
+    let mut err = CliError::from(e);
+    err.exit = 2;
+    err
+}
+
+fn attenuate(a: cli::AttenuateArgs) -> Result<Output, CliError> {
+    let text = read_ticket(a.ticket.as_deref())?;
+    let base = UnverifiedTicket::parse(&text)?;
+    let parsed = parse_restrictions(&a.restrict)?;
+    let mut b = base.attenuate();
+    for t in &a.tools {
+        b = b.tool(t.clone());
+    }
+    let t = restrict!(b, parsed, a.restrict)
+        .sign_unverified()
+        .map_err(build_error)?;
+    let ids = t
+        .blocks()
+        .iter()
+        .map(|b| b.revocation_id.to_hex())
+        .collect();
+    Ok(ticket_output(t.as_str(), ids, a.restrict.json))
+}
+
+fn load_keys(paths: &[std::path::PathBuf]) -> Result<KeySet, CliError> {
+    let mut keys = KeySet::new();
+    for p in paths {
+        let k = PublicKey::load(p).map_err(|e| {
+            let mut err = CliError::from(e);
+            err.exit = 2;
+            if err.hint.is_none() {
+                err = err.hint("--pubkey takes the NAME.pub file written by `captix keygen`");
+            }
+            err
+        })?;
+        keys.insert(k);
+    }
+    Ok(keys)
+}
+
+fn inspect(
+    ticket: Option<&str>,
+    pubkeys: &[std::path::PathBuf],
+    datalog: bool,
+    json: bool,
+) -> Result<Output, CliError> {
+    let text = read_ticket(ticket)?;
+    let unverified = UnverifiedTicket::parse(&text)?;
+    let (report, problem) = if pubkeys.is_empty() {
+        (unverified.inspect(), None)
+    } else {
+        let keys = load_keys(pubkeys)?;
+        match Ticket::parse(&text, &keys) {
+            Ok(t) => (t.inspect(), None),
+            Err(d) => (unverified.inspect(), Some(d)),
+        }
+    };
+    let exit = if problem.is_some() { 1 } else { 0 };
+    let stdout = if json {
+        let mut v = serde_json::to_value(&report).map_err(|e| CliError::io(e.to_string()))?;
+        if let Some(d) = &problem {
+            v["signatures"] = json!("invalid");
+            v["problem"] = render::denial_json(d);
+        }
+        format!(
+            "{}\n",
+            serde_json::to_string_pretty(&v).map_err(|e| CliError::io(e.to_string()))?
+        )
+    } else {
+        render::inspect_text(&report, datalog, problem.as_ref())
+    };
+    Ok(Output { stdout, exit })
+}
+
+fn verify(v: cli::VerifyArgs) -> Result<Output, CliError> {
+    let text = read_ticket(v.ticket.as_deref())?;
+    let keys = load_keys(&v.pubkey)?;
+    let args = match (&v.args, v.arg.is_empty()) {
+        (Some(a), _) => a.clone(),
+        (None, false) => args_from_pairs(&v.arg)?,
+        (None, true) => "{}".to_string(),
+    };
+    let time = match &v.at {
+        Some(t) => parse_time(t, "--at")?,
+        None => now(),
+    };
+    let decision = Call::new(v.tool.clone(), &args).and_then(|c| {
+        let c = c.at(time);
+        let c = match &v.resource {
+            Some(r) => c.resource(r.clone()),
+            None => c,
+        };
+        captix::verify(&text, &c, &keys)
+    });
+    let (stdout, exit) = match (&decision, v.json) {
+        (Ok(a), true) => (format!("{}\n", render::allowed_json(a)), 0),
+        (Ok(a), false) => (render::allowed_text(a, true), 0),
+        (Err(d), true) => (format!("{}\n", render::denial_json(d)), 1),
+        (Err(d), false) => (render::denial_text(d), 1),
+    };
+    Ok(Output { stdout, exit })
+}
+
+/// `--arg org=acme --arg filter/status=open` → `{"org":"acme","filter":{"status":"open"}}`.
+fn args_from_pairs(pairs: &[String]) -> Result<String, CliError> {
+    let mut root = serde_json::Map::new();
+    for pair in pairs {
+        let (k, v) = pair.split_once('=').ok_or_else(|| {
+            CliError::usage(format!("invalid --arg {pair:?}: expected KEY=VALUE"))
+                .hint("e.g. --arg org=acme --arg amount=20")
+        })?;
+        let value = match captix::parse_value(v)
+            .map_err(|e| CliError::usage(format!("invalid --arg {pair:?}: {e}")))?
+        {
+            captix::Scalar::Bool(b) => json!(b),
+            captix::Scalar::Int(i) => json!(i),
+            captix::Scalar::Str(s) => json!(s),
+            captix::Scalar::Null => serde_json::Value::Null,
+        };
+        let parts: Vec<&str> = k.split('/').collect();
+        let mut map = &mut root;
+        for (i, part) in parts.iter().enumerate() {
+            if part.is_empty() {
+                return Err(CliError::usage(format!(
+                    "invalid --arg {pair:?}: empty key"
+                )));
+            }
+            if i + 1 == parts.len() {
+                if map.insert(part.to_string(), value.clone()).is_some() {
+                    return Err(CliError::usage(format!("--arg {k} is given twice")));
+                }
+            } else {
+                let next = map.entry(part.to_string()).or_insert_with(|| json!({}));
+                map = next.as_object_mut().ok_or_else(|| {
+                    CliError::usage(format!("--arg {k}: {part} is both a value and an object"))
+                })?;
+            }
+        }
+    }
+    Ok(serde_json::Value::Object(root).to_string())
+}
+
+fn audit(command: AuditCommand) -> Result<Output, CliError> {
+    let open = |file: &Path| {
+        std::fs::File::open(file)
+            .map(std::io::BufReader::new)
+            .map_err(|e| {
+                CliError::io(format!(
+                    "could not read audit log {}: {}",
+                    file.display(),
+                    io_reason(&e)
+                ))
+            })
+    };
+    match command {
+        AuditCommand::Verify { file, json } => match captix::audit::verify_log(open(&file)?) {
+            Ok(records) => {
+                let last = records.last().map(|r| r.seq).unwrap_or(0);
+                let stdout = if json {
+                    format!(
+                        "{}\n",
+                        json!({ "intact": true, "records": records.len(), "last_seq": last })
+                    )
+                } else {
+                    format!(
+                        "ok: {} records, hash chain intact (last seq {last})\n",
+                        records.len()
+                    )
+                };
+                Ok(Output::ok(stdout))
+            }
+            Err(b) => {
+                let stdout = if json {
+                    format!(
+                        "{}\n",
+                        json!({ "intact": false, "line": b.line, "reason": b.reason })
+                    )
+                } else {
+                    format!("BROKEN at line {}: {}\n", b.line, b.reason)
+                };
+                Ok(Output { stdout, exit: 1 })
+            }
+        },
+        AuditCommand::Show { file } => {
+            let mut records = Vec::new();
+            let mut broken = None;
+            match captix::audit::verify_log(open(&file)?) {
+                Ok(r) => records = r,
+                Err(b) => broken = Some(b),
+            }
+            if let Some(b) = broken {
+                // Show what parses, and say where the chain breaks.
+                let text = std::fs::read_to_string(&file).map_err(|e| {
+                    CliError::io(format!(
+                        "could not read audit log {}: {}",
+                        file.display(),
+                        io_reason(&e)
+                    ))
+                })?;
+                let parsed: Vec<captix::audit::Record> = text
+                    .lines()
+                    .filter_map(|l| serde_json::from_str(l).ok())
+                    .collect();
+                let mut out = render::audit_text(&parsed);
+                out.push_str(&format!(
+                    "\nWARNING: the hash chain breaks at line {}: {}\n",
+                    b.line, b.reason
+                ));
+                return Ok(Output {
+                    stdout: out,
+                    exit: 1,
+                });
+            }
+            Ok(Output::ok(render::audit_text(&records)))
+        }
+    }
+}
+
+/// A ticket from an argument (`captix1_...`), a file, or stdin (`-` or nothing).
+fn read_ticket(arg: Option<&str>) -> Result<String, CliError> {
+    let limit = captix::limits::MAX_TICKET_BYTES as u64 + 1024;
+    let text = match arg {
+        None | Some("-") => {
+            let stdin = std::io::stdin();
+            if arg.is_none() && stdin.is_terminal() {
+                return Err(CliError::usage("no ticket given").hint(
+                    "pass a ticket (captix1_...), a file, or pipe one in: ... | captix inspect -",
+                ));
+            }
+            let mut s = String::new();
+            stdin
+                .lock()
+                .take(limit)
+                .read_to_string(&mut s)
+                .map_err(|e| {
+                    CliError::io(format!(
+                        "could not read the ticket from standard input: {}",
+                        io_reason(&e)
+                    ))
+                })?;
+            s
+        }
+        Some(t) if t.starts_with(PREFIX) => t.to_string(),
+        Some(path) => {
+            let p = Path::new(path);
+            if !p.is_file() {
+                return Err(CliError::usage(format!(
+                    "{path:?} is neither a ticket nor a readable file"
+                ))
+                .hint("a ticket starts with captix1_; use - to read one from standard input"));
+            }
+            let mut s = String::new();
+            std::fs::File::open(p)
+                .and_then(|f| f.take(limit).read_to_string(&mut s))
+                .map_err(|e| {
+                    CliError::io(format!(
+                        "could not read ticket file {path}: {}",
+                        io_reason(&e)
+                    ))
+                })?;
+            s
+        }
+    };
+    Ok(text.trim().to_string())
+}

@@ -1,0 +1,192 @@
+//! Rendering decisions, tickets and audit logs for people and for programs.
+
+use std::fmt::Write;
+
+use captix::audit::Record;
+use captix::{Allowed, Denial, Report};
+use serde_json::{json, Value};
+
+pub fn allowed_text(a: &Allowed, shown_not_spent: bool) -> String {
+    let mut s = String::new();
+    let id = a.identity();
+    let _ = writeln!(s, "ALLOW {}", a.tool());
+    let _ = write!(s, "  agent {} acting for {}", id.agent, id.user);
+    if let Some(iss) = &id.issuer {
+        let _ = write!(s, " (issued by {iss})");
+    }
+    s.push('\n');
+    for f in a.filters() {
+        for (block, c) in &f.constraints {
+            let _ = writeln!(s, "  row filter {} {} (block {block})", f.arg, c);
+        }
+    }
+    for b in a.budgets() {
+        let _ = writeln!(
+            s,
+            "  budget {} (block {}){}",
+            b.budget,
+            b.block,
+            if shown_not_spent {
+                ", shown, not spent"
+            } else {
+                ""
+            }
+        );
+    }
+    if let Some(e) = a.expires() {
+        let _ = writeln!(s, "  valid until {}", captix::time::rfc3339(e));
+    }
+    let chain: Vec<String> = a.chain().iter().map(|c| short(&c.to_hex())).collect();
+    let _ = writeln!(s, "  chain {}", chain.join(" > "));
+    s
+}
+
+pub fn allowed_json(a: &Allowed) -> Value {
+    json!({
+        "decision": "allow",
+        "tool": a.tool(),
+        "identity": a.identity(),
+        "filters": a.filters(),
+        "budgets": a.budgets(),
+        "expires": a.expires(),
+        "chain": a.chain().iter().map(|c| c.to_hex()).collect::<Vec<_>>(),
+    })
+}
+
+pub fn denial_text(d: &Denial) -> String {
+    let mut s = format!("DENY {}\n  {}\n", d.code, d.reason);
+    if let Some(r) = d.retry_after {
+        let _ = writeln!(s, "  retry after {r}s");
+    }
+    s
+}
+
+pub fn denial_json(d: &Denial) -> Value {
+    let mut v = json!({ "decision": "deny", "code": d.code, "reason": d.reason });
+    if let Some(b) = d.block {
+        v["block"] = json!(b);
+    }
+    if let Some(r) = &d.restriction {
+        v["restriction"] = json!(r);
+    }
+    if let Some(r) = d.retry_after {
+        v["retry_after"] = json!(r);
+    }
+    v
+}
+
+pub fn short(hex: &str) -> String {
+    format!("{}…", &hex[..hex.len().min(12)])
+}
+
+pub fn inspect_text(r: &Report, datalog: bool, sig_problem: Option<&Denial>) -> String {
+    let mut s = String::new();
+    let sig = match (sig_problem, &r.signatures) {
+        (Some(d), _) => format!("INVALID ({}: {})", d.code, d.reason),
+        (None, captix::Signatures::Verified) => "verified".into(),
+        (None, _) => "not checked (pass --pubkey FILE to check them)".into(),
+    };
+    let _ = writeln!(
+        s,
+        "ticket: {} bytes, {} block{}, root key {}",
+        r.bytes,
+        r.blocks.len(),
+        if r.blocks.len() == 1 { "" } else { "s" },
+        r.key_id.as_deref().unwrap_or("(none)")
+    );
+    let _ = writeln!(s, "signatures: {sig}");
+    for b in &r.blocks {
+        let _ = writeln!(s, "\nblock {} ({})", b.index, b.kind);
+        let _ = writeln!(s, "  revocation id  {}", b.revocation_id);
+        if let Some(d) = &b.description {
+            if let Some(id) = &d.identity {
+                let _ = writeln!(s, "  agent          {}", id.agent);
+                let _ = writeln!(s, "  acting for     {}", id.user);
+                if let Some(i) = &id.issuer {
+                    let _ = writeln!(s, "  issued by      {i}");
+                }
+                if !id.scopes.is_empty() {
+                    let _ = writeln!(s, "  scopes         {}", id.scopes.join(", "));
+                }
+            }
+            if !d.grants.is_empty() {
+                let _ = writeln!(s, "  grants         {}", d.grants.join(", "));
+            }
+            for r in &b.restrictions {
+                let _ = writeln!(s, "  restriction    {r}");
+            }
+            for bu in &d.budgets {
+                let _ = writeln!(s, "  budget         {bu}");
+            }
+        }
+        if let Some(p) = &b.problem {
+            let _ = writeln!(s, "  problem        {p}");
+        }
+        if b.kind == "foreign" {
+            let _ = writeln!(
+                s,
+                "  (written by another Biscuit tool: its Datalog is enforced as is)"
+            );
+        }
+        if datalog {
+            let _ = writeln!(s, "  datalog:");
+            for line in b.datalog.lines() {
+                let _ = writeln!(s, "    {line}");
+            }
+        }
+    }
+    s
+}
+
+pub fn audit_text(records: &[Record]) -> String {
+    let mut s = String::new();
+    for r in records {
+        let when = captix::time::rfc3339(r.time);
+        match r.kind.as_str() {
+            "outcome" => {
+                let _ = writeln!(
+                    s,
+                    "#{:<4} {when}  outcome of #{}: {} in {} ms",
+                    r.seq,
+                    r.decision_seq.unwrap_or(0),
+                    r.outcome.as_deref().unwrap_or("?"),
+                    r.duration_ms.unwrap_or(0)
+                );
+            }
+            _ => {
+                let who = match (&r.agent, &r.user) {
+                    (Some(a), Some(u)) => format!("{a} for {u}"),
+                    _ => "(unreadable ticket)".into(),
+                };
+                let args = r
+                    .args
+                    .as_ref()
+                    .map(|a| {
+                        a.iter()
+                            .map(|(k, v)| format!("{k}={v}"))
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    })
+                    .unwrap_or_default();
+                let verdict = match r.decision.as_deref() {
+                    Some("allow") => "ALLOW".to_string(),
+                    _ => format!("DENY {}", r.code.as_deref().unwrap_or("?")),
+                };
+                let _ = writeln!(
+                    s,
+                    "#{:<4} {when}  {verdict:<22} {who}  {} {args}",
+                    r.seq,
+                    r.tool.as_deref().unwrap_or("?")
+                );
+                if let Some(reason) = &r.reason {
+                    let _ = writeln!(s, "       {reason}");
+                }
+                if r.chain.len() > 1 {
+                    let chain: Vec<String> = r.chain.iter().map(|c| short(c)).collect();
+                    let _ = writeln!(s, "       via {}", chain.join(" > "));
+                }
+            }
+        }
+    }
+    s
+}

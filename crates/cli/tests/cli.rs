@@ -1,0 +1,586 @@
+//! Snapshot tests of the `captix` binary: exact output and exit code of each command.
+//!
+//! Snapshots live in `tests/snapshots/NAME.txt`; random parts (tickets, revocation ids, the
+//! temporary folder) are replaced by placeholders. `SNAPSHOTS=overwrite cargo test` rewrites
+//! them after a deliberate change.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+struct Env {
+    dir: PathBuf,
+}
+
+impl Env {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("captix-cli-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        Env { dir }
+    }
+
+    fn path(&self, f: &str) -> String {
+        self.dir.join(f).to_string_lossy().into_owned()
+    }
+
+    /// Runs `captix ARGS` with optional stdin; returns (exit, stdout, stderr).
+    fn run(&self, args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_captix"))
+            .args(args)
+            .current_dir(&self.dir)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn captix");
+        {
+            let mut input = child.stdin.take().expect("stdin");
+            if let Some(s) = stdin {
+                input.write_all(s.as_bytes()).expect("write stdin");
+            }
+        }
+        let out = child.wait_with_output().expect("wait");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8(out.stdout).expect("utf8 stdout"),
+            String::from_utf8(out.stderr).expect("utf8 stderr"),
+        )
+    }
+
+    /// Runs and compares with the snapshot `name`.
+    fn snap(&self, name: &str, args: &[&str], stdin: Option<&str>) -> (i32, String) {
+        let (code, out, err) = self.run(args, stdin);
+        let shown: Vec<String> = args.iter().map(|a| self.normalise(a)).collect();
+        let text = format!(
+            "$ captix {}\nexit: {code}\n--- stdout\n{}--- stderr\n{}",
+            shown.join(" "),
+            self.normalise(&out),
+            self.normalise(&err)
+        );
+        let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/snapshots")
+            .join(format!("{name}.txt"));
+        if std::env::var("SNAPSHOTS").as_deref() == Ok("overwrite") {
+            std::fs::write(&file, &text).expect("write snapshot");
+        } else {
+            let want = std::fs::read_to_string(&file).unwrap_or_else(|_| {
+                panic!(
+                    "no snapshot {}; run with SNAPSHOTS=overwrite",
+                    file.display()
+                )
+            });
+            assert_eq!(text, want, "snapshot {name} differs");
+        }
+        (code, out)
+    }
+
+    fn normalise(&self, s: &str) -> String {
+        let mut s = s.replace(&self.dir.to_string_lossy().into_owned(), "[DIR]");
+        // Keys are random: their ids become [KEY_ID].
+        for e in std::fs::read_dir(&self.dir).expect("dir").flatten() {
+            if e.path().extension().is_some_and(|x| x == "pub") {
+                if let Ok(k) = captix::PublicKey::load(&e.path()) {
+                    s = s.replace(&k.key_id().to_string(), "[KEY_ID]");
+                }
+            }
+        }
+        s = replace_tokens(
+            &s,
+            "captix1_",
+            |c| c.is_ascii_alphanumeric() || c == '-' || c == '_',
+            "[TICKET]",
+        );
+        replace_hex_runs(&s, 128, "[REVOCATION_ID]")
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn replace_tokens(s: &str, prefix: &str, body: impl Fn(char) -> bool, with: &str) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(i) = rest.find(prefix) {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + prefix.len()..];
+        let n = after.find(|c: char| !body(c)).unwrap_or(after.len());
+        if n == 0 {
+            out.push_str(prefix); // the bare prefix, e.g. in a message
+        } else {
+            out.push_str(with);
+        }
+        rest = &after[n..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn replace_hex_runs(s: &str, len: usize, with: &str) -> String {
+    let mut out = String::new();
+    let chars: Vec<char> = s.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let n = chars[i..]
+            .iter()
+            .take_while(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+            .count();
+        if n >= len {
+            out.push_str(with);
+            i += n;
+        } else if n == 12 && chars.get(i + n) == Some(&'…') {
+            out.push_str("[ID]"); // a shortened revocation id
+            i += n;
+        } else if n > 0 {
+            out.extend(&chars[i..i + n]);
+            i += n;
+        } else {
+            out.push(chars[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// A fixed key pair in the folder (the secret written 0600 by keygen's own code path).
+fn keys(env: &Env) {
+    let (code, _, err) = env.run(&["keygen", "--out", "root"], None);
+    assert_eq!(code, 0, "{err}");
+}
+
+const EXP: &str = "2099-01-01T00:00:00Z";
+const AT: &str = "2098-06-01T00:00:00Z";
+
+fn mint(env: &Env) -> String {
+    let (code, out, err) = env.run(
+        &[
+            "mint",
+            "--key",
+            "root.key",
+            "--agent",
+            "billing-agent",
+            "--user",
+            "alice",
+            "--issuer",
+            "https://auth.example",
+            "--tool",
+            "list_invoices",
+            "--tool",
+            "get_invoice",
+            "--tool",
+            "create_refund",
+            "--row",
+            "*:org=acme",
+            "--row",
+            "create_refund:amount<=500",
+            "--budget",
+            "100/min",
+            "--expires",
+            EXP,
+            "--resource",
+            "https://mcp.example/invoices",
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("captix1_") && out.ends_with('\n'));
+    out.trim().to_string()
+}
+
+#[test]
+fn help() {
+    let env = Env::new("help");
+    env.snap("help", &["--help"], None);
+    env.snap("mint_help", &["mint", "--help"], None);
+}
+
+#[test]
+fn keygen_writes_0600_and_never_overwrites() {
+    let env = Env::new("keygen");
+    let (code, out) = env.snap(
+        "keygen_json_refused_twice_first",
+        &["keygen", "--out", "k", "--json"],
+        None,
+    );
+    assert_eq!(code, 0);
+    assert!(out.contains("\"key_id\""));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(env.path("k.key"))
+            .expect("key")
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    let (code, _) = env.snap("keygen_exists", &["keygen", "--out", "k"], None);
+    assert_eq!(code, 2);
+}
+
+#[test]
+fn mint_attenuate_twice_inspect_verify() {
+    let env = Env::new("flow");
+    keys(&env);
+    let t = mint(&env);
+    std::fs::write(env.path("agent.ticket"), &t).expect("write");
+    env.snap(
+        "inspect_verified",
+        &["inspect", "agent.ticket", "--pubkey", "root.pub"],
+        None,
+    );
+    env.snap(
+        "inspect_stdin_unverified_datalog",
+        &["inspect", "--datalog"],
+        Some(&t),
+    );
+    let (_, sub, _) = env.run(
+        &[
+            "attenuate",
+            "agent.ticket",
+            "--tool",
+            "list_invoices",
+            "--row",
+            "list_invoices:status=open|paid",
+            "--budget",
+            "10",
+        ],
+        None,
+    );
+    let (code, subsub, err) = env.run(
+        &[
+            "attenuate",
+            "-",
+            "--expires",
+            "2098-12-01T00:00:00Z",
+            "--json",
+        ],
+        Some(&sub),
+    );
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&subsub).expect("json");
+    assert_eq!(v["revocation_ids"].as_array().expect("ids").len(), 3);
+    let subsub = v["ticket"].as_str().expect("ticket").to_string();
+    env.snap(
+        "inspect_three_blocks_json",
+        &["inspect", &subsub, "--json"],
+        None,
+    );
+    let ok = [
+        "verify",
+        &subsub,
+        "--pubkey",
+        "root.pub",
+        "--tool",
+        "list_invoices",
+        "--arg",
+        "org=acme",
+        "--arg",
+        "status=open",
+        "--resource",
+        "https://mcp.example/invoices",
+        "--at",
+        AT,
+    ];
+    let (code, _) = env.snap("verify_allow", &ok, None);
+    assert_eq!(code, 0);
+    let row = [
+        "verify",
+        &subsub,
+        "--pubkey",
+        "root.pub",
+        "--tool",
+        "list_invoices",
+        "--args",
+        r#"{"org":"globex","status":"open"}"#,
+        "--resource",
+        "https://mcp.example/invoices",
+        "--at",
+        AT,
+    ];
+    let (code, _) = env.snap("verify_deny_row", &row, None);
+    assert_eq!(code, 1);
+    let mut json = row.to_vec();
+    json.push("--json");
+    let (code, out) = env.snap("verify_deny_row_json", &json, None);
+    assert_eq!(code, 1);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v["code"], "arg_denied");
+    let tool = [
+        "verify",
+        &subsub,
+        "--pubkey",
+        "root.pub",
+        "--tool",
+        "get_invoice",
+        "--arg",
+        "org=acme",
+        "--resource",
+        "https://mcp.example/invoices",
+        "--at",
+        AT,
+    ];
+    env.snap("verify_deny_tool", &tool, None);
+    let late = [
+        "verify",
+        &subsub,
+        "--pubkey",
+        "root.pub",
+        "--tool",
+        "list_invoices",
+        "--arg",
+        "org=acme",
+        "--arg",
+        "status=open",
+        "--resource",
+        "https://mcp.example/invoices",
+        "--at",
+        "2098-12-01T00:00:00Z",
+    ];
+    env.snap("verify_deny_expired", &late, None);
+}
+
+#[test]
+fn tampered_and_garbage_tickets() {
+    let env = Env::new("tamper");
+    keys(&env);
+    let t = mint(&env);
+    // Change one character in the middle of the ticket.
+    let mut chars: Vec<char> = t.chars().collect();
+    let i = chars.len() / 2;
+    chars[i] = if chars[i] == 'A' { 'B' } else { 'A' };
+    let tampered: String = chars.into_iter().collect();
+    let (code, out, _) = env.run(
+        &[
+            "verify",
+            &tampered,
+            "--pubkey",
+            "root.pub",
+            "--tool",
+            "list_invoices",
+            "--arg",
+            "org=acme",
+        ],
+        None,
+    );
+    assert_eq!(code, 1);
+    assert!(
+        out.starts_with("DENY bad_signature") || out.starts_with("DENY malformed"),
+        "{out}"
+    );
+    let (code, _) = env.snap(
+        "verify_garbage",
+        &[
+            "verify",
+            "captix1_bm90IGEgdGlja2V0",
+            "--pubkey",
+            "root.pub",
+            "--tool",
+            "t",
+        ],
+        None,
+    );
+    assert_eq!(code, 1);
+    let (code, _) = env.snap(
+        "inspect_garbage_stdin",
+        &["inspect", "-"],
+        Some("hello world\n"),
+    );
+    assert_eq!(code, 1);
+    let (code, _) = env.snap(
+        "verify_not_a_file",
+        &["verify", "nope.txt", "--pubkey", "root.pub", "--tool", "t"],
+        None,
+    );
+    assert_eq!(code, 2);
+    let (code, _) = env.snap(
+        "inspect_missing_pubkey",
+        &["inspect", &t, "--pubkey", "other.pub"],
+        None,
+    );
+    assert_eq!(code, 2);
+    let (_, _, _) = env.run(&["keygen", "--out", "other"], None);
+    let (code, out, _) = env.run(&["inspect", &t, "--pubkey", "other.pub"], None);
+    assert_eq!(code, 1);
+    assert!(out.contains("signatures: INVALID (unknown_key"), "{out}");
+}
+
+#[test]
+fn usage_errors_have_hints_and_exit_2() {
+    let env = Env::new("usage");
+    keys(&env);
+    let base = [
+        "mint", "--key", "root.key", "--agent", "a", "--user", "u", "--tool", "t",
+    ];
+    let mut bad_row = base.to_vec();
+    bad_row.extend(["--row", "org=acme"]);
+    assert_eq!(env.snap("mint_bad_row", &bad_row, None).0, 2);
+    let mut bad_budget = base.to_vec();
+    bad_budget.extend(["--budget", "ten/min"]);
+    assert_eq!(env.snap("mint_bad_budget", &bad_budget, None).0, 2);
+    let mut bad_ttl = base.to_vec();
+    bad_ttl.extend(["--ttl", "1 hour"]);
+    assert_eq!(env.snap("mint_bad_ttl", &bad_ttl, None).0, 2);
+    assert_eq!(
+        env.snap(
+            "mint_no_key_file",
+            &[
+                "mint",
+                "--key",
+                "missing.key",
+                "--agent",
+                "a",
+                "--user",
+                "u",
+                "--tool",
+                "t"
+            ],
+            None
+        )
+        .0,
+        2
+    );
+    assert_eq!(
+        env.snap(
+            "mint_public_as_secret",
+            &["mint", "--key", "root.pub", "--agent", "a", "--user", "u", "--tool", "t"],
+            None
+        )
+        .0,
+        2
+    );
+    assert_eq!(
+        env.snap("mint_unknown_flag", &["mint", "--frobnicate"], None)
+            .0,
+        2
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(env.path("root.key"), std::fs::Permissions::from_mode(0o644))
+            .expect("chmod");
+        assert_eq!(env.snap("mint_loose_key_mode", &base, None).0, 2);
+    }
+    let (code, out, _) = env.run(
+        &[
+            "verify",
+            "captix1_x",
+            "--pubkey",
+            "root.pub",
+            "--tool",
+            "t",
+            "--arg",
+            "a=1",
+            "--arg",
+            "a=2",
+            "--json",
+        ],
+        None,
+    );
+    assert_eq!(code, 2);
+    assert!(out.contains("\"code\":\"usage\""), "{out}");
+}
+
+#[test]
+fn audit_verify_and_show() {
+    let env = Env::new("audit");
+    // A real log written by the library's file sink.
+    let sink =
+        captix::audit::FileAudit::open(env.path("audit.jsonl"), captix::audit::Durability::Flush)
+            .expect("open");
+    use captix::audit::{AuditSink, Record, Redaction};
+    for (i, org) in ["acme", "globex", "acme"].iter().enumerate() {
+        let call = captix::Call::new("list_invoices", &format!(r#"{{"org":"{org}"}}"#))
+            .expect("call")
+            .at(4_000_000_000 + i as u64);
+        let denial = captix::Denial::new(
+            captix::Code::ArgDenied,
+            "block 0: argument /org is not allowed (row *:/org = \"acme\")",
+        );
+        sink.append(Record::decision(
+            &call,
+            Some(("billing-agent", "alice")),
+            &[],
+            (*org == "globex").then_some(&denial),
+            &Redaction::Keep,
+        ))
+        .expect("append");
+    }
+    drop(sink);
+    assert_eq!(
+        env.snap("audit_verify_ok", &["audit", "verify", "audit.jsonl"], None)
+            .0,
+        0
+    );
+    assert_eq!(
+        env.snap("audit_show", &["audit", "show", "audit.jsonl"], None)
+            .0,
+        0
+    );
+    let text = std::fs::read_to_string(env.path("audit.jsonl")).expect("read");
+    std::fs::write(
+        env.path("edited.jsonl"),
+        text.replacen("globex", "acme!", 1),
+    )
+    .expect("write");
+    assert_eq!(
+        env.snap(
+            "audit_verify_edited",
+            &["audit", "verify", "edited.jsonl", "--json"],
+            None
+        )
+        .0,
+        1
+    );
+    assert_eq!(
+        env.snap(
+            "audit_verify_missing",
+            &["audit", "verify", "nope.jsonl"],
+            None
+        )
+        .0,
+        2
+    );
+}
+
+#[test]
+fn demo_tells_the_whole_story() {
+    let env = Env::new("demo");
+    let (code, out, err) = env.run(&["demo"], None);
+    assert_eq!(code, 0, "{err}");
+    for needle in [
+        "ALLOW",
+        "DENY arg_denied",
+        "DENY tool_not_granted",
+        "DENY budget_exhausted",
+        "DENY revoked",
+        "hash chain intact",
+        "tools/list for the sub-agent: list_invoices",
+    ] {
+        assert!(out.contains(needle), "demo lacks {needle:?}:\n{out}");
+    }
+}
+
+#[test]
+fn a_closed_pipe_is_not_an_error() {
+    let env = Env::new("pipe");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_captix"))
+        .args(["demo"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    drop(child.stdout.take()); // the reader goes away at once
+    let out = child.wait_with_output().expect("wait");
+    assert!(
+        out.status.success() || out.status.code() == Some(0),
+        "{:?}",
+        out.status
+    );
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+    let _ = env;
+}
