@@ -20,7 +20,7 @@ use crate::restriction::{validate_tool_name, Budget, Constraint, RowFilter, Tool
 pub const FORMAT_VERSION: u32 = 1;
 
 /// Who a ticket is for (spec §4.1). Only the authority block carries it.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Identity {
     /// Who minted the ticket.

@@ -7,7 +7,7 @@ use crate::block::{Description, Identity};
 use crate::error::{Error, Result};
 use crate::keys::SigningKey;
 use crate::restriction::{Budget, RowFilter};
-use crate::ticket::{encode, Ticket, UnverifiedTicket};
+use crate::ticket::{Ticket, UnverifiedTicket};
 
 /// Restriction methods shared by [`TicketBuilder`] and [`Attenuation`]: each only narrows.
 macro_rules! restriction_methods {
@@ -103,17 +103,19 @@ impl<'k> TicketBuilder<'k> {
     /// Signs the ticket with fresh randomness from the operating system.
     pub fn sign(self) -> Result<Ticket> {
         let block = self.desc.to_block(0)?;
+        let datalog = block.to_string();
         let biscuit = biscuit_auth::Biscuit::builder()
             .merge(block)
             .root_key_id(self.key.key_id().0)
             .build(self.key.pair())
             .map_err(|e| Error::Build(e.to_string()))?;
-        Ticket::from_biscuit(biscuit)
+        Ticket::from_built(biscuit, Vec::new(), (self.desc, datalog))
     }
 
     /// Signs the ticket taking the next-block key from `rng` (deterministic test vectors).
     pub fn sign_with_rng<R: RngCore + CryptoRng>(self, rng: &mut R) -> Result<Ticket> {
         let block = self.desc.to_block(0)?;
+        let datalog = block.to_string();
         let biscuit = biscuit_auth::Biscuit::builder()
             .merge(block)
             .root_key_id(self.key.key_id().0)
@@ -123,7 +125,7 @@ impl<'k> TicketBuilder<'k> {
                 rng,
             )
             .map_err(|e| Error::Build(e.to_string()))?;
-        Ticket::from_biscuit(biscuit)
+        Ticket::from_built(biscuit, Vec::new(), (self.desc, datalog))
     }
 }
 
@@ -167,6 +169,7 @@ impl Attenuation<'_> {
         next: Option<biscuit_auth::KeyPair>,
     ) -> Result<std::result::Result<Ticket, UnverifiedTicket>> {
         let block = self.block()?;
+        let datalog = block.to_string();
         let build = |e: biscuit_auth::error::Token| Error::Build(e.to_string());
         match self.base {
             Base::Verified(t) => {
@@ -175,7 +178,11 @@ impl Attenuation<'_> {
                     None => t.inner.append(block),
                 }
                 .map_err(build)?;
-                Ok(Ok(Ticket::from_biscuit(b)?))
+                Ok(Ok(Ticket::from_built(
+                    b,
+                    t.blocks.clone(),
+                    (self.desc, datalog),
+                )?))
             }
             Base::Unverified(t) => {
                 let b = match next {
@@ -183,8 +190,11 @@ impl Attenuation<'_> {
                     None => t.inner.append(block),
                 }
                 .map_err(build)?;
-                let text = encode(&b.to_vec().map_err(build)?);
-                Ok(Err(UnverifiedTicket::parse(&text)?))
+                Ok(Err(UnverifiedTicket::from_built(
+                    b,
+                    t.blocks.clone(),
+                    (self.desc, datalog),
+                )?))
             }
         }
     }

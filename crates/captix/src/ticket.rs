@@ -212,7 +212,59 @@ fn require_valid(blocks: &[BlockView]) -> Result<(), Denial> {
     }
 }
 
+/// The text of a ticket just built, within the limits of spec §7.1.
+fn built_text(bytes: &[u8], blocks: usize) -> Result<String, crate::Error> {
+    if blocks > MAX_BLOCKS {
+        return Err(Denial::new(
+            Code::TooManyBlocks,
+            format!("the ticket would have more than {MAX_BLOCKS} blocks"),
+        )
+        .into());
+    }
+    let text = encode(bytes);
+    if text.len() > MAX_TICKET_BYTES {
+        return Err(Denial::new(
+            Code::TicketTooLarge,
+            format!(
+                "the ticket would be {} bytes, over the limit of {MAX_TICKET_BYTES}",
+                text.len()
+            ),
+        )
+        .into());
+    }
+    Ok(text)
+}
+
 impl UnverifiedTicket {
+    /// An attenuation just built on an unverified ticket (see [`Ticket::from_built`]).
+    pub(crate) fn from_built(
+        inner: biscuit_auth::UnverifiedBiscuit,
+        mut blocks: Vec<BlockView>,
+        added: (Description, String),
+    ) -> Result<Self, crate::Error> {
+        let bytes = inner
+            .to_vec()
+            .map_err(|e| crate::Error::Build(e.to_string()))?;
+        let text = built_text(&bytes, inner.block_count())?;
+        let id = inner
+            .revocation_identifiers()
+            .pop()
+            .ok_or_else(|| crate::Error::Build("a token without blocks".into()))?;
+        blocks.push(BlockView {
+            index: blocks.len(),
+            content: Content::Described(Box::new(added.0)),
+            datalog: added.1,
+            revocation_id: RevocationId(id),
+            third_party: false,
+        });
+        Ok(UnverifiedTicket {
+            key_id: inner.root_key_id(),
+            inner,
+            blocks,
+            text,
+        })
+    }
+
     /// Decodes a ticket's text form without checking signatures.
     pub fn parse(text: &str) -> Result<Self, Denial> {
         let text = text.trim();
@@ -312,37 +364,29 @@ impl Ticket {
         })
     }
 
-    pub(crate) fn from_biscuit(inner: biscuit_auth::Biscuit) -> Result<Self, crate::Error> {
+    /// A ticket just built by captix: the views of the blocks it was built on (already read),
+    /// and the description and Datalog of the block just added (generated from each other, so
+    /// not read back).
+    pub(crate) fn from_built(
+        inner: biscuit_auth::Biscuit,
+        mut blocks: Vec<BlockView>,
+        added: (Description, String),
+    ) -> Result<Self, crate::Error> {
         let bytes = inner
             .to_vec()
             .map_err(|e| crate::Error::Build(e.to_string()))?;
-        let text = encode(&bytes);
-        if text.len() > MAX_TICKET_BYTES {
-            return Err(Denial::new(
-                Code::TicketTooLarge,
-                format!(
-                    "the ticket would be {} bytes, over the limit of {MAX_TICKET_BYTES}",
-                    text.len()
-                ),
-            )
-            .into());
-        }
-        if inner.block_count() > MAX_BLOCKS {
-            return Err(Denial::new(
-                Code::TooManyBlocks,
-                format!("the ticket would have more than {MAX_BLOCKS} blocks"),
-            )
-            .into());
-        }
-        let contexts = inner.context();
-        let blocks = views(
-            inner.block_count(),
-            |i| contexts.get(i).cloned().flatten(),
-            |i| inner.print_block_source(i),
-            inner.revocation_identifiers(),
-            |_| false,
-        )?;
-        require_valid(&blocks)?;
+        let text = built_text(&bytes, inner.block_count())?;
+        let id = inner
+            .revocation_identifiers()
+            .pop()
+            .ok_or_else(|| crate::Error::Build("a token without blocks".into()))?;
+        blocks.push(BlockView {
+            index: blocks.len(),
+            content: Content::Described(Box::new(added.0)),
+            datalog: added.1,
+            revocation_id: RevocationId(id),
+            third_party: false,
+        });
         Ok(Ticket {
             key_id: inner.root_key_id(),
             inner,

@@ -533,7 +533,7 @@ impl Cache {
 
 #[cfg(test)]
 mod tests {
-    use super::ct_eq;
+    use super::*;
 
     #[test]
     fn constant_time_compare_is_exact() {
@@ -546,5 +546,93 @@ mod tests {
         }
         assert!(!ct_eq(&a, &a[..99]));
         assert!(ct_eq(&[], &[]));
+    }
+
+    /// Welch's t statistic between two samples.
+    fn welch_t(a: &[f64], b: &[f64]) -> f64 {
+        let mean = |x: &[f64]| x.iter().sum::<f64>() / x.len() as f64;
+        let var = |x: &[f64], m: f64| {
+            x.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (x.len() - 1) as f64
+        };
+        let (ma, mb) = (mean(a), mean(b));
+        (ma - mb) / (var(a, ma) / a.len() as f64 + var(b, mb) / b.len() as f64).sqrt()
+    }
+
+    /// dudect-style measurement: classes interleaved at random, each sample the time of a
+    /// batch of calls, the slowest 10% cropped (interrupts), then Welch's t-test.
+    fn leak_t(f: &dyn Fn(&[u8]) -> bool, class_a: &[u8], class_b: &[u8]) -> f64 {
+        use std::time::Instant;
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..200_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let which = x & 1 == 0;
+            let probe = if which { class_a } else { class_b };
+            let start = Instant::now();
+            for _ in 0..16 {
+                std::hint::black_box(f(std::hint::black_box(probe)));
+            }
+            let t = start.elapsed().as_nanos() as f64;
+            if which {
+                a.push(t)
+            } else {
+                b.push(t)
+            }
+        }
+        let crop = |v: &mut Vec<f64>| {
+            v.sort_by(|p, q| p.partial_cmp(q).unwrap_or(std::cmp::Ordering::Equal));
+            v.truncate(v.len() * 9 / 10);
+        };
+        crop(&mut a);
+        crop(&mut b);
+        welch_t(&a, &b)
+    }
+
+    /// Timing test (spec §10.2): comparing a presented ticket with a cached one takes the same
+    /// time wherever they differ. The control, `==` (memcmp, early exit), must show the leak,
+    /// or the measurement is not sensitive enough to mean anything. Run in release mode:
+    /// `cargo test -p captix --release --lib -- --ignored constant_time --nocapture`.
+    #[test]
+    #[ignore = "timing measurement: run by hand in release mode"]
+    fn constant_time_lookup_does_not_leak_where_tickets_differ() {
+        let cached: Vec<u8> = (0..2048u32).map(|i| (i * 31 % 251) as u8).collect();
+        let mut first = cached.clone();
+        first[0] ^= 1;
+        let mut last = cached.clone();
+        last[2047] ^= 1;
+        let ct = |p: &[u8]| ct_eq(&cached, p);
+        let naive = |p: &[u8]| cached.as_slice() == p;
+        let t_ct = leak_t(&ct, &first, &last);
+        let t_naive = leak_t(&naive, &first, &last);
+        // Whole cache lookups, probes differing at the first and at the last byte.
+        let cache = Cache::new(64);
+        let entry = Arc::new(Entry {
+            bytes: cached.clone().into(),
+            expires: NEVER,
+            chain: vec![],
+            clean_generation: AtomicU64::new(0),
+            path: Path::Reference {
+                ticket: crate::Ticket::mint(&crate::SigningKey::from_seed(&[1; 32]), "a", "u")
+                    .sign()
+                    .expect("mint"),
+                summary: Arc::new(Summary {
+                    identity: Default::default(),
+                    chain: vec![],
+                    expires: None,
+                }),
+                spends: Mutex::new(HashMap::new()),
+            },
+        });
+        cache.insert(entry);
+        let t_get = leak_t(&|p: &[u8]| cache.get(p).is_some(), &first, &last);
+        println!("welch t: ct_eq {t_ct:.2}, cache get {t_get:.2}, naive == {t_naive:.2} (|t| > 4.5 means a leak)");
+        assert!(
+            t_naive.abs() > 4.5,
+            "the control did not detect memcmp's leak: t = {t_naive:.2}"
+        );
+        assert!(t_ct.abs() < 4.5, "ct_eq leaks: t = {t_ct:.2}");
+        assert!(t_get.abs() < 4.5, "cache lookup leaks: t = {t_get:.2}");
     }
 }

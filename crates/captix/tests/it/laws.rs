@@ -49,6 +49,14 @@ proptest! {
         calls in prop::collection::vec(call(), 24),
     ) {
         let t = build(&key(), &g, &auth, &rest);
+        // What the builders recorded equals what a reader reads back from the bytes.
+        let reread = captix::Ticket::parse(t.as_str(), &captix::KeySet::from(key().public())).expect("reparse");
+        prop_assert_eq!(t.blocks().len(), reread.blocks().len());
+        for (a, b) in t.blocks().iter().zip(reread.blocks()) {
+            prop_assert_eq!(&a.datalog, &b.datalog);
+            prop_assert_eq!(&a.content, &b.content);
+            prop_assert_eq!(&a.revocation_id, &b.revocation_id);
+        }
         let compiled = Compiled::compile(&t).expect("vocabulary tickets compile");
         for c in &calls {
             let reference = t.authorize(c);
