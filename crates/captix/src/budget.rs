@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use crate::error::{Code, Denial};
 
@@ -323,41 +323,48 @@ struct MemorySpend {
     cells: Vec<(usize, Arc<Cell>)>,
 }
 
-impl PreparedSpend for MemorySpend {
-    fn spend(&self, now: u64) -> Result<Spend, Denial> {
-        // Lock every cell in a fixed global order, check all, then commit all.
-        let mut guards: Vec<_> = self
-            .cells
-            .iter()
-            .map(|(i, c)| (*i, c, c.state.lock().unwrap_or_else(|e| e.into_inner())))
-            .collect();
-        let mut next = [0u64; 8];
-        let mut next_vec;
-        let next: &mut [u64] = if guards.len() <= next.len() {
-            &mut next[..guards.len()]
-        } else {
-            next_vec = vec![0u64; guards.len()];
-            &mut next_vec
-        };
+impl MemorySpend {
+    /// Locks every cell (in the fixed global order), checks all, then commits all.
+    fn run<'a>(&'a self, guards: &mut [Option<MutexGuard<'a, u64>>], now: u64) -> Spend {
+        for (slot, (_, c)) in guards.iter_mut().zip(&self.cells) {
+            *slot = Some(c.state.lock().unwrap_or_else(|e| e.into_inner()));
+        }
         let mut worst: Option<(usize, Option<u64>)> = None;
-        for (slot, (i, c, g)) in guards.iter().enumerate() {
-            match gcra(**g, now, c.key.max_calls, c.key.window) {
-                Ok(s) => next[slot] = s,
-                Err(wait) => {
-                    // Report the earliest-positioned exhausted budget.
-                    if worst.is_none_or(|(w, _)| *i < w) {
-                        worst = Some((*i, wait));
-                    }
+        for (g, (i, c)) in guards.iter().zip(&self.cells) {
+            let state = g.as_deref().copied().unwrap_or(0);
+            if let Err(wait) = gcra(state, now, c.key.max_calls, c.key.window) {
+                // Report the earliest-positioned exhausted budget.
+                if worst.is_none_or(|(w, _)| *i < w) {
+                    worst = Some((*i, wait));
                 }
             }
         }
         if let Some((which, retry_after)) = worst {
-            return Ok(Spend::Exhausted { which, retry_after });
+            return Spend::Exhausted { which, retry_after };
         }
-        for (slot, (_, _, g)) in guards.iter_mut().enumerate() {
-            **g = next[slot];
+        for (g, (_, c)) in guards.iter_mut().zip(&self.cells) {
+            if let Some(g) = g {
+                if let Ok(next) = gcra(**g, now, c.key.max_calls, c.key.window) {
+                    **g = next;
+                }
+            }
         }
-        Ok(Spend::Spent)
+        Spend::Spent
+    }
+}
+
+impl PreparedSpend for MemorySpend {
+    fn spend(&self, now: u64) -> Result<Spend, Denial> {
+        // No allocation for up to 8 budgets on a chain (the common case).
+        const INLINE: usize = 8;
+        let n = self.cells.len();
+        if n <= INLINE {
+            let mut guards: [Option<MutexGuard<'_, u64>>; INLINE] = [const { None }; INLINE];
+            Ok(self.run(&mut guards[..n], now))
+        } else {
+            let mut guards: Vec<Option<MutexGuard<'_, u64>>> = (0..n).map(|_| None).collect();
+            Ok(self.run(&mut guards, now))
+        }
     }
 }
 
