@@ -138,6 +138,31 @@ fn main() {
             "tool_not_granted",
         )
     });
+    g.push(V {
+        block: Some(0),
+        ..v(
+            "grant_before_rows",
+            "6.3",
+            "an ungranted tool is reported as such even when a row filter would also fail",
+            &base,
+            "delete_invoice",
+            "{}",
+            "tool_not_granted",
+        )
+    });
+    g.push(V {
+        time: NOW + 3600,
+        block: Some(0),
+        ..v(
+            "validity_before_grant",
+            "6.3",
+            "an expired ticket is reported expired whatever the tool",
+            &base,
+            "delete_invoice",
+            acme,
+            "expired",
+        )
+    });
     let empty = Ticket::mint(&g.root, "a", "u")
         .sign_with_rng(&mut g.rng)
         .expect("mint");
@@ -472,11 +497,11 @@ fn main() {
         .sign_with_rng(&mut g.rng)
         .expect("att");
     g.push(V {
-        block: Some(1),
+        block: Some(0),
         ..v(
             "attenuation_cannot_widen_tools",
             "4.9",
-            "naming a new tool in an attenuation grants nothing",
+            "naming a new tool in an attenuation grants nothing: the authority's grants are checked first",
             &widen,
             "delete_invoice",
             acme,

@@ -287,10 +287,18 @@ impl AuditSink for FileAudit {
     }
 }
 
-/// An in-memory sink (tests, demos): keeps the lines.
+/// An in-memory sink: keeps the lines until drained (tests, demos, and the WASM binding, which
+/// hands them to a JavaScript callback). The chain continues across drains.
 #[derive(Default)]
 pub struct MemoryAudit {
-    lines: Mutex<Vec<String>>,
+    state: Mutex<MemoryLog>,
+}
+
+#[derive(Default)]
+struct MemoryLog {
+    lines: Vec<String>,
+    seq: u64,
+    prev: Option<String>,
 }
 
 impl MemoryAudit {
@@ -299,23 +307,31 @@ impl MemoryAudit {
         Self::default()
     }
 
-    /// The lines so far.
+    /// The lines not yet drained.
     pub fn lines(&self) -> Vec<String> {
-        self.lines.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .lines
+            .clone()
+    }
+
+    /// Takes the lines written since the last drain.
+    pub fn drain(&self) -> Vec<String> {
+        std::mem::take(&mut self.state.lock().unwrap_or_else(|e| e.into_inner()).lines)
     }
 }
 
 impl AuditSink for MemoryAudit {
     fn append(&self, mut record: Record) -> Result<u64, Denial> {
-        let mut lines = self.lines.lock().unwrap_or_else(|e| e.into_inner());
-        record.seq = lines.len() as u64 + 1;
-        record.prev = lines
-            .last()
-            .map(|l| hex::encode(Sha256::digest(l.as_bytes())))
-            .unwrap_or_else(|| GENESIS.to_string());
+        let mut log = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        record.seq = log.seq + 1;
+        record.prev = log.prev.clone().unwrap_or_else(|| GENESIS.to_string());
         let line = serde_json::to_string(&record)
             .map_err(|e| crate::budget::store_unavailable(&format!("audit record: {e}")))?;
-        lines.push(line);
+        log.prev = Some(hex::encode(Sha256::digest(line.as_bytes())));
+        log.seq = record.seq;
+        log.lines.push(line);
         Ok(record.seq)
     }
 }

@@ -88,6 +88,15 @@ pub enum Restriction {
 }
 
 impl Restriction {
+    /// True for the restrictions that say whether the ticket is valid at all, whatever the call
+    /// (time and audience): their denials take precedence (spec §6.3).
+    pub fn is_validity(&self) -> bool {
+        matches!(
+            self,
+            Restriction::NotBefore(_) | Restriction::Expires(_) | Restriction::Resource(_)
+        )
+    }
+
     /// The denial code when this restriction fails.
     pub fn code(&self) -> crate::Code {
         use crate::Code;

@@ -98,14 +98,22 @@ impl Compiled {
                 return Ok(i);
             }
         }
-        for (block, r) in &self.checks {
+        // The ordered walk (spec §6.3): validity, then the grant, then the rest.
+        for (block, r) in self.checks.iter().filter(|(_, r)| r.is_validity()) {
             if !holds(r, call, resource) {
                 return Err(restriction_denial(*block, r, call));
             }
         }
-        self.grants
+        let granted = self
+            .grants
             .binary_search_by(|g| g.as_str().cmp(&call.tool))
-            .map_err(|_| not_granted(&call.tool))
+            .map_err(|_| not_granted(&call.tool))?;
+        for (block, r) in self.checks.iter().filter(|(_, r)| !r.is_validity()) {
+            if !holds(r, call, resource) {
+                return Err(restriction_denial(*block, r, call));
+            }
+        }
+        Ok(granted)
     }
 
     /// Evaluates a call (with its own resource) and, when allowed, gives the decision.

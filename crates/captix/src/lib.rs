@@ -81,4 +81,7 @@ pub use restriction::{
 };
 pub use ticket::{BlockView, Content, RevocationId, Ticket, UnverifiedTicket, PREFIX};
 pub use verifier::{Checked, Verifier, VerifierBuilder, DEFAULT_CACHE_CAPACITY};
-pub use verify::{run_limits, verify, Allowed, ArgFilter, BudgetRef, Call, Decision, TOOLS_CALL};
+pub use verify::{
+    decision_json, run_limits, verify, Allowed, ArgFilter, BlockConstraint, BudgetRef, Call,
+    Decision, TOOLS_CALL,
+};

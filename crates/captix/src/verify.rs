@@ -76,7 +76,17 @@ pub struct ArgFilter {
     /// The argument's JSON Pointer.
     pub arg: String,
     /// The constraints, each with the block that set it; all hold for the call.
-    pub constraints: Vec<(usize, Constraint)>,
+    pub constraints: Vec<BlockConstraint>,
+}
+
+/// A constraint and the block that set it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct BlockConstraint {
+    /// The block that set the constraint.
+    pub block: usize,
+    /// The constraint.
+    #[serde(flatten)]
+    pub constraint: Constraint,
 }
 
 /// A budget that an allowed call spends from (spec §4.5): identified by the block that set it
@@ -119,6 +129,8 @@ pub(crate) struct ToolView {
     pub tool: String,
     pub filters: Vec<ArgFilter>,
     pub budgets: Vec<BudgetRef>,
+    /// The allow decision as JSON, made on first request (spec §8.1).
+    pub json: std::sync::OnceLock<String>,
 }
 
 impl ToolView {
@@ -132,11 +144,15 @@ impl ToolView {
         for b in blocks {
             let Some(d) = b.description() else { continue };
             for r in d.rows.iter().filter(|r| r.tool.covers(tool)) {
+                let c = BlockConstraint {
+                    block: b.index,
+                    constraint: r.constraint.clone(),
+                };
                 match filters.iter_mut().find(|f| f.arg == r.arg) {
-                    Some(f) => f.constraints.push((b.index, r.constraint.clone())),
+                    Some(f) => f.constraints.push(c),
                     None => filters.push(ArgFilter {
                         arg: r.arg.clone(),
-                        constraints: vec![(b.index, r.constraint.clone())],
+                        constraints: vec![c],
                     }),
                 }
             }
@@ -156,6 +172,7 @@ impl ToolView {
             tool: tool.to_string(),
             filters,
             budgets,
+            json: std::sync::OnceLock::new(),
         }
     }
 }
@@ -204,6 +221,28 @@ impl Allowed {
         self.summary.expires
     }
 
+    /// The decision as JSON (spec §8.1): `{"decision":"allow","tool",...}`. Made once per
+    /// ticket and tool, then shared.
+    pub fn to_json(&self) -> &str {
+        self.view.json.get_or_init(|| {
+            serde_json::to_string(&AllowJson {
+                decision: "allow",
+                tool: &self.view.tool,
+                identity: &self.summary.identity,
+                filters: &self.view.filters,
+                budgets: &self.view.budgets,
+                expires: self.summary.expires,
+                chain: self
+                    .summary
+                    .chain
+                    .iter()
+                    .map(RevocationId::to_hex)
+                    .collect(),
+            })
+            .unwrap_or_default()
+        })
+    }
+
     pub(crate) fn new(summary: Arc<Summary>, blocks: &[BlockView], tool: &str) -> Self {
         Allowed {
             summary,
@@ -212,8 +251,40 @@ impl Allowed {
     }
 }
 
+#[derive(serde::Serialize)]
+struct AllowJson<'a> {
+    decision: &'static str,
+    tool: &'a str,
+    identity: &'a Identity,
+    filters: &'a [ArgFilter],
+    budgets: &'a [BudgetRef],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires: Option<u64>,
+    chain: Vec<String>,
+}
+
+#[derive(serde::Serialize)]
+struct DenyJson<'a> {
+    decision: &'static str,
+    #[serde(flatten)]
+    denial: &'a Denial,
+}
+
 /// The outcome of a check: allowed, or a denial with its code.
 pub type Decision = Result<Allowed, Denial>;
+
+/// A decision as JSON (spec §8.1), the shape shared by the CLI's `--json`, the WASM API and
+/// the MCP integration: `{"decision":"allow",...}` or `{"decision":"deny","code",...}`.
+pub fn decision_json(d: &Decision) -> String {
+    match d {
+        Ok(a) => a.to_json().to_string(),
+        Err(denial) => serde_json::to_string(&DenyJson {
+            decision: "deny",
+            denial,
+        })
+        .unwrap_or_default(),
+    }
+}
 
 /// Verifies a ticket's text against a call on the reference path: parse, verify signatures,
 /// run Biscuit's authorizer (spec §6.3). Budgets are reported, not spent; revocation is not
@@ -283,10 +354,12 @@ impl Ticket {
     /// Maps Biscuit's failure to the denial of spec §6.3: the first failing check in (block,
     /// check) order, else the missing grant.
     fn explain(&self, e: biscuit_auth::error::Token, call: &Call) -> Denial {
-        use biscuit_auth::error::{FailedCheck, Logic, Token};
-        let checks = match e {
-            Token::FailedLogic(Logic::Unauthorized { checks, .. })
-            | Token::FailedLogic(Logic::NoMatchingPolicy { checks }) => checks,
+        use biscuit_auth::error::{FailedCheck, Logic, MatchedPolicy, Token};
+        let (checks, granted) = match e {
+            Token::FailedLogic(Logic::Unauthorized { checks, policy }) => {
+                (checks, matches!(policy, MatchedPolicy::Allow(_)))
+            }
+            Token::FailedLogic(Logic::NoMatchingPolicy { checks }) => (checks, false),
             Token::RunLimit(l) => {
                 return Denial::new(
                     Code::LimitsExceeded,
@@ -301,25 +374,43 @@ impl Ticket {
             }
             other => return Denial::new(Code::Malformed, format!("authorization failed: {other}")),
         };
-        let first = checks
+        let mut failed: Vec<(usize, usize)> = checks
             .iter()
             .filter_map(|c| match c {
                 FailedCheck::Block(b) => Some((b.block_id as usize, b.check_id as usize)),
                 FailedCheck::Authorizer(_) => None,
             })
-            .min();
-        match first {
-            Some((block, check)) => self.denial_for(block, check, call),
-            None => not_granted(&call.tool),
+            .collect();
+        failed.sort_unstable();
+        // Precedence (spec §6.3): validity, then the grant, then the other restrictions.
+        let validity = failed
+            .iter()
+            .find(|(b, c)| self.restriction_at(*b, *c).is_some_and(|r| r.is_validity()));
+        if let Some(&(block, check)) = validity {
+            return self.denial_for(block, check, call);
         }
+        if !granted {
+            return not_granted(&call.tool);
+        }
+        match failed.first() {
+            Some(&(block, check)) => self.denial_for(block, check, call),
+            None => Denial::new(
+                Code::Malformed,
+                "authorization failed without a failing check",
+            ),
+        }
+    }
+
+    fn restriction_at(&self, block: usize, check: usize) -> Option<Restriction> {
+        self.blocks
+            .get(block)
+            .and_then(BlockView::description)
+            .and_then(|d| d.restrictions().into_iter().nth(check))
     }
 
     fn denial_for(&self, block: usize, check: usize, call: &Call) -> Denial {
         let view = self.blocks.get(block);
-        let restriction = view
-            .and_then(BlockView::description)
-            .and_then(|d| d.restrictions().into_iter().nth(check));
-        if let Some(r) = restriction {
+        if let Some(r) = self.restriction_at(block, check) {
             return restriction_denial(block, &r, call);
         }
         let kind = match view.map(|v| &v.content) {

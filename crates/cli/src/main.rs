@@ -340,11 +340,11 @@ fn verify(v: cli::VerifyArgs) -> Result<Output, CliError> {
         };
         captix::verify(&text, &c, &keys)
     });
-    let (stdout, exit) = match (&decision, v.json) {
-        (Ok(a), true) => (format!("{}\n", render::allowed_json(a)), 0),
-        (Ok(a), false) => (render::allowed_text(a, true), 0),
-        (Err(d), true) => (format!("{}\n", render::denial_json(d)), 1),
-        (Err(d), false) => (render::denial_text(d), 1),
+    let exit = if decision.is_ok() { 0 } else { 1 };
+    let stdout = match (&decision, v.json) {
+        (_, true) => format!("{}\n", captix::decision_json(&decision)),
+        (Ok(a), false) => render::allowed_text(a, true),
+        (Err(d), false) => render::denial_text(d),
     };
     Ok(Output { stdout, exit })
 }

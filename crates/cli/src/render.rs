@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use captix::audit::Record;
 use captix::{Allowed, Denial, Report};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 pub fn allowed_text(a: &Allowed, shown_not_spent: bool) -> String {
     let mut s = String::new();
@@ -16,8 +16,12 @@ pub fn allowed_text(a: &Allowed, shown_not_spent: bool) -> String {
     }
     s.push('\n');
     for f in a.filters() {
-        for (block, c) in &f.constraints {
-            let _ = writeln!(s, "  row filter {} {} (block {block})", f.arg, c);
+        for c in &f.constraints {
+            let _ = writeln!(
+                s,
+                "  row filter {} {} (block {})",
+                f.arg, c.constraint, c.block
+            );
         }
     }
     for b in a.budgets() {
@@ -41,18 +45,6 @@ pub fn allowed_text(a: &Allowed, shown_not_spent: bool) -> String {
     s
 }
 
-pub fn allowed_json(a: &Allowed) -> Value {
-    json!({
-        "decision": "allow",
-        "tool": a.tool(),
-        "identity": a.identity(),
-        "filters": a.filters(),
-        "budgets": a.budgets(),
-        "expires": a.expires(),
-        "chain": a.chain().iter().map(|c| c.to_hex()).collect::<Vec<_>>(),
-    })
-}
-
 pub fn denial_text(d: &Denial) -> String {
     let mut s = format!("DENY {}\n  {}\n", d.code, d.reason);
     if let Some(r) = d.retry_after {
@@ -62,17 +54,7 @@ pub fn denial_text(d: &Denial) -> String {
 }
 
 pub fn denial_json(d: &Denial) -> Value {
-    let mut v = json!({ "decision": "deny", "code": d.code, "reason": d.reason });
-    if let Some(b) = d.block {
-        v["block"] = json!(b);
-    }
-    if let Some(r) = &d.restriction {
-        v["restriction"] = json!(r);
-    }
-    if let Some(r) = d.retry_after {
-        v["retry_after"] = json!(r);
-    }
-    v
+    serde_json::from_str(&captix::decision_json(&Err(d.clone()))).unwrap_or(Value::Null)
 }
 
 pub fn short(hex: &str) -> String {

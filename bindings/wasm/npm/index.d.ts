@@ -1,0 +1,156 @@
+/** Every stable error code (spec §8). */
+export declare const codes: readonly string[];
+
+/** An error thrown by captix: `code` is a stable code (spec §8) or `invalid_argument`. */
+export interface CaptixError extends Error {
+  code: string;
+}
+
+export interface Key {
+  /** `# comment` lines and `ed25519-private/<hex>`: keep it secret. */
+  secretKey: string;
+  /** `ed25519/<hex>`. */
+  publicKey: string;
+  /** 8 hex digits. */
+  keyId: string;
+}
+
+/** Restrictions shared by mint and attenuate (spec §4). */
+export interface Restrictions {
+  /** Row filters, e.g. `*:org=acme`, `list_invoices:status=open|paid`, `refund:amount<=500`. */
+  rows?: string[];
+  /** Budgets, e.g. `100/min`, `list_invoices:10/5min`, `50` (lifetime). */
+  budgets?: string[];
+  /** Valid for this long from now: `90s`, `5min`, `1h`, `7d`, or seconds. */
+  ttl?: string | number;
+  /** Valid until (Date or Unix seconds). */
+  expiresAt?: Date | number;
+  /** Not valid before (Date or Unix seconds). */
+  notBefore?: Date | number;
+  /** Valid only for this MCP server (its canonical resource URI). */
+  resource?: string;
+  /** Hand-written Datalog checks. */
+  datalog?: string[];
+}
+
+export interface MintSpec extends Restrictions {
+  /** The OAuth client id of the agent that holds the ticket. */
+  agent: string;
+  /** The user the agent acts for. */
+  user: string;
+  issuer?: string;
+  scopes?: string[];
+  /** Granted tools; a ticket with none allows nothing. */
+  tools: string[];
+}
+
+export interface AttenuateSpec extends Restrictions {
+  /** Only these tools (narrows). */
+  tools?: string[];
+}
+
+export interface Identity {
+  issuer?: string;
+  agent: string;
+  user: string;
+  scopes?: string[];
+}
+
+export type Constraint =
+  | { eq: string | number | boolean }
+  | { one_of: (string | number)[] }
+  | { prefix: string }
+  | { range: { min?: number; max?: number } };
+
+export type BlockConstraint = { block: number } & Constraint;
+
+export interface ArgFilter {
+  /** JSON Pointer of the argument, e.g. `/org`. */
+  arg: string;
+  constraints: BlockConstraint[];
+}
+
+export interface BudgetRef {
+  block: number;
+  index: number;
+  revocation_id: string;
+  root_id: string;
+  budget: { tool: string; max_calls: number; window: number };
+}
+
+export interface Allowed {
+  decision: 'allow';
+  tool: string;
+  identity: Identity;
+  filters: ArgFilter[];
+  budgets: BudgetRef[];
+  expires?: number;
+  chain: string[];
+}
+
+export interface Denied {
+  decision: 'deny';
+  code: string;
+  reason: string;
+  block?: number;
+  restriction?: string;
+  /** For `budget_exhausted`: seconds until a unit is available (absent: never). */
+  retry_after?: number;
+}
+
+export type Decision = Allowed | Denied;
+
+export interface Call {
+  tool: string;
+  /** The arguments object, or its JSON text (text lets duplicate keys be refused). */
+  arguments?: Record<string, unknown> | string;
+  /** Default: now. */
+  time?: Date | number;
+}
+
+export interface AuditRecord {
+  v: 1;
+  seq: number;
+  time: number;
+  kind: 'decision' | 'outcome';
+  agent?: string;
+  user?: string;
+  chain?: string[];
+  tool?: string;
+  args?: Record<string, unknown>;
+  decision?: 'allow' | 'deny';
+  code?: string;
+  block?: number;
+  reason?: string;
+  prev: string;
+}
+
+export interface VerifierOptions {
+  /** Root public keys (`ed25519/<hex>`); several for rotation. */
+  publicKeys: string[];
+  /** This server's canonical resource URI (RFC 8707). */
+  resource?: string;
+  /** Enforce budgets in memory (default true). */
+  budgets?: boolean;
+  /** Called with each audit record (hash-chained; `line` is the exact JSON line). */
+  audit?: (record: AuditRecord, line: string) => void;
+  /** Keep only these argument values in audit records (JSON Pointers); default: all. */
+  redact?: string[];
+  cacheCapacity?: number;
+}
+
+export declare class Verifier {
+  constructor(options: VerifierOptions);
+  check(ticket: string, call: Call): Decision;
+  callableTools(ticket: string, time?: Date | number): string[];
+  revoke(revocationId: string): void;
+  readonly cached: number;
+  free(): void;
+}
+
+export declare function generateKey(): Key;
+export declare function publicKeyOf(secretKey: string): { publicKey: string; keyId: string };
+export declare function mint(secretKey: string, spec: MintSpec): string;
+export declare function attenuate(ticket: string, spec: AttenuateSpec): string;
+export declare function inspect(ticket: string, options?: { publicKeys?: string[] }): unknown;
+export declare function duration(d: string | number): number;

@@ -1,0 +1,144 @@
+// captix for JavaScript: mint, attenuate, inspect and verify capability tickets.
+// A thin layer over the WebAssembly core: every decision is made by the Rust library.
+import * as wasm from './wasm/captix_wasm.js';
+
+/** Every stable error code (spec §8). */
+export const codes = Object.freeze(JSON.parse(wasm.codes()));
+
+const now = () => Math.floor(Date.now() / 1000);
+
+function seconds(t, what) {
+  if (t === undefined || t === null) return undefined;
+  if (t instanceof Date) return Math.floor(t.getTime() / 1000);
+  if (typeof t === 'number' && Number.isFinite(t) && t >= 0) return Math.floor(t);
+  throw invalid(`${what} must be a Date or Unix seconds`);
+}
+
+function invalid(message) {
+  const e = new TypeError(message);
+  e.code = 'invalid_argument';
+  return e;
+}
+
+const UNITS = { s: 1, sec: 1, m: 60, min: 60, h: 3600, hour: 3600, d: 86400, day: 86400 };
+
+/** Parses a duration: `90s`, `5min`, `1h`, `7d`, or a number of seconds. */
+export function duration(d) {
+  if (typeof d === 'number' && Number.isFinite(d) && d >= 0) return Math.floor(d);
+  const m = typeof d === 'string' && /^(\d+)([a-z]+)$/.exec(d);
+  if (!m || !(m[2] in UNITS)) throw invalid(`${JSON.stringify(d)} is not a duration like 90s, 5min, 1h or 7d`);
+  return Number(m[1]) * UNITS[m[2]];
+}
+
+function spec(s = {}) {
+  const { ttl, expiresAt, notBefore, ...rest } = s;
+  const out = { ...rest };
+  const exp = ttl !== undefined ? now() + duration(ttl) : seconds(expiresAt, 'expiresAt');
+  if (exp !== undefined) out.expiresAt = exp;
+  const nbf = seconds(notBefore, 'notBefore');
+  if (nbf !== undefined) out.notBefore = nbf;
+  return JSON.stringify(out);
+}
+
+/** A new Ed25519 root key: `{ secretKey, publicKey, keyId }` (text forms, as the CLI writes). */
+export function generateKey() {
+  return JSON.parse(wasm.generateKey());
+}
+
+/** The public key and key id of a secret key's text. */
+export function publicKeyOf(secretKey) {
+  return JSON.parse(wasm.publicKeyOf(secretKey));
+}
+
+/** Mints a ticket. */
+export function mint(secretKey, s) {
+  return wasm.mint(secretKey, spec(s));
+}
+
+/** Narrows a ticket for a sub-agent. Needs no key. */
+export function attenuate(ticket, s) {
+  return wasm.attenuate(ticket, spec(s));
+}
+
+/** Every block of a ticket; with `publicKeys`, signatures are verified (throws if invalid). */
+export function inspect(ticket, { publicKeys } = {}) {
+  return JSON.parse(wasm.inspect(ticket, publicKeys ? JSON.stringify(publicKeys) : undefined));
+}
+
+const ALLOW_CACHE_LIMIT = 10_000;
+
+/** Checks tool calls against tickets: cached, with budgets, revocation and audit. */
+export class Verifier {
+  #inner;
+  #audit;
+  #allowed = new Map();
+
+  /**
+   * @param {object} options `{ publicKeys, resource, budgets = true, audit, redact, cacheCapacity }`;
+   *   `audit` is a function called with each audit record.
+   */
+  constructor({ publicKeys, resource, budgets = true, audit, redact, cacheCapacity } = {}) {
+    if (!Array.isArray(publicKeys) || publicKeys.length === 0) throw invalid('publicKeys must be a non-empty array');
+    if (audit !== undefined && typeof audit !== 'function') throw invalid('audit must be a function');
+    this.#audit = audit;
+    this.#inner = new wasm.WasmVerifier(
+      JSON.stringify({ publicKeys, resource, budgets, audit: !!audit, redact, cacheCapacity }),
+    );
+  }
+
+  /**
+   * Checks one tool call. `call.arguments` is an object or its JSON text (text lets duplicate
+   * keys be refused); `call.time` is a Date or Unix seconds (default: now).
+   * @returns the decision: `{ decision: 'allow', tool, identity, filters, budgets, expires, chain }`
+   *   or `{ decision: 'deny', code, reason, block, restriction, retry_after }`.
+   */
+  check(ticket, { tool, arguments: args, time } = {}) {
+    if (typeof tool !== 'string') throw invalid('call.tool must be a string');
+    const text = typeof args === 'string' ? args : JSON.stringify(args ?? {});
+    const json = this.#inner.check(String(ticket ?? ''), tool, text, seconds(time, 'time') ?? now());
+    let decision;
+    if (json.startsWith('{"decision":"allow"')) {
+      // An allowed decision is the same for every call of a ticket and tool: parse it once.
+      decision = this.#allowed.get(json);
+      if (!decision) {
+        if (this.#allowed.size >= ALLOW_CACHE_LIMIT) this.#allowed.clear();
+        decision = deepFreeze(JSON.parse(json));
+        this.#allowed.set(json, decision);
+      }
+    } else {
+      decision = JSON.parse(json);
+    }
+    if (this.#audit) {
+      for (const line of JSON.parse(this.#inner.drainAudit())) this.#audit(JSON.parse(line), line);
+    }
+    return decision;
+  }
+
+  /** The tools this ticket may call now (for `tools/list`); throws if the ticket is invalid. */
+  callableTools(ticket, time) {
+    return JSON.parse(this.#inner.callableTools(String(ticket ?? ''), seconds(time, 'time') ?? now()));
+  }
+
+  /** Revokes a block (hex revocation id): the ticket it ended and every attenuation of it. */
+  revoke(revocationId) {
+    this.#inner.revoke(revocationId);
+  }
+
+  /** Number of cached tickets. */
+  get cached() {
+    return this.#inner.cached();
+  }
+
+  /** Frees the WebAssembly memory now rather than at garbage collection. */
+  free() {
+    this.#inner.free();
+  }
+}
+
+function deepFreeze(o) {
+  if (o && typeof o === 'object') {
+    Object.freeze(o);
+    for (const v of Object.values(o)) deepFreeze(v);
+  }
+  return o;
+}

@@ -1,0 +1,113 @@
+// The JavaScript API: mint, attenuate, verify, budgets, revocation, audit, errors.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { generateKey, publicKeyOf, mint, attenuate, inspect, Verifier, codes, duration } from '../index.js';
+
+const RES = 'https://mcp.example/invoices';
+
+function setup() {
+  const key = generateKey();
+  const ticket = mint(key.secretKey, {
+    agent: 'billing-agent',
+    user: 'alice',
+    tools: ['list_invoices', 'get_invoice'],
+    rows: ['*:org=acme'],
+    budgets: ['100/min'],
+    ttl: '1h',
+    resource: RES,
+  });
+  return { key, ticket };
+}
+
+test('mint, attenuate offline, verify', () => {
+  const { key, ticket } = setup();
+  assert.match(ticket, /^captix1_[A-Za-z0-9_-]+$/);
+  const sub = attenuate(ticket, { tools: ['list_invoices'], budgets: ['3'], ttl: '5min' });
+  const v = new Verifier({ publicKeys: [key.publicKey], resource: RES });
+  const ok = v.check(sub, { tool: 'list_invoices', arguments: { org: 'acme' } });
+  assert.equal(ok.decision, 'allow');
+  assert.equal(ok.identity.agent, 'billing-agent');
+  assert.equal(ok.identity.user, 'alice');
+  assert.deepEqual(ok.filters, [{ arg: '/org', constraints: [{ block: 0, eq: 'acme' }] }]);
+  assert.equal(ok.chain.length, 2);
+  const row = v.check(sub, { tool: 'list_invoices', arguments: { org: 'globex' } });
+  assert.deepEqual([row.decision, row.code, row.block], ['deny', 'arg_denied', 0]);
+  const tool = v.check(sub, { tool: 'get_invoice', arguments: { org: 'acme' } });
+  assert.deepEqual([tool.code, tool.block], ['tool_not_granted', 1]);
+  assert.deepEqual(v.callableTools(sub), ['list_invoices']);
+  assert.equal(publicKeyOf(key.secretKey).publicKey, key.publicKey);
+});
+
+test('budgets are spent, shared with the parent, and report retry_after', () => {
+  const { key, ticket } = setup();
+  const sub = attenuate(ticket, { budgets: ['2/min'] });
+  const v = new Verifier({ publicKeys: [key.publicKey], resource: RES });
+  const call = { tool: 'list_invoices', arguments: { org: 'acme' }, time: 1_000 };
+  // time 1000 is before... the ticket's expiry is now+1h, so use real time
+  delete call.time;
+  assert.equal(v.check(sub, call).decision, 'allow');
+  assert.equal(v.check(sub, call).decision, 'allow');
+  const d = v.check(sub, call);
+  assert.deepEqual([d.code, d.block, d.retry_after], ['budget_exhausted', 1, 30]);
+  assert.equal(v.check(ticket, call).decision, 'allow', 'the parent has its own 100/min');
+});
+
+test('revocation cascades to a cached child', () => {
+  const { key, ticket } = setup();
+  const sub = attenuate(ticket, { tools: ['list_invoices'] });
+  const v = new Verifier({ publicKeys: [key.publicKey], resource: RES });
+  const call = { tool: 'list_invoices', arguments: { org: 'acme' } };
+  assert.equal(v.check(sub, call).decision, 'allow');
+  const [root] = inspect(ticket).blocks.map((b) => b.revocation_id);
+  v.revoke(root);
+  const d = v.check(sub, call);
+  assert.deepEqual([d.code, d.block], ['revoked', 0]);
+});
+
+test('every decision reaches the audit callback, hash-chained', () => {
+  const { key, ticket } = setup();
+  const records = [];
+  const v = new Verifier({ publicKeys: [key.publicKey], resource: RES, audit: (r) => records.push(r), redact: ['/org'] });
+  v.check(ticket, { tool: 'list_invoices', arguments: { org: 'acme', secret: 's3cret' } });
+  v.check(ticket, { tool: 'delete_all', arguments: {} });
+  assert.equal(records.length, 2);
+  assert.equal(records[0].seq, 1);
+  assert.equal(records[0].decision, 'allow');
+  assert.equal(records[0].args['/org'], 'acme');
+  assert.equal(records[0].args['/secret'], '[redacted]');
+  assert.equal(records[1].code, 'tool_not_granted');
+  assert.equal(records[1].prev.length, 64);
+  assert.notEqual(records[1].prev, records[0].prev);
+});
+
+test('arguments as JSON text: duplicate keys are refused', () => {
+  const { key, ticket } = setup();
+  const v = new Verifier({ publicKeys: [key.publicKey], resource: RES });
+  const d = v.check(ticket, { tool: 'list_invoices', arguments: '{"org":"globex","org":"acme"}' });
+  assert.equal(d.code, 'args_duplicate_key');
+});
+
+test('bad input throws errors that carry a code', () => {
+  const { key } = setup();
+  assert.throws(() => mint(key.secretKey, { agent: 'a', user: 'u', tools: ['t'], rows: ['org=acme'] }), { code: 'invalid_restriction' });
+  assert.throws(() => mint('not a key', { agent: 'a', user: 'u', tools: ['t'] }), { code: 'invalid_key' });
+  assert.throws(() => attenuate('captix1_garbage', {}), { code: 'malformed' });
+  assert.throws(() => inspect('hello'), { code: 'malformed' });
+  assert.throws(() => new Verifier({ publicKeys: [] }), { code: 'invalid_argument' });
+  assert.throws(() => mint(key.secretKey, { agent: 'a', user: 'u', tools: ['t'], ttl: '1 hour' }), { code: 'invalid_argument' });
+  assert.throws(() => attenuate(setup().ticket, { agent: 'x' }), { code: 'invalid_argument' });
+  const other = generateKey();
+  assert.throws(() => inspect(setup().ticket, { publicKeys: [other.publicKey] }), { code: 'unknown_key' });
+  assert.ok(codes.includes('budget_exhausted'));
+  assert.equal(duration('5min'), 300);
+});
+
+test('a tampered ticket is denied, not thrown', () => {
+  const { key, ticket } = setup();
+  const i = Math.floor(ticket.length / 2);
+  const tampered = ticket.slice(0, i) + (ticket[i] === 'A' ? 'B' : 'A') + ticket.slice(i + 1);
+  const v = new Verifier({ publicKeys: [key.publicKey], resource: RES });
+  const d = v.check(tampered, { tool: 'list_invoices', arguments: { org: 'acme' } });
+  assert.equal(d.decision, 'deny');
+  assert.ok(['bad_signature', 'malformed'].includes(d.code), d.code);
+});
