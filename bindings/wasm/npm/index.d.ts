@@ -125,6 +125,14 @@ export interface AuditRecord {
   prev: string;
 }
 
+export interface TicketInfo {
+  identity: Identity;
+  /** Tools the ticket may call now on this server. */
+  tools: string[];
+  expires?: number;
+  chain: string[];
+}
+
 export interface VerifierOptions {
   /** Root public keys (`ed25519/<hex>`); several for rotation. */
   publicKeys: string[];
@@ -143,6 +151,7 @@ export declare class Verifier {
   constructor(options: VerifierOptions);
   check(ticket: string, call: Call): Decision;
   callableTools(ticket: string, time?: Date | number): string[];
+  ticketInfo(ticket: string, time?: Date | number): TicketInfo;
   revoke(revocationId: string): void;
   readonly cached: number;
   free(): void;

@@ -6,6 +6,8 @@ import * as wasm from './wasm/captix_wasm.js';
 export const codes = Object.freeze(JSON.parse(wasm.codes()));
 
 const now = () => Math.floor(Date.now() / 1000);
+const utf8 = new TextEncoder();
+const memory = wasm.wasmMemory();
 
 function seconds(t, what) {
   if (t === undefined || t === null) return undefined;
@@ -72,6 +74,9 @@ export class Verifier {
   #inner;
   #audit;
   #allowed = new Map();
+  #ptr = 0;
+  #cap = 0;
+  #view = new Uint8Array(0);
 
   /**
    * @param {object} options `{ publicKeys, resource, budgets = true, audit, redact, cacheCapacity }`;
@@ -94,19 +99,29 @@ export class Verifier {
    */
   check(ticket, { tool, arguments: args, time } = {}) {
     if (typeof tool !== 'string') throw invalid('call.tool must be a string');
+    const t = String(ticket ?? '');
     const text = typeof args === 'string' ? args : JSON.stringify(args ?? {});
-    const json = this.#inner.check(String(ticket ?? ''), tool, text, seconds(time, 'time') ?? now());
+    // Encode the ticket and arguments straight into WebAssembly memory: no allocation, no copy.
+    const need = (t.length + text.length) * 3;
+    if (need > this.#cap || this.#view.buffer !== memory.buffer) {
+      this.#cap = Math.max(need, this.#cap);
+      this.#ptr = this.#inner.scratch(this.#cap);
+      this.#view = new Uint8Array(memory.buffer, this.#ptr, this.#cap);
+    }
+    const a = utf8.encodeInto(t, this.#view);
+    const b = utf8.encodeInto(text, this.#view.subarray(a.written));
+    const out = this.#inner.checkScratch(a.written, b.written, tool, seconds(time, 'time') ?? now());
     let decision;
-    if (json.startsWith('{"decision":"allow"')) {
+    if (out.charCodeAt(0) === 65 /* 'A' */) {
       // An allowed decision is the same for every call of a ticket and tool: parse it once.
-      decision = this.#allowed.get(json);
+      decision = this.#allowed.get(out);
       if (!decision) {
         if (this.#allowed.size >= ALLOW_CACHE_LIMIT) this.#allowed.clear();
-        decision = deepFreeze(JSON.parse(json));
-        this.#allowed.set(json, decision);
+        decision = deepFreeze(JSON.parse(this.#inner.lastAllowedJson()));
+        this.#allowed.set(out, decision);
       }
     } else {
-      decision = JSON.parse(json);
+      decision = JSON.parse(out);
     }
     if (this.#audit) {
       for (const line of JSON.parse(this.#inner.drainAudit())) this.#audit(JSON.parse(line), line);
@@ -117,6 +132,14 @@ export class Verifier {
   /** The tools this ticket may call now (for `tools/list`); throws if the ticket is invalid. */
   callableTools(ticket, time) {
     return JSON.parse(this.#inner.callableTools(String(ticket ?? ''), seconds(time, 'time') ?? now()));
+  }
+
+  /**
+   * What a ticket valid now says: `{ identity, tools, expires, chain }`. Throws an error whose
+   * `code` says why when the ticket is not valid (malformed, bad_signature, expired, revoked...).
+   */
+  ticketInfo(ticket, time) {
+    return JSON.parse(this.#inner.ticketInfo(String(ticket ?? ''), seconds(time, 'time') ?? now()));
   }
 
   /** Revokes a block (hex revocation id): the ticket it ended and every attenuation of it. */

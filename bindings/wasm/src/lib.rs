@@ -10,8 +10,8 @@ use captix::audit::{MemoryAudit, Redaction};
 use captix::budget::MemoryBudgets;
 use captix::revocation::MemoryRevocations;
 use captix::{
-    Budget, Call, KeySet, PublicKey, RevocationId, RowFilter, SigningKey, Ticket, UnverifiedTicket,
-    Verifier,
+    Args, Budget, Call, KeySet, PublicKey, RevocationId, RowFilter, SigningKey, Ticket,
+    UnverifiedTicket, Verifier,
 };
 use serde::Deserialize;
 use wasm_bindgen::prelude::*;
@@ -221,6 +221,10 @@ pub struct WasmVerifier {
     inner: Verifier,
     revocations: Arc<MemoryRevocations>,
     audit: Option<Arc<MemoryAudit>>,
+    /// Where JavaScript writes the ticket and arguments (`scratch`, then `checkScratch`).
+    scratch: Vec<u8>,
+    /// The JSON of the last allowed decision, for `lastAllowedJson`.
+    last_allowed: std::cell::RefCell<Option<captix::Allowed>>,
 }
 
 #[wasm_bindgen]
@@ -254,19 +258,71 @@ impl WasmVerifier {
             inner: b.build(),
             revocations,
             audit,
+            scratch: Vec::new(),
+            last_allowed: Default::default(),
         })
     }
 
-    /// The decision JSON for a call (`argsJson` is the arguments object as JSON text).
-    pub fn check(&self, ticket: &str, tool: &str, args_json: &str, time: f64) -> String {
-        let decision = Call::new(tool, args_json).and_then(|c| {
-            let c = c.at(time.max(0.0) as u64);
-            self.inner.check(ticket, &c)
+    /// The decision JSON for a call: the ticket and the arguments object's JSON text as UTF-8
+    /// bytes (the JS wrapper encodes them natively).
+    pub fn check(&self, ticket: &[u8], tool: &str, args_json: &[u8], time: f64) -> String {
+        let decision = Args::from_slice(args_json).and_then(|args| {
+            let c = Call::new(tool, "")?.at(time.max(0.0) as u64);
+            let c = Call { args, ..c };
+            self.inner.check_bytes(ticket, &c)
         });
         match &decision {
             Ok(a) => a.to_json().to_string(),
             Err(_) => captix::decision_json(&decision),
         }
+    }
+
+    /// The address in WebAssembly memory of a buffer of at least `len` bytes, into which the
+    /// caller writes a ticket followed by the arguments' JSON text before `checkScratch`.
+    pub fn scratch(&mut self, len: usize) -> usize {
+        if self.scratch.len() < len {
+            self.scratch = vec![0; len.next_power_of_two()];
+        }
+        self.scratch.as_ptr() as usize
+    }
+
+    /// `check` on the ticket (`ticket_len` bytes) and arguments (`args_len` bytes) written to the
+    /// scratch buffer. An allowed call returns `A<id>` (see `lastAllowedJson`); a denial its JSON.
+    #[wasm_bindgen(js_name = checkScratch)]
+    pub fn check_scratch(
+        &self,
+        ticket_len: usize,
+        args_len: usize,
+        tool: &str,
+        time: f64,
+    ) -> Result<String, JsValue> {
+        let end = ticket_len
+            .checked_add(args_len)
+            .filter(|e| *e <= self.scratch.len())
+            .ok_or_else(|| error("invalid_argument", "lengths beyond the scratch buffer"))?;
+        let (ticket, args) = self.scratch[..end].split_at(ticket_len);
+        let decision = Args::from_slice(args).and_then(|args| {
+            let c = Call::new(tool, "")?.at(time.max(0.0) as u64);
+            self.inner.check_bytes(ticket, &Call { args, ..c })
+        });
+        Ok(match decision {
+            Ok(a) => {
+                let id = a.decision_id();
+                *self.last_allowed.borrow_mut() = Some(a);
+                format!("A{id}")
+            }
+            Err(_) => captix::decision_json(&decision),
+        })
+    }
+
+    /// The JSON of the last allowed decision returned by `checkScratch`.
+    #[wasm_bindgen(js_name = lastAllowedJson)]
+    pub fn last_allowed_json(&self) -> String {
+        self.last_allowed
+            .borrow()
+            .as_ref()
+            .map(|a| a.to_json().to_string())
+            .unwrap_or_default()
     }
 
     /// The tools the ticket may call at `time` (JSON array); throws if the ticket is invalid.
@@ -277,6 +333,16 @@ impl WasmVerifier {
             .callable_tools(ticket, time.max(0.0) as u64)
             .map_err(from_denial)?;
         to_json(&tools)
+    }
+
+    /// `{identity, tools, expires, chain}` of a ticket valid at `time`; throws if it is not.
+    #[wasm_bindgen(js_name = ticketInfo)]
+    pub fn ticket_info(&self, ticket: &str, time: f64) -> Result<String, JsValue> {
+        let info = self
+            .inner
+            .ticket_info(ticket, time.max(0.0) as u64)
+            .map_err(from_denial)?;
+        to_json(&info)
     }
 
     /// Revokes a block by its hex revocation id: every ticket containing it is denied.
@@ -297,6 +363,12 @@ impl WasmVerifier {
     pub fn cached(&self) -> usize {
         self.inner.cached()
     }
+}
+
+/// The module's memory, for writing into the scratch buffer.
+#[wasm_bindgen(js_name = wasmMemory)]
+pub fn wasm_memory() -> JsValue {
+    wasm_bindgen::memory()
 }
 
 /// The stable error codes (spec §8), for programs that switch on them.

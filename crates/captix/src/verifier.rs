@@ -121,6 +121,20 @@ struct Entry {
     path: Path,
 }
 
+/// What a valid ticket says (see [`Verifier::ticket_info`]).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct TicketInfo {
+    /// Who the ticket is for.
+    pub identity: crate::Identity,
+    /// The tools it may call now on this server, sorted.
+    pub tools: Vec<String>,
+    /// The earliest expiry on its chain.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires: Option<u64>,
+    /// Its chain's revocation ids (hex), authority first.
+    pub chain: Vec<String>,
+}
+
 /// What a check decided, and where the audit log recorded it.
 #[derive(Clone, Debug)]
 pub struct Checked {
@@ -150,10 +164,21 @@ impl Verifier {
         self.check_audited(ticket, call).decision
     }
 
+    /// [`Verifier::check`] on the ticket's bytes, as they arrive in a header (no UTF-8 check
+    /// on the cached path).
+    pub fn check_bytes(&self, ticket: &[u8], call: &Call) -> Decision {
+        self.check_audited_bytes(ticket, call).decision
+    }
+
     /// Like [`Verifier::check`], also returning the audit record's `seq` (to attach the call's
     /// outcome with [`Verifier::record_outcome`]). An audit sink that cannot write turns the
     /// decision into `store_unavailable`.
     pub fn check_audited(&self, ticket: &str, call: &Call) -> Checked {
+        self.check_audited_bytes(ticket.as_bytes(), call)
+    }
+
+    /// [`Verifier::check_audited`] on the ticket's bytes.
+    pub fn check_audited_bytes(&self, ticket: &[u8], call: &Call) -> Checked {
         let (decision, entry) = self.decide(ticket, call);
         let Some(sink) = &self.audit else {
             return Checked {
@@ -211,6 +236,13 @@ impl Verifier {
     /// not revoked, within its times, for this resource). Row filters and hand-written checks
     /// depend on arguments and are not considered.
     pub fn callable_tools(&self, ticket: &str, now: u64) -> Result<Vec<String>, Denial> {
+        self.ticket_info(ticket, now).map(|i| i.tools)
+    }
+
+    /// What a valid ticket says, for an MCP server's authentication step (spec §10.5): who,
+    /// for whom, the tools it may call, its expiry and chain. Fails as [`Verifier::callable_tools`]
+    /// does for a ticket that is not valid now.
+    pub fn ticket_info(&self, ticket: &str, now: u64) -> Result<TicketInfo, Denial> {
         let entry = self.entry(ticket.trim().as_bytes())?;
         self.check_revocation(&entry)?;
         let t = entry.ticket();
@@ -246,11 +278,17 @@ impl Verifier {
             .collect();
         tools.sort();
         tools.dedup();
-        Ok(tools)
+        let summary = entry.summary();
+        Ok(TicketInfo {
+            identity: summary.identity.clone(),
+            tools,
+            expires: summary.expires,
+            chain: entry.chain.iter().map(RevocationId::to_hex).collect(),
+        })
     }
 
-    fn decide(&self, ticket: &str, call: &Call) -> (Decision, Option<Arc<Entry>>) {
-        let bytes = ticket.trim().as_bytes();
+    fn decide(&self, ticket: &[u8], call: &Call) -> (Decision, Option<Arc<Entry>>) {
+        let bytes = ticket.trim_ascii();
         let entry = match self.entry(bytes) {
             Ok(e) => e,
             Err(d) => return (Err(d), None),

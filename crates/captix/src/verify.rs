@@ -126,6 +126,8 @@ impl Summary {
 /// What an allowed call to one tool carries beyond the ticket: computed once per (ticket, tool).
 #[derive(Debug)]
 pub(crate) struct ToolView {
+    /// Unique in the process, never reused: equal ids mean the same allow decision.
+    pub id: u64,
     pub tool: String,
     pub filters: Vec<ArgFilter>,
     pub budgets: Vec<BudgetRef>,
@@ -168,7 +170,9 @@ impl ToolView {
                 }
             }
         }
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         ToolView {
+            id: NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             tool: tool.to_string(),
             filters,
             budgets,
@@ -219,6 +223,13 @@ impl Allowed {
     /// The earliest expiry on the chain.
     pub fn expires(&self) -> Option<u64> {
         self.summary.expires
+    }
+
+    /// An id for this allow decision, unique in the process and never reused: two decisions
+    /// with the same id are the same (same ticket, same tool). Lets bindings cache the decision
+    /// object instead of rebuilding it.
+    pub fn decision_id(&self) -> u64 {
+        self.view.id
     }
 
     /// The decision as JSON (spec §8.1): `{"decision":"allow","tool",...}`. Made once per

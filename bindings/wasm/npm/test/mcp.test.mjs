@@ -1,0 +1,92 @@
+// End to end: the SDK's own MCP client calls a server on the SDK, guarded by captix.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { generateKey, mint, attenuate, Verifier } from '../index.js';
+import { captixTokenVerifier, httpStatus } from '../mcp.js';
+import { startServer } from '../examples/invoices-server.mjs';
+
+let server, key, agent, sub;
+
+before(async () => {
+  key = generateKey();
+  const verifier = new Verifier({ publicKeys: [key.publicKey] });
+  server = await startServer({ verifier });
+  agent = mint(key.secretKey, {
+    agent: 'billing-agent',
+    user: 'alice',
+    tools: ['list_invoices', 'get_invoice', 'create_refund'],
+    rows: ['*:org=acme'],
+    budgets: ['100/min'],
+    ttl: '1h',
+  });
+  sub = attenuate(agent, { tools: ['list_invoices', 'get_invoice'], budgets: ['3'], ttl: '5min' });
+});
+
+after(async () => server.close());
+
+async function client(ticket) {
+  const c = new Client({ name: 'e2e', version: '1.0.0' });
+  const headers = ticket ? { Authorization: `Bearer ${ticket}` } : {};
+  await c.connect(new StreamableHTTPClientTransport(new URL(server.url), { requestInit: { headers } }));
+  return c;
+}
+
+test('an attenuated ticket: allowed call, then denied tool, row and budget', async () => {
+  const c = await client(sub);
+  const tools = await c.listTools();
+  assert.ok(tools.tools.some((t) => t.name === 'list_invoices'));
+  const ok = await c.callTool({ name: 'list_invoices', arguments: { org: 'acme' } });
+  const rows = JSON.parse(ok.content[0].text);
+  assert.deepEqual(rows.map((r) => r.id), [1, 2]);
+  const byId = await c.callTool({ name: 'get_invoice', arguments: { org: 'acme', id: 1 } });
+  assert.equal(JSON.parse(byId.content[0].text).id, 1);
+  await assert.rejects(c.callTool({ name: 'create_refund', arguments: { org: 'acme', id: 1, amount: 5 } }), /403|insufficient_scope|tool_not_granted/);
+  await assert.rejects(c.callTool({ name: 'list_invoices', arguments: { org: 'globex' } }), /403|arg_denied/);
+  // Two calls spent from the budget of 3; the third is allowed, the fourth is not.
+  await c.callTool({ name: 'list_invoices', arguments: { org: 'acme', status: 'open' } });
+  await assert.rejects(c.callTool({ name: 'list_invoices', arguments: { org: 'acme' } }), /429|budget_exhausted/);
+  await c.close();
+});
+
+test('the HTTP answers follow the MCP authorization spec', async () => {
+  const rpc = { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'list_invoices', arguments: { org: 'globex' } } };
+  const post = (headers, body = rpc) =>
+    fetch(server.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...headers },
+      body: JSON.stringify(body),
+    });
+  let r = await post({});
+  assert.equal(r.status, 401);
+  assert.match(r.headers.get('www-authenticate'), /^Bearer resource_metadata="http:\/\/127\.0\.0\.1:\d+\/\.well-known\/oauth-protected-resource\/mcp"$/);
+  r = await post({ authorization: 'Bearer captix1_garbage' });
+  assert.equal(r.status, 401);
+  assert.match(r.headers.get('www-authenticate'), /error="invalid_token"/);
+  r = await post({ authorization: `Bearer ${agent}` });
+  assert.equal(r.status, 403);
+  assert.match(r.headers.get('www-authenticate'), /error="insufficient_scope", error_description="captix arg_denied: block 0/);
+  assert.equal((await r.json()).captix.code, 'arg_denied');
+  r = await post({ authorization: `Bearer ${agent}`, 'mcp-name': 'get_invoice' });
+  assert.equal(r.status, 400, 'Mcp-Name must match params.name');
+  r = await post({ authorization: `Bearer ${agent}` }, [rpc, rpc]);
+  assert.equal(r.status, 400, 'batches are refused');
+  const meta = await (await fetch(new URL('/.well-known/oauth-protected-resource/mcp', server.url))).json();
+  assert.equal(meta.resource, server.url);
+  assert.deepEqual(meta.bearer_methods_supported, ['header']);
+});
+
+test('captixTokenVerifier gives the SDK an AuthInfo', async () => {
+  const v = captixTokenVerifier(server.verifier, { resource: server.url });
+  const info = await v.verifyAccessToken(sub);
+  assert.equal(info.clientId, 'billing-agent');
+  assert.equal(info.extra.captix.identity.user, 'alice');
+  assert.deepEqual(info.extra.captix.tools, ['get_invoice', 'list_invoices']);
+  assert.ok(info.expiresAt > Date.now() / 1000);
+  assert.equal(info.resource.href, server.url);
+  await assert.rejects(v.verifyAccessToken('captix1_nope'), (e) => e.errorCode === 'invalid_token' && /malformed/.test(e.message));
+  assert.equal(httpStatus('budget_exhausted'), 429);
+  assert.equal(httpStatus('expired'), 401);
+  assert.equal(httpStatus('arg_denied'), 403);
+});
