@@ -1,0 +1,26 @@
+// Compiled with `tsc --noEmit --strict` by test/pack.test.mjs: the published types fit real use.
+import { Verifier, generateKey, mint, attenuate, type Decision } from '@captix/captix';
+import { captixMiddleware, captixTokenVerifier, captixGuard, httpStatus } from '@captix/captix/mcp';
+import type { OAuthTokenVerifier } from '@modelcontextprotocol/sdk/server/auth/provider.js';
+
+const key = generateKey();
+const ticket: string = mint(key.secretKey, { agent: 'a', user: 'u', tools: ['t'], rows: ['*:org=acme'], ttl: '1h' });
+const sub: string = attenuate(ticket, { tools: ['t'], budgets: ['3'] });
+const v = new Verifier({ publicKeys: [key.publicKey], resource: 'https://mcp.example', audit: (r) => r.seq });
+const d: Decision = v.check(sub, { tool: 't', arguments: { org: 'acme' } });
+if (d.decision === 'allow') {
+  const agent: string = d.identity.agent;
+  const first = d.filters[0]?.constraints[0];
+  void agent;
+  void first;
+} else {
+  const code: string = d.code;
+  const status: number = httpStatus(code);
+  void status;
+}
+const tv: OAuthTokenVerifier = captixTokenVerifier(v);
+const mw = captixMiddleware(v, { resourceMetadataUrl: 'https://mcp.example/.well-known/oauth-protected-resource' });
+const guarded = captixGuard(v).wrap('t', async (args: { org: string }) => ({ content: [{ type: 'text' as const, text: args.org }] }));
+void tv;
+void mw;
+void guarded;
