@@ -1,0 +1,395 @@
+//! The per-request guard (spec §14.1–§14.2).
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use captix::{Allowed, Call, Code, Denial, TicketInfo, Verifier};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::metadata::Config;
+
+/// The verified decision for a `tools/call`, in the request extensions for tool handlers.
+#[derive(Clone, Debug)]
+pub struct McpDecision {
+    /// The allowed decision: identity, row filters to apply, budgets spent.
+    pub allowed: Allowed,
+    /// The ticket's information (all requests carry one, `tools/call` or not).
+    pub ticket: Arc<TicketInfo>,
+}
+
+pub(crate) struct Guard {
+    verifier: Arc<Verifier>,
+    config: Config,
+    metadata_url: String,
+}
+
+impl Guard {
+    pub(crate) fn new(verifier: Arc<Verifier>, config: Config) -> Self {
+        Guard {
+            metadata_url: config.metadata_url(),
+            verifier,
+            config,
+        }
+    }
+}
+
+/// The HTTP status for a denial code (spec §8).
+pub fn http_status(code: Code) -> StatusCode {
+    match code {
+        Code::BudgetExhausted => StatusCode::TOO_MANY_REQUESTS,
+        Code::ArgsMalformed | Code::ArgsDuplicateKey | Code::ArgsTooLarge | Code::ArgsTooDeep => {
+            StatusCode::BAD_REQUEST
+        }
+        Code::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        c if c.is_invalid_ticket() => StatusCode::UNAUTHORIZED,
+        _ => StatusCode::FORBIDDEN,
+    }
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// A quoted-string value for a header: quotes and backslashes escaped, non-ASCII replaced.
+fn quoted(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            '"' | '\\' => format!("\\{c}"),
+            c if c.is_ascii() && !c.is_ascii_control() => c.to_string(),
+            _ => "?".to_string(),
+        })
+        .collect()
+}
+
+fn challenge(g: &Guard, error: Option<(&str, &str)>) -> HeaderValue {
+    let mut v = String::from("Bearer ");
+    if let Some((e, description)) = error {
+        v.push_str(&format!(
+            "error=\"{e}\", error_description=\"{}\", ",
+            quoted(description)
+        ));
+    }
+    v.push_str(&format!(
+        "resource_metadata=\"{}\"",
+        quoted(&g.metadata_url)
+    ));
+    HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static("Bearer"))
+}
+
+fn rpc_error(
+    id: Option<&RawValue>,
+    code: i64,
+    message: &str,
+    data: Option<serde_json::Value>,
+) -> serde_json::Value {
+    let id: serde_json::Value = id
+        .and_then(|r| serde_json::from_str(r.get()).ok())
+        .unwrap_or(serde_json::Value::Null);
+    let mut e = serde_json::json!({ "code": code, "message": message });
+    if let Some(d) = data {
+        e["data"] = d;
+    }
+    serde_json::json!({ "jsonrpc": "2.0", "id": id, "error": e })
+}
+
+fn json_response(status: StatusCode, body: serde_json::Value) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// The answer to a denial: status, challenge header, JSON-RPC error carrying the decision.
+fn denied(g: &Guard, id: Option<&RawValue>, d: &Denial) -> Response {
+    let status = http_status(d.code);
+    let description = format!("captix {}: {}", d.code, d.reason);
+    let data: serde_json::Value =
+        serde_json::from_str(&captix::decision_json(&Err(d.clone()))).unwrap_or_default();
+    let mut r = json_response(status, rpc_error(id, -32001, &description, Some(data)));
+    let h = r.headers_mut();
+    match status {
+        StatusCode::UNAUTHORIZED => {
+            h.insert(
+                header::WWW_AUTHENTICATE,
+                challenge(g, Some(("invalid_token", &description))),
+            );
+        }
+        StatusCode::FORBIDDEN => {
+            h.insert(
+                header::WWW_AUTHENTICATE,
+                challenge(g, Some(("insufficient_scope", &description))),
+            );
+        }
+        StatusCode::TOO_MANY_REQUESTS => {
+            if let Some(s) = d.retry_after {
+                h.insert(header::RETRY_AFTER, HeaderValue::from(s));
+            }
+        }
+        _ => {}
+    }
+    r
+}
+
+fn bearer(h: &HeaderMap) -> Option<&str> {
+    let v = h.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow, default)]
+    id: Option<&'a RawValue>,
+    #[serde(default)]
+    method: Option<String>,
+    #[serde(borrow, default)]
+    params: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct CallParams<'a> {
+    name: String,
+    #[serde(borrow, default)]
+    arguments: Option<&'a RawValue>,
+}
+
+pub(crate) async fn guard(State(g): State<Arc<Guard>>, req: Request, next: Next) -> Response {
+    let time = now();
+    let Some(token) = bearer(req.headers()).map(str::to_string) else {
+        let mut r = json_response(
+            StatusCode::UNAUTHORIZED,
+            serde_json::json!({ "error": "invalid_token", "error_description": "a captix ticket is required: Authorization: Bearer captix1_..." }),
+        );
+        r.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, challenge(&g, None));
+        return r;
+    };
+    let info = match g.verifier.ticket_info(&token, time) {
+        Ok(i) => Arc::new(i),
+        Err(d) => return denied(&g, None, &d),
+    };
+    if req.method() != Method::POST {
+        return next.run(req).await;
+    }
+    let (mut parts, body) = req.into_parts();
+    let bytes = match axum::body::to_bytes(body, g.config.max_body_bytes).await {
+        Ok(b) => b,
+        Err(_) => {
+            return json_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                rpc_error(None, -32600, "the request body is too large", None),
+            )
+        }
+    };
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return json_response(
+            StatusCode::BAD_REQUEST,
+            rpc_error(
+                None,
+                -32600,
+                "batch requests are not accepted by this server",
+                None,
+            ),
+        );
+    }
+    let envelope: Envelope<'_> = match serde_json::from_slice(&bytes) {
+        Ok(e) => e,
+        Err(e) => {
+            return json_response(
+                StatusCode::BAD_REQUEST,
+                rpc_error(
+                    None,
+                    -32700,
+                    &format!("the body is not a JSON-RPC request: {e}"),
+                    None,
+                ),
+            )
+        }
+    };
+    match envelope.method.as_deref() {
+        Some("tools/call") => {
+            let params: CallParams<'_> =
+                match envelope.params.map(|p| serde_json::from_str(p.get())) {
+                    Some(Ok(p)) => p,
+                    _ => {
+                        return json_response(
+                            StatusCode::BAD_REQUEST,
+                            rpc_error(envelope.id, -32602, "tools/call needs params.name", None),
+                        )
+                    }
+                };
+            if let Some(h) = parts.headers.get("mcp-name") {
+                if h.as_bytes() != params.name.as_bytes() {
+                    return json_response(
+                        StatusCode::BAD_REQUEST,
+                        rpc_error(
+                            envelope.id,
+                            -32602,
+                            "the Mcp-Name header does not match params.name",
+                            None,
+                        ),
+                    );
+                }
+            }
+            let call = Call::new(
+                params.name.clone(),
+                params.arguments.map(RawValue::get).unwrap_or(""),
+            )
+            .map(|c| c.at(time));
+            let checked = match call {
+                Ok(c) => g.verifier.check_audited(&token, &c),
+                Err(d) => return denied(&g, envelope.id, &d),
+            };
+            let allowed = match checked.decision {
+                Ok(a) => a,
+                Err(d) => return denied(&g, envelope.id, &d),
+            };
+            parts.extensions.insert(McpDecision {
+                allowed,
+                ticket: info,
+            });
+            let started = Instant::now();
+            let response = next
+                .run(Request::from_parts(parts, Body::from(bytes.clone())))
+                .await;
+            let (response, outcome) = outcome_of(response).await;
+            if let Some(seq) = checked.audit_seq {
+                let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+                // An outcome that cannot be recorded does not undo the call; the decision was.
+                let _ = g.verifier.record_outcome(seq, now(), outcome, ms);
+            }
+            response
+        }
+        Some("tools/list") => {
+            let response = next
+                .run(Request::from_parts(parts, Body::from(bytes.clone())))
+                .await;
+            filter_tools(response, &info.tools).await
+        }
+        _ => {
+            next.run(Request::from_parts(parts, Body::from(bytes.clone())))
+                .await
+        }
+    }
+}
+
+const MAX_RESPONSE: usize = 16 << 20;
+
+async fn buffered(response: Response) -> (axum::http::response::Parts, Option<Bytes>) {
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, MAX_RESPONSE).await.ok();
+    (parts, bytes)
+}
+
+fn is_sse(parts: &axum::http::response::Parts) -> bool {
+    parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"))
+}
+
+/// Applies `f` to the JSON-RPC message(s) of a response: a JSON body, or the `data:` lines of an
+/// event stream.
+fn rewrite(
+    parts: &axum::http::response::Parts,
+    body: &[u8],
+    f: &dyn Fn(&mut serde_json::Value),
+) -> Vec<u8> {
+    if is_sse(parts) {
+        let text = String::from_utf8_lossy(body);
+        let mut out = String::with_capacity(text.len());
+        for line in text.split_inclusive('\n') {
+            match line.strip_prefix("data:").map(str::trim) {
+                Some(data) if data.starts_with('{') => {
+                    match serde_json::from_str::<serde_json::Value>(data) {
+                        Ok(mut v) => {
+                            f(&mut v);
+                            out.push_str(&format!("data: {v}\n"));
+                        }
+                        Err(_) => out.push_str(line),
+                    }
+                }
+                _ => out.push_str(line),
+            }
+        }
+        out.into_bytes()
+    } else {
+        match serde_json::from_slice::<serde_json::Value>(body) {
+            Ok(mut v) => {
+                f(&mut v);
+                v.to_string().into_bytes()
+            }
+            Err(_) => body.to_vec(),
+        }
+    }
+}
+
+/// `tools/list` answered with only the tools the ticket may call (spec §14.2).
+async fn filter_tools(response: Response, allowed: &[String]) -> Response {
+    let (mut parts, body) = buffered(response).await;
+    let Some(body) = body else {
+        return (
+            StatusCode::BAD_GATEWAY,
+            "the tools/list response was too large",
+        )
+            .into_response();
+    };
+    let filtered = rewrite(&parts, &body, &|v| {
+        if let Some(tools) = v
+            .pointer_mut("/result/tools")
+            .and_then(|t| t.as_array_mut())
+        {
+            tools.retain(|t| {
+                t.get("name")
+                    .and_then(|n| n.as_str())
+                    .is_some_and(|n| allowed.iter().any(|a| a == n))
+            });
+        }
+    });
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(filtered))
+}
+
+/// The outcome of an allowed call: `success`, `tool_error` (a result with `isError`), or
+/// `error` (a JSON-RPC error or an HTTP failure).
+async fn outcome_of(response: Response) -> (Response, &'static str) {
+    let (parts, body) = buffered(response).await;
+    let Some(body) = body else {
+        return (
+            (
+                StatusCode::BAD_GATEWAY,
+                "the tools/call response was too large",
+            )
+                .into_response(),
+            "error",
+        );
+    };
+    let outcome = std::cell::Cell::new(if parts.status.is_success() {
+        "success"
+    } else {
+        "error"
+    });
+    let _ = rewrite(&parts, &body, &|v| {
+        if v.get("error").is_some() {
+            outcome.set("error");
+        } else if v.pointer("/result/isError").and_then(|e| e.as_bool()) == Some(true) {
+            outcome.set("tool_error");
+        }
+    });
+    (Response::from_parts(parts, Body::from(body)), outcome.get())
+}

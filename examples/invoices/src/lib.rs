@@ -1,0 +1,255 @@
+//! An MCP server over an embedded SQLite database of several orgs' invoices, guarded by
+//! captix. Tools: `list_invoices`, `get_invoice`, `create_refund`. Each applies the ticket's
+//! row filters (from [`captix_mcp::McpDecision`]) in its SQL as bound parameters, so an agent
+//! limited to org acme never sees another org's row, even through `get_invoice` by id.
+#![forbid(unsafe_code)]
+
+use std::sync::{Arc, Mutex};
+
+use captix::Constraint;
+use captix_mcp::McpDecision;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, JsonObject,
+    ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+};
+use rmcp::service::RequestContext;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use rmcp::{ErrorData, RoleServer, ServerHandler};
+use rusqlite::types::Value;
+
+/// The seeded database: invoices of acme, globex and initech.
+pub fn database() -> rusqlite::Result<rusqlite::Connection> {
+    let db = rusqlite::Connection::open_in_memory()?;
+    db.execute_batch(
+        "CREATE TABLE invoices (id INTEGER PRIMARY KEY, org TEXT NOT NULL, number TEXT NOT NULL,
+                                status TEXT NOT NULL, amount INTEGER NOT NULL);
+         CREATE TABLE refunds (id INTEGER PRIMARY KEY, invoice INTEGER NOT NULL, amount INTEGER NOT NULL);
+         INSERT INTO invoices VALUES
+           (1, 'acme', 'INV-001', 'open', 120), (2, 'acme', 'INV-002', 'paid', 80),
+           (3, 'acme', 'INV-003', 'void', 45), (4, 'globex', 'INV-101', 'open', 9000),
+           (5, 'globex', 'INV-102', 'paid', 300), (6, 'initech', 'INV-201', 'open', 15);",
+    )?;
+    Ok(db)
+}
+
+/// The MCP handler.
+#[derive(Clone)]
+pub struct Invoices {
+    db: Arc<Mutex<rusqlite::Connection>>,
+}
+
+/// Columns a row filter may name (by JSON Pointer): never interpolated from input.
+const COLUMNS: &[(&str, &str)] = &[
+    ("/org", "org"),
+    ("/status", "status"),
+    ("/number", "number"),
+    ("/amount", "amount"),
+    ("/id", "id"),
+];
+
+/// `AND col = ?` ... for the decision's row filters on known columns, with their parameters.
+fn filters_sql(d: &McpDecision, params: &mut Vec<Value>) -> String {
+    let mut sql = String::new();
+    for f in d.allowed.filters() {
+        let Some((_, col)) = COLUMNS.iter().find(|(p, _)| *p == f.arg) else {
+            continue;
+        };
+        for c in &f.constraints {
+            match &c.constraint {
+                Constraint::Eq(v) => {
+                    sql.push_str(&format!(" AND {col} = ?"));
+                    params.push(value(v));
+                }
+                Constraint::OneOf(vs) => {
+                    sql.push_str(&format!(
+                        " AND {col} IN ({})",
+                        vec!["?"; vs.len()].join(", ")
+                    ));
+                    params.extend(vs.iter().map(value));
+                }
+                Constraint::Prefix(p) => {
+                    sql.push_str(&format!(" AND substr({col}, 1, length(?)) = ?"));
+                    params.push(Value::Text(p.clone()));
+                    params.push(Value::Text(p.clone()));
+                }
+                Constraint::Range { min, max } => {
+                    if let Some(m) = min {
+                        sql.push_str(&format!(" AND {col} >= ?"));
+                        params.push(Value::Integer(*m));
+                    }
+                    if let Some(m) = max {
+                        sql.push_str(&format!(" AND {col} <= ?"));
+                        params.push(Value::Integer(*m));
+                    }
+                }
+            }
+        }
+    }
+    sql
+}
+
+fn value(v: &captix::Scalar) -> Value {
+    match v {
+        captix::Scalar::Str(s) => Value::Text(s.clone()),
+        captix::Scalar::Int(i) => Value::Integer(*i),
+        captix::Scalar::Bool(b) => Value::Integer(i64::from(*b)),
+        captix::Scalar::Null => Value::Null,
+    }
+}
+
+fn schema(props: serde_json::Value, required: &[&str]) -> Arc<JsonObject> {
+    let v = serde_json::json!({ "type": "object", "properties": props, "required": required });
+    Arc::new(v.as_object().cloned().unwrap_or_default())
+}
+
+fn text(v: serde_json::Value) -> CallToolResponse {
+    CallToolResult::success(vec![ContentBlock::text(v.to_string())]).into()
+}
+
+impl Invoices {
+    /// A handler over a database.
+    pub fn new(db: rusqlite::Connection) -> Self {
+        Invoices {
+            db: Arc::new(Mutex::new(db)),
+        }
+    }
+
+    fn rows(&self, sql: &str, params: &[Value]) -> Result<Vec<serde_json::Value>, ErrorData> {
+        let db = self.db.lock().unwrap_or_else(|e| e.into_inner());
+        let mut stmt = db.prepare(sql).map_err(internal)?;
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(params.iter()), |r| {
+                Ok(serde_json::json!({
+                    "id": r.get::<_, i64>(0)?, "org": r.get::<_, String>(1)?, "number": r.get::<_, String>(2)?,
+                    "status": r.get::<_, String>(3)?, "amount": r.get::<_, i64>(4)?,
+                }))
+            })
+            .map_err(internal)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(internal)?;
+        Ok(rows)
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> ErrorData {
+    ErrorData::internal_error(e.to_string(), None)
+}
+
+fn arg<'a>(args: &'a Option<JsonObject>, k: &str) -> Option<&'a serde_json::Value> {
+    args.as_ref().and_then(|a| a.get(k))
+}
+
+impl ServerHandler for Invoices {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+    }
+
+    async fn list_tools(
+        &self,
+        _: Option<PaginatedRequestParams>,
+        _: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let org = serde_json::json!({ "type": "string" });
+        Ok(ListToolsResult::with_all_items(vec![
+            Tool::new(
+                "list_invoices",
+                "List an org's invoices",
+                schema(
+                    serde_json::json!({ "org": org, "status": { "type": "string" } }),
+                    &["org"],
+                ),
+            ),
+            Tool::new(
+                "get_invoice",
+                "One invoice by id",
+                schema(
+                    serde_json::json!({ "org": org, "id": { "type": "integer" } }),
+                    &["org", "id"],
+                ),
+            ),
+            Tool::new(
+                "create_refund",
+                "Refund part of an invoice",
+                schema(
+                    serde_json::json!({ "org": org, "id": { "type": "integer" }, "amount": { "type": "integer" } }),
+                    &["org", "id", "amount"],
+                ),
+            ),
+        ]))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        // The captix layer put its decision in the HTTP request's extensions.
+        let decision = context
+            .extensions
+            .get::<axum::http::request::Parts>()
+            .and_then(|p| p.extensions.get::<McpDecision>())
+            .cloned()
+            .ok_or_else(|| ErrorData::invalid_request("no captix decision for this call", None))?;
+        let args = &request.arguments;
+        let org = arg(args, "org")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string();
+        let base = "SELECT id, org, number, status, amount FROM invoices WHERE org = ?";
+        let mut params = vec![Value::Text(org.clone())];
+        match request.name.as_ref() {
+            "list_invoices" => {
+                let mut sql = base.to_string();
+                if let Some(s) = arg(args, "status").and_then(|v| v.as_str()) {
+                    sql.push_str(" AND status = ?");
+                    params.push(Value::Text(s.to_string()));
+                }
+                sql.push_str(&filters_sql(&decision, &mut params));
+                sql.push_str(" ORDER BY id");
+                Ok(text(serde_json::Value::Array(self.rows(&sql, &params)?)))
+            }
+            "get_invoice" | "create_refund" => {
+                let id = arg(args, "id").and_then(|v| v.as_i64()).unwrap_or(-1);
+                let mut sql = format!("{base} AND id = ?");
+                params.push(Value::Integer(id));
+                sql.push_str(&filters_sql(&decision, &mut params));
+                let Some(row) = self.rows(&sql, &params)?.into_iter().next() else {
+                    return Ok(
+                        CallToolResult::error(vec![ContentBlock::text("no such invoice")]).into(),
+                    );
+                };
+                if request.name == "get_invoice" {
+                    return Ok(text(row));
+                }
+                let amount = arg(args, "amount").and_then(|v| v.as_i64()).unwrap_or(0);
+                let db = self.db.lock().unwrap_or_else(|e| e.into_inner());
+                db.execute(
+                    "INSERT INTO refunds (invoice, amount) VALUES (?, ?)",
+                    rusqlite::params![id, amount],
+                )
+                .map_err(internal)?;
+                Ok(text(
+                    serde_json::json!({ "refunded": amount, "invoice": row }),
+                ))
+            }
+            other => Err(ErrorData::invalid_params(format!("no tool {other}"), None)),
+        }
+    }
+}
+
+/// The whole app: the MCP endpoint at `/mcp` behind captix, and the metadata route.
+pub fn app(verifier: Arc<captix::Verifier>, resource: &str) -> rusqlite::Result<axum::Router> {
+    let handler = Invoices::new(database()?);
+    let service: StreamableHttpService<Invoices, LocalSessionManager> = StreamableHttpService::new(
+        move || Ok(handler.clone()),
+        Default::default(),
+        StreamableHttpServerConfig::default().with_json_response(true),
+    );
+    let mcp = axum::Router::new().nest_service("/mcp", service);
+    Ok(captix_mcp::protect(
+        mcp,
+        verifier,
+        captix_mcp::Config::new(resource),
+    ))
+}

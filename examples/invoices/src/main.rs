@@ -1,0 +1,98 @@
+//! `captix-invoices`: the example MCP server on loopback.
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use captix::audit::{Durability, FileAudit, Redaction};
+use captix::budget::MemoryBudgets;
+use captix::revocation::FileRevocations;
+use clap::Parser;
+
+/// An MCP server over SQLite invoices, guarded by captix tickets.
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    /// The issuer's public key file (repeat for several)
+    #[arg(long, required = true)]
+    pubkey: Vec<PathBuf>,
+    /// Port on 127.0.0.1 (0 picks a free one)
+    #[arg(long, default_value_t = 8788)]
+    port: u16,
+    /// Append the audit log to this file
+    #[arg(long)]
+    audit: Option<PathBuf>,
+    /// Revoked ids, one hex id per line, re-read within a second of a change
+    #[arg(long)]
+    revoked: Option<PathBuf>,
+    /// Keep budget state in this file across restarts
+    #[arg(long)]
+    budgets: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() {
+    if let Err(e) = run(Args::parse()).await {
+        eprintln!("error: {e}");
+        std::process::exit(2);
+    }
+}
+
+async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let mut keys = captix::KeySet::new();
+    for p in &args.pubkey {
+        keys.insert(captix::PublicKey::load(p)?);
+    }
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
+    let addr = listener.local_addr()?;
+    let resource = format!("http://{addr}/mcp");
+    let budgets = Arc::new(match &args.budgets {
+        Some(p) => MemoryBudgets::load(p)?,
+        None => MemoryBudgets::new(),
+    });
+    let mut builder = captix::Verifier::builder(keys)
+        .resource(resource.clone())
+        .budgets(budgets.clone());
+    if let Some(p) = &args.revoked {
+        builder = builder.revocations(Arc::new(FileRevocations::open(p, Duration::from_secs(1))?));
+    }
+    if let Some(p) = &args.audit {
+        builder = builder.audit(
+            Arc::new(FileAudit::open(p, Durability::Flush)?),
+            Redaction::Keep,
+        );
+    }
+    let app = captix_example_invoices::app(Arc::new(builder.build()), &resource)?;
+    println!("invoices MCP server on {resource}");
+    println!("metadata: http://{addr}/.well-known/oauth-protected-resource/mcp");
+    let saver = args.budgets.clone().map(|path| {
+        let budgets = budgets.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0);
+                if let Err(e) = budgets.save(&path, now) {
+                    eprintln!("warning: could not save budgets to {}: {e}", path.display());
+                }
+            }
+        })
+    });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    if let (Some(path), Some(task)) = (&args.budgets, saver) {
+        task.abort();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        budgets.save(path, now)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,326 @@
+//! End to end on loopback: rmcp's own MCP client against the example server behind captix.
+
+use std::sync::Arc;
+
+use captix::audit::{verify_log, MemoryAudit, Redaction};
+use captix::budget::MemoryBudgets;
+use captix::revocation::MemoryRevocations;
+use captix::{KeySet, SigningKey, Ticket};
+use rmcp::model::CallToolRequestParams;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::ServiceExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+struct Server {
+    addr: std::net::SocketAddr,
+    url: String,
+    key: SigningKey,
+    revoked: Arc<MemoryRevocations>,
+    audit: Arc<MemoryAudit>,
+}
+
+async fn server() -> Server {
+    let key = SigningKey::from_seed(&[21u8; 32]);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let url = format!("http://{addr}/mcp");
+    let revoked = Arc::new(MemoryRevocations::new());
+    let audit = Arc::new(MemoryAudit::new());
+    let verifier = captix::Verifier::builder(KeySet::from(key.public()))
+        .resource(url.clone())
+        .budgets(Arc::new(MemoryBudgets::new()))
+        .revocations(revoked.clone())
+        .audit(audit.clone(), Redaction::Keep)
+        .build();
+    let app = captix_example_invoices::app(Arc::new(verifier), &url).expect("app");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Server {
+        addr,
+        url,
+        key,
+        revoked,
+        audit,
+    }
+}
+
+impl Server {
+    fn agent(&self) -> Ticket {
+        Ticket::mint(&self.key, "billing-agent", "alice")
+            .tool("list_invoices")
+            .tool("get_invoice")
+            .tool("create_refund")
+            .row("*:org=acme".parse().expect("row"))
+            .budget("100/min".parse().expect("budget"))
+            .expires_at(now() + 3600)
+            .resource(self.url.clone())
+            .sign()
+            .expect("mint")
+    }
+
+    async fn client(&self, ticket: &str) -> rmcp::service::RunningService<rmcp::RoleClient, ()> {
+        let config = StreamableHttpClientTransportConfig::with_uri(self.url.clone())
+            .auth_header(ticket.to_string());
+        ().serve(StreamableHttpClientTransport::from_config(config))
+            .await
+            .expect("client connects")
+    }
+
+    /// A raw HTTP request; returns (status, headers, body).
+    async fn http(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> (u16, String, String) {
+        let mut s = tokio::net::TcpStream::connect(self.addr)
+            .await
+            .expect("connect");
+        let mut req = format!("{method} {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\ncontent-type: application/json\r\naccept: application/json, text/event-stream\r\ncontent-length: {}\r\n", body.len());
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        req.push_str("\r\n");
+        req.push_str(body);
+        s.write_all(req.as_bytes()).await.expect("write");
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.expect("read");
+        let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+        let status = head
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        (status, head.to_lowercase(), body.to_string())
+    }
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_secs()
+}
+
+fn call(name: &'static str, args: serde_json::Value) -> CallToolRequestParams {
+    CallToolRequestParams::new(name).with_arguments(args.as_object().cloned().expect("object"))
+}
+
+fn rows(r: &rmcp::model::CallToolResult) -> serde_json::Value {
+    let text = r
+        .content
+        .first()
+        .and_then(|c| c.as_text())
+        .map(|t| t.text.clone())
+        .expect("text content");
+    serde_json::from_str(&text).expect("json")
+}
+
+#[tokio::test]
+async fn an_attenuated_ticket_through_rmcp_client() {
+    let s = server().await;
+    let agent = s.agent();
+    let sub = agent
+        .attenuate()
+        .tool("list_invoices")
+        .tool("get_invoice")
+        .budget("4".parse().expect("budget"))
+        .sign()
+        .expect("attenuate");
+    let c = s.client(sub.as_str()).await;
+
+    // tools/list shows only what the sub-agent may call.
+    let mut names: Vec<String> = c
+        .list_all_tools()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|t| t.name.to_string())
+        .collect();
+    names.sort();
+    assert_eq!(names, vec!["get_invoice", "list_invoices"]);
+
+    // Allowed, and the SQL applied the org filter.
+    let r = c
+        .call_tool(call("list_invoices", serde_json::json!({ "org": "acme" })))
+        .await
+        .expect("allowed");
+    let ids: Vec<i64> = rows(&r)
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| r["id"].as_i64().expect("id"))
+        .collect();
+    assert_eq!(ids, vec![1, 2, 3]);
+    // A globex invoice by id, asked as acme: the row filter in SQL hides it.
+    let r = c
+        .call_tool(call(
+            "get_invoice",
+            serde_json::json!({ "org": "acme", "id": 4 }),
+        ))
+        .await
+        .expect("allowed call");
+    assert_eq!(r.is_error, Some(true), "no such invoice for acme");
+    // Wrong row, wrong tool: refused before the handler.
+    let e = c
+        .call_tool(call(
+            "get_invoice",
+            serde_json::json!({ "org": "globex", "id": 4 }),
+        ))
+        .await
+        .expect_err("row");
+    assert!(format!("{e:?}").contains("arg_denied"), "{e:?}");
+    let e = c
+        .call_tool(call(
+            "create_refund",
+            serde_json::json!({ "org": "acme", "id": 1, "amount": 5 }),
+        ))
+        .await
+        .expect_err("tool");
+    assert!(format!("{e:?}").contains("tool_not_granted"), "{e:?}");
+    // Budget of 4: two calls spent above (denied calls spend nothing); two more, then 429.
+    c.call_tool(call(
+        "list_invoices",
+        serde_json::json!({ "org": "acme", "status": "open" }),
+    ))
+    .await
+    .expect("3rd");
+    c.call_tool(call("list_invoices", serde_json::json!({ "org": "acme" })))
+        .await
+        .expect("4th");
+    let e = c
+        .call_tool(call("list_invoices", serde_json::json!({ "org": "acme" })))
+        .await
+        .expect_err("budget");
+    // rmcp's client reports the status; a lifetime budget never refills, so no Retry-After.
+    assert!(
+        format!("{e:?}").contains("status: 429, retry_after: None"),
+        "{e:?}"
+    );
+    let _ = c.cancel().await;
+
+    // Every decision and every outcome is in the audit log, chained.
+    let lines = s.audit.lines();
+    let records = verify_log(lines.join("\n").as_bytes()).expect("intact");
+    assert!(records
+        .iter()
+        .any(|r| r.outcome.as_deref() == Some("success")));
+    assert!(
+        records
+            .iter()
+            .any(|r| r.outcome.as_deref() == Some("tool_error")),
+        "get_invoice 4 as acme"
+    );
+    assert!(records
+        .iter()
+        .any(|r| r.code.as_deref() == Some("budget_exhausted")));
+}
+
+#[tokio::test]
+async fn revoking_the_parent_denies_the_child() {
+    let s = server().await;
+    let agent = s.agent();
+    let sub = agent
+        .attenuate()
+        .tool("list_invoices")
+        .sign()
+        .expect("attenuate");
+    let c = s.client(sub.as_str()).await;
+    c.call_tool(call("list_invoices", serde_json::json!({ "org": "acme" })))
+        .await
+        .expect("before");
+    s.revoked.revoke(agent.revocation_ids().next().expect("id"));
+    let e = c
+        .call_tool(call("list_invoices", serde_json::json!({ "org": "acme" })))
+        .await
+        .expect_err("revoked");
+    assert!(format!("{e:?}").contains("revoked"), "{e:?}");
+    let _ = c.cancel().await;
+}
+
+#[tokio::test]
+async fn http_answers_follow_the_mcp_authorization_spec() {
+    let s = server().await;
+    let agent = s.agent();
+    let bearer = format!("Bearer {}", agent.as_str());
+    let rpc = r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"list_invoices","arguments":{"org":"globex"}}}"#;
+    let (status, head, _) = s.http("POST", "/mcp", &[], rpc).await;
+    assert_eq!(status, 401);
+    assert!(head.contains(&format!("www-authenticate: bearer resource_metadata=\"http://{}/.well-known/oauth-protected-resource/mcp\"", s.addr)), "{head}");
+    let (status, head, _) = s
+        .http(
+            "POST",
+            "/mcp",
+            &[("authorization", "Bearer captix1_garbage")],
+            rpc,
+        )
+        .await;
+    assert_eq!(status, 401);
+    assert!(head.contains("error=\"invalid_token\""), "{head}");
+    let (status, head, body) = s
+        .http("POST", "/mcp", &[("authorization", &bearer)], rpc)
+        .await;
+    assert_eq!(status, 403);
+    assert!(
+        head.contains("error=\"insufficient_scope\", error_description=\"captix arg_denied"),
+        "{head}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&body).expect("json-rpc error");
+    assert_eq!(v["id"], 7);
+    assert_eq!(v["error"]["data"]["code"], "arg_denied");
+    let (status, _, _) = s
+        .http(
+            "POST",
+            "/mcp",
+            &[("authorization", &bearer), ("mcp-name", "get_invoice")],
+            rpc,
+        )
+        .await;
+    assert_eq!(status, 400, "Mcp-Name must match params.name");
+    let (status, _, _) = s
+        .http(
+            "POST",
+            "/mcp",
+            &[("authorization", &bearer)],
+            &format!("[{rpc},{rpc}]"),
+        )
+        .await;
+    assert_eq!(status, 400, "batches are refused");
+    let dup = r#"{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"list_invoices","arguments":{"org":"globex","org":"acme"}}}"#;
+    let (status, _, body) = s
+        .http("POST", "/mcp", &[("authorization", &bearer)], dup)
+        .await;
+    assert_eq!(status, 400);
+    assert!(body.contains("args_duplicate_key"), "{body}");
+    let exhausted = Ticket::mint(&s.key, "a", "u")
+        .tool("list_invoices")
+        .budget("0/min".parse().expect("b"))
+        .sign()
+        .expect("mint");
+    let zero = format!("Bearer {}", exhausted.as_str());
+    let ok = r#"{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"list_invoices","arguments":{"org":"acme"}}}"#;
+    let (status, _, _) = s
+        .http("POST", "/mcp", &[("authorization", &zero)], ok)
+        .await;
+    assert_eq!(status, 429);
+    let limited = Ticket::mint(&s.key, "a", "u")
+        .tool("list_invoices")
+        .budget("1/min".parse().expect("b"))
+        .sign()
+        .expect("mint");
+    let one = format!("Bearer {}", limited.as_str());
+    s.http("POST", "/mcp", &[("authorization", &one)], ok).await;
+    let (status, head, _) = s.http("POST", "/mcp", &[("authorization", &one)], ok).await;
+    assert_eq!(status, 429);
+    assert!(head.contains("retry-after: 60"), "{head}");
+    let (status, _, body) = s
+        .http("GET", "/.well-known/oauth-protected-resource/mcp", &[], "")
+        .await;
+    assert_eq!(status, 200);
+    let meta: serde_json::Value = serde_json::from_str(&body).expect("metadata");
+    assert_eq!(meta["resource"], s.url);
+    assert_eq!(meta["bearer_methods_supported"][0], "header");
+}
