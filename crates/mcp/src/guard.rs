@@ -178,12 +178,12 @@ pub(crate) async fn guard(State(g): State<Arc<Guard>>, req: Request, next: Next)
             .insert(header::WWW_AUTHENTICATE, challenge(&g, None));
         return r;
     };
-    let info = match g.verifier.ticket_info(&token, time) {
-        Ok(i) => Arc::new(i),
-        Err(d) => return denied(&g, None, &d),
-    };
+    let info = g.verifier.ticket_info(&token, time).map(Arc::new);
     if req.method() != Method::POST {
-        return next.run(req).await;
+        return match info {
+            Ok(_) => next.run(req).await,
+            Err(d) => denied(&g, None, &d),
+        };
     }
     let (mut parts, body) = req.into_parts();
     let bytes = match axum::body::to_bytes(body, g.config.max_body_bytes).await {
@@ -193,6 +193,29 @@ pub(crate) async fn guard(State(g): State<Arc<Guard>>, req: Request, next: Next)
                 StatusCode::PAYLOAD_TOO_LARGE,
                 rpc_error(None, -32600, "the request body is too large", None),
             )
+        }
+    };
+    let info = match info {
+        Ok(i) => i,
+        Err(d) => {
+            // Refused as unauthenticated; a tools/call attempt is still audited (spec §14.1).
+            if let Ok(Envelope {
+                method: Some(m),
+                params: Some(p),
+                ..
+            }) = serde_json::from_slice::<Envelope<'_>>(&bytes)
+            {
+                if m == "tools/call" {
+                    if let Ok(cp) = serde_json::from_str::<CallParams<'_>>(p.get()) {
+                        if let Ok(c) =
+                            Call::new(cp.name, cp.arguments.map(RawValue::get).unwrap_or(""))
+                        {
+                            let _ = g.verifier.check_audited(&token, &c.at(time));
+                        }
+                    }
+                }
+            }
+            return denied(&g, None, &d);
         }
     };
     if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
