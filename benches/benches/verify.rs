@@ -11,6 +11,8 @@
 //!   proof of possession), and tenuo chain verify at 4 links.
 //! - `threads/captix/{1,2}`: warm checks per second on 1 and 2 threads, each thread with its own
 //!   ticket (time per check across all threads).
+//! - `mcp_roundtrip/{without_layer,with_layer}`: a `tools/call` over loopback HTTP to the
+//!   example server, without and with the captix layer.
 #![allow(missing_docs)] // criterion's macros generate undocumented items
 #![allow(deprecated)] // tenuo 0.3 marks DataPlane deprecated; it is still its chain verifier
 
@@ -365,6 +367,139 @@ fn threads(c: &mut Criterion) {
     g.finish();
 }
 
+/// A `tools/call` round trip over loopback HTTP to the example server (rmcp, SQLite), with and
+/// without the captix layer in front (same handler, same query).
+fn mcp_roundtrip(c: &mut Criterion) {
+    let server_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("rt");
+    let k = root();
+    let (guarded, plain) = server_rt.block_on(async {
+        let l1 = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let l2 = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let (a1, a2) = (
+            l1.local_addr().expect("addr"),
+            l2.local_addr().expect("addr"),
+        );
+        let resource = format!("http://{a1}/mcp");
+        let verifier = Verifier::builder(KeySet::from(k.public()))
+            .resource(resource.clone())
+            .budgets(Arc::new(MemoryBudgets::new()))
+            .build();
+        let app = captix_example_invoices::app(Arc::new(verifier), &resource).expect("app");
+        let bare = captix_example_invoices::app_unguarded().expect("app");
+        tokio::spawn(async move { axum::serve(l1, app).await });
+        tokio::spawn(async move { axum::serve(l2, bare).await });
+        (resource, format!("http://{a2}/mcp"))
+    });
+    let ticket = Ticket::mint(&k, "billing-agent", "alice")
+        .tool("list_invoices")
+        .row("*:org=acme".parse().expect("row"))
+        .budget("1000000000000000".parse().expect("budget"))
+        .expires_at(4_000_000_000)
+        .sign()
+        .expect("mint");
+    let body = r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"list_invoices","arguments":{"org":"acme"},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientInfo":{"name":"bench","version":"1"},"io.modelcontextprotocol/clientCapabilities":{}}}}"#;
+    let client_rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    let http = reqwest::Client::new();
+    let call = |url: &str, auth: Option<&str>| {
+        let mut r = http
+            .post(url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-method", "tools/call")
+            .header("mcp-name", "list_invoices")
+            .header("mcp-protocol-version", "2026-07-28")
+            .body(body);
+        if let Some(t) = auth {
+            r = r.header("authorization", format!("Bearer {t}"));
+        }
+        client_rt.block_on(async {
+            let res = r.send().await.expect("send");
+            assert!(res.status().is_success(), "{}", res.status());
+            res.bytes().await.expect("body")
+        })
+    };
+    let mut g = c.benchmark_group("mcp_roundtrip");
+    g.bench_function("without_layer", |b| {
+        b.iter(|| black_box(call(&plain, None)))
+    });
+    g.bench_function("with_layer", |b| {
+        b.iter(|| black_box(call(&guarded, Some(ticket.as_str()))))
+    });
+    g.finish();
+}
+
+/// The layer alone, in process (no sockets): a `tools/call` through `captix_mcp::protect`
+/// around a handler that answers at once, against the bare handler.
+fn layer_only(c: &mut Criterion) {
+    use tower::ServiceExt;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    let k = root();
+    let resource = "http://127.0.0.1:1/mcp";
+    let verifier = Verifier::builder(KeySet::from(k.public()))
+        .resource(resource)
+        .budgets(Arc::new(MemoryBudgets::new()))
+        .build();
+    let handler = axum::routing::post(|| async {
+        (
+            [("content-type", "application/json")],
+            r#"{"jsonrpc":"2.0","id":2,"result":{"content":[],"isError":false}}"#,
+        )
+    });
+    let bare: axum::Router = axum::Router::new().route("/mcp", handler.clone());
+    let guarded = captix_mcp::protect(
+        axum::Router::new().route("/mcp", handler),
+        Arc::new(verifier),
+        captix_mcp::Config::new(resource),
+    );
+    let ticket = Ticket::mint(&k, "billing-agent", "alice")
+        .tool("list_invoices")
+        .row("*:org=acme".parse().expect("row"))
+        .budget("1000000000000000".parse().expect("budget"))
+        .expires_at(4_000_000_000)
+        .sign()
+        .expect("mint");
+    let auth = format!("Bearer {}", ticket.as_str());
+    let body = r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"list_invoices","arguments":{"org":"acme"}}}"#;
+    let request = || {
+        axum::http::Request::post("/mcp")
+            .header("authorization", &auth)
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(body))
+            .expect("request")
+    };
+    let mut g = c.benchmark_group("layer_only");
+    for (name, app) in [("bare", bare), ("protected", guarded)] {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                rt.block_on(async {
+                    let res = app.clone().oneshot(request()).await.expect("infallible");
+                    assert!(res.status().is_success(), "{}", res.status());
+                    black_box(
+                        axum::body::to_bytes(res.into_body(), 1 << 20)
+                            .await
+                            .expect("body"),
+                    )
+                })
+            })
+        });
+    }
+    g.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_millis(800))
@@ -375,6 +510,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = cold_and_warm, mint_and_attenuate, peers, threads
+    targets = cold_and_warm, mint_and_attenuate, peers, threads, mcp_roundtrip, layer_only
 }
 criterion_main!(benches);

@@ -8,7 +8,7 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use captix::{Allowed, Call, Code, Denial, TicketInfo, Verifier};
+use captix::{Allowed, Call, Code, Denial, Verifier};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -19,8 +19,6 @@ use crate::metadata::Config;
 pub struct McpDecision {
     /// The allowed decision: identity, row filters to apply, budgets spent.
     pub allowed: Allowed,
-    /// The ticket's information (all requests carry one, `tools/call` or not).
-    pub ticket: Arc<TicketInfo>,
 }
 
 pub(crate) struct Guard {
@@ -178,9 +176,8 @@ pub(crate) async fn guard(State(g): State<Arc<Guard>>, req: Request, next: Next)
             .insert(header::WWW_AUTHENTICATE, challenge(&g, None));
         return r;
     };
-    let info = g.verifier.ticket_info(&token, time).map(Arc::new);
     if req.method() != Method::POST {
-        return match info {
+        return match g.verifier.ticket_info(&token, time) {
             Ok(_) => next.run(req).await,
             Err(d) => denied(&g, None, &d),
         };
@@ -195,118 +192,95 @@ pub(crate) async fn guard(State(g): State<Arc<Guard>>, req: Request, next: Next)
             )
         }
     };
-    let info = match info {
-        Ok(i) => i,
-        Err(d) => {
-            // Refused as unauthenticated; a tools/call attempt is still audited (spec §14.1).
-            if let Ok(Envelope {
-                method: Some(m),
-                params: Some(p),
-                ..
-            }) = serde_json::from_slice::<Envelope<'_>>(&bytes)
-            {
-                if m == "tools/call" {
-                    if let Ok(cp) = serde_json::from_str::<CallParams<'_>>(p.get()) {
-                        if let Ok(c) =
-                            Call::new(cp.name, cp.arguments.map(RawValue::get).unwrap_or(""))
-                        {
-                            let _ = g.verifier.check_audited(&token, &c.at(time));
-                        }
-                    }
-                }
-            }
-            return denied(&g, None, &d);
-        }
-    };
-    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
-        return json_response(
-            StatusCode::BAD_REQUEST,
-            rpc_error(
-                None,
-                -32600,
-                "batch requests are not accepted by this server",
-                None,
-            ),
-        );
-    }
-    let envelope: Envelope<'_> = match serde_json::from_slice(&bytes) {
+    // Authentication first: a body that is not a single JSON-RPC request is answered 401 when
+    // the ticket is not valid, 400 otherwise.
+    let envelope = match serde_json::from_slice::<Envelope<'_>>(&bytes) {
         Ok(e) => e,
         Err(e) => {
+            if let Err(d) = g.verifier.ticket_info(&token, time) {
+                return denied(&g, None, &d);
+            }
+            let batch = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
+            let message = if batch {
+                "batch requests are not accepted by this server".to_string()
+            } else {
+                format!("the body is not a JSON-RPC request: {e}")
+            };
+            return json_response(
+                StatusCode::BAD_REQUEST,
+                rpc_error(None, if batch { -32600 } else { -32700 }, &message, None),
+            );
+        }
+    };
+    if envelope.method.as_deref() != Some("tools/call") {
+        let info = match g.verifier.ticket_info(&token, time) {
+            Ok(i) => i,
+            Err(d) => return denied(&g, envelope.id, &d),
+        };
+        let listing = envelope.method.as_deref() == Some("tools/list");
+        let response = next
+            .run(Request::from_parts(parts, Body::from(bytes.clone())))
+            .await;
+        return if listing {
+            filter_tools(response, &info.tools).await
+        } else {
+            response
+        };
+    }
+    // tools/call: one check does it all — ticket validity (401), the call (403/429/400), the
+    // budget spend and the audit record.
+    let params: CallParams<'_> = match envelope.params.map(|p| serde_json::from_str(p.get())) {
+        Some(Ok(p)) => p,
+        _ => {
+            if let Err(d) = g.verifier.ticket_info(&token, time) {
+                return denied(&g, envelope.id, &d);
+            }
+            return json_response(
+                StatusCode::BAD_REQUEST,
+                rpc_error(envelope.id, -32602, "tools/call needs params.name", None),
+            );
+        }
+    };
+    if let Some(h) = parts.headers.get("mcp-name") {
+        if h.as_bytes() != params.name.as_bytes() {
             return json_response(
                 StatusCode::BAD_REQUEST,
                 rpc_error(
-                    None,
-                    -32700,
-                    &format!("the body is not a JSON-RPC request: {e}"),
+                    envelope.id,
+                    -32602,
+                    "the Mcp-Name header does not match params.name",
                     None,
                 ),
-            )
+            );
         }
+    }
+    let call = Call::new(
+        params.name.clone(),
+        params.arguments.map(RawValue::get).unwrap_or(""),
+    );
+    let checked = match call {
+        Ok(c) => g.verifier.check_audited(&token, &c.at(time)),
+        Err(d) => return denied(&g, envelope.id, &d),
     };
-    match envelope.method.as_deref() {
-        Some("tools/call") => {
-            let params: CallParams<'_> =
-                match envelope.params.map(|p| serde_json::from_str(p.get())) {
-                    Some(Ok(p)) => p,
-                    _ => {
-                        return json_response(
-                            StatusCode::BAD_REQUEST,
-                            rpc_error(envelope.id, -32602, "tools/call needs params.name", None),
-                        )
-                    }
-                };
-            if let Some(h) = parts.headers.get("mcp-name") {
-                if h.as_bytes() != params.name.as_bytes() {
-                    return json_response(
-                        StatusCode::BAD_REQUEST,
-                        rpc_error(
-                            envelope.id,
-                            -32602,
-                            "the Mcp-Name header does not match params.name",
-                            None,
-                        ),
-                    );
-                }
-            }
-            let call = Call::new(
-                params.name.clone(),
-                params.arguments.map(RawValue::get).unwrap_or(""),
-            )
-            .map(|c| c.at(time));
-            let checked = match call {
-                Ok(c) => g.verifier.check_audited(&token, &c),
-                Err(d) => return denied(&g, envelope.id, &d),
-            };
-            let allowed = match checked.decision {
-                Ok(a) => a,
-                Err(d) => return denied(&g, envelope.id, &d),
-            };
-            parts.extensions.insert(McpDecision {
-                allowed,
-                ticket: info,
-            });
-            let started = Instant::now();
-            let response = next
-                .run(Request::from_parts(parts, Body::from(bytes.clone())))
-                .await;
-            let (response, outcome) = outcome_of(response).await;
-            if let Some(seq) = checked.audit_seq {
+    let allowed = match checked.decision {
+        Ok(a) => a,
+        Err(d) => return denied(&g, envelope.id, &d),
+    };
+    parts.extensions.insert(McpDecision { allowed });
+    let started = Instant::now();
+    let response = next
+        .run(Request::from_parts(parts, Body::from(bytes.clone())))
+        .await;
+    match checked.audit_seq {
+        Some(seq) => {
+            let verifier = g.verifier.clone();
+            watch_outcome(response, move |outcome| {
                 let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
                 // An outcome that cannot be recorded does not undo the call; the decision was.
-                let _ = g.verifier.record_outcome(seq, now(), outcome, ms);
-            }
-            response
+                let _ = verifier.record_outcome(seq, now(), outcome, ms);
+            })
         }
-        Some("tools/list") => {
-            let response = next
-                .run(Request::from_parts(parts, Body::from(bytes.clone())))
-                .await;
-            filter_tools(response, &info.tools).await
-        }
-        _ => {
-            next.run(Request::from_parts(parts, Body::from(bytes.clone())))
-                .await
-        }
+        None => response,
     }
 }
 
@@ -388,31 +362,97 @@ async fn filter_tools(response: Response, allowed: &[String]) -> Response {
     Response::from_parts(parts, Body::from(filtered))
 }
 
-/// The outcome of an allowed call: `success`, `tool_error` (a result with `isError`), or
-/// `error` (a JSON-RPC error or an HTTP failure).
-async fn outcome_of(response: Response) -> (Response, &'static str) {
-    let (parts, body) = buffered(response).await;
-    let Some(body) = body else {
-        return (
-            (
-                StatusCode::BAD_GATEWAY,
-                "the tools/call response was too large",
-            )
-                .into_response(),
-            "error",
-        );
+/// The outcome of an allowed call, read from the response as it streams to the client (no
+/// delay): `success`, `tool_error` (a result with `isError`), or `error` (a JSON-RPC error or
+/// an HTTP failure). `record` runs once, when the body ends or is dropped.
+fn watch_outcome(
+    response: Response,
+    record: impl FnOnce(&'static str) + Send + 'static,
+) -> Response {
+    let (parts, body) = response.into_parts();
+    let watched = Watched {
+        inner: body,
+        seen: Vec::new(),
+        sse: is_sse(&parts),
+        ok: parts.status.is_success(),
+        record: Some(Box::new(record)),
     };
-    let outcome = std::cell::Cell::new(if parts.status.is_success() {
-        "success"
-    } else {
-        "error"
-    });
-    let _ = rewrite(&parts, &body, &|v| {
-        if v.get("error").is_some() {
-            outcome.set("error");
-        } else if v.pointer("/result/isError").and_then(|e| e.as_bool()) == Some(true) {
-            outcome.set("tool_error");
+    Response::from_parts(parts, Body::new(watched))
+}
+
+const WATCH_LIMIT: usize = 1 << 20;
+
+struct Watched {
+    inner: Body,
+    seen: Vec<u8>,
+    sse: bool,
+    ok: bool,
+    record: Option<Box<dyn FnOnce(&'static str) + Send>>,
+}
+
+impl Watched {
+    fn finish(&mut self) {
+        let Some(record) = self.record.take() else {
+            return;
+        };
+        let outcome = std::cell::Cell::new(if self.ok { "success" } else { "error" });
+        let look = |v: &serde_json::Value| {
+            if v.get("error").is_some() {
+                outcome.set("error");
+            } else if v.pointer("/result/isError").and_then(|e| e.as_bool()) == Some(true) {
+                outcome.set("tool_error");
+            }
+        };
+        if self.sse {
+            for line in String::from_utf8_lossy(&self.seen).lines() {
+                if let Some(Ok(v)) = line
+                    .strip_prefix("data:")
+                    .map(|d| serde_json::from_str(d.trim()))
+                {
+                    look(&v);
+                }
+            }
+        } else if let Ok(v) = serde_json::from_slice(&self.seen) {
+            look(&v);
         }
-    });
-    (Response::from_parts(parts, Body::from(body)), outcome.get())
+        record(outcome.get());
+    }
+}
+
+impl http_body::Body for Watched {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        let this = self.get_mut();
+        let polled = std::pin::Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            std::task::Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    let room = WATCH_LIMIT.saturating_sub(this.seen.len());
+                    this.seen.extend_from_slice(&data[..data.len().min(room)]);
+                }
+            }
+            std::task::Poll::Ready(None) => this.finish(),
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        self.finish();
+    }
 }

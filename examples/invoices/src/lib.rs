@@ -37,6 +37,9 @@ pub fn database() -> rusqlite::Result<rusqlite::Connection> {
 #[derive(Clone)]
 pub struct Invoices {
     db: Arc<Mutex<rusqlite::Connection>>,
+    /// Refuse calls that carry no captix decision (always, except in the benchmark's
+    /// unguarded app).
+    guarded: bool,
 }
 
 /// Columns a row filter may name (by JSON Pointer): never interpolated from input.
@@ -49,9 +52,9 @@ const COLUMNS: &[(&str, &str)] = &[
 ];
 
 /// `AND col = ?` ... for the decision's row filters on known columns, with their parameters.
-fn filters_sql(d: &McpDecision, params: &mut Vec<Value>) -> String {
+fn filters_sql(d: Option<&McpDecision>, params: &mut Vec<Value>) -> String {
     let mut sql = String::new();
-    for f in d.allowed.filters() {
+    for f in d.map(|d| d.allowed.filters()).unwrap_or_default() {
         let Some((_, col)) = COLUMNS.iter().find(|(p, _)| *p == f.arg) else {
             continue;
         };
@@ -112,6 +115,7 @@ impl Invoices {
     pub fn new(db: rusqlite::Connection) -> Self {
         Invoices {
             db: Arc::new(Mutex::new(db)),
+            guarded: true,
         }
     }
 
@@ -189,8 +193,13 @@ impl ServerHandler for Invoices {
             .extensions
             .get::<axum::http::request::Parts>()
             .and_then(|p| p.extensions.get::<McpDecision>())
-            .cloned()
-            .ok_or_else(|| ErrorData::invalid_request("no captix decision for this call", None))?;
+            .cloned();
+        if self.guarded && decision.is_none() {
+            return Err(ErrorData::invalid_request(
+                "no captix decision for this call",
+                None,
+            ));
+        }
         let args = &request.arguments;
         let org = arg(args, "org")
             .and_then(|v| v.as_str())
@@ -205,7 +214,7 @@ impl ServerHandler for Invoices {
                     sql.push_str(" AND status = ?");
                     params.push(Value::Text(s.to_string()));
                 }
-                sql.push_str(&filters_sql(&decision, &mut params));
+                sql.push_str(&filters_sql(decision.as_ref(), &mut params));
                 sql.push_str(" ORDER BY id");
                 Ok(text(serde_json::Value::Array(self.rows(&sql, &params)?)))
             }
@@ -213,7 +222,7 @@ impl ServerHandler for Invoices {
                 let id = arg(args, "id").and_then(|v| v.as_i64()).unwrap_or(-1);
                 let mut sql = format!("{base} AND id = ?");
                 params.push(Value::Integer(id));
-                sql.push_str(&filters_sql(&decision, &mut params));
+                sql.push_str(&filters_sql(decision.as_ref(), &mut params));
                 let Some(row) = self.rows(&sql, &params)?.into_iter().next() else {
                     return Ok(
                         CallToolResult::error(vec![ContentBlock::text("no such invoice")]).into(),
@@ -240,16 +249,27 @@ impl ServerHandler for Invoices {
 
 /// The whole app: the MCP endpoint at `/mcp` behind captix, and the metadata route.
 pub fn app(verifier: Arc<captix::Verifier>, resource: &str) -> rusqlite::Result<axum::Router> {
-    let handler = Invoices::new(database()?);
+    Ok(captix_mcp::protect(
+        mcp_router(Invoices::new(database()?)),
+        verifier,
+        captix_mcp::Config::new(resource),
+    ))
+}
+
+/// The same MCP endpoint without captix: every call is served, unfiltered. Exists only so the
+/// benchmarks can measure what the layer adds; never serve it.
+#[doc(hidden)]
+pub fn app_unguarded() -> rusqlite::Result<axum::Router> {
+    let mut handler = Invoices::new(database()?);
+    handler.guarded = false;
+    Ok(mcp_router(handler))
+}
+
+fn mcp_router(handler: Invoices) -> axum::Router {
     let service: StreamableHttpService<Invoices, LocalSessionManager> = StreamableHttpService::new(
         move || Ok(handler.clone()),
         Default::default(),
         StreamableHttpServerConfig::default().with_json_response(true),
     );
-    let mcp = axum::Router::new().nest_service("/mcp", service);
-    Ok(captix_mcp::protect(
-        mcp,
-        verifier,
-        captix_mcp::Config::new(resource),
-    ))
+    axum::Router::new().nest_service("/mcp", service)
 }
