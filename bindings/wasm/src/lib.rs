@@ -81,12 +81,7 @@ struct Spec {
     datalog: Vec<String>,
 }
 
-struct Parsed {
-    rows: Vec<RowFilter>,
-    budgets: Vec<Budget>,
-}
-
-fn parse_spec(spec: &Spec) -> Result<Parsed, JsValue> {
+fn parse_spec(spec: &Spec) -> Result<captix::Restrictions, JsValue> {
     let rows = spec
         .rows
         .iter()
@@ -97,32 +92,14 @@ fn parse_spec(spec: &Spec) -> Result<Parsed, JsValue> {
         .iter()
         .map(|b| b.parse::<Budget>().map_err(from_captix))
         .collect::<Result<_, _>>()?;
-    Ok(Parsed { rows, budgets })
-}
-
-macro_rules! restrict {
-    ($b:expr, $spec:expr, $parsed:expr) => {{
-        let mut b = $b;
-        for r in $parsed.rows {
-            b = b.row(r);
-        }
-        for bu in $parsed.budgets {
-            b = b.budget(bu);
-        }
-        if let Some(t) = $spec.expires_at {
-            b = b.expires_at(t);
-        }
-        if let Some(t) = $spec.not_before {
-            b = b.not_before(t);
-        }
-        if let Some(r) = &$spec.resource {
-            b = b.resource(r.clone());
-        }
-        for c in &$spec.datalog {
-            b = b.datalog(c.clone());
-        }
-        b
-    }};
+    Ok(captix::Restrictions {
+        rows,
+        budgets,
+        expires: spec.expires_at,
+        not_before: spec.not_before,
+        resource: spec.resource.clone(),
+        checks: spec.datalog.clone(),
+    })
 }
 
 /// Mints a ticket with a secret key's text and a spec (`agent`, `user`, `tools`, ...).
@@ -144,7 +121,7 @@ pub fn mint(secret_key: &str, spec_json: &str) -> Result<String, JsValue> {
     for t in &spec.tools {
         b = b.tool(t.clone());
     }
-    let t = restrict!(b, spec, parsed).sign().map_err(from_captix)?;
+    let t = b.restrict(parsed).sign().map_err(from_captix)?;
     Ok(t.as_str().to_string())
 }
 
@@ -168,9 +145,7 @@ pub fn attenuate(ticket: &str, spec_json: &str) -> Result<String, JsValue> {
     for t in &spec.tools {
         b = b.tool(t.clone());
     }
-    let t = restrict!(b, spec, parsed)
-        .sign_unverified()
-        .map_err(from_captix)?;
+    let t = b.restrict(parsed).sign_unverified().map_err(from_captix)?;
     Ok(t.as_str().to_string())
 }
 

@@ -74,7 +74,7 @@ pub use compiled::Compiled;
 pub use error::{Code, Denial, Error, Result};
 pub use inspect::{BlockReport, Report, Signatures};
 pub use keys::{KeyId, KeySet, PublicKey, SigningKey};
-pub use mint::{Attenuation, TicketBuilder};
+pub use mint::{Attenuation, Restrictions, TicketBuilder};
 pub use restriction::{
     format_duration, parse_duration, parse_value, validate_tool_name, Budget, Constraint,
     RowFilter, ToolSel,

@@ -9,6 +9,24 @@ use crate::keys::SigningKey;
 use crate::restriction::{Budget, RowFilter};
 use crate::ticket::{Ticket, UnverifiedTicket};
 
+/// Restrictions as one value, for callers that collect them first (the CLI, the bindings):
+/// `builder.restrict(r)` applies them all.
+#[derive(Clone, Debug, Default)]
+pub struct Restrictions {
+    /// Row filters.
+    pub rows: Vec<RowFilter>,
+    /// Budgets.
+    pub budgets: Vec<Budget>,
+    /// Not valid from this time on (Unix seconds).
+    pub expires: Option<u64>,
+    /// Not valid before this time (Unix seconds).
+    pub not_before: Option<u64>,
+    /// Valid only for this resource.
+    pub resource: Option<String>,
+    /// Hand-written Datalog checks.
+    pub checks: Vec<String>,
+}
+
 /// Restriction methods shared by [`TicketBuilder`] and [`Attenuation`]: each only narrows.
 macro_rules! restriction_methods {
     () => {
@@ -46,6 +64,23 @@ macro_rules! restriction_methods {
         /// verified on the reference path only.
         pub fn datalog(mut self, check: impl Into<String>) -> Self {
             self.desc.checks.push(check.into());
+            self
+        }
+
+        /// Applies a set of restrictions at once (see [`Restrictions`]).
+        pub fn restrict(mut self, r: Restrictions) -> Self {
+            self.desc.rows.extend(r.rows);
+            self.desc.budgets.extend(r.budgets);
+            if r.expires.is_some() {
+                self.desc.expires = r.expires;
+            }
+            if r.not_before.is_some() {
+                self.desc.not_before = r.not_before;
+            }
+            if r.resource.is_some() {
+                self.desc.resource = r.resource;
+            }
+            self.desc.checks.extend(r.checks);
             self
         }
 

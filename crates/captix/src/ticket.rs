@@ -212,6 +212,25 @@ fn require_valid(blocks: &[BlockView]) -> Result<(), Denial> {
     }
 }
 
+/// Appends the view of the block just added (its id is the last of the token's ids).
+fn push_added(
+    blocks: &mut Vec<BlockView>,
+    mut ids: Vec<Vec<u8>>,
+    added: (Description, String),
+) -> Result<(), crate::Error> {
+    let id = ids
+        .pop()
+        .ok_or_else(|| crate::Error::Build("a token without blocks".into()))?;
+    blocks.push(BlockView {
+        index: blocks.len(),
+        content: Content::Described(Box::new(added.0)),
+        datalog: added.1,
+        revocation_id: RevocationId(id),
+        third_party: false,
+    });
+    Ok(())
+}
+
 /// The text of a ticket just built, within the limits of spec §7.1.
 fn built_text(bytes: &[u8], blocks: usize) -> Result<String, crate::Error> {
     if blocks > MAX_BLOCKS {
@@ -246,17 +265,7 @@ impl UnverifiedTicket {
             .to_vec()
             .map_err(|e| crate::Error::Build(e.to_string()))?;
         let text = built_text(&bytes, inner.block_count())?;
-        let id = inner
-            .revocation_identifiers()
-            .pop()
-            .ok_or_else(|| crate::Error::Build("a token without blocks".into()))?;
-        blocks.push(BlockView {
-            index: blocks.len(),
-            content: Content::Described(Box::new(added.0)),
-            datalog: added.1,
-            revocation_id: RevocationId(id),
-            third_party: false,
-        });
+        push_added(&mut blocks, inner.revocation_identifiers(), added)?;
         Ok(UnverifiedTicket {
             key_id: inner.root_key_id(),
             inner,
@@ -376,17 +385,7 @@ impl Ticket {
             .to_vec()
             .map_err(|e| crate::Error::Build(e.to_string()))?;
         let text = built_text(&bytes, inner.block_count())?;
-        let id = inner
-            .revocation_identifiers()
-            .pop()
-            .ok_or_else(|| crate::Error::Build("a token without blocks".into()))?;
-        blocks.push(BlockView {
-            index: blocks.len(),
-            content: Content::Described(Box::new(added.0)),
-            datalog: added.1,
-            revocation_id: RevocationId(id),
-            third_party: false,
-        });
+        push_added(&mut blocks, inner.revocation_identifiers(), added)?;
         Ok(Ticket {
             key_id: inner.root_key_id(),
             inner,

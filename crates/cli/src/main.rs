@@ -120,14 +120,6 @@ fn parse_time(s: &str, flag: &str) -> Result<u64, CliError> {
     captix::time::parse_rfc3339(s).map_err(|e| CliError::usage(format!("invalid {flag}: {e}")))
 }
 
-/// The restrictions of mint and attenuate, applied through a closure per kind.
-struct Parsed {
-    rows: Vec<RowFilter>,
-    budgets: Vec<Budget>,
-    expires: Option<u64>,
-    not_before: Option<u64>,
-}
-
 /// The message of a restriction error without its "invalid restriction" prefix.
 fn inner(e: captix::Error) -> String {
     match e {
@@ -136,7 +128,7 @@ fn inner(e: captix::Error) -> String {
     }
 }
 
-fn parse_restrictions(r: &Restrictions) -> Result<Parsed, CliError> {
+fn parse_restrictions(r: &Restrictions) -> Result<captix::Restrictions, CliError> {
     let mut rows = Vec::new();
     for spec in &r.rows {
         rows.push(spec.parse::<RowFilter>().map_err(|e| {
@@ -165,37 +157,14 @@ fn parse_restrictions(r: &Restrictions) -> Result<Parsed, CliError> {
         .as_deref()
         .map(|t| parse_time(t, "--not-before"))
         .transpose()?;
-    Ok(Parsed {
+    Ok(captix::Restrictions {
         rows,
         budgets,
         expires,
         not_before,
+        resource: r.resource.clone(),
+        checks: r.checks.clone(),
     })
-}
-
-macro_rules! restrict {
-    ($b:expr, $p:expr, $r:expr) => {{
-        let mut b = $b;
-        for row in $p.rows {
-            b = b.row(row);
-        }
-        for bu in $p.budgets {
-            b = b.budget(bu);
-        }
-        if let Some(t) = $p.expires {
-            b = b.expires_at(t);
-        }
-        if let Some(t) = $p.not_before {
-            b = b.not_before(t);
-        }
-        if let Some(uri) = &$r.resource {
-            b = b.resource(uri.clone());
-        }
-        for c in &$r.checks {
-            b = b.datalog(c.clone());
-        }
-        b
-    }};
 }
 
 fn ticket_output(text: &str, ids: Vec<String>, json: bool) -> Output {
@@ -238,9 +207,7 @@ fn mint(m: cli::MintArgs) -> Result<Output, CliError> {
     for t in &m.tools {
         b = b.tool(t.clone());
     }
-    let t = restrict!(b, parsed, m.restrict)
-        .sign()
-        .map_err(build_error)?;
+    let t = b.restrict(parsed).sign().map_err(build_error)?;
     let ids = t.revocation_ids().map(|i| i.to_hex()).collect();
     Ok(ticket_output(t.as_str(), ids, m.restrict.json))
 }
@@ -259,9 +226,7 @@ fn attenuate(a: cli::AttenuateArgs) -> Result<Output, CliError> {
     for t in &a.tools {
         b = b.tool(t.clone());
     }
-    let t = restrict!(b, parsed, a.restrict)
-        .sign_unverified()
-        .map_err(build_error)?;
+    let t = b.restrict(parsed).sign_unverified().map_err(build_error)?;
     let ids = t
         .blocks()
         .iter()

@@ -78,6 +78,14 @@ impl Env {
 
     fn normalise(&self, s: &str) -> String {
         let mut s = s.replace(&self.dir.to_string_lossy().into_owned(), "[DIR]");
+        // Random parts, longest first so that a shorter one never splits a longer one.
+        s = replace_tokens(
+            &s,
+            "captix1_",
+            |c| c.is_ascii_alphanumeric() || c == '-' || c == '_',
+            "[TICKET]",
+        );
+        s = replace_hex_runs(&s, 128, "[REVOCATION_ID]");
         // Keys are random: their ids become [KEY_ID].
         for e in std::fs::read_dir(&self.dir).expect("dir").flatten() {
             if e.path().extension().is_some_and(|x| x == "pub") {
@@ -86,13 +94,7 @@ impl Env {
                 }
             }
         }
-        s = replace_tokens(
-            &s,
-            "captix1_",
-            |c| c.is_ascii_alphanumeric() || c == '-' || c == '_',
-            "[TICKET]",
-        );
-        replace_hex_runs(&s, 128, "[REVOCATION_ID]")
+        s
     }
 }
 
