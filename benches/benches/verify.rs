@@ -12,7 +12,8 @@
 //! - `threads/captix/{1,2}`: warm checks per second on 1 and 2 threads, each thread with its own
 //!   ticket (time per check across all threads).
 //! - `mcp_roundtrip/{without_layer,with_layer}`: a `tools/call` over loopback HTTP to the
-//!   example server, without and with the captix layer.
+//!   example server, without and with the captix layer; `layer_only/*`: the layer in process.
+//! - `warm_redis/captix/4`: the warm check with budgets and revocation in Redis on loopback.
 #![allow(missing_docs)] // criterion's macros generate undocumented items
 #![allow(deprecated)] // tenuo 0.3 marks DataPlane deprecated; it is still its chain verifier
 
@@ -500,6 +501,67 @@ fn layer_only(c: &mut Criterion) {
     g.finish();
 }
 
+/// The warm check with budgets in Redis on loopback (one script round trip per call), next to
+/// the in-memory store, same ticket. Starts its own redis-server on a free port.
+fn warm_redis(c: &mut Criterion) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let mut server = match std::process::Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+    {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("warm_redis skipped: redis-server not available ({e})");
+            return;
+        }
+    };
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let url = format!("redis://127.0.0.1:{port}/");
+    let k = root();
+    let t = chain(4);
+    let call = call();
+    let options = captix_redis::Options::default();
+    let v = Verifier::builder(KeySet::from(k.public()))
+        .resource(RES)
+        .budgets(Arc::new(
+            captix_redis::RedisBudgets::new(&url, options.clone()).expect("budgets"),
+        ))
+        .revocations(Arc::new(
+            captix_redis::RedisRevocations::new(&url, options, Duration::from_secs(1))
+                .expect("revocations"),
+        ))
+        .build();
+    v.check(t.as_str(), &call).expect("first sight");
+    let mut g = c.benchmark_group("warm_redis");
+    g.bench_function("captix/4", |b| {
+        b.iter(|| {
+            black_box(
+                v.check(black_box(t.as_str()), black_box(&call))
+                    .expect("allowed"),
+            )
+        })
+    });
+    g.finish();
+    let _ = server.kill();
+    let _ = server.wait();
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_millis(800))
@@ -510,6 +572,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = cold_and_warm, mint_and_attenuate, peers, threads, mcp_roundtrip, layer_only
+    targets = cold_and_warm, mint_and_attenuate, peers, threads, mcp_roundtrip, layer_only, warm_redis
 }
 criterion_main!(benches);

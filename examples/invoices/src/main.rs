@@ -27,8 +27,12 @@ struct Args {
     #[arg(long)]
     revoked: Option<PathBuf>,
     /// Keep budget state in this file across restarts
-    #[arg(long)]
+    #[arg(long, conflicts_with = "redis")]
     budgets: Option<PathBuf>,
+    /// Keep budgets and revocations in this Redis, shared with other replicas
+    /// (e.g. redis://127.0.0.1:6379/)
+    #[arg(long, conflicts_with = "revoked")]
+    redis: Option<String>,
 }
 
 #[tokio::main]
