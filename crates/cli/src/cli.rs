@@ -54,6 +54,23 @@ pub enum Command {
     /// Check a tool call against a ticket: allowed (exit 0) or denied (exit 1)
     #[command(after_help = "Budgets are shown, not spent: this command keeps no state.")]
     Verify(VerifyArgs),
+    /// Revoke a block: every ticket containing it is denied (its own and all attenuations)
+    Revoke {
+        /// Revocation ids (hex), as `captix inspect` prints them
+        #[arg(required = true)]
+        ids: Vec<String>,
+        /// Append to this revocation file (read by servers within a second)
+        #[arg(
+            long,
+            value_name = "FILE",
+            required_unless_present = "redis",
+            conflicts_with = "redis"
+        )]
+        file: Option<PathBuf>,
+        /// Add to the revocation set in this Redis, for every replica
+        #[arg(long, value_name = "URL")]
+        redis: Option<String>,
+    },
     /// Read and check audit logs
     Audit {
         #[command(subcommand)]

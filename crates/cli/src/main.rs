@@ -75,6 +75,7 @@ fn run(command: Command) -> Result<Output, CliError> {
         } => inspect(ticket.as_deref(), &pubkey, datalog, json),
         Command::Verify(v) => verify(v),
         Command::Audit { command } => audit(command),
+        Command::Revoke { ids, file, redis } => revoke(&ids, file.as_deref(), redis.as_deref()),
         Command::Demo => demo::run().map(Output::ok),
     }
 }
@@ -427,6 +428,63 @@ fn audit(command: AuditCommand) -> Result<Output, CliError> {
             Ok(Output::ok(render::audit_text(&records)))
         }
     }
+}
+
+fn revoke(ids: &[String], file: Option<&Path>, redis: Option<&str>) -> Result<Output, CliError> {
+    let mut parsed = Vec::new();
+    for id in ids {
+        parsed.push(captix::RevocationId::from_hex(id).map_err(|e| {
+            CliError::usage(format!("{e}"))
+                .hint("revocation ids are the hex strings `captix inspect` prints")
+        })?);
+    }
+    if let Some(url) = redis {
+        let source = captix_redis::RedisRevocations::new(
+            url,
+            captix_redis::Options::default(),
+            std::time::Duration::from_secs(1),
+        )
+        .map_err(|e| CliError::io(format!("could not reach redis at {url}: {e}")))?;
+        for id in &parsed {
+            source
+                .revoke(id)
+                .map_err(|d| CliError::io(format!("could not revoke in redis: {}", d.reason)))?;
+        }
+    } else if let Some(path) = file {
+        use std::io::Write as _;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| {
+                CliError::io(format!(
+                    "could not open revocation file {}: {}",
+                    path.display(),
+                    io_reason(&e)
+                ))
+            })?;
+        for id in &parsed {
+            writeln!(f, "{}", id.to_hex()).map_err(|e| {
+                CliError::io(format!(
+                    "could not write {}: {}",
+                    path.display(),
+                    io_reason(&e)
+                ))
+            })?;
+        }
+        f.sync_all().map_err(|e| {
+            CliError::io(format!(
+                "could not write {}: {}",
+                path.display(),
+                io_reason(&e)
+            ))
+        })?;
+    }
+    Ok(Output::ok(format!(
+        "revoked {} block{}\n",
+        parsed.len(),
+        if parsed.len() == 1 { "" } else { "s" }
+    )))
 }
 
 /// A ticket from an argument (`captix1_...`), a file, or stdin (`-` or nothing).

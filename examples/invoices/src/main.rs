@@ -58,6 +58,19 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let mut builder = captix::Verifier::builder(keys)
         .resource(resource.clone())
         .budgets(budgets.clone());
+    if let Some(url) = &args.redis {
+        let options = captix_redis::Options::default();
+        builder = builder
+            .budgets(Arc::new(captix_redis::RedisBudgets::new(
+                url,
+                options.clone(),
+            )?))
+            .revocations(Arc::new(captix_redis::RedisRevocations::new(
+                url,
+                options,
+                Duration::from_secs(1),
+            )?));
+    }
     if let Some(p) = &args.revoked {
         builder = builder.revocations(Arc::new(FileRevocations::open(p, Duration::from_secs(1))?));
     }
