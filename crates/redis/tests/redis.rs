@@ -124,7 +124,7 @@ fn redis_store_gives_the_memory_store_answers() {
     let redis = RedisBudgets::new(&r.url(), Options::default()).expect("store");
     let memory = MemoryBudgets::new();
     // Budget sequences: one chain, budgets of every kind, spends at moving times.
-    let keys = vec![
+    let keys = [
         key(1, 1, 0, 5, 60),
         key(1, 2, 0, 3, 0),
         key(1, 2, 1, 2, 10),
