@@ -1056,6 +1056,57 @@ fn main() {
         "args_duplicate_key",
     ));
 
+    // §6.3 (added later, so earlier vectors keep their random bytes). A check that cannot evaluate (a date compared with an integer) stops Biscuit's whole run;
+    // it must not change the denial of a call the vocabulary already denies (§6.3).
+    let erroring = base
+        .attenuate()
+        .datalog(r#"check if time($t), $t < 2000000000"#)
+        .sign_with_rng(&mut g.rng)
+        .expect("att");
+    g.push(v(
+        "datalog_error_denies",
+        "6.3",
+        "a hand-written check that fails to evaluate denies with check_failed",
+        &erroring,
+        "list_invoices",
+        acme,
+        "check_failed",
+    ));
+    g.push(v(
+        "datalog_error_keeps_grant_denial",
+        "6.3",
+        "an erroring check does not hide a missing grant",
+        &erroring,
+        "delete_invoice",
+        acme,
+        "tool_not_granted",
+    ));
+    g.push(V {
+        time: NOW + 3600,
+        block: Some(0),
+        ..v(
+            "datalog_error_keeps_expiry",
+            "6.3",
+            "an erroring check does not hide an expiry",
+            &erroring,
+            "list_invoices",
+            acme,
+            "expired",
+        )
+    });
+    g.push(V {
+        block: Some(0),
+        ..v(
+            "datalog_error_keeps_row_denial",
+            "6.3",
+            "an erroring check does not hide an earlier block's row filter",
+            &erroring,
+            "list_invoices",
+            r#"{"org":"globex"}"#,
+            "arg_denied",
+        )
+    });
+
     // Write, replacing the folder's JSON files.
     std::fs::create_dir_all(&dir).expect("mkdir");
     for entry in std::fs::read_dir(&dir).expect("read dir") {

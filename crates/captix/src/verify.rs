@@ -8,6 +8,7 @@ use biscuit_auth::AuthorizerLimits;
 
 use crate::args::{Args, Scalar};
 use crate::block::{date_term, Identity, Restriction};
+use crate::compiled::holds;
 use crate::error::{Code, Denial};
 use crate::keys::KeySet;
 use crate::limits::{
@@ -371,17 +372,24 @@ impl Ticket {
                 (checks, matches!(policy, MatchedPolicy::Allow(_)))
             }
             Token::FailedLogic(Logic::NoMatchingPolicy { checks }) => (checks, false),
+            // Both stop the whole evaluation, so Biscuit names no failing check. The
+            // vocabulary is read natively so that such a block cannot hide an expiry or a
+            // missing grant behind a different code (spec §6.3).
             Token::RunLimit(l) => {
-                return Denial::new(
-                    Code::LimitsExceeded,
-                    format!("the ticket's Datalog exceeded the run limits: {l}"),
-                )
+                return self.vocabulary_denial(call).unwrap_or_else(|| {
+                    Denial::new(
+                        Code::LimitsExceeded,
+                        format!("the ticket's Datalog exceeded the run limits: {l}"),
+                    )
+                })
             }
             Token::Execution(x) => {
-                return Denial::new(
-                    Code::CheckFailed,
-                    format!("a hand-written check failed to evaluate: {x}"),
-                )
+                return self.vocabulary_denial(call).unwrap_or_else(|| {
+                    Denial::new(
+                        Code::CheckFailed,
+                        format!("a hand-written check failed to evaluate: {x}"),
+                    )
+                })
             }
             other => return Denial::new(Code::Malformed, format!("authorization failed: {other}")),
         };
@@ -410,6 +418,36 @@ impl Ticket {
                 "authorization failed without a failing check",
             ),
         }
+    }
+
+    /// The first failing vocabulary restriction by the precedence of spec §6.3 (validity,
+    /// the grant, the rest, each in block order), read from the descriptions without Datalog.
+    /// Hand-written and foreign checks are not evaluated here.
+    fn vocabulary_denial(&self, call: &Call) -> Option<Denial> {
+        let described: Vec<(usize, Restriction)> = self
+            .blocks
+            .iter()
+            .filter_map(|b| b.description().map(|d| (b.index, d)))
+            .flat_map(|(i, d)| d.restrictions().into_iter().map(move |r| (i, r)))
+            .filter(|(_, r)| !matches!(r, Restriction::Datalog(_)))
+            .collect();
+        let fails = |r: &Restriction| !holds(r, call, call.resource.as_deref());
+        let first = |validity: bool| {
+            described
+                .iter()
+                .find(|(_, r)| r.is_validity() == validity && fails(r))
+        };
+        if let Some((block, r)) = first(true) {
+            return Some(restriction_denial(*block, r, call));
+        }
+        let authority_described = self
+            .blocks
+            .first()
+            .is_some_and(|b| b.description().is_some());
+        if authority_described && !self.grants().iter().any(|g| *g == call.tool) {
+            return Some(not_granted(&call.tool));
+        }
+        first(false).map(|(block, r)| restriction_denial(*block, r, call))
     }
 
     fn restriction_at(&self, block: usize, check: usize) -> Option<Restriction> {

@@ -1,0 +1,47 @@
+//! Ticket decoding and verification. Input: `TOOL \n ARGS-JSON \n TICKET` (bytes). The ticket
+//! is parsed, inspected and checked on both verification paths, which must agree.
+#![no_main]
+
+use std::sync::OnceLock;
+
+use captix::{Call, KeySet, UnverifiedTicket, Verifier};
+use libfuzzer_sys::fuzz_target;
+
+#[path = "common.rs"]
+mod common;
+
+fn setup() -> &'static (Verifier, KeySet) {
+    static V: OnceLock<(Verifier, KeySet)> = OnceLock::new();
+    V.get_or_init(|| {
+        let keys = common::keys();
+        (
+            Verifier::builder(keys.clone()).cache_capacity(64).build(),
+            keys,
+        )
+    })
+}
+
+fuzz_target!(|data: &[u8]| {
+    let mut parts = data.splitn(3, |b| *b == b'\n');
+    let (Some(tool), Some(args), Some(ticket)) = (parts.next(), parts.next(), parts.next()) else {
+        return;
+    };
+    // Every ticket string: parsing and inspection never panic.
+    if let Ok(text) = std::str::from_utf8(ticket) {
+        if let Ok(t) = UnverifiedTicket::parse(text) {
+            let report = t.inspect();
+            assert_eq!(report.blocks.len(), t.blocks().len());
+        }
+    }
+    let (Ok(tool), Ok(args)) = (std::str::from_utf8(tool), std::str::from_utf8(args)) else {
+        return;
+    };
+    let Ok(call) = Call::new(tool, args) else {
+        return;
+    };
+    let call = call
+        .at(common::NOW)
+        .resource("https://mcp.example/invoices");
+    let (verifier, keys) = setup();
+    common::check_paths(verifier, ticket, &call, keys);
+});
