@@ -109,18 +109,24 @@ pub struct Ticket {
     pub(crate) text: String,
 }
 
-/// Decodes the text form within the limits (spec §6.1, §7) and returns the bytes and the
-/// outer structure.
-fn decode(text: &str) -> Result<(Vec<u8>, schema::Biscuit), Denial> {
-    if text.len() > MAX_TICKET_BYTES {
+/// The size limit (spec §6.3 step 1), checked before any other work on the bytes.
+pub(crate) fn check_size(bytes: &[u8]) -> Result<(), Denial> {
+    if bytes.len() > MAX_TICKET_BYTES {
         return Err(Denial::new(
             Code::TicketTooLarge,
             format!(
                 "ticket is {} bytes, over the limit of {MAX_TICKET_BYTES}",
-                text.len()
+                bytes.len()
             ),
         ));
     }
+    Ok(())
+}
+
+/// Decodes the text form within the limits (spec §6.1, §7) and returns the bytes and the
+/// outer structure.
+fn decode(text: &str) -> Result<(Vec<u8>, schema::Biscuit), Denial> {
+    check_size(text.as_bytes())?;
     let body = text.strip_prefix(PREFIX).ok_or_else(|| {
         Denial::new(
             Code::Malformed,
@@ -133,16 +139,62 @@ fn decode(text: &str) -> Result<(Vec<u8>, schema::Biscuit), Denial> {
             "not a captix ticket: the text after the prefix is not base64url",
         )
     })?;
+    // Count the blocks on the wire first: decoding thousands of tiny crafted entries would
+    // hold ~300 bytes of structure each (spec §7.1: limits before any other work).
+    let count = count_blocks(&bytes)
+        .ok_or_else(|| Denial::new(Code::Malformed, "not a captix ticket: not a Biscuit token"))?;
+    if count > MAX_BLOCKS {
+        return Err(too_many_blocks(count));
+    }
     let outer = schema::Biscuit::decode(bytes.as_slice())
         .map_err(|_| Denial::new(Code::Malformed, "not a captix ticket: not a Biscuit token"))?;
-    let count = outer.blocks.len() + 1;
-    if count > MAX_BLOCKS {
-        return Err(Denial::new(
-            Code::TooManyBlocks,
-            format!("ticket has {count} blocks, over the limit of {MAX_BLOCKS}"),
-        ));
-    }
+    debug_assert_eq!(outer.blocks.len() + 1, count);
     Ok((bytes, outer))
+}
+
+fn too_many_blocks(count: usize) -> Denial {
+    Denial::new(
+        Code::TooManyBlocks,
+        format!("ticket has {count} blocks, over the limit of {MAX_BLOCKS}"),
+    )
+}
+
+/// Blocks in an encoded Biscuit (the authority block and each `blocks` entry, field 3), read
+/// from the top-level protobuf fields without decoding them. `None` when the fields do not
+/// parse.
+fn count_blocks(mut buf: &[u8]) -> Option<usize> {
+    fn varint(buf: &mut &[u8]) -> Option<u64> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let (&b, rest) = buf.split_first()?;
+            *buf = rest;
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Some(v);
+            }
+        }
+        None
+    }
+    let mut count = 1;
+    while !buf.is_empty() {
+        let key = varint(&mut buf)?;
+        match key & 7 {
+            0 => {
+                varint(&mut buf)?;
+            }
+            2 => {
+                let len = usize::try_from(varint(&mut buf)?).ok()?;
+                buf = buf.get(len..)?;
+                if key >> 3 == 3 {
+                    count += 1;
+                }
+            }
+            1 => buf = buf.get(8..)?,
+            5 => buf = buf.get(4..)?,
+            _ => return None,
+        }
+    }
+    Some(count)
 }
 
 fn map_format_error(e: biscuit_auth::error::Token) -> Denial {

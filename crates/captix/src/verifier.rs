@@ -20,7 +20,7 @@ use crate::compiled::{holds, Compiled};
 use crate::error::{Code, Denial};
 use crate::keys::KeySet;
 use crate::revocation::{NoRevocations, RevocationSource};
-use crate::ticket::{RevocationId, Ticket};
+use crate::ticket::{check_size, RevocationId, Ticket};
 use crate::verify::{restriction_denial, Allowed, BudgetRef, Call, Decision, Summary};
 
 /// Default number of cached tickets.
@@ -359,6 +359,8 @@ impl Verifier {
 
     /// The cached entry for these exact bytes, or a new one (parse, verify, compile).
     fn entry(&self, bytes: &[u8]) -> Result<Arc<Entry>, Denial> {
+        // Spec §6.3 step 1, before hashing for the cache or checking UTF-8.
+        check_size(bytes)?;
         if let Some(e) = self.cache.get(bytes) {
             return Ok(e);
         }

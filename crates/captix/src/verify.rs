@@ -444,7 +444,7 @@ impl Ticket {
             .blocks
             .first()
             .is_some_and(|b| b.description().is_some());
-        if authority_described && !self.grants().iter().any(|g| *g == call.tool) {
+        if authority_described && !self.grants().contains(&call.tool) {
             return Some(not_granted(&call.tool));
         }
         first(false).map(|(block, r)| restriction_denial(*block, r, call))

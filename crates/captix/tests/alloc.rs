@@ -1,39 +1,18 @@
 //! A warm check allocates nothing (README, spec §10.2). A separate test binary: it installs a
-//! counting global allocator, the one place unsafe code is allowed (it forwards to `System`).
-#![allow(unsafe_code)]
+//! counting global allocator (`support/counting.rs`).
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::sync::Arc;
 
 use captix::budget::MemoryBudgets;
 use captix::revocation::MemoryRevocations;
 use captix::{Call, KeySet, SigningKey, Ticket, Verifier};
 
-struct Counting;
-
-thread_local! {
-    static COUNT: Cell<u64> = const { Cell::new(0) };
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let _ = COUNT.try_with(|c| c.set(c.get() + 1));
-        // SAFETY: forwards to the system allocator with the caller's layout.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from `alloc` above with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+#[path = "support/counting.rs"]
+mod counting;
+use counting::allocations;
 
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
-
-fn allocations() -> u64 {
-    COUNT.with(Cell::get)
-}
+static ALLOCATOR: counting::Counting = counting::Counting;
 
 #[test]
 fn a_warm_check_does_not_allocate() {
