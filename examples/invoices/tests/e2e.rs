@@ -324,3 +324,41 @@ async fn http_answers_follow_the_mcp_authorization_spec() {
     assert_eq!(meta["resource"], s.url);
     assert_eq!(meta["bearer_methods_supported"][0], "header");
 }
+
+/// The guard and rmcp read the same bytes; a body the two could read differently (duplicate
+/// or escaped-duplicate keys in the envelope or params) is refused before rmcp sees it, and
+/// an oversized ticket is refused before any work on it.
+#[tokio::test]
+async fn the_guard_refuses_bodies_that_could_be_read_two_ways() {
+    let s = server().await;
+    let bearer = format!("Bearer {}", s.agent().as_str());
+    for body in [
+        // A second "method": the guard must not see tools/list where rmcp sees tools/call.
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","method":"tools/call","params":{"name":"list_invoices","arguments":{"org":"globex"}}}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","\u006dethod":"tools/list","params":{"name":"list_invoices","arguments":{"org":"globex"}}}"#,
+        // A second tool name: checked as one tool, run as another.
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_invoices","name":"get_invoice","arguments":{"org":"acme","id":1}}}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_invoices","\u006eame":"get_invoice","arguments":{"org":"acme","id":1}}}"#,
+        // Two argument objects.
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_invoices","arguments":{"org":"acme"},"arguments":{"org":"globex"}}}"#,
+    ] {
+        let (status, _, reply) = s
+            .http("POST", "/mcp", &[("authorization", &bearer)], body)
+            .await;
+        assert_eq!(status, 400, "{body}: {reply}");
+        assert!(
+            !reply.contains("\"result\""),
+            "{body} reached the tool: {reply}"
+        );
+    }
+    let huge = format!(
+        "Bearer captix1_{}",
+        "A".repeat(captix::limits::MAX_TICKET_BYTES)
+    );
+    let ok = r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"list_invoices","arguments":{"org":"acme"}}}"#;
+    let (status, head, _) = s
+        .http("POST", "/mcp", &[("authorization", &huge)], ok)
+        .await;
+    assert_eq!(status, 401);
+    assert!(head.contains("ticket_too_large"), "{head}");
+}
