@@ -2,7 +2,6 @@
 //! redis-server). Semantics equal to the in-memory store, expiry, concurrency, two verifiers
 //! sharing one Redis, revocation across replicas, Redis stopped and restarted.
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -10,102 +9,9 @@ use captix::budget::{BudgetKey, BudgetStore, MemoryBudgets, Spend};
 use captix::{Call, Code, KeySet, SigningKey, Ticket, Verifier};
 use captix_redis::{Options, RedisBudgets, RedisRevocations};
 
-struct Redis {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl Redis {
-    fn start() -> Self {
-        // A port that is free now may be taken by a parallel test before redis binds it: retry
-        // until our own redis-server is the one listening.
-        for _ in 0..10 {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .expect("free port")
-                .local_addr()
-                .expect("addr")
-                .port();
-            let mut r = Redis { port, child: None };
-            if r.try_up() {
-                return r;
-            }
-        }
-        panic!("could not start redis-server on a free port");
-    }
-
-    fn up(&mut self) {
-        assert!(
-            self.try_up(),
-            "redis-server did not start again on port {}",
-            self.port
-        );
-    }
-
-    /// Starts redis-server on our port; true once it listens and is still running.
-    fn try_up(&mut self) -> bool {
-        let mut child = Command::new("redis-server")
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed (apt-get install redis-server)");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(Some(_)) = child.try_wait() {
-                return false; // it exited: the port was taken
-            }
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                // Give a losing server time to exit, then confirm ours still runs.
-                std::thread::sleep(Duration::from_millis(50));
-                if let Ok(Some(_)) = child.try_wait() {
-                    return false;
-                }
-                self.child = Some(child);
-                return true;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn down(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    fn redis_cli(&self, args: &[&str]) -> String {
-        let out = Command::new("redis-cli")
-            .args(["-p", &self.port.to_string()])
-            .args(args)
-            .output()
-            .expect("redis-cli");
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.down();
-    }
-}
+#[path = "support/server.rs"]
+mod server;
+use server::Redis;
 
 fn key(root: u8, block: u8, index: u32, max: u64, window: u64) -> BudgetKey {
     BudgetKey {

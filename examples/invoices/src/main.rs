@@ -1,6 +1,7 @@
 //! `captix-invoices`: the example MCP server on loopback.
 #![forbid(unsafe_code)]
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -81,8 +82,14 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     let app = captix_example_invoices::app(Arc::new(builder.build()), &resource)?;
-    println!("invoices MCP server on {resource}");
-    println!("metadata: http://{addr}/.well-known/oauth-protected-resource/mcp");
+    // A closed stdout (a supervisor that read the address and went away) is not an error.
+    let mut out = std::io::stdout();
+    let _ = writeln!(out, "invoices MCP server on {resource}");
+    let _ = writeln!(
+        out,
+        "metadata: http://{addr}/.well-known/oauth-protected-resource/mcp"
+    );
+    let _ = out.flush();
     let saver = args.budgets.clone().map(|path| {
         let budgets = budgets.clone();
         tokio::spawn(async move {

@@ -1,0 +1,131 @@
+//! The `captix-invoices` binary run twice with `--redis`: both replicas spend from one budget
+//! and honour one revocation list. (The flag was once parsed and ignored; this runs the real
+//! binary so that cannot come back.)
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use captix::{SigningKey, Ticket};
+use captix_redis::{Options, RedisRevocations};
+
+#[path = "../../../crates/redis/tests/support/server.rs"]
+mod server;
+
+struct Replica {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Replica {
+    fn start(pubkey: &Path, redis: &str) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_captix-invoices"))
+            .args(["--port", "0", "--redis", redis, "--pubkey"])
+            .arg(pubkey)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start captix-invoices");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("first line");
+        // "invoices MCP server on http://127.0.0.1:PORT/mcp"
+        let addr = line
+            .trim()
+            .rsplit_once("http://")
+            .and_then(|(_, rest)| rest.strip_suffix("/mcp"))
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
+        Replica { child, addr }
+    }
+
+    /// One tools/call; returns the HTTP status.
+    fn call(&self, ticket: &str) -> u16 {
+        let body = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_invoices","arguments":{"org":"acme"}}}"#;
+        let mut s = TcpStream::connect(self.addr).expect("connect");
+        write!(
+            s,
+            "POST /mcp HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\
+             content-type: application/json\r\naccept: application/json, text/event-stream\r\n\
+             authorization: Bearer {ticket}\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .expect("write");
+        let mut out = String::new();
+        s.read_to_string(&mut out).expect("read");
+        out.split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn two_replicas_of_the_binary_share_budgets_and_revocations_through_redis() {
+    let redis = server::Redis::start();
+    let dir = std::env::temp_dir().join(format!("captix-replicas-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let pubkey = dir.join("root.pub");
+    let _ = std::fs::remove_file(&pubkey);
+    let key = SigningKey::from_seed(&[31u8; 32]);
+    key.public().save(&pubkey).expect("save public key");
+    let ticket = Ticket::mint(&key, "billing-agent", "alice")
+        .tool("list_invoices")
+        .row("*:org=acme".parse().expect("row"))
+        .budget("3".parse().expect("budget"))
+        .sign()
+        .expect("mint");
+
+    let a = Replica::start(&pubkey, &redis.url());
+    let b = Replica::start(&pubkey, &redis.url());
+    // Three calls in all, whichever replica takes them; in-memory budgets would allow six.
+    // (An allowed call reaches rmcp, which answers 400 without an MCP session: the guard
+    // has spent the budget by then.)
+    let statuses: Vec<u16> = [&a, &b, &a, &b, &a, &b]
+        .iter()
+        .map(|r| r.call(ticket.as_str()))
+        .collect();
+    assert!(
+        statuses[..3]
+            .iter()
+            .all(|s| *s != 429 && *s != 401 && *s != 403),
+        "{statuses:?}"
+    );
+    assert_eq!(&statuses[3..], &[429, 429, 429], "{statuses:?}");
+
+    // Revoked through Redis by someone else: both replicas refuse it within their refresh.
+    let other = key_ticket(&key);
+    assert_ne!(a.call(other.as_str()), 401);
+    let revocations =
+        RedisRevocations::new(&redis.url(), Options::default(), Duration::from_secs(1))
+            .expect("connect");
+    let root_block = other.revocation_ids().next().expect("authority id").clone();
+    revocations.revoke(&root_block).expect("revoke");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (sa, sb) = (a.call(other.as_str()), b.call(other.as_str()));
+        if sa == 401 && sb == 401 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still {sa} {sb} after 10 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn key_ticket(key: &SigningKey) -> Ticket {
+    Ticket::mint(key, "billing-agent", "bob")
+        .tool("list_invoices")
+        .sign()
+        .expect("mint")
+}
