@@ -8,6 +8,18 @@ export const codes = Object.freeze(JSON.parse(wasm.codes()));
 const now = () => Math.floor(Date.now() / 1000);
 const utf8 = new TextEncoder();
 const memory = wasm.wasmMemory();
+const [MAX_TICKET_BYTES, MAX_ARGS_BYTES] = wasm.limits();
+
+// WebAssembly memory grows to the largest input ever copied in and never shrinks. A string of
+// more than `max` UTF-16 units is more than `max` UTF-8 bytes, so one unit past the limit is
+// enough for the core to refuse it with the same code (ticket_too_large, args_too_large).
+function clip(s, max) {
+  return s.length > max ? s.slice(0, max + 1) : s;
+}
+
+function ticketText(t) {
+  return clip(String(t ?? ''), MAX_TICKET_BYTES);
+}
 
 function seconds(t, what) {
   if (t === undefined || t === null) return undefined;
@@ -59,12 +71,12 @@ export function mint(secretKey, s) {
 
 /** Narrows a ticket for a sub-agent. Needs no key. */
 export function attenuate(ticket, s) {
-  return wasm.attenuate(ticket, spec(s));
+  return wasm.attenuate(ticketText(ticket), spec(s));
 }
 
 /** Every block of a ticket; with `publicKeys`, signatures are verified (throws if invalid). */
 export function inspect(ticket, { publicKeys } = {}) {
-  return JSON.parse(wasm.inspect(ticket, publicKeys ? JSON.stringify(publicKeys) : undefined));
+  return JSON.parse(wasm.inspect(ticketText(ticket), publicKeys ? JSON.stringify(publicKeys) : undefined));
 }
 
 const ALLOW_CACHE_LIMIT = 10_000;
@@ -99,8 +111,8 @@ export class Verifier {
    */
   check(ticket, { tool, arguments: args, time } = {}) {
     if (typeof tool !== 'string') throw invalid('call.tool must be a string');
-    const t = String(ticket ?? '');
-    const text = typeof args === 'string' ? args : JSON.stringify(args ?? {});
+    const t = ticketText(ticket);
+    const text = clip(typeof args === 'string' ? args : JSON.stringify(args ?? {}), MAX_ARGS_BYTES);
     // Encode the ticket and arguments straight into WebAssembly memory: no allocation, no copy.
     const need = (t.length + text.length) * 3;
     if (need > this.#cap || this.#view.buffer !== memory.buffer) {
@@ -131,7 +143,7 @@ export class Verifier {
 
   /** The tools this ticket may call now (for `tools/list`); throws if the ticket is invalid. */
   callableTools(ticket, time) {
-    return JSON.parse(this.#inner.callableTools(String(ticket ?? ''), seconds(time, 'time') ?? now()));
+    return JSON.parse(this.#inner.callableTools(ticketText(ticket), seconds(time, 'time') ?? now()));
   }
 
   /**
@@ -139,7 +151,7 @@ export class Verifier {
    * `code` says why when the ticket is not valid (malformed, bad_signature, expired, revoked...).
    */
   ticketInfo(ticket, time) {
-    return JSON.parse(this.#inner.ticketInfo(String(ticket ?? ''), seconds(time, 'time') ?? now()));
+    return JSON.parse(this.#inner.ticketInfo(ticketText(ticket), seconds(time, 'time') ?? now()));
   }
 
   /** Revokes a block (hex revocation id): the ticket it ended and every attenuation of it. */

@@ -346,6 +346,17 @@ pub fn wasm_memory() -> JsValue {
     wasm_bindgen::memory()
 }
 
+/// The input limits the JS layer applies before copying into this module's memory (which
+/// never shrinks): `[ticket bytes, argument bytes]` (spec §7.1).
+#[wasm_bindgen]
+pub fn limits() -> Vec<u32> {
+    use captix::limits::{MAX_ARGS_BYTES, MAX_TICKET_BYTES};
+    [MAX_TICKET_BYTES, MAX_ARGS_BYTES]
+        .iter()
+        .map(|n| u32::try_from(*n).unwrap_or(u32::MAX))
+        .collect()
+}
+
 /// The stable error codes (spec §8), for programs that switch on them.
 #[wasm_bindgen]
 pub fn codes() -> Result<String, JsValue> {

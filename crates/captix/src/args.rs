@@ -81,10 +81,7 @@ impl Args {
         if bytes.len() > MAX_ARGS_BYTES {
             return Err(Denial::new(
                 Code::ArgsTooLarge,
-                format!(
-                    "arguments are {} bytes, over the limit of {MAX_ARGS_BYTES}",
-                    bytes.len()
-                ),
+                format!("the arguments are longer than the limit of {MAX_ARGS_BYTES} bytes"),
             ));
         }
         let mut leaves = Vec::new();

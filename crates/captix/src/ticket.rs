@@ -114,10 +114,7 @@ pub(crate) fn check_size(bytes: &[u8]) -> Result<(), Denial> {
     if bytes.len() > MAX_TICKET_BYTES {
         return Err(Denial::new(
             Code::TicketTooLarge,
-            format!(
-                "ticket is {} bytes, over the limit of {MAX_TICKET_BYTES}",
-                bytes.len()
-            ),
+            format!("the ticket is longer than the limit of {MAX_TICKET_BYTES} bytes"),
         ));
     }
     Ok(())

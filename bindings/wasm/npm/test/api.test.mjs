@@ -2,6 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateKey, publicKeyOf, mint, attenuate, inspect, Verifier, codes, duration } from '../index.js';
+import { wasmMemory } from '../wasm/captix_wasm.js';
 
 const RES = 'https://mcp.example/invoices';
 
@@ -110,4 +111,21 @@ test('a tampered ticket is denied, not thrown', () => {
   const d = v.check(tampered, { tool: 'list_invoices', arguments: { org: 'acme' } });
   assert.equal(d.decision, 'deny');
   assert.ok(['bad_signature', 'malformed'].includes(d.code), d.code);
+});
+
+test('oversized input is refused without growing WebAssembly memory', () => {
+  const { key, ticket } = setup();
+  const v = new Verifier({ publicKeys: [key.publicKey], resource: RES });
+  assert.equal(v.check(ticket, { tool: 'list_invoices', arguments: { org: 'acme' } }).decision, 'allow');
+  const memory = wasmMemory();
+  const before = memory.buffer.byteLength;
+  const huge = 'captix1_' + 'A'.repeat(32 << 20);
+  assert.equal(v.check(huge, { tool: 'list_invoices', arguments: {} }).code, 'ticket_too_large');
+  const bigArgs = JSON.stringify({ org: 'acme', pad: 'é'.repeat(16 << 20) });
+  assert.equal(v.check(ticket, { tool: 'list_invoices', arguments: bigArgs }).code, 'args_too_large');
+  assert.throws(() => v.ticketInfo(huge), (e) => e.code === 'ticket_too_large');
+  assert.throws(() => inspect(huge), (e) => e.code === 'ticket_too_large');
+  assert.throws(() => attenuate(huge, { tools: ['list_invoices'] }), (e) => e.code === 'ticket_too_large');
+  const grew = memory.buffer.byteLength - before;
+  assert.ok(grew < 2 << 20, `WebAssembly memory grew by ${grew} bytes`);
 });
