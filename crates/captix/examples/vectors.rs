@@ -1107,6 +1107,34 @@ fn main() {
         )
     });
 
+    // §7.2 the work bound: a five-way join over 60 facts would run for minutes inside one
+    // Biscuit step; it is refused before any Datalog runs.
+    let join_src = (0..60).map(|i| format!("a({i});")).collect::<String>()
+        + "check if a($x), a($y), a($z), a($w), a($v), $x + $y + $z + $w + $v == 1000;";
+    let kp =
+        biscuit_auth::KeyPair::new_with_rng(biscuit_auth::builder::Algorithm::Ed25519, &mut g.rng);
+    let joined = base
+        .biscuit()
+        .append_with_keypair(
+            &kp,
+            biscuit_auth::BlockBuilder::new()
+                .code(join_src)
+                .expect("code"),
+        )
+        .expect("append");
+    g.push(V {
+        ticket: format!("{PREFIX}{}", b64(&joined.to_vec().expect("bytes"))),
+        ..v(
+            "datalog_work_exceeded",
+            "7.2",
+            "a foreign check joining five predicates over 60 facts is refused without running",
+            &base,
+            "list_invoices",
+            acme,
+            "limits_exceeded",
+        )
+    });
+
     // Write, replacing the folder's JSON files.
     std::fs::create_dir_all(&dir).expect("mkdir");
     for entry in std::fs::read_dir(&dir).expect("read dir") {

@@ -67,6 +67,7 @@ mod ticket;
 pub mod time;
 mod verifier;
 mod verify;
+mod work;
 
 pub use args::{Args, Scalar};
 pub use block::{Description, Identity, Restriction, FORMAT_VERSION};

@@ -107,6 +107,8 @@ pub struct Ticket {
     pub(crate) blocks: Vec<BlockView>,
     pub(crate) key_id: Option<u32>,
     pub(crate) text: String,
+    /// Why the ticket's Datalog is over the work limit (spec §7.2), once computed.
+    pub(crate) over_work: std::sync::OnceLock<Option<String>>,
 }
 
 /// The size limit (spec §6.3 step 1), checked before any other work on the bytes.
@@ -419,6 +421,7 @@ impl Ticket {
             inner,
             blocks,
             text: text.to_string(),
+            over_work: std::sync::OnceLock::new(),
         })
     }
 
@@ -440,6 +443,7 @@ impl Ticket {
             inner,
             blocks,
             text,
+            over_work: std::sync::OnceLock::new(),
         })
     }
 

@@ -328,6 +328,15 @@ impl Ticket {
                 format!("the authorizer refused the ticket: {e}"),
             )
         };
+        // Spec §7.2: a ticket whose Datalog could need more work than the limit does not run.
+        let over = self
+            .over_work
+            .get_or_init(|| crate::work::over_limit(&self.blocks));
+        if let Some(reason) = over {
+            return Err(self
+                .vocabulary_denial(call)
+                .unwrap_or_else(|| Denial::new(Code::LimitsExceeded, reason.clone())));
+        }
         let mut b = AuthorizerBuilder::new()
             .set_limits(run_limits())
             .fact(fact("time", &[date_term(call.time)]))

@@ -429,6 +429,29 @@ fn run_limits_cut_off_hostile_rules_with_their_own_code() {
     let text = appended(&t, BlockBuilder::new().code(steps).expect("code"));
     let e = captix::verify(&text, &ok_call(), &keys()).expect_err("denied");
     assert_eq!(e.code, Code::LimitsExceeded, "{e:?}");
+    // A join of five predicates over 60 facts (777,600,000 combinations) in one check: Biscuit
+    // checks its time limit only between steps, so this would run for many minutes. The work
+    // bound refuses it before any Datalog runs.
+    let facts = (0..60).map(|i| format!("a({i});")).collect::<String>();
+    let join =
+        facts + "check if a($x), a($y), a($z), a($w), a($v), $x + $y + $z + $w + $v == 1000;";
+    let joined = appended(&t, BlockBuilder::new().code(join).expect("code"));
+    let e = captix::verify(&joined, &ok_call(), &keys()).expect_err("denied");
+    assert_eq!(e.code, Code::LimitsExceeded, "{e:?}");
+    // 60^5 for the join, plus one for each of the authority block's three vocabulary checks.
+    assert!(
+        e.reason.contains("could need 777600003 rule evaluations"),
+        "{}",
+        e.reason
+    );
+    assert_eq!(outcome(&joined, &ok_call()), "limits_exceeded");
+    // Joins on constant pointers are cheap whatever the arguments: allowed.
+    let pair = t
+        .attenuate()
+        .datalog(r#"check if arg("/org", $o), arg("/n", $n), $o.length() > $n"#)
+        .sign()
+        .expect("att");
+    assert_eq!(outcome(pair.as_str(), &ok_call()), "allow");
     // A hostile block does not hide an expiry or a missing grant behind limits_exceeded.
     let late = Call::new("list_invoices", r#"{"org":"acme","n":1}"#)
         .expect("call")
