@@ -34,6 +34,17 @@ struct V<'a> {
 }
 
 impl Gen {
+    /// `t` with a block appended by plain Biscuit (a fresh key from the seeded generator), as
+    /// ticket text: foreign blocks, forged grants, hostile Datalog.
+    fn append(&mut self, t: &Ticket, block: biscuit_auth::BlockBuilder) -> String {
+        let kp = biscuit_auth::KeyPair::new_with_rng(
+            biscuit_auth::builder::Algorithm::Ed25519,
+            &mut self.rng,
+        );
+        let b = t.biscuit().append_with_keypair(&kp, block).expect("append");
+        format!("{PREFIX}{}", b64(&b.to_vec().expect("bytes")))
+    }
+
     fn push(&mut self, v: V<'_>) {
         let keys = v.keys.unwrap_or_else(|| vec![self.root.public().to_text()]);
         let mut call = json!({ "tool": v.tool, "args": v.args, "time": v.time });
@@ -612,13 +623,7 @@ fn main() {
     let flood = biscuit_auth::BlockBuilder::new()
         .code(flood_src)
         .expect("code");
-    let kp =
-        biscuit_auth::KeyPair::new_with_rng(biscuit_auth::builder::Algorithm::Ed25519, &mut g.rng);
-    let flooded = base
-        .biscuit()
-        .append_with_keypair(&kp, flood)
-        .expect("append");
-    let flooded_text = format!("{PREFIX}{}", b64(&flooded.to_vec().expect("bytes")));
+    let flooded_text = g.append(&base, flood);
     g.push(V {
         ticket: flooded_text,
         ..v(
@@ -634,13 +639,7 @@ fn main() {
     let foreign = biscuit_auth::BlockBuilder::new()
         .code(r#"check if tool("get_invoice");"#)
         .expect("code");
-    let kp =
-        biscuit_auth::KeyPair::new_with_rng(biscuit_auth::builder::Algorithm::Ed25519, &mut g.rng);
-    let foreign_t = base
-        .biscuit()
-        .append_with_keypair(&kp, foreign)
-        .expect("append");
-    let foreign_text = format!("{PREFIX}{}", b64(&foreign_t.to_vec().expect("bytes")));
+    let foreign_text = g.append(&base, foreign);
     g.push(V {
         ticket: foreign_text.clone(),
         block: Some(1),
@@ -669,14 +668,9 @@ fn main() {
     let grant_try = biscuit_auth::BlockBuilder::new()
         .code(r#"allow_tool("delete_invoice");"#)
         .expect("code");
-    let kp =
-        biscuit_auth::KeyPair::new_with_rng(biscuit_auth::builder::Algorithm::Ed25519, &mut g.rng);
-    let grant_t = base
-        .biscuit()
-        .append_with_keypair(&kp, grant_try)
-        .expect("append");
+    let grant_text = g.append(&base, grant_try);
     g.push(V {
-        ticket: format!("{PREFIX}{}", b64(&grant_t.to_vec().expect("bytes"))),
+        ticket: grant_text,
         block: Some(0),
         ..v(
             "attenuation_fact_cannot_grant",
@@ -692,14 +686,9 @@ fn main() {
         .code(r#"check if tool("get_invoice");"#)
         .expect("code")
         .context(r#"{"captix":1}"#.to_string());
-    let kp =
-        biscuit_auth::KeyPair::new_with_rng(biscuit_auth::builder::Algorithm::Ed25519, &mut g.rng);
-    let lying_t = base
-        .biscuit()
-        .append_with_keypair(&kp, lying)
-        .expect("append");
+    let lying_text = g.append(&base, lying);
     g.push(V {
-        ticket: format!("{PREFIX}{}", b64(&lying_t.to_vec().expect("bytes"))),
+        ticket: lying_text,
         block: Some(1),
         ..v(
             "description_mismatch",
@@ -1111,19 +1100,14 @@ fn main() {
     // Biscuit step; it is refused before any Datalog runs.
     let join_src = (0..60).map(|i| format!("a({i});")).collect::<String>()
         + "check if a($x), a($y), a($z), a($w), a($v), $x + $y + $z + $w + $v == 1000;";
-    let kp =
-        biscuit_auth::KeyPair::new_with_rng(biscuit_auth::builder::Algorithm::Ed25519, &mut g.rng);
-    let joined = base
-        .biscuit()
-        .append_with_keypair(
-            &kp,
-            biscuit_auth::BlockBuilder::new()
-                .code(join_src)
-                .expect("code"),
-        )
-        .expect("append");
+    let joined = g.append(
+        &base,
+        biscuit_auth::BlockBuilder::new()
+            .code(join_src)
+            .expect("code"),
+    );
     g.push(V {
-        ticket: format!("{PREFIX}{}", b64(&joined.to_vec().expect("bytes"))),
+        ticket: joined,
         ..v(
             "datalog_work_exceeded",
             "7.2",
