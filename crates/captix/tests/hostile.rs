@@ -79,11 +79,21 @@ fn outcome(ticket: &str, call: &Call) -> String {
     code(&reference)
 }
 
-fn encode(outer: &schema::Biscuit) -> String {
+/// The text form of encoded token bytes.
+fn text_of(raw: &[u8]) -> String {
     format!(
         "{PREFIX}{}",
-        base64::encode_config(outer.encode_to_vec(), base64::URL_SAFE_NO_PAD)
+        base64::encode_config(raw, base64::URL_SAFE_NO_PAD)
     )
+}
+
+/// The text form of a token built with plain Biscuit.
+fn text(b: &biscuit_auth::Biscuit) -> String {
+    text_of(&b.to_vec().expect("bytes"))
+}
+
+fn encode(outer: &schema::Biscuit) -> String {
+    text_of(&outer.encode_to_vec())
 }
 
 fn decode(ticket: &str) -> schema::Biscuit {
@@ -182,10 +192,7 @@ fn block_limit_is_exact() {
         .biscuit()
         .append_with_keypair(&key_pair(3), BlockBuilder::new())
         .expect("append");
-    let text = format!(
-        "{PREFIX}{}",
-        base64::encode_config(more.to_vec().expect("bytes"), base64::URL_SAFE_NO_PAD)
-    );
+    let text = text(&more);
     assert_eq!(outcome(&text, &ok_call()), "too_many_blocks");
 }
 
@@ -198,10 +205,7 @@ fn a_ten_thousand_block_chain_is_refused_before_any_signature_work() {
             .append_with_keypair(&key_pair((i % 251) as u8), BlockBuilder::new())
             .expect("append");
     }
-    let text = format!(
-        "{PREFIX}{}",
-        base64::encode_config(b.to_vec().expect("bytes"), base64::URL_SAFE_NO_PAD)
-    );
+    let text = text(&b);
     assert!(text.len() > 50 * MAX_TICKET_BYTES, "{}", text.len());
     let v = Verifier::builder(keys()).build();
     let c = ok_call();
@@ -218,10 +222,7 @@ fn a_ten_thousand_block_chain_is_refused_before_any_signature_work() {
     for _ in 0..entries {
         raw.extend_from_slice(&[0x1a, 0x00]); // field 3 (blocks), length 0
     }
-    let crafted = format!(
-        "{PREFIX}{}",
-        base64::encode_config(&raw, base64::URL_SAFE_NO_PAD)
-    );
+    let crafted = text_of(&raw);
     assert!(crafted.len() <= MAX_TICKET_BYTES, "{}", crafted.len());
     let (d, peak) = peak_bytes(|| v.check(&crafted, &c));
     let e = d.expect_err("denied");
@@ -273,10 +274,7 @@ fn a_ticket_resigned_with_another_root_is_refused() {
 #[test]
 fn a_sealed_ticket_cannot_be_extended() {
     let sealed = base().biscuit().seal().expect("seal");
-    let sealed_text = format!(
-        "{PREFIX}{}",
-        base64::encode_config(sealed.to_vec().expect("bytes"), base64::URL_SAFE_NO_PAD)
-    );
+    let sealed_text = text(&sealed);
     assert_eq!(outcome(&sealed_text, &ok_call()), "allow");
     // The builder refuses to attenuate it …
     let t = UnverifiedTicket::parse(&sealed_text).expect("parse");
@@ -328,10 +326,7 @@ fn an_expired_parent_is_expired_whatever_the_child_says() {
                 .expect("code"),
         )
         .expect("append");
-    let text = format!(
-        "{PREFIX}{}",
-        base64::encode_config(child.to_vec().expect("bytes"), base64::URL_SAFE_NO_PAD)
-    );
+    let text = text(&child);
     assert_eq!(outcome(&text, &later), "expired");
     let e = captix::verify(&text, &later, &keys()).expect_err("denied");
     assert_eq!(e.block, Some(0));
@@ -344,10 +339,7 @@ fn appended(t: &Ticket, block: BlockBuilder) -> String {
         .biscuit()
         .append_with_keypair(&key_pair(5), block)
         .expect("append");
-    format!(
-        "{PREFIX}{}",
-        base64::encode_config(b.to_vec().expect("bytes"), base64::URL_SAFE_NO_PAD)
-    )
+    text(&b)
 }
 
 #[test]
@@ -382,10 +374,7 @@ fn block_datalog_cannot_grant() {
         .biscuit()
         .append_third_party(outsider.public(), block)
         .expect("append");
-    let text = format!(
-        "{PREFIX}{}",
-        base64::encode_config(third.to_vec().expect("bytes"), base64::URL_SAFE_NO_PAD)
-    );
+    let text = text(&third);
     assert_eq!(outcome(&text, &delete), "tool_not_granted");
     assert_eq!(outcome(&text, &ok_call()), "allow");
 }
