@@ -7,47 +7,18 @@
 
 use std::sync::OnceLock;
 
-use biscuit_auth::{builder::Algorithm, BlockBuilder, KeyPair};
-use captix::{Call, KeySet, Ticket, Verifier, PREFIX};
+use biscuit_auth::BlockBuilder;
+use biscuit_auth::{builder::Algorithm, KeyPair};
+use captix::PREFIX;
 use libfuzzer_sys::fuzz_target;
 
 #[path = "common.rs"]
 mod common;
 
-struct Setup {
-    parent: Ticket,
-    keys: KeySet,
-    verifier: Verifier,
-    next: KeyPair,
-    calls: Vec<Call>,
-}
-
-fn setup() -> &'static Setup {
-    static S: OnceLock<Setup> = OnceLock::new();
-    S.get_or_init(|| {
-        let keys = common::keys();
-        let parent = Ticket::mint(&common::root(), "fuzz", "fuzz")
-            .tool("list_invoices")
-            .tool("get_invoice")
-            .row("*:org=acme".parse().expect("row"))
-            .budget("100/min".parse().expect("budget"))
-            .expires_at(common::NOW + 3600)
-            .sign()
-            .expect("parent");
-        let call = |tool: &str, args: &str| Call::new(tool, args).expect("call").at(common::NOW);
-        Setup {
-            parent,
-            verifier: Verifier::builder(keys.clone()).cache_capacity(64).build(),
-            keys,
-            next: KeyPair::new_with_algorithm(Algorithm::Ed25519),
-            calls: vec![
-                call("list_invoices", r#"{"org":"acme","status":"open"}"#),
-                call("list_invoices", r#"{"org":"globex"}"#),
-                call("get_invoice", r#"{"org":"acme","id":1}"#),
-                call("delete_invoice", r#"{"org":"acme"}"#),
-            ],
-        }
-    })
+/// The key of the appended block (any key: attenuation needs none from the issuer).
+fn next_key() -> &'static KeyPair {
+    static K: OnceLock<KeyPair> = OnceLock::new();
+    K.get_or_init(|| KeyPair::new_with_algorithm(Algorithm::Ed25519))
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -58,14 +29,14 @@ fuzz_target!(|data: &[u8]| {
     let (Ok(context), Ok(code)) = (std::str::from_utf8(context), std::str::from_utf8(code)) else {
         return;
     };
-    let s = setup();
+    let s = common::setup();
     let Ok(block) = BlockBuilder::new().code(code) else {
         return;
     };
     let Ok(child) = s
         .parent
         .biscuit()
-        .append_with_keypair(&s.next, block.context(context.to_string()))
+        .append_with_keypair(next_key(), block.context(context.to_string()))
     else {
         return;
     };

@@ -3,50 +3,16 @@
 //! code, both verification paths agree, and the run limits stop hostile rules.
 #![no_main]
 
-use std::sync::OnceLock;
-
-use captix::{Call, KeySet, Ticket, Verifier};
 use libfuzzer_sys::fuzz_target;
 
 #[path = "common.rs"]
 mod common;
 
-struct Setup {
-    parent: Ticket,
-    keys: KeySet,
-    verifier: Verifier,
-    calls: Vec<Call>,
-}
-
-fn setup() -> &'static Setup {
-    static S: OnceLock<Setup> = OnceLock::new();
-    S.get_or_init(|| {
-        let keys = common::keys();
-        let parent = Ticket::mint(&common::root(), "fuzz", "fuzz")
-            .tool("list_invoices")
-            .row("*:org=acme".parse().expect("row"))
-            .expires_at(common::NOW + 3600)
-            .sign()
-            .expect("parent");
-        let call = |tool: &str, args: &str| Call::new(tool, args).expect("call").at(common::NOW);
-        Setup {
-            parent,
-            verifier: Verifier::builder(keys.clone()).cache_capacity(64).build(),
-            keys,
-            calls: vec![
-                call("list_invoices", r#"{"org":"acme"}"#),
-                call("list_invoices", r#"{"org":"globex"}"#),
-                call("delete_invoice", r#"{"org":"acme"}"#),
-            ],
-        }
-    })
-}
-
 fuzz_target!(|data: &[u8]| {
     let Ok(check) = std::str::from_utf8(data) else {
         return;
     };
-    let s = setup();
+    let s = common::setup();
     let Ok(child) = s.parent.attenuate().datalog(check).sign() else {
         return; // not a check the builder accepts: refused with an error, fine
     };

@@ -3,25 +3,14 @@
 //! ticket: minted, read back from bytes with the same blocks, and enforced as written.
 #![no_main]
 
-use std::sync::OnceLock;
-
 use captix::{
     parse_duration, parse_value, time, Budget, Call, Code, Constraint, KeySet, RowFilter, Scalar,
-    SigningKey, Ticket, ToolSel, Verifier,
+    Ticket, ToolSel,
 };
 use libfuzzer_sys::fuzz_target;
 
 #[path = "common.rs"]
 mod common;
-
-fn setup() -> &'static (SigningKey, KeySet, Verifier) {
-    static S: OnceLock<(SigningKey, KeySet, Verifier)> = OnceLock::new();
-    S.get_or_init(|| {
-        let keys = common::keys();
-        let v = Verifier::builder(keys.clone()).cache_capacity(64).build();
-        (common::root(), keys, v)
-    })
-}
 
 fn tool_of(sel: &ToolSel) -> String {
     match sel {
@@ -55,7 +44,12 @@ fn json(s: &Scalar) -> serde_json::Value {
 }
 
 fn row(filter: RowFilter) {
-    let (root, keys, verifier) = setup();
+    let common::Setup {
+        root,
+        keys,
+        verifier,
+        ..
+    } = common::setup();
     let text = serde_json::to_string(&filter).expect("row to JSON");
     let again: RowFilter = serde_json::from_str(&text).expect("row from its JSON");
     assert_eq!(again, filter);
@@ -105,7 +99,7 @@ fn row(filter: RowFilter) {
 }
 
 fn budget(b: Budget) {
-    let (root, keys, _) = setup();
+    let common::Setup { root, keys, .. } = common::setup();
     let text = serde_json::to_string(&b).expect("budget to JSON");
     let again: Budget = serde_json::from_str(&text).expect("budget from its JSON");
     assert_eq!(again, b);

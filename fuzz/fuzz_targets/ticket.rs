@@ -2,24 +2,11 @@
 //! is parsed, inspected and checked on both verification paths, which must agree.
 #![no_main]
 
-use std::sync::OnceLock;
-
-use captix::{Call, KeySet, UnverifiedTicket, Verifier};
+use captix::{Call, UnverifiedTicket};
 use libfuzzer_sys::fuzz_target;
 
 #[path = "common.rs"]
 mod common;
-
-fn setup() -> &'static (Verifier, KeySet) {
-    static V: OnceLock<(Verifier, KeySet)> = OnceLock::new();
-    V.get_or_init(|| {
-        let keys = common::keys();
-        (
-            Verifier::builder(keys.clone()).cache_capacity(64).build(),
-            keys,
-        )
-    })
-}
 
 fuzz_target!(|data: &[u8]| {
     let mut parts = data.splitn(3, |b| *b == b'\n');
@@ -42,6 +29,6 @@ fuzz_target!(|data: &[u8]| {
     let call = call
         .at(common::NOW)
         .resource("https://mcp.example/invoices");
-    let (verifier, keys) = setup();
-    common::check_paths(verifier, ticket, &call, keys);
+    let s = common::setup();
+    common::check_paths(&s.verifier, ticket, &call, &s.keys);
 });
