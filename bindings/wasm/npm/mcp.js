@@ -31,6 +31,8 @@ export function httpStatus(code) {
       return 400;
     case 'store_unavailable':
       return 503;
+    case 'invalid_time':
+      return 500;
     default:
       return 403;
   }

@@ -2,9 +2,9 @@
 //!
 //! > Every block written by captix carries, in Biscuit's signed `context` field, a JSON
 //! > description of its contents. Its Datalog is generated from that description. A reader
-//! > regenerates the Datalog from the description and compares it, byte for byte, with the
-//! > block's own Datalog source: equal means the block is exactly the vocabulary it claims;
-//! > a captix description that does not match is `malformed`.
+//! > regenerates the Datalog from the description and compares it, term by term, with the
+//! > block's decoded Datalog (never with printed text): equal means the block is exactly the
+//! > vocabulary it claims; a captix description that does not match is `malformed`.
 
 use std::fmt;
 
@@ -13,6 +13,7 @@ use biscuit_auth::builder::{
     Op, Rule, Term, Unary,
 };
 
+use crate::decoded::Decoded;
 use crate::error::Error;
 use crate::restriction::{validate_tool_name, Budget, Constraint, RowFilter, ToolSel};
 
@@ -246,7 +247,7 @@ impl Description {
     /// another Biscuit tool), `Err` for a captix description that does not match.
     pub(crate) fn read(
         context: Option<&str>,
-        source: &str,
+        decoded: &Decoded,
         index: usize,
     ) -> Result<Option<Description>, String> {
         let Some(ctx) = context.filter(|c| c.starts_with("{\"captix\"")) else {
@@ -256,11 +257,11 @@ impl Description {
             serde_json::from_str(ctx).map_err(|e| format!("its description is invalid: {e}"))?;
         d.validate(index)
             .map_err(|e| format!("its description is invalid: {e}"))?;
-        let expected = d
-            .datalog()
-            .map_err(|e| format!("its description is invalid: {e}"))?
-            .to_string();
-        if expected != source {
+        let expected = Decoded::of_builder(
+            d.datalog()
+                .map_err(|e| format!("its description is invalid: {e}"))?,
+        );
+        if !expected.same_datalog(decoded) {
             return Err("its Datalog does not match its description".into());
         }
         Ok(Some(d))

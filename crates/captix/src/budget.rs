@@ -1,17 +1,22 @@
 //! Budget accounting (spec §10): the `BudgetStore` trait, GCRA, and the in-memory store.
 //!
 //! > A budget of N calls per W seconds is a GCRA (generic cell rate algorithm) with emission
-//! > interval W/N and burst N. In integer form, time is counted in *ticks* of 1/N second:
-//! > a call costs W ticks, and the state is one integer, the theoretical arrival time `tat`
-//! > (in ticks). At time `now` (ticks `n = now·N`) a call is admitted when
-//! > `max(tat, n) + W − n ≤ W·N`; admitting sets `tat = max(tat, n) + W`. When refused, the
-//! > budget has a unit again after `ceil((max(tat, n) + W − n − W·N) / N)` seconds.
+//! > interval W/N and burst N, in exact integers. Time is counted in *ticks* of 1/N second: a
+//! > call costs W ticks. The state is the *debt* in ticks at a time `at` (Unix seconds): at
+//! > `now` the debt has drained by `min(now − at, W + 1)·N` ticks (never below 0); a call is
+//! > admitted when `debt + W ≤ W·N`, and admitting sets the state to `(debt + W, max(now,
+//! > at))`. When refused, a unit is back after `ceil((debt + W − W·N) / N)` seconds. Every
+//! > number stays below `(W + 1)·(N + 1)`, which a budget must keep under 2^53 (§4.5), so
+//! > every store (Redis's doubles included) computes the same answers at any time.
 //! > A lifetime budget (W = 0) is a counter that admits while `count < N` and never refills.
 //! > A call spends from every budget on its chain, all or nothing.
+//! > A budget's state lives as long as a ticket holding its block can be presented: until
+//! > the earliest expiry of the declaring block and its ancestors, whatever chain presents it.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use crate::error::{Code, Denial};
@@ -30,8 +35,21 @@ pub struct BudgetKey {
     pub max_calls: u64,
     /// Window in seconds; 0 = lifetime.
     pub window: u64,
-    /// The chain's earliest expiry: state may be dropped after it.
+    /// When the budget's state may be dropped: the earliest expiry of the declaring block and
+    /// its ancestors (blocks 0..=block), after which no ticket holding the block can be
+    /// presented. Never derived from the presenting chain, whose later blocks may expire
+    /// sooner. `None`: keep it for as long as the store lives.
     pub expires: Option<u64>,
+}
+
+/// The state of one budget (spec §10.3): the debt in ticks at time `at`; for a lifetime
+/// budget, the count of calls (`at` unused).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct State {
+    /// Ticks owed (windowed) or calls made (lifetime).
+    pub debt: u64,
+    /// When the debt was recorded (Unix seconds).
+    pub at: u64,
 }
 
 /// The result of a spend.
@@ -60,42 +78,51 @@ pub trait BudgetStore: Send + Sync {
     fn prepare(&self, keys: Vec<BudgetKey>) -> Box<dyn PreparedSpend>;
 }
 
-/// The GCRA step for one budget (spec §10): the new state, or the seconds to wait.
-pub fn gcra(state: u64, now: u64, max_calls: u64, window: u64) -> Result<u64, Option<u64>> {
+/// The GCRA step for one budget (spec §10.3): the new state, or the seconds to wait (`None`
+/// for a budget that never refills). Exact for every budget that passes
+/// [`crate::Budget::new`]'s limit, at any time.
+pub fn gcra(state: State, now: u64, max_calls: u64, window: u64) -> Result<State, Option<u64>> {
     if max_calls == 0 {
         return Err(None);
     }
     if window == 0 {
-        return if state < max_calls {
-            Ok(state + 1)
+        return if state.debt < max_calls {
+            Ok(State {
+                debt: state.debt + 1,
+                at: state.at,
+            })
         } else {
             Err(None)
         };
     }
-    let (n, w, m) = (
-        now as u128 * max_calls as u128,
-        window as u128,
-        max_calls as u128,
-    );
-    let start = (state as u128).max(n);
-    let tat = start + w;
-    if tat - n <= w * m {
-        Ok(u64::try_from(tat).unwrap_or(u64::MAX))
+    let (n, w) = (u128::from(max_calls), u128::from(window));
+    let debt = drained(state, now, max_calls, window) + w;
+    if debt <= w * n {
+        Ok(State {
+            debt: u64::try_from(debt).unwrap_or(u64::MAX),
+            at: state.at.max(now),
+        })
     } else {
-        let wait_ticks = tat - n - w * m;
         Err(Some(
-            u64::try_from(wait_ticks.div_ceil(m)).unwrap_or(u64::MAX),
+            u64::try_from((debt - w * n).div_ceil(n)).unwrap_or(u64::MAX),
         ))
     }
 }
 
+/// The debt left at `now`: drained by `min(now − at, window + 1)·max_calls` ticks. A clock
+/// that went back drains nothing.
+fn drained(state: State, now: u64, max_calls: u64, window: u64) -> u128 {
+    let elapsed = u128::from(now.saturating_sub(state.at).min(window.saturating_add(1)));
+    u128::from(state.debt).saturating_sub(elapsed * u128::from(max_calls))
+}
+
 /// True when a state is the same as no state at `now` (it can be forgotten).
-fn idle(state: u64, now: u64, key: &Key) -> bool {
+fn idle(state: State, now: u64, key: &Key) -> bool {
     if key.window == 0 {
-        // lifetime counters live until the chain expires
-        return key.expires.is_some_and(|e| now >= e);
+        // lifetime counters live until no ticket holding their block can be presented
+        return key.expires().is_some_and(|e| now >= e);
     }
-    state as u128 <= now as u128 * key.max_calls as u128
+    drained(state, now, key.max_calls, key.window) == 0
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -104,16 +131,36 @@ struct Id {
     index: u32,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 struct Key {
     max_calls: u64,
     window: u64,
-    expires: Option<u64>,
+    /// `u64::MAX` for none; only ever raised (a store never shortens a budget's life).
+    expires: AtomicU64,
+}
+
+impl Key {
+    fn new(max_calls: u64, window: u64, expires: Option<u64>) -> Self {
+        Key {
+            max_calls,
+            window,
+            expires: AtomicU64::new(expires.unwrap_or(u64::MAX)),
+        }
+    }
+
+    fn expires(&self) -> Option<u64> {
+        Some(self.expires.load(Ordering::Relaxed)).filter(|e| *e != u64::MAX)
+    }
+
+    fn extend(&self, expires: Option<u64>) {
+        self.expires
+            .fetch_max(expires.unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
 }
 
 struct Cell {
     key: Key,
-    state: Mutex<u64>,
+    state: Mutex<State>,
 }
 
 const SHARDS: usize = 16;
@@ -151,24 +198,27 @@ impl MemoryBudgets {
             index: k.index,
         };
         let shard = self.shard(&id);
-        if let Some(c) = shard.read().unwrap_or_else(|e| e.into_inner()).get(&id) {
-            return c.clone();
-        }
-        shard
-            .write()
+        let found = shard
+            .read()
             .unwrap_or_else(|e| e.into_inner())
-            .entry(id)
-            .or_insert_with(|| {
-                Arc::new(Cell {
-                    key: Key {
-                        max_calls: k.max_calls,
-                        window: k.window,
-                        expires: k.expires,
-                    },
-                    state: Mutex::new(0),
+            .get(&id)
+            .cloned();
+        let cell = match found {
+            Some(c) => c,
+            None => shard
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(id)
+                .or_insert_with(|| {
+                    Arc::new(Cell {
+                        key: Key::new(k.max_calls, k.window, k.expires),
+                        state: Mutex::new(State::default()),
+                    })
                 })
-            })
-            .clone()
+                .clone(),
+        };
+        cell.key.extend(k.expires);
+        cell
     }
 
     /// Drops state that is the same as none at `now` (refilled windows, expired chains).
@@ -207,9 +257,10 @@ impl MemoryBudgets {
     }
 
     /// Writes the state to `path` atomically (a temporary file, fsync, rename), in the compact
-    /// binary form of spec §10.3. State that is the same as none at `now` is left out.
+    /// binary form of spec §10.3. State that is the same as none at `now` is left out:
+    /// a refilled window, a lifetime counter that no presentable ticket holds any more.
     pub fn save(&self, path: &Path, now: u64) -> std::io::Result<()> {
-        let mut out = Vec::with_capacity(64 + self.len() * 96);
+        let mut out = Vec::with_capacity(64 + self.len() * 104);
         out.extend_from_slice(MAGIC);
         let mut count = 0u32;
         let mut body = Vec::new();
@@ -226,8 +277,9 @@ impl MemoryBudgets {
                 body.extend_from_slice(&id.index.to_le_bytes());
                 body.extend_from_slice(&c.key.max_calls.to_le_bytes());
                 body.extend_from_slice(&c.key.window.to_le_bytes());
-                body.extend_from_slice(&c.key.expires.unwrap_or(u64::MAX).to_le_bytes());
-                body.extend_from_slice(&state.to_le_bytes());
+                body.extend_from_slice(&c.key.expires.load(Ordering::Relaxed).to_le_bytes());
+                body.extend_from_slice(&state.debt.to_le_bytes());
+                body.extend_from_slice(&state.at.to_le_bytes());
             }
         }
         out.extend_from_slice(&count.to_le_bytes());
@@ -251,7 +303,12 @@ impl MemoryBudgets {
                 "not a captix budget state file",
             )
         };
-        let mut r = bytes.strip_prefix(MAGIC).ok_or_else(bad)?;
+        // Version 1 files held the absolute GCRA time `tat` in ticks instead of (debt, at).
+        let (version, mut r) = match (bytes.strip_prefix(MAGIC), bytes.strip_prefix(MAGIC_V1)) {
+            (Some(r), _) => (2, r),
+            (None, Some(r)) => (1, r),
+            (None, None) => return Err(bad()),
+        };
         let mut take = |n: usize| -> std::io::Result<&[u8]> {
             if r.len() < n {
                 return Err(bad());
@@ -269,14 +326,17 @@ impl MemoryBudgets {
             let max_calls = u64_of(take(8)?);
             let window = u64_of(take(8)?);
             let expires = Some(u64_of(take(8)?)).filter(|e| *e != u64::MAX);
-            let state = u64_of(take(8)?);
+            let state = if version == 1 {
+                from_v1(u64_of(take(8)?), max_calls, window)
+            } else {
+                State {
+                    debt: u64_of(take(8)?),
+                    at: u64_of(take(8)?),
+                }
+            };
             let id = Id { block, index };
             let cell = Arc::new(Cell {
-                key: Key {
-                    max_calls,
-                    window,
-                    expires,
-                },
+                key: Key::new(max_calls, window, expires),
                 state: Mutex::new(state),
             });
             store
@@ -292,7 +352,21 @@ impl MemoryBudgets {
     }
 }
 
-const MAGIC: &[u8; 8] = b"CPXBUD1\n";
+const MAGIC: &[u8; 8] = b"CPXBUD2\n";
+const MAGIC_V1: &[u8; 8] = b"CPXBUD1\n";
+
+/// A version 1 state (the absolute GCRA time `tat`, in ticks) as (debt, at): the same debt
+/// at every later time, with `at` no later than the last spend.
+pub(crate) fn from_v1(tat: u64, max_calls: u64, window: u64) -> State {
+    if window == 0 || max_calls == 0 {
+        return State { debt: tat, at: 0 };
+    }
+    let at = (tat / max_calls).saturating_sub(window);
+    State {
+        debt: tat - at * max_calls,
+        at,
+    }
+}
 
 /// Writes a file atomically: a temporary file beside it, fsync, rename, fsync of the folder.
 pub(crate) fn atomic_write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -325,13 +399,13 @@ struct MemorySpend {
 
 impl MemorySpend {
     /// Locks every cell (in the fixed global order), checks all, then commits all.
-    fn run<'a>(&'a self, guards: &mut [Option<MutexGuard<'a, u64>>], now: u64) -> Spend {
+    fn run<'a>(&'a self, guards: &mut [Option<MutexGuard<'a, State>>], now: u64) -> Spend {
         for (slot, (_, c)) in guards.iter_mut().zip(&self.cells) {
             *slot = Some(c.state.lock().unwrap_or_else(|e| e.into_inner()));
         }
         let mut worst: Option<(usize, Option<u64>)> = None;
         for (g, (i, c)) in guards.iter().zip(&self.cells) {
-            let state = g.as_deref().copied().unwrap_or(0);
+            let state = g.as_deref().copied().unwrap_or_default();
             if let Err(wait) = gcra(state, now, c.key.max_calls, c.key.window) {
                 // Report the earliest-positioned exhausted budget.
                 if worst.is_none_or(|(w, _)| *i < w) {
@@ -359,10 +433,10 @@ impl PreparedSpend for MemorySpend {
         const INLINE: usize = 8;
         let n = self.cells.len();
         if n <= INLINE {
-            let mut guards: [Option<MutexGuard<'_, u64>>; INLINE] = [const { None }; INLINE];
+            let mut guards: [Option<MutexGuard<'_, State>>; INLINE] = [const { None }; INLINE];
             Ok(self.run(&mut guards[..n], now))
         } else {
-            let mut guards: Vec<Option<MutexGuard<'_, u64>>> = (0..n).map(|_| None).collect();
+            let mut guards: Vec<Option<MutexGuard<'_, State>>> = (0..n).map(|_| None).collect();
             Ok(self.run(&mut guards, now))
         }
     }
@@ -427,13 +501,18 @@ mod tests {
         }
     }
 
+    fn st(debt: u64, at: u64) -> State {
+        State { debt, at }
+    }
+
     #[test]
     fn gcra_admits_a_burst_then_refills_smoothly() {
         // 3 per 60 s: 3 at once, then one every 20 s.
-        let mut s = 0;
+        let mut s = State::default();
         for _ in 0..3 {
             s = gcra(s, 1000, 3, 60).expect("burst");
         }
+        assert_eq!(s, st(180, 1000));
         assert_eq!(gcra(s, 1000, 3, 60), Err(Some(20)));
         assert_eq!(gcra(s, 1019, 3, 60), Err(Some(1)));
         s = gcra(s, 1020, 3, 60).expect("refilled one");
@@ -444,7 +523,7 @@ mod tests {
             t = gcra(t, 1100, 3, 60).expect("full burst");
         }
         // fractional intervals: 100 per 60 s (0.6 s each) rounds the wait up
-        let mut u = 0;
+        let mut u = State::default();
         for _ in 0..100 {
             u = gcra(u, 5, 100, 60).expect("burst of 100");
         }
@@ -453,14 +532,42 @@ mod tests {
 
     #[test]
     fn lifetime_and_zero_budgets() {
-        assert_eq!(gcra(0, 0, 2, 0), Ok(1));
-        assert_eq!(gcra(1, 99, 2, 0), Ok(2));
-        assert_eq!(gcra(2, 10_000, 2, 0), Err(None));
-        assert_eq!(gcra(0, 0, 0, 60), Err(None));
-        assert!(
-            gcra(0, u64::MAX / 2, u64::MAX / 2, u64::MAX / 2).is_ok(),
-            "no overflow"
-        );
+        assert_eq!(gcra(st(0, 0), 0, 2, 0), Ok(st(1, 0)));
+        assert_eq!(gcra(st(1, 0), 99, 2, 0), Ok(st(2, 0)));
+        assert_eq!(gcra(st(2, 0), 10_000, 2, 0), Err(None));
+        assert_eq!(gcra(st(0, 0), 0, 0, 60), Err(None));
+    }
+
+    /// Budget arithmetic never depends on the time's magnitude: the largest budget the
+    /// limit allows behaves the same at time 0 and at the last representable second, and a
+    /// clock that goes back refills nothing.
+    #[test]
+    fn gcra_is_exact_at_any_time() {
+        let max = crate::limits::MAX_BUDGET_PRODUCT;
+        let window = 1u64 << 20;
+        let calls = max / (window + 1) - 2;
+        for now in [0, 1_800_000_000, crate::time::MAX_TIME, i64::MAX as u64] {
+            let mut s = State::default();
+            s = gcra(s, now, calls, window).expect("first");
+            assert_eq!(s.debt, window);
+            // spend the whole burst at once: debt W·N exactly, then refused
+            s.debt = window * calls;
+            assert_eq!(gcra(s, now, calls, window), Err(Some(1)), "at {now}");
+            // one second later one unit is back (N ticks per second drain W·N/W)
+            let back = gcra(s, now.saturating_add(1), calls, window);
+            assert!(back.is_ok(), "at {now}: {back:?}");
+            assert_eq!(gcra(s, now.saturating_sub(5), calls, window), Err(Some(1)));
+        }
+    }
+
+    #[test]
+    fn version_1_state_converts_to_the_same_debt() {
+        // 3 per 60 s, three calls at t=1000 (tat = 1000·3 + 180)
+        let s = from_v1(3180, 3, 60);
+        assert_eq!(gcra(s, 1000, 3, 60), Err(Some(20)));
+        assert_eq!(gcra(s, 1019, 3, 60), Err(Some(1)));
+        assert!(gcra(s, 1020, 3, 60).is_ok());
+        assert_eq!(from_v1(2, 5, 0), st(2, 0));
     }
 
     #[test]
@@ -554,7 +661,7 @@ mod tests {
         assert!(MemoryBudgets::load(&dir.join("absent"))
             .expect("empty")
             .is_empty());
-        std::fs::write(&path, b"CPXBUD1\n\x05\x00\x00\x00").expect("write");
+        std::fs::write(&path, b"CPXBUD2\n\x05\x00\x00\x00").expect("write");
         assert!(MemoryBudgets::load(&path).is_err(), "damaged file refused");
         std::fs::remove_dir_all(&dir).expect("cleanup");
     }

@@ -85,6 +85,7 @@ impl Compiled {
     /// the granted tool. `resource` is the server's resource URI. Allocates nothing when the
     /// call is allowed.
     pub fn evaluate(&self, call: &Call, resource: Option<&str>) -> Result<usize, Denial> {
+        call.check_time()?;
         // Fast accept: when the tool, time and resource pass every block, only the row
         // filters depend on the call; any failure takes the ordered walk below, which finds
         // the first failing restriction exactly as the reference path does.
@@ -101,7 +102,7 @@ impl Compiled {
         // The ordered walk (spec §6.3): validity, then the grant, then the rest.
         for (block, r) in self.checks.iter().filter(|(_, r)| r.is_validity()) {
             if !holds(r, call, resource) {
-                return Err(restriction_denial(*block, r, call));
+                return Err(restriction_denial(*block, r, call, resource));
             }
         }
         let granted = self
@@ -110,7 +111,7 @@ impl Compiled {
             .map_err(|_| not_granted(&call.tool))?;
         for (block, r) in self.checks.iter().filter(|(_, r)| !r.is_validity()) {
             if !holds(r, call, resource) {
-                return Err(restriction_denial(*block, r, call));
+                return Err(restriction_denial(*block, r, call, resource));
             }
         }
         Ok(granted)

@@ -46,6 +46,9 @@ pub enum Code {
     LimitsExceeded,
     /// A budget or revocation store could not be reached (fail closed).
     StoreUnavailable,
+    /// The call's time is outside the range every path represents (after
+    /// [`crate::time::MAX_TIME`]): refused before any other work.
+    InvalidTime,
 }
 
 impl Code {
@@ -70,6 +73,7 @@ impl Code {
         Code::ArgsTooDeep,
         Code::LimitsExceeded,
         Code::StoreUnavailable,
+        Code::InvalidTime,
     ];
 
     /// The stable string form of the code.
@@ -94,6 +98,7 @@ impl Code {
             Code::ArgsTooDeep => "args_too_deep",
             Code::LimitsExceeded => "limits_exceeded",
             Code::StoreUnavailable => "store_unavailable",
+            Code::InvalidTime => "invalid_time",
         }
     }
 

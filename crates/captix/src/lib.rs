@@ -56,6 +56,7 @@ pub mod audit;
 mod block;
 pub mod budget;
 mod compiled;
+mod decoded;
 mod error;
 mod inspect;
 mod keys;

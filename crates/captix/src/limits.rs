@@ -15,6 +15,12 @@ pub const MAX_ARGS_LEAVES: usize = 1024;
 /// Longest accepted tool name, in bytes.
 pub const MAX_TOOL_NAME_BYTES: usize = 128;
 
+/// Budget limit (spec §4.5): `(window + 1) × (max_calls + 1)` must stay below this (2^53),
+/// so that budget arithmetic is exact in every store, Redis's Lua doubles included, at any
+/// time (a day's window allows over 100 billion calls). Refused when minting, and a ticket
+/// carrying a larger budget is `malformed`.
+pub const MAX_BUDGET_PRODUCT: u64 = 1 << 53;
+
 /// Datalog run limit: most facts the authorizer may hold.
 ///
 /// A vocabulary ticket needs the ambient facts (at most [`MAX_ARGS_LEAVES`] + 4) and its own
@@ -24,13 +30,12 @@ pub const DATALOG_MAX_FACTS: u64 = 4096;
 ///
 /// Vocabulary tickets carry no rules and need one iteration; this bounds hand-written rules.
 pub const DATALOG_MAX_ITERATIONS: u64 = 64;
-/// Datalog work limit, checked before any Datalog runs (spec §7.2): the most rule
-/// evaluations (joined fact combinations) the ticket's rules and checks could need. Biscuit
-/// checks its time limit only between steps, so one hostile join could otherwise run for
-/// minutes. Measured here at about 0.3 µs per combination (a 99,225-combination join took
-/// 29 ms), this bounds a run to a few milliseconds; a hand-written check over every argument
-/// (`arg($p, $v)`) needs at most 1,024.
-pub const DATALOG_MAX_WORK: u64 = 10_000;
+/// Datalog work limit, checked before any Datalog runs (spec §7.2): the most work, in units
+/// of about a nanosecond, that a call's bound may reach (fact scans, joined combinations,
+/// expression operations, closures, string bytes). Biscuit checks its time limit only
+/// between steps, so one hostile step could otherwise run for minutes; the bound keeps the
+/// worst admitted ticket to a few milliseconds (`benches/benches/worst_case.rs`).
+pub const DATALOG_MAX_WORK: u64 = 5_000_000;
 /// Datalog run limit: wall-clock time.
 ///
 /// Biscuit's default (1 ms) denies valid tickets on a busy machine. The deterministic limits

@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use crate::args::{escape_token, Scalar};
 use crate::error::Error;
-use crate::limits::MAX_TOOL_NAME_BYTES;
+use crate::limits::{MAX_BUDGET_PRODUCT, MAX_TOOL_NAME_BYTES};
 
 /// Which tools a row filter or budget applies to: one named tool, or every tool (`*`).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -389,10 +389,12 @@ impl Budget {
         if let ToolSel::Named(n) = &self.tool {
             validate_tool_name(n)?;
         }
-        if self.max_calls > i64::MAX as u64 || self.window > i64::MAX as u64 {
-            return Err(Error::InvalidRestriction(
-                "budget numbers must fit in 63 bits".into(),
-            ));
+        // Spec §4.5: exact arithmetic in every store at any time.
+        let product = u128::from(self.window) + 1;
+        if product * (u128::from(self.max_calls) + 1) >= u128::from(MAX_BUDGET_PRODUCT) {
+            return Err(Error::InvalidRestriction(format!(
+                "budget {self} is too large: (window + 1) × (calls + 1) must stay below 2^53"
+            )));
         }
         Ok(())
     }

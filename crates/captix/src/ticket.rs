@@ -6,6 +6,7 @@ use biscuit_auth::format::schema;
 use prost::Message;
 
 use crate::block::{Description, Identity};
+use crate::decoded::{decode_all, Decoded};
 use crate::error::{Code, Denial};
 use crate::keys::{KeyId, KeySet};
 use crate::limits::{MAX_BLOCKS, MAX_TICKET_BYTES};
@@ -70,12 +71,16 @@ pub struct BlockView {
     pub index: usize,
     /// What the block says about itself.
     pub content: Content,
-    /// The block's Datalog source, as Biscuit prints it.
+    /// The block's Datalog source, as Biscuit prints it: for people to read only. Biscuit
+    /// does not escape strings when printing, so nothing is decided on this text (spec §6.2).
     pub datalog: String,
     /// The block's revocation id.
     pub revocation_id: RevocationId,
     /// True for a third-party block (signed by an external key).
     pub third_party: bool,
+    /// The block's Datalog decoded from its signed bytes: what descriptions are compared
+    /// with and the work bound is computed from.
+    pub(crate) decoded: std::sync::Arc<Decoded>,
 }
 
 impl BlockView {
@@ -107,8 +112,6 @@ pub struct Ticket {
     pub(crate) blocks: Vec<BlockView>,
     pub(crate) key_id: Option<u32>,
     pub(crate) text: String,
-    /// Why the ticket's Datalog is over the work limit (spec §7.2), once computed.
-    pub(crate) over_work: std::sync::OnceLock<Option<String>>,
 }
 
 /// The size limit (spec §6.3 step 1), checked before any other work on the bytes.
@@ -132,6 +135,13 @@ fn decode(text: &str) -> Result<(Vec<u8>, schema::Biscuit), Denial> {
             format!("not a captix ticket: it does not start with `{PREFIX}`"),
         )
     })?;
+    // Spec §6.1: unpadded base64url, nothing else (one text form per token).
+    if body.contains('=') {
+        return Err(Denial::new(
+            Code::Malformed,
+            "not a captix ticket: base64url padding (`=`) is not part of the text form",
+        ));
+    }
     let bytes = base64::decode_config(body, base64::URL_SAFE_NO_PAD).map_err(|_| {
         Denial::new(
             Code::Malformed,
@@ -210,23 +220,26 @@ fn map_format_error(e: biscuit_auth::error::Token) -> Denial {
     }
 }
 
-/// Reads every block: its description (checked against its Datalog), source and id.
+/// Reads every block: its description (checked against its decoded Datalog), source and id.
 fn views(
-    count: usize,
-    context: impl Fn(usize) -> Option<String>,
+    outer: &schema::Biscuit,
     source: impl Fn(usize) -> Result<String, biscuit_auth::error::Token>,
     ids: Vec<Vec<u8>>,
-    external: impl Fn(usize) -> bool,
 ) -> Result<Vec<BlockView>, Denial> {
-    let mut out = Vec::with_capacity(count);
-    for (index, id) in ids.into_iter().enumerate().take(count) {
+    let decoded = decode_all(outer)
+        .map_err(|e| Denial::new(Code::Malformed, format!("not a valid Biscuit token: {e}")))?;
+    let signed = std::iter::once(&outer.authority).chain(outer.blocks.iter());
+    let mut out = Vec::with_capacity(decoded.len());
+    for (index, ((id, decoded), sb)) in ids.into_iter().zip(decoded).zip(signed).enumerate() {
         let datalog = source(index).map_err(map_format_error)?;
-        let third_party = external(index);
-        let ctx = context(index);
+        let third_party = sb.external_signature.is_some();
         let content = if third_party {
             Content::Foreign
         } else {
-            match Description::read(ctx.as_deref(), &datalog, index) {
+            let ctx = schema::Block::decode(sb.block.as_slice())
+                .ok()
+                .and_then(|b| b.context);
+            match Description::read(ctx.as_deref(), &decoded, index) {
                 Ok(Some(d)) => Content::Described(Box::new(d)),
                 Ok(None) => Content::Foreign,
                 Err(reason) => Content::Invalid(reason),
@@ -238,6 +251,7 @@ fn views(
             datalog,
             revocation_id: RevocationId(id),
             third_party,
+            decoded: std::sync::Arc::new(decoded),
         });
     }
     Ok(out)
@@ -263,21 +277,30 @@ fn require_valid(blocks: &[BlockView]) -> Result<(), Denial> {
     }
 }
 
-/// Appends the view of the block just added (its id is the last of the token's ids).
+/// Appends the view of the block just added (its id is the last of the token's ids; its
+/// decoded Datalog is read back from the token's bytes).
 fn push_added(
     blocks: &mut Vec<BlockView>,
+    bytes: &[u8],
     mut ids: Vec<Vec<u8>>,
     added: (Description, String),
 ) -> Result<(), crate::Error> {
+    let built = |e: String| crate::Error::Build(e);
     let id = ids
         .pop()
-        .ok_or_else(|| crate::Error::Build("a token without blocks".into()))?;
+        .ok_or_else(|| built("a token without blocks".into()))?;
+    let outer = schema::Biscuit::decode(bytes).map_err(|e| built(e.to_string()))?;
+    let decoded = decode_all(&outer)
+        .map_err(built)?
+        .pop()
+        .ok_or_else(|| built("a token without blocks".into()))?;
     blocks.push(BlockView {
         index: blocks.len(),
         content: Content::Described(Box::new(added.0)),
         datalog: added.1,
         revocation_id: RevocationId(id),
         third_party: false,
+        decoded: std::sync::Arc::new(decoded),
     });
     Ok(())
 }
@@ -316,7 +339,7 @@ impl UnverifiedTicket {
             .to_vec()
             .map_err(|e| crate::Error::Build(e.to_string()))?;
         let text = built_text(&bytes, inner.block_count())?;
-        push_added(&mut blocks, inner.revocation_identifiers(), added)?;
+        push_added(&mut blocks, &bytes, inner.revocation_identifiers(), added)?;
         Ok(UnverifiedTicket {
             key_id: inner.root_key_id(),
             inner,
@@ -327,29 +350,13 @@ impl UnverifiedTicket {
 
     /// Decodes a ticket's text form without checking signatures.
     pub fn parse(text: &str) -> Result<Self, Denial> {
-        let text = text.trim();
+        let text = text.trim_ascii();
         let (bytes, outer) = decode(text)?;
         let inner = biscuit_auth::UnverifiedBiscuit::from(&bytes).map_err(map_format_error)?;
-        let mut raw_blocks = vec![&outer.authority];
-        raw_blocks.extend(outer.blocks.iter());
-        let contexts: Vec<Option<String>> = raw_blocks
-            .iter()
-            .map(|sb| {
-                schema::Block::decode(sb.block.as_slice())
-                    .ok()
-                    .and_then(|b| b.context)
-            })
-            .collect();
-        let external: Vec<bool> = raw_blocks
-            .iter()
-            .map(|sb| sb.external_signature.is_some())
-            .collect();
         let blocks = views(
-            inner.block_count(),
-            |i| contexts.get(i).cloned().flatten(),
+            &outer,
             |i| inner.print_block_source(i),
             inner.revocation_identifiers(),
-            |i| external.get(i).copied().unwrap_or(false),
         )?;
         Ok(UnverifiedTicket {
             key_id: inner.root_key_id(),
@@ -384,7 +391,7 @@ impl Ticket {
     /// Decodes a ticket and verifies every signature under the root key it names (spec §6.3
     /// steps 1–4).
     pub fn parse(text: &str, keys: &KeySet) -> Result<Self, Denial> {
-        let text = text.trim();
+        let text = text.trim_ascii();
         let (bytes, outer) = decode(text)?;
         let key = keys
             .select(outer.root_key_id)
@@ -402,18 +409,10 @@ impl Ticket {
                 ),
             })?;
         let inner = biscuit_auth::Biscuit::from(&bytes, key.0).map_err(map_format_error)?;
-        let contexts = inner.context();
-        let external: Vec<bool> = inner
-            .external_public_keys()
-            .iter()
-            .map(Option::is_some)
-            .collect();
         let blocks = views(
-            inner.block_count(),
-            |i| contexts.get(i).cloned().flatten(),
+            &outer,
             |i| inner.print_block_source(i),
             inner.revocation_identifiers(),
-            |i| external.get(i).copied().unwrap_or(false),
         )?;
         require_valid(&blocks)?;
         Ok(Ticket {
@@ -421,7 +420,6 @@ impl Ticket {
             inner,
             blocks,
             text: text.to_string(),
-            over_work: std::sync::OnceLock::new(),
         })
     }
 
@@ -437,13 +435,12 @@ impl Ticket {
             .to_vec()
             .map_err(|e| crate::Error::Build(e.to_string()))?;
         let text = built_text(&bytes, inner.block_count())?;
-        push_added(&mut blocks, inner.revocation_identifiers(), added)?;
+        push_added(&mut blocks, &bytes, inner.revocation_identifiers(), added)?;
         Ok(Ticket {
             key_id: inner.root_key_id(),
             inner,
             blocks,
             text,
-            over_work: std::sync::OnceLock::new(),
         })
     }
 

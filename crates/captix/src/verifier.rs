@@ -243,7 +243,10 @@ impl Verifier {
     /// for whom, the tools it may call, its expiry and chain. Fails as [`Verifier::callable_tools`]
     /// does for a ticket that is not valid now.
     pub fn ticket_info(&self, ticket: &str, now: u64) -> Result<TicketInfo, Denial> {
-        let entry = self.entry(ticket.trim().as_bytes())?;
+        if now > crate::time::MAX_TIME {
+            return Err(crate::verify::invalid_time(now));
+        }
+        let entry = self.entry(ticket.as_bytes().trim_ascii())?;
         self.check_revocation(&entry)?;
         let t = entry.ticket();
         let probe = Call {
@@ -260,7 +263,12 @@ impl Verifier {
                     Restriction::NotBefore(_) | Restriction::Expires(_) | Restriction::Resource(_)
                 );
                 if validity && !holds(&r, &probe, self.resource.as_deref()) {
-                    return Err(restriction_denial(b.index, &r, &probe));
+                    return Err(restriction_denial(
+                        b.index,
+                        &r,
+                        &probe,
+                        self.resource.as_deref(),
+                    ));
                 }
             }
         }
@@ -288,6 +296,9 @@ impl Verifier {
     }
 
     fn decide(&self, ticket: &[u8], call: &Call) -> (Decision, Option<Arc<Entry>>) {
+        if let Err(d) = call.check_time() {
+            return (Err(d), None);
+        }
         let bytes = ticket.trim_ascii();
         let entry = match self.entry(bytes) {
             Ok(e) => e,
@@ -432,7 +443,8 @@ fn budget_key(b: &BudgetRef, allowed: &Allowed) -> BudgetKey {
         index: b.index as u32,
         max_calls: b.budget.max_calls,
         window: b.budget.window,
-        expires: allowed.expires(),
+        // Spec §10.3: from the declaring block and its ancestors, never the presenting chain.
+        expires: b.lives_until,
     }
 }
 

@@ -64,6 +64,15 @@ impl Call {
         self
     }
 
+    /// Refuses a time outside the range every path represents (spec §3.1): after
+    /// [`crate::time::MAX_TIME`], Datalog dates overflow. Checked before any other work.
+    pub(crate) fn check_time(&self) -> Result<(), Denial> {
+        if self.time > crate::time::MAX_TIME {
+            return Err(invalid_time(self.time));
+        }
+        Ok(())
+    }
+
     /// Sets this server's resource URI.
     pub fn resource(mut self, uri: impl Into<String>) -> Self {
         self.resource = Some(uri.into());
@@ -104,6 +113,10 @@ pub struct BudgetRef {
     pub root_id: String,
     /// The budget.
     pub budget: Budget,
+    /// Until when its state must be kept (spec §10.3): the earliest expiry of the declaring
+    /// block and its ancestors, whatever chain presents it.
+    #[serde(skip)]
+    pub lives_until: Option<u64>,
 }
 
 /// What a verified ticket says, independent of any call: computed once per ticket.
@@ -144,8 +157,14 @@ impl ToolView {
             .first()
             .map(|b| b.revocation_id.to_hex())
             .unwrap_or_default();
+        // The earliest expiry of blocks 0..=b: a budget of block b lives that long.
+        let mut lives_until: Option<u64> = None;
         for b in blocks {
             let Some(d) = b.description() else { continue };
+            lives_until = match (lives_until, d.expires) {
+                (Some(a), Some(e)) => Some(a.min(e)),
+                (a, e) => a.or(e),
+            };
             for r in d.rows.iter().filter(|r| r.tool.covers(tool)) {
                 let c = BlockConstraint {
                     block: b.index,
@@ -167,6 +186,7 @@ impl ToolView {
                         revocation_id: b.revocation_id.to_hex(),
                         root_id: root_id.clone(),
                         budget: bu.clone(),
+                        lives_until,
                     });
                 }
             }
@@ -302,6 +322,7 @@ pub fn decision_json(d: &Decision) -> String {
 /// run Biscuit's authorizer (spec §6.3). Budgets are reported, not spent; revocation is not
 /// consulted (a `Verifier` does both).
 pub fn verify(ticket: &str, call: &Call, keys: &KeySet) -> Decision {
+    call.check_time()?;
     Ticket::parse(ticket, keys)?.authorize(call)
 }
 
@@ -322,6 +343,7 @@ impl Ticket {
     }
 
     pub(crate) fn authorize_with(&self, call: &Call, summary: Arc<Summary>) -> Decision {
+        call.check_time()?;
         let internal = |e: biscuit_auth::error::Token| {
             Denial::new(
                 Code::Malformed,
@@ -329,13 +351,10 @@ impl Ticket {
             )
         };
         // Spec §7.2: a ticket whose Datalog could need more work than the limit does not run.
-        let over = self
-            .over_work
-            .get_or_init(|| crate::work::over_limit(&self.blocks));
-        if let Some(reason) = over {
+        if let Some(reason) = crate::work::over_limit(&self.blocks, call) {
             return Err(self
                 .vocabulary_denial(call)
-                .unwrap_or_else(|| Denial::new(Code::LimitsExceeded, reason.clone())));
+                .unwrap_or_else(|| Denial::new(Code::LimitsExceeded, reason)));
         }
         let mut b = AuthorizerBuilder::new()
             .set_limits(run_limits())
@@ -447,7 +466,12 @@ impl Ticket {
                 .find(|(_, r)| r.is_validity() == validity && fails(r))
         };
         if let Some((block, r)) = first(true) {
-            return Some(restriction_denial(*block, r, call));
+            return Some(restriction_denial(
+                *block,
+                r,
+                call,
+                call.resource.as_deref(),
+            ));
         }
         let authority_described = self
             .blocks
@@ -456,7 +480,7 @@ impl Ticket {
         if authority_described && !self.grants().contains(&call.tool) {
             return Some(not_granted(&call.tool));
         }
-        first(false).map(|(block, r)| restriction_denial(*block, r, call))
+        first(false).map(|(block, r)| restriction_denial(*block, r, call, call.resource.as_deref()))
     }
 
     fn restriction_at(&self, block: usize, check: usize) -> Option<Restriction> {
@@ -469,7 +493,7 @@ impl Ticket {
     fn denial_for(&self, block: usize, check: usize, call: &Call) -> Denial {
         let view = self.blocks.get(block);
         if let Some(r) = self.restriction_at(block, check) {
-            return restriction_denial(block, &r, call);
+            return restriction_denial(block, &r, call, call.resource.as_deref());
         }
         let kind = match view.map(|v| &v.content) {
             Some(Content::Described(_)) => "hand-written",
@@ -483,6 +507,16 @@ impl Ticket {
     }
 }
 
+pub(crate) fn invalid_time(t: u64) -> Denial {
+    Denial::new(
+        Code::InvalidTime,
+        format!(
+            "the call's time {t} is after the last representable second ({}, year 9999)",
+            crate::time::MAX_TIME
+        ),
+    )
+}
+
 pub(crate) fn not_granted(tool: &str) -> Denial {
     Denial::new(
         Code::ToolNotGranted,
@@ -492,13 +526,19 @@ pub(crate) fn not_granted(tool: &str) -> Denial {
 }
 
 /// The denial for a failed restriction, worded the same on both paths.
-pub(crate) fn restriction_denial(block: usize, r: &Restriction, call: &Call) -> Denial {
+/// `resource` is the resource the call was checked against (the verifier's, when it has one).
+pub(crate) fn restriction_denial(
+    block: usize,
+    r: &Restriction,
+    call: &Call,
+    resource: Option<&str>,
+) -> Denial {
     let what = match r {
         Restriction::NotBefore(_) => format!("the ticket is not valid yet ({r})"),
         Restriction::Expires(_) => format!("the ticket has expired ({r})"),
         Restriction::Resource(_) => format!(
             "the ticket is for another resource ({r}; this server is {})",
-            call.resource.as_deref().unwrap_or("unnamed")
+            resource.unwrap_or("unnamed")
         ),
         Restriction::Tools(_) => format!("tool {:?} is not allowed ({r})", call.tool),
         Restriction::Row(f) => match call.args.get(&f.arg) {

@@ -45,6 +45,8 @@ pub fn http_status(code: Code) -> StatusCode {
             StatusCode::BAD_REQUEST
         }
         Code::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        // the server's own clock is out of range: its fault, not the caller's
+        Code::InvalidTime => StatusCode::INTERNAL_SERVER_ERROR,
         c if c.is_invalid_ticket() => StatusCode::UNAUTHORIZED,
         _ => StatusCode::FORBIDDEN,
     }

@@ -7,42 +7,76 @@ use captix::Denial;
 
 use crate::{Conn, Options};
 
-/// The GCRA of spec §10.3 over every budget of one call, all or nothing. Redis's Lua numbers
-/// are doubles: exact for integers below 2^53, which `prepare` guarantees for every operand.
+/// The GCRA of spec §10.3 over every budget of one call, all or nothing, in the same debt
+/// form as the in-memory store. Redis's Lua numbers are doubles, exact below 2^53, and every
+/// number here stays below `(window + 1) × (max_calls + 1)`, which the budget limit (spec §4.5)
+/// keeps under 2^53. A value is `debt:at`; a plain number is the version 1 form (the absolute
+/// GCRA time in ticks, or a lifetime count) and is read as the same debt.
+/// A key's lifetime is only ever extended: a new key gets its TTL, an existing one keeps its
+/// TTL unless the new one is later (`EXPIRE ... GT`, Redis 7.0 or later); TTL 0 keeps a key
+/// for good.
 /// KEYS: the budgets. ARGV: now, then per budget max_calls, window, ttl (seconds).
 /// Returns {0} when spent, {1, position, retry_after or -1} when a budget is exhausted.
 const SPEND: &str = r"
 local now = tonumber(ARGV[1])
 local new = {}
+local existed = {}
 for i = 1, #KEYS do
   local max = tonumber(ARGV[(i - 1) * 3 + 2])
   local window = tonumber(ARGV[(i - 1) * 3 + 3])
-  local state = tonumber(redis.call('GET', KEYS[i]) or '0')
+  local raw = redis.call('GET', KEYS[i])
+  existed[i] = raw
+  local debt, at = 0, 0
+  if raw then
+    local d, a = string.match(raw, '^(%d+):(%d+)$')
+    if d then
+      debt = tonumber(d)
+      at = tonumber(a)
+    else
+      local tat = tonumber(raw) or 0
+      if window == 0 or max == 0 then
+        debt = tat
+      else
+        at = math.max(math.floor(tat / max) - window, 0)
+        debt = tat - at * max
+      end
+    end
+  end
   if max == 0 then
     return {1, i - 1, -1}
   elseif window == 0 then
-    if state >= max then return {1, i - 1, -1} end
-    new[i] = state + 1
+    if debt >= max then return {1, i - 1, -1} end
+    new[i] = string.format('%.0f:0', debt + 1)
   else
-    local n = now * max
-    local t = math.max(state, n) + window
-    if t - n > window * max then
-      return {1, i - 1, math.ceil((t - n - window * max) / max)}
+    local elapsed = math.min(math.max(now - at, 0), window + 1)
+    local t = math.max(debt - elapsed * max, 0) + window
+    if t > window * max then
+      return {1, i - 1, math.ceil((t - window * max) / max)}
     end
-    new[i] = t
+    new[i] = string.format('%.0f:%.0f', t, math.max(now, at))
   end
 end
 for i = 1, #KEYS do
   local ttl = tonumber(ARGV[(i - 1) * 3 + 4])
-  redis.call('SET', KEYS[i], string.format('%.0f', new[i]), 'EX', ttl)
+  if not existed[i] then
+    if ttl > 0 then
+      redis.call('SET', KEYS[i], new[i], 'EX', ttl)
+    else
+      redis.call('SET', KEYS[i], new[i])
+    end
+  else
+    redis.call('SET', KEYS[i], new[i], 'KEEPTTL')
+    if ttl > 0 then redis.call('EXPIRE', KEYS[i], ttl, 'GT') end
+  end
 end
 return {0}
 ";
 
-/// Largest value a budget operand may reach in the Lua script (doubles are exact below 2^53).
+/// Exact range of the script's numbers (doubles are exact below 2^53).
 const EXACT: u128 = 1 << 53;
-/// Lifetime budgets of tickets without expiry are kept this long (400 days).
-const LIFETIME_TTL: u64 = 400 * 86_400;
+/// Added to every TTL, so that replicas whose clocks disagree by up to this many seconds
+/// never see a budget's state vanish while one of them can still accept its tickets.
+pub const CLOCK_SKEW_MARGIN: u64 = 300;
 
 /// Budgets counted in Redis: every replica spends from the same counters.
 pub struct RedisBudgets {
@@ -93,27 +127,19 @@ impl PreparedSpend for RedisSpend {
         }
         inv.arg(now);
         for b in &self.budgets {
-            // A lifetime counter only counts to max_calls; a windowed budget's ticks reach
-            // max_calls × (now + window) + window.
-            let n = if b.window == 0 {
-                u128::from(b.max_calls)
-            } else {
-                u128::from(b.max_calls) * u128::from(now.saturating_add(b.window))
-                    + u128::from(b.window)
-            };
-            if n >= EXACT {
+            if (u128::from(b.window) + 1) * (u128::from(b.max_calls) + 1) >= EXACT {
                 return Err(crate::unavailable(format!(
                     "budget of {} calls per {}s is beyond the exact range of the Redis store",
                     b.max_calls, b.window
                 )));
             }
-            let ttl = if b.window == 0 {
-                b.expires
-                    .map(|e| e.saturating_sub(now).max(1))
-                    .unwrap_or(LIFETIME_TTL)
-            } else {
-                // Until the budget would be full again: at most one window after the last spend.
-                b.window + 1
+            // Spec §15.1: a windowed budget's debt is gone one window after its last spend; a
+            // lifetime budget lives until no ticket holding its block can be presented (its
+            // `expires`, from the declaring block and its ancestors), or for good.
+            let ttl = match (b.window, b.expires) {
+                (0, None) => 0,
+                (0, Some(e)) => e.saturating_sub(now).max(1) + CLOCK_SKEW_MARGIN,
+                (w, _) => w + 1 + CLOCK_SKEW_MARGIN,
             };
             inv.arg(b.max_calls).arg(b.window).arg(ttl);
         }

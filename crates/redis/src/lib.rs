@@ -13,7 +13,7 @@
 mod budgets;
 mod revocations;
 
-pub use budgets::RedisBudgets;
+pub use budgets::{RedisBudgets, CLOCK_SKEW_MARGIN};
 pub use revocations::RedisRevocations;
 
 use std::time::Duration;

@@ -1,5 +1,6 @@
 //! Integration tests of the core crate: one binary, one module per concern.
 
+mod budgets;
 mod common;
 mod flow;
 mod interop;

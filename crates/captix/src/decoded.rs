@@ -1,0 +1,124 @@
+//! A block's Datalog as decoded from its signed bytes (spec §6.2): Biscuit's builder terms
+//! with every string resolved through the symbol table, never Biscuit's printed text.
+//!
+//! > Biscuit prints string terms without escaping them, so a string holding `"` can print as
+//! > Datalog that means something else. Descriptions are therefore compared with the decoded
+//! > block (facts, rules, checks and scopes as terms), and the work bound (§7.2) is computed
+//! > from the same decoded terms.
+
+use biscuit_auth::builder::{BlockBuilder, Check, Convert, Fact, Rule, Scope};
+use biscuit_auth::datalog::SymbolTable;
+use biscuit_auth::format::{convert::proto_block_to_token_block, schema};
+use prost::Message;
+
+/// The Datalog of one block, decoded.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct Decoded {
+    pub facts: Vec<Fact>,
+    pub rules: Vec<Rule>,
+    pub checks: Vec<Check>,
+    /// The block-level scopes (`trusting ...` on the whole block).
+    pub scopes: Vec<Scope>,
+    /// Symbols this block adds to the table its terms are read with, and their bytes.
+    pub symbols: usize,
+    pub symbol_bytes: usize,
+}
+
+impl Decoded {
+    /// The decoded form of a block built by captix (the builder's parameters dropped, as
+    /// decoding drops them), for comparison with a decoded block.
+    pub(crate) fn of_builder(b: BlockBuilder) -> Self {
+        Decoded {
+            facts: b.facts.into_iter().map(normal_fact).collect(),
+            rules: b.rules.into_iter().map(normal_rule).collect(),
+            checks: b
+                .checks
+                .into_iter()
+                .map(|c| Check {
+                    queries: c.queries.into_iter().map(normal_rule).collect(),
+                    kind: c.kind,
+                })
+                .collect(),
+            scopes: b.scopes,
+            symbols: 0,
+            symbol_bytes: 0,
+        }
+    }
+
+    /// True when both say the same Datalog (facts, rules, checks, scopes, in order).
+    pub(crate) fn same_datalog(&self, other: &Decoded) -> bool {
+        self.facts == other.facts
+            && self.rules == other.rules
+            && self.checks == other.checks
+            && self.scopes == other.scopes
+    }
+}
+
+fn normal_fact(mut f: Fact) -> Fact {
+    f.parameters = None;
+    f
+}
+
+fn normal_rule(mut r: Rule) -> Rule {
+    r.parameters = None;
+    r.scope_parameters = None;
+    r
+}
+
+/// Decodes every block of a token (authority first). Blocks signed by the token's keys share
+/// one symbol table, extended block by block; a third-party block has its own (as in Biscuit).
+pub(crate) fn decode_all(outer: &schema::Biscuit) -> Result<Vec<Decoded>, String> {
+    let mut table = SymbolTable::new();
+    let signed = std::iter::once(&outer.authority).chain(outer.blocks.iter());
+    let mut out = Vec::with_capacity(outer.blocks.len() + 1);
+    for (index, sb) in signed.enumerate() {
+        let bad = |what: &str| format!("block {index}: {what}");
+        let raw = schema::Block::decode(sb.block.as_slice()).map_err(|_| bad("does not decode"))?;
+        let symbol_bytes = raw.symbols.iter().map(String::len).sum();
+        let block = proto_block_to_token_block(&raw, None).map_err(|e| bad(&e.to_string()))?;
+        let own;
+        let symbols = if sb.external_signature.is_some() {
+            own = block.symbols.clone();
+            &own
+        } else {
+            table
+                .extend(&block.symbols)
+                .map_err(|e| bad(&e.to_string()))?;
+            &table
+        };
+        let conv = |e: biscuit_auth::error::Format| bad(&e.to_string());
+        let facts = block
+            .facts
+            .iter()
+            .map(|f| Fact::convert_from(f, symbols))
+            .collect::<Result<_, _>>()
+            .map_err(conv)?;
+        let rules = block
+            .rules
+            .iter()
+            .map(|r| Rule::convert_from(r, symbols))
+            .collect::<Result<_, _>>()
+            .map_err(conv)?;
+        let checks = block
+            .checks
+            .iter()
+            .map(|c| Check::convert_from(c, symbols))
+            .collect::<Result<_, _>>()
+            .map_err(conv)?;
+        let scopes = block
+            .scopes
+            .iter()
+            .map(|s| Scope::convert_from(s, symbols))
+            .collect::<Result<_, _>>()
+            .map_err(conv)?;
+        out.push(Decoded {
+            facts,
+            rules,
+            checks,
+            scopes,
+            symbols: raw.symbols.len(),
+            symbol_bytes,
+        });
+    }
+    Ok(out)
+}
