@@ -1119,6 +1119,283 @@ fn main() {
         )
     });
 
+    // §6.2 (security review of 2026-12-01): descriptions are compared with the decoded block,
+    // never with Biscuit's printed text, which does not escape strings. This block's Datalog
+    // prints exactly as its description's row would, but means "org is zz, or the tool is
+    // list_invoices".
+    let injected = biscuit_auth::BlockBuilder::new()
+        .code(r#"check if arg("/org", "zz") or tool("list_invoices")"#)
+        .expect("code")
+        .context(
+            r#"{"captix":1,"rows":[{"tool":"*","arg":"/org","eq":"zz") or tool("list_invoices"}]}"#
+                .to_string(),
+        );
+    let injected = g.append(&base, injected);
+    g.push(V {
+        ticket: injected,
+        block: Some(1),
+        ..v(
+            "description_quote_injection",
+            "6.2",
+            "a description is compared with the decoded Datalog: a quote in a string cannot \
+             make another check read as a row filter",
+            &base,
+            "list_invoices",
+            acme,
+            "malformed",
+        )
+    });
+    // Quotes, backslashes, control characters and non-ASCII in every string field, on the
+    // compiled path and (with a hand-written check) on the reference path.
+    let odd_tool = "list\"in\\voices é";
+    let odd = Ticket::mint(&g.root, "agent \"q\" \\ é", "O\"Brien \\ \n ü")
+        .issuer("https://auth.example/\"iss\"\\\t")
+        .scope("read:\"all\"\\\u{1}")
+        .tool(odd_tool)
+        .row(
+            captix::RowFilter::new(
+                captix::ToolSel::Any,
+                "/o\"r\\g",
+                captix::Constraint::Eq(captix::Scalar::Str("ac\"me\\\n\u{7f}ü".into())),
+            )
+            .expect("row"),
+        )
+        .row(
+            captix::RowFilter::new(
+                captix::ToolSel::Named(odd_tool.into()),
+                "/path",
+                captix::Constraint::Prefix("C:\\Users\\\"".into()),
+            )
+            .expect("row"),
+        )
+        .row(
+            captix::RowFilter::new(
+                captix::ToolSel::Any,
+                "/s",
+                captix::Constraint::OneOf(vec![
+                    captix::Scalar::Str("a\"|b".into()),
+                    captix::Scalar::Str("\\".into()),
+                ]),
+            )
+            .expect("row"),
+        )
+        .budget(captix::Budget::new(captix::ToolSel::Named(odd_tool.into()), 5, 60).expect("b"))
+        .expires_at(NOW + 3600)
+        .resource("https://mcp.example/ré\"s\\")
+        .sign_with_rng(&mut g.rng)
+        .expect("mint");
+    let odd_args = r#"{"o\"r\\g":"ac\"me\\\n\u007fü","path":"C:\\Users\\\"x","s":"a\"|b"}"#;
+    let odd_res = "https://mcp.example/ré\"s\\";
+    g.push(V {
+        resource: Some(odd_res),
+        ..v(
+            "strings_escaped_allow",
+            "6.2",
+            "quotes, backslashes, control characters and non-ASCII in every string field",
+            &odd,
+            odd_tool,
+            odd_args,
+            "allow",
+        )
+    });
+    g.push(V {
+        resource: Some(odd_res),
+        block: Some(0),
+        ..v(
+            "strings_escaped_denied",
+            "4.3",
+            "a value differing only after an escaped quote is another value",
+            &odd,
+            odd_tool,
+            r#"{"o\"r\\g":"ac\"me\\\n\u007fü","path":"C:\\Users\\x","s":"a\"|b"}"#,
+            "arg_denied",
+        )
+    });
+    let odd_checked = odd
+        .attenuate()
+        .datalog(r#"check if arg("/s", $s), $s == "a\"|b""#)
+        .tool(odd_tool)
+        .sign_with_rng(&mut g.rng)
+        .expect("att");
+    g.push(V {
+        resource: Some(odd_res),
+        ..v(
+            "strings_escaped_with_check_allow",
+            "6.2",
+            "the same strings beside a hand-written check: reference path, no limits_exceeded",
+            &odd_checked,
+            odd_tool,
+            odd_args,
+            "allow",
+        )
+    });
+    g.push(V {
+        resource: Some(odd_res),
+        block: Some(1),
+        ..v(
+            "strings_escaped_with_check_denied",
+            "4.10",
+            "the hand-written check compares the unescaped value",
+            &odd_checked,
+            odd_tool,
+            r#"{"o\"r\\g":"ac\"me\\\n\u007fü","path":"C:\\Users\\\"x","s":"\\"}"#,
+            "check_failed",
+        )
+    });
+
+    // §3.1 every u64 time: times after year 9999 are refused before any work, on every path.
+    for (name, time) in [
+        ("time_after_year_9999", captix::time::MAX_TIME + 1),
+        ("time_u64_max", u64::MAX),
+    ] {
+        g.push(V {
+            time,
+            ..v(
+                name,
+                "3.1",
+                "a call time outside the representable range is refused with its own code",
+                &base,
+                "list_invoices",
+                acme,
+                "invalid_time",
+            )
+        });
+    }
+    g.push(V {
+        time: captix::time::MAX_TIME,
+        block: Some(0),
+        ..v(
+            "time_last_second",
+            "3.1",
+            "the last representable second is a valid time (here past the expiry)",
+            &base,
+            "list_invoices",
+            acme,
+            "expired",
+        )
+    });
+
+    // §6.1 one text form: unpadded base64url, ASCII white space around it only.
+    let bytes = base.biscuit().to_vec().expect("bytes");
+    g.push(V {
+        ticket: format!(
+            "{PREFIX}{}",
+            base64::encode_config(&bytes, base64::URL_SAFE)
+        ) + if bytes.len() % 3 == 0 { "==" } else { "" },
+        ..v(
+            "text_padded_base64",
+            "6.1",
+            "padded base64url is not the text form",
+            &base,
+            "list_invoices",
+            acme,
+            "malformed",
+        )
+    });
+    g.push(V {
+        ticket: format!("\u{2003}{}\u{a0}", base.as_str()),
+        ..v(
+            "text_unicode_whitespace",
+            "6.1",
+            "only ASCII white space around a ticket is ignored",
+            &base,
+            "list_invoices",
+            acme,
+            "malformed",
+        )
+    });
+    g.push(V {
+        ticket: format!(" \t{}\r\n", base.as_str()),
+        ..v(
+            "text_ascii_whitespace",
+            "6.1",
+            "ASCII white space around a ticket is ignored",
+            &base,
+            "list_invoices",
+            acme,
+            "allow",
+        )
+    });
+
+    // §7.2 the work bound covers expressions: closures, regular expressions.
+    let a300 = format!(
+        "[{}]",
+        (0..300)
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let closures = base
+        .attenuate()
+        .datalog(format!(
+            "check if {a300}.all($x -> {a300}.all($y -> {a300}.all($z -> $x + $y + $z >= 0)))"
+        ))
+        .sign_with_rng(&mut g.rng)
+        .expect("att");
+    g.push(v(
+        "datalog_closures_exceeded",
+        "7.2",
+        "three nested closures over 300 elements (27 million runs) are refused without running",
+        &closures,
+        "list_invoices",
+        acme,
+        "limits_exceeded",
+    ));
+    let regex = base
+        .attenuate()
+        .datalog(r#"check if arg("/org", $o), $o.matches("^a")"#)
+        .sign_with_rng(&mut g.rng)
+        .expect("att");
+    g.push(v(
+        "datalog_regex_refused",
+        "7.2",
+        "a regular expression cannot be bounded: refused",
+        &regex,
+        "list_invoices",
+        acme,
+        "limits_exceeded",
+    ));
+    let small = base
+        .attenuate()
+        .datalog(r#"check if arg("/org", $o), ["acme", "globex"].any($x -> $x == $o)"#)
+        .sign_with_rng(&mut g.rng);
+    if let Ok(small) = small {
+        g.push(v(
+            "datalog_closure_small_allows",
+            "7.2",
+            "a small closure is within the bound",
+            &small,
+            "list_invoices",
+            acme,
+            "allow",
+        ));
+    }
+
+    // §4.5 one budget limit: (window + 1) × (calls + 1) < 2^53, or the block is malformed.
+    let huge = g.append(
+        &base,
+        biscuit_auth::BlockBuilder::new()
+            .code(r#"budget("*", 9007199254740991, 60);"#)
+            .expect("code")
+            .context(
+                r#"{"captix":1,"budgets":[{"tool":"*","max_calls":9007199254740991,"window":60}]}"#
+                    .to_string(),
+            ),
+    );
+    g.push(V {
+        ticket: huge,
+        block: Some(1),
+        ..v(
+            "budget_over_exact_range",
+            "4.5",
+            "a budget beyond the exact range of every store is refused when read",
+            &base,
+            "list_invoices",
+            acme,
+            "malformed",
+        )
+    });
+
     // Write, replacing the folder's JSON files.
     std::fs::create_dir_all(&dir).expect("mkdir");
     for entry in std::fs::read_dir(&dir).expect("read dir") {

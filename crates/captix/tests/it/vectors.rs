@@ -3,7 +3,11 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use captix::{Call, Compiled, KeySet, PublicKey, Ticket};
+use std::sync::Arc;
+
+use captix::budget::MemoryBudgets;
+use captix::revocation::MemoryRevocations;
+use captix::{Call, Code, Compiled, KeySet, PublicKey, Ticket, Verifier};
 use serde_json::Value;
 
 fn folder() -> PathBuf {
@@ -50,6 +54,35 @@ fn run(v: &Value) -> (String, Option<usize>) {
     }
     let ticket = v["ticket"].as_str().expect("ticket");
     let reference = captix::verify(ticket, &call, &keys);
+    // Law 2 (§6.6) through the Verifier: configured with the call's resource, with a budget
+    // store and a revocation source (nothing revoked, budgets roomy enough for one call),
+    // cold and warm, it gives the same denial, block and reason.
+    let mut builder = Verifier::builder(keys.clone())
+        .budgets(Arc::new(MemoryBudgets::new()))
+        .revocations(Arc::new(MemoryRevocations::new()));
+    if let Some(r) = &call.resource {
+        builder = builder.resource(r.clone());
+    }
+    let verifier = builder.build();
+    let unnamed = Call {
+        resource: None,
+        ..call.clone()
+    };
+    for pass in ["cold", "warm"] {
+        let checked = verifier.check(ticket, &unnamed);
+        let expect_budget = matches!(&checked, Err(d) if d.code == Code::BudgetExhausted);
+        assert!(
+            !expect_budget || pass == "warm",
+            "budget exhausted on the first call"
+        );
+        if !expect_budget {
+            assert_eq!(
+                checked.as_ref().err(),
+                reference.as_ref().err(),
+                "the Verifier ({pass}) differs from the reference path"
+            );
+        }
+    }
     // The hot path, where the ticket compiles, must agree.
     if let Ok(t) = Ticket::parse(ticket, &keys) {
         if let Some(compiled) = Compiled::compile(&t) {
@@ -114,6 +147,7 @@ fn every_vector_gives_its_expected_outcome() {
         "args_too_large",
         "args_too_deep",
         "limits_exceeded",
+        "invalid_time",
     ] {
         assert!(outcomes.contains(code), "no vector has outcome {code}");
     }
