@@ -776,3 +776,134 @@ fn revoking_any_block_of_a_long_chain_revokes_the_ticket() {
         );
     }
 }
+
+// ---- §7.2 the work bound covers expressions (class: datalog_expression_cost) ----
+
+/// A holder's Datalog is charged for what it makes Biscuit do, before it runs: closures by
+/// the length of what they iterate, strings by their bytes, interning by the symbol table,
+/// joins by the facts every level scans. Each construct of the review is refused at a size
+/// that would run for seconds, and a small use of it still runs. (No timing: a construct
+/// that slipped through would hold this test for minutes, which CI would notice.)
+#[test]
+fn hand_written_datalog_costs_what_its_expressions_cost() {
+    let t = base();
+    let arr = |n: usize| {
+        format!(
+            "[{}]",
+            (0..n).map(|i| i.to_string()).collect::<Vec<_>>().join(",")
+        )
+    };
+    let with = |src: String| t.attenuate().datalog(src).sign().expect("att");
+    // The review's ticket: three nested .all() over 300 elements ran 10.9 s.
+    let a = arr(300);
+    let cubic = with(format!(
+        "check if {a}.all($x -> {a}.all($y -> {a}.all($z -> $x + $y + $z >= 0)))"
+    ));
+    assert_eq!(outcome(cubic.as_str(), &ok_call()), "limits_exceeded");
+    let e = captix::verify(cubic.as_str(), &ok_call(), &keys()).expect_err("refused");
+    assert!(e.reason.contains("units of work"), "{}", e.reason);
+    // Small closures are within the bound, allowed or denied by what they say.
+    let a3 = arr(3);
+    let small = with(format!("check if {a3}.all($x -> {a3}.any($y -> $x == $y))"));
+    assert_eq!(outcome(small.as_str(), &ok_call()), "allow");
+    let small_no = with(format!("check if {a3}.all($x -> $x > 5)"));
+    assert_eq!(outcome(small_no.as_str(), &ok_call()), "check_failed");
+    // String concatenation in a closure interns a new string per run.
+    let strs = format!(
+        "[{}]",
+        (0..60)
+            .map(|i| format!("\"{i:0>40}\""))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let concat = with(format!(
+        "check if {strs}.all($x -> {strs}.all($y -> ($x + $y).length() < 0))"
+    ));
+    assert_eq!(outcome(concat.as_str(), &ok_call()), "limits_exceeded");
+    // Set operations cost their sizes.
+    let set = format!(
+        "{{{}}}",
+        (0..400)
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let sets = with(format!(
+        "check if {set}.all($x -> {set}.union({set}).contains(-1))"
+    ));
+    assert_eq!(outcome(sets.as_str(), &ok_call()), "limits_exceeded");
+    // A regular expression cannot be bounded by its length: refused at any size.
+    let regex = with(r#"check if arg("/org", $o), $o.matches("^ac")"#.into());
+    assert_eq!(outcome(regex.as_str(), &ok_call()), "limits_exceeded");
+    let e = captix::verify(regex.as_str(), &ok_call(), &keys()).expect_err("refused");
+    assert!(e.reason.contains("regular expression"), "{}", e.reason);
+    // Every join level scans every fact: 1,024 arguments against 300 foreign facts is over a
+    // million fact tests, though only 1,024 combinations.
+    let facts: String = (0..300).map(|i| format!("b({i});")).collect();
+    let scan = appended(
+        &t,
+        BlockBuilder::new()
+            .code(facts + "check if arg($p, $v), b($v);")
+            .expect("code"),
+    );
+    let wide_args = format!(
+        "{{\"org\":\"acme\",\"n\":1,{}}}",
+        (0..1000)
+            .map(|i| format!("\"k{i}\":{i}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let wide = call("list_invoices", &wide_args);
+    assert_eq!(outcome(&scan, &wide), "limits_exceeded");
+    // ... and the vocabulary still has precedence over the refusal.
+    let late = Call::new("list_invoices", &wide_args)
+        .expect("call")
+        .at(NOW + 7200);
+    assert_eq!(outcome(&scan, &late), "expired");
+}
+
+// ---- §6.2 descriptions compared as terms (class: printed_datalog_trusted) ----
+
+/// Biscuit prints strings without escaping them. A description is compared with the decoded
+/// block, so a quote cannot make one check read as another, honest strings with quotes and
+/// backslashes verify beside hand-written checks, and the work bound counts every fact.
+#[test]
+fn descriptions_are_compared_as_terms_not_printed_text() {
+    let t = base();
+    // The injection: Datalog `check if arg("/org", "zz") or tool("list_invoices")` whose
+    // printed form equals that of the described row `org = "zz\") or tool(\"list_invoices"`.
+    let block = BlockBuilder::new()
+        .code(r#"check if arg("/org", "zz") or tool("list_invoices")"#)
+        .expect("code")
+        .context(
+            r#"{"captix":1,"rows":[{"tool":"*","arg":"/org","eq":"zz\") or tool(\"list_invoices"}]}"#
+                .to_string(),
+        );
+    let injected = appended(&t, block);
+    assert_eq!(outcome(&injected, &ok_call()), "malformed");
+    // Honest tickets with quotes and backslashes, beside a hand-written check (the review saw
+    // them denied with limits_exceeded).
+    let honest = Ticket::mint(&root(), "agent", "O\"Brien")
+        .tool("list_invoices")
+        .row("list_invoices:path^=C:\\Users\\".parse().expect("row"))
+        .expires_at(NOW + 3600)
+        .datalog(r#"check if arg("/path", $p), $p.starts_with("C:\\")"#)
+        .sign()
+        .expect("mint");
+    let c = call("list_invoices", r#"{"path":"C:\\Users\\me"}"#);
+    assert_eq!(outcome(honest.as_str(), &c), "allow");
+    let other = call("list_invoices", r#"{"path":"D:\\Users\\me"}"#);
+    assert_eq!(outcome(honest.as_str(), &other), "arg_denied");
+    // Facts whose strings hold quotes and `;` are still facts: a five-way join over them is
+    // bounded by their real number.
+    let facts: String = (0..60)
+        .map(|i| format!("a(\"\\\"); x({i}); y(\\\"\");"))
+        .collect();
+    let join = appended(
+        &t,
+        BlockBuilder::new()
+            .code(facts + "check if a($x), a($y), a($z), a($w), a($v), $x == \"\";")
+            .expect("code"),
+    );
+    assert_eq!(outcome(&join, &ok_call()), "limits_exceeded");
+}
