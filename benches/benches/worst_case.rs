@@ -83,9 +83,11 @@ fn wide_call() -> Call {
 }
 
 type Build = fn(usize) -> Option<String>;
+/// A construct: its name, its ticket at size `n`, the call it is checked with.
+type Construct = (&'static str, Build, fn() -> Call);
 
-/// Constructs, each sized by `n`: (name, builder, call).
-fn constructs() -> Vec<(&'static str, Build, fn() -> Call)> {
+/// Constructs, each sized by `n`.
+fn constructs() -> Vec<Construct> {
     vec![
         (
             "nested_closures",

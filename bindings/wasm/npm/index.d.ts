@@ -144,7 +144,8 @@ export interface VerifierOptions {
   audit?: (record: AuditRecord, line: string) => void;
   /** Keep only these argument values in audit records (JSON Pointers); default: all. */
   redact?: string[];
-  cacheCapacity?: number;
+  /** Most heap the ticket cache may hold, in bytes (default 64 MiB). */
+  cacheBytes?: number;
 }
 
 export declare class Verifier {

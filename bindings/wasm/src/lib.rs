@@ -183,7 +183,7 @@ struct Options {
     audit: bool,
     #[serde(default)]
     redact: Option<Vec<String>>,
-    cache_capacity: Option<usize>,
+    cache_bytes: Option<usize>,
 }
 
 fn yes() -> bool {
@@ -218,8 +218,8 @@ impl WasmVerifier {
         if o.budgets {
             b = b.budgets(Arc::new(MemoryBudgets::new()));
         }
-        if let Some(n) = o.cache_capacity {
-            b = b.cache_capacity(n);
+        if let Some(n) = o.cache_bytes {
+            b = b.cache_bytes(n);
         }
         let audit = o.audit.then(|| Arc::new(MemoryAudit::new()));
         if let Some(a) = &audit {

@@ -98,6 +98,17 @@ impl Restriction {
         )
     }
 
+    /// Heap bytes held, the value itself included (an estimate, for cache accounting).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + match self {
+                Restriction::NotBefore(_) | Restriction::Expires(_) => 0,
+                Restriction::Resource(s) | Restriction::Datalog(s) => s.len() + 8,
+                Restriction::Tools(t) => t.iter().map(|n| n.len() + 32).sum(),
+                Restriction::Row(f) => f.heap_bytes(),
+            }
+    }
+
     /// The denial code when this restriction fails.
     pub fn code(&self) -> crate::Code {
         use crate::Code;
@@ -132,6 +143,34 @@ impl Description {
             captix: FORMAT_VERSION,
             ..Default::default()
         }
+    }
+
+    /// Heap bytes held (an estimate, for cache accounting): every string and list, with the
+    /// overhead of each allocation.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        let strings = |v: &[String]| v.iter().map(|s| s.len() + 32).sum::<usize>();
+        let identity = self.identity.as_ref().map_or(0, |i| {
+            i.issuer.as_ref().map_or(0, |s| s.len() + 32)
+                + i.agent.len()
+                + i.user.len()
+                + 64
+                + strings(&i.scopes)
+        });
+        identity
+            + strings(&self.grants)
+            + self.resource.as_ref().map_or(0, |s| s.len() + 32)
+            + self.tools.as_ref().map_or(0, |t| strings(t) + 32)
+            + self
+                .rows
+                .iter()
+                .map(|r| r.heap_bytes() + std::mem::size_of::<RowFilter>())
+                .sum::<usize>()
+            + self
+                .budgets
+                .iter()
+                .map(|b| b.tool.as_str().len() + std::mem::size_of::<Budget>() + 16)
+                .sum::<usize>()
+            + strings(&self.checks)
     }
 
     /// The restrictions, in the order of the generated checks.

@@ -6,18 +6,22 @@
 //! > restriction that fails, then checks the grant: the same decision and code as the
 //! > reference path, which reports the first failing check in that order.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
-use crate::block::Restriction;
+use crate::block::{Description, Restriction};
 use crate::error::Denial;
-use crate::ticket::Ticket;
+use crate::ticket::{RevocationId, Ticket};
 use crate::verify::{not_granted, restriction_denial, Allowed, Call, Summary, ToolView};
 
-/// A verified vocabulary ticket compiled to plain data.
+/// A verified vocabulary ticket compiled to plain data. It keeps what the hot path needs
+/// (spec §10.2), not the ticket: the restrictions, the descriptions the per-tool views are
+/// made from on first use, and the summary.
 #[derive(Debug)]
 pub struct Compiled {
     grants: Vec<String>,
-    views: Vec<Arc<ToolView>>,
+    /// Per grant, made on the first allowed call to it (its bytes added to `extra`).
+    views: Vec<OnceLock<Arc<ToolView>>>,
     /// Fast accept (spec §6.5): per grant, whether every block's tool list admits it.
     callable: Vec<bool>,
     /// Fast accept: the valid time window, `[from, until)`.
@@ -28,8 +32,11 @@ pub struct Compiled {
     /// Fast accept: the row filters, in order.
     rows: Vec<(usize, Restriction)>,
     checks: Vec<(usize, Restriction)>,
+    /// Every block's index, revocation id and description (all blocks are described).
+    blocks: Vec<(usize, RevocationId, Description)>,
     pub(crate) summary: Arc<Summary>,
-    ticket: Ticket,
+    /// Bytes of the views made since compiling (see [`Compiled::heap_bytes`]).
+    extra: AtomicUsize,
 }
 
 impl Compiled {
@@ -37,20 +44,19 @@ impl Compiled {
     /// (hand-written checks, or a foreign block), which must take the reference path.
     pub fn compile(ticket: &Ticket) -> Option<Self> {
         let mut checks = Vec::new();
+        let mut blocks = Vec::with_capacity(ticket.blocks().len());
         for b in ticket.blocks() {
             let d = b.description()?;
             if !d.checks.is_empty() {
                 return None;
             }
             checks.extend(d.restrictions().into_iter().map(|r| (b.index, r)));
+            blocks.push((b.index, b.revocation_id.clone(), d.clone()));
         }
         let mut grants = ticket.grants().to_vec();
         grants.sort();
         grants.dedup();
-        let views = grants
-            .iter()
-            .map(|g| Arc::new(ToolView::new(ticket.blocks(), g)))
-            .collect();
+        let views = grants.iter().map(|_| OnceLock::new()).collect();
         let (mut from, mut until, mut resources, mut rows) = (0, u64::MAX, Vec::new(), Vec::new());
         let mut tool_lists: Vec<&Vec<String>> = Vec::new();
         for (block, r) in &checks {
@@ -76,8 +82,9 @@ impl Compiled {
             resources,
             rows,
             checks,
+            blocks,
             summary: Arc::new(Summary::of(ticket)),
-            ticket: ticket.clone(),
+            extra: AtomicUsize::new(0),
         })
     }
 
@@ -125,9 +132,17 @@ impl Compiled {
 
     /// The decision for the granted tool at `index`.
     pub(crate) fn allowed(&self, index: usize) -> Allowed {
+        let view = self.views[index].get_or_init(|| {
+            let v = ToolView::new(
+                self.blocks.iter().map(|(i, id, d)| (*i, id, d)),
+                &self.grants[index],
+            );
+            self.extra.fetch_add(v.heap_bytes(), Ordering::Relaxed);
+            Arc::new(v)
+        });
         Allowed {
             summary: self.summary.clone(),
-            view: self.views[index].clone(),
+            view: view.clone(),
         }
     }
 
@@ -136,9 +151,42 @@ impl Compiled {
         &self.grants
     }
 
-    /// The verified ticket.
-    pub fn ticket(&self) -> &Ticket {
-        &self.ticket
+    /// The tools callable now under every block's tool list (for `tools/list`), sorted.
+    pub(crate) fn callable(&self) -> impl Iterator<Item = &String> {
+        self.grants
+            .iter()
+            .zip(&self.callable)
+            .filter_map(|(g, ok)| ok.then_some(g))
+    }
+
+    /// Every (block, restriction) in check order.
+    pub(crate) fn checks(&self) -> &[(usize, Restriction)] {
+        &self.checks
+    }
+
+    /// An estimate of the heap this holds, views made so far included: what the verifier's
+    /// cache counts against its byte bound (spec §10.2).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        let strings = |v: &[String]| v.iter().map(|s| s.len() + 32).sum::<usize>();
+        let restrictions: usize = self
+            .checks
+            .iter()
+            .chain(&self.rows)
+            .map(|(_, r)| r.heap_bytes())
+            .sum();
+        let blocks: usize = self
+            .blocks
+            .iter()
+            .map(|(_, id, d)| id.0.len() + d.heap_bytes() + 96)
+            .sum();
+        std::mem::size_of::<Self>()
+            + strings(&self.grants) * 2
+            + strings(&self.resources)
+            + self.views.len() * 24
+            + restrictions
+            + blocks
+            + self.summary.heap_bytes()
+            + self.extra.load(Ordering::Relaxed)
     }
 }
 

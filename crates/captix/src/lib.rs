@@ -82,7 +82,7 @@ pub use restriction::{
     RowFilter, ToolSel,
 };
 pub use ticket::{BlockView, Content, RevocationId, Ticket, UnverifiedTicket, PREFIX};
-pub use verifier::{Checked, TicketInfo, Verifier, VerifierBuilder, DEFAULT_CACHE_CAPACITY};
+pub use verifier::{Checked, TicketInfo, Verifier, VerifierBuilder, DEFAULT_CACHE_BYTES};
 pub use verify::{
     decision_json, run_limits, verify, Allowed, ArgFilter, BlockConstraint, BudgetRef, Call,
     Decision, TOOLS_CALL,

@@ -117,6 +117,23 @@ impl Constraint {
         }
     }
 
+    /// Heap bytes held (an estimate, for cache accounting).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        let scalar = |v: &Scalar| match v {
+            Scalar::Str(s) => s.len() + 8,
+            _ => 0,
+        };
+        match self {
+            Constraint::Eq(v) => scalar(v),
+            Constraint::OneOf(set) => set
+                .iter()
+                .map(|v| scalar(v) + std::mem::size_of::<Scalar>())
+                .sum(),
+            Constraint::Prefix(p) => p.len() + 8,
+            Constraint::Range { .. } => 0,
+        }
+    }
+
     fn validate(&self) -> Result<(), Error> {
         let bad = |m: &str| Err(Error::InvalidRestriction(m.to_string()));
         match self {
@@ -195,6 +212,11 @@ impl RowFilter {
         };
         f.validate()?;
         Ok(f)
+    }
+
+    /// Heap bytes held (an estimate, for cache accounting).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.tool.as_str().len() + self.arg.len() + 16 + self.constraint.heap_bytes()
     }
 
     pub(crate) fn validate(&self) -> Result<(), Error> {

@@ -23,8 +23,12 @@ use crate::revocation::{NoRevocations, RevocationSource};
 use crate::ticket::{check_size, RevocationId, Ticket};
 use crate::verify::{restriction_denial, Allowed, BudgetRef, Call, Decision, Summary};
 
-/// Default number of cached tickets.
-pub const DEFAULT_CACHE_CAPACITY: usize = 16_384;
+/// Default bound of the ticket cache, in bytes of heap (spec §10.2): 64 MiB, about 1,000
+/// tickets at the 16 KiB size limit or tens of thousands of typical ones.
+pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
+/// Heap held by a ticket on the reference path, per byte of its text (measured by the
+/// `cache_memory_is_bounded_in_bytes` test: parsed token, decoded blocks, descriptions).
+const REFERENCE_BYTES_PER_TEXT_BYTE: usize = 24;
 const SHARDS: usize = 64;
 const NEVER: u64 = u64::MAX;
 
@@ -37,7 +41,7 @@ pub struct VerifierBuilder {
     revocations: Arc<dyn RevocationSource>,
     audit: Option<Arc<dyn AuditSink>>,
     redaction: Redaction,
-    capacity: usize,
+    cache_bytes: usize,
 }
 
 impl VerifierBuilder {
@@ -67,9 +71,11 @@ impl VerifierBuilder {
         self
     }
 
-    /// Most tickets kept compiled (default [`DEFAULT_CACHE_CAPACITY`]).
-    pub fn cache_capacity(mut self, n: usize) -> Self {
-        self.capacity = n.max(SHARDS);
+    /// The most heap the ticket cache may hold, in bytes (default [`DEFAULT_CACHE_BYTES`]).
+    /// A full cache shard evicts the entries that expire first; a ticket too large for a
+    /// shard (a 64th of the bound) is checked without being cached.
+    pub fn cache_bytes(mut self, n: usize) -> Self {
+        self.cache_bytes = n;
         self
     }
 
@@ -82,7 +88,8 @@ impl VerifierBuilder {
             revocations: self.revocations,
             audit: self.audit,
             redaction: self.redaction,
-            cache: Cache::new(self.capacity),
+            cache: Cache::new(self.cache_bytes),
+            misses: AtomicU64::new(0),
         }
     }
 }
@@ -97,6 +104,8 @@ pub struct Verifier {
     audit: Option<Arc<dyn AuditSink>>,
     redaction: Redaction,
     cache: Cache,
+    /// Tickets parsed because the cache did not hold them (first sight or evicted).
+    misses: AtomicU64,
 }
 
 enum Path {
@@ -106,7 +115,7 @@ enum Path {
         spends: Vec<OnceLock<Box<dyn PreparedSpend>>>,
     },
     Reference {
-        ticket: Ticket,
+        ticket: Box<Ticket>,
         summary: Arc<Summary>,
         spends: Mutex<HashMap<String, Arc<dyn PreparedSpend>>>,
     },
@@ -114,6 +123,8 @@ enum Path {
 
 struct Entry {
     bytes: Box<[u8]>,
+    /// Heap held apart from what the path adds later (see `Entry::heap_bytes`).
+    weight: usize,
     expires: u64,
     chain: Vec<RevocationId>,
     /// The revocation generation last seen with no id of the chain revoked.
@@ -154,7 +165,7 @@ impl Verifier {
             revocations: Arc::new(NoRevocations),
             audit: None,
             redaction: Redaction::Keep,
-            capacity: DEFAULT_CACHE_CAPACITY,
+            cache_bytes: DEFAULT_CACHE_BYTES,
         }
     }
 
@@ -248,42 +259,46 @@ impl Verifier {
         }
         let entry = self.entry(ticket.as_bytes().trim_ascii())?;
         self.check_revocation(&entry)?;
-        let t = entry.ticket();
         let probe = Call {
             tool: String::new(),
             args: Default::default(),
             time: now,
             resource: self.resource.clone(),
         };
-        for b in t.blocks() {
-            let Some(d) = b.description() else { continue };
-            for r in d.restrictions() {
-                let validity = matches!(
-                    r,
-                    Restriction::NotBefore(_) | Restriction::Expires(_) | Restriction::Resource(_)
-                );
-                if validity && !holds(&r, &probe, self.resource.as_deref()) {
-                    return Err(restriction_denial(
-                        b.index,
-                        &r,
-                        &probe,
-                        self.resource.as_deref(),
-                    ));
-                }
+        let resource = self.resource.as_deref();
+        let valid = |block: usize, r: &Restriction| {
+            if r.is_validity() && !holds(r, &probe, resource) {
+                return Err(restriction_denial(block, r, &probe, resource));
             }
-        }
-        let mut tools: Vec<String> = t
-            .grants()
-            .iter()
-            .filter(|g| {
-                t.blocks().iter().all(|b| {
-                    b.description()
-                        .and_then(|d| d.tools.as_ref())
-                        .is_none_or(|list| list.contains(g))
-                })
-            })
-            .cloned()
-            .collect();
+            Ok(())
+        };
+        let mut tools: Vec<String> = match &entry.path {
+            Path::Compiled { compiled, .. } => {
+                for (block, r) in compiled.checks() {
+                    valid(*block, r)?;
+                }
+                compiled.callable().cloned().collect()
+            }
+            Path::Reference { ticket: t, .. } => {
+                for b in t.blocks() {
+                    let Some(d) = b.description() else { continue };
+                    for r in d.restrictions() {
+                        valid(b.index, &r)?;
+                    }
+                }
+                t.grants()
+                    .iter()
+                    .filter(|g| {
+                        t.blocks().iter().all(|b| {
+                            b.description()
+                                .and_then(|d| d.tools.as_ref())
+                                .is_none_or(|list| list.contains(g))
+                        })
+                    })
+                    .cloned()
+                    .collect()
+            }
+        };
         tools.sort();
         tools.dedup();
         let summary = entry.summary();
@@ -375,6 +390,7 @@ impl Verifier {
         if let Some(e) = self.cache.get(bytes) {
             return Ok(e);
         }
+        self.misses.fetch_add(1, Ordering::Relaxed);
         let text = std::str::from_utf8(bytes)
             .map_err(|_| Denial::new(Code::Malformed, "not a captix ticket: not UTF-8 text"))?;
         let ticket = Ticket::parse(text, &self.keys)?;
@@ -387,12 +403,17 @@ impl Verifier {
             }
             None => Path::Reference {
                 summary: Arc::new(Summary::of(&ticket)),
-                ticket,
+                ticket: Box::new(ticket),
                 spends: Mutex::new(HashMap::new()),
             },
         };
+        let weight = std::mem::size_of::<Entry>()
+            + bytes.len()
+            + entry_overhead(&path, bytes.len())
+            + chain.iter().map(|c| c.0.len() + 48).sum::<usize>();
         let entry = Arc::new(Entry {
             bytes: bytes.into(),
+            weight,
             expires,
             chain,
             clean_generation: AtomicU64::new(NEVER),
@@ -410,13 +431,25 @@ impl Verifier {
     pub fn cached(&self) -> usize {
         self.cache.len()
     }
+
+    /// How many checks found their ticket outside the cache and parsed it (first sight, or
+    /// evicted): a number to watch, and what shows the cache works.
+    pub fn cache_misses(&self) -> u64 {
+        self.misses.load(Ordering::Relaxed)
+    }
+
+    /// The heap the ticket cache holds now, as counted against its byte bound.
+    pub fn cached_bytes(&self) -> usize {
+        self.cache.heap_bytes()
+    }
 }
 
 impl Entry {
-    fn ticket(&self) -> &Ticket {
+    /// The heap this entry holds now (an estimate): what the cache's byte bound counts.
+    fn heap_bytes(&self) -> usize {
         match &self.path {
-            Path::Compiled { compiled, .. } => compiled.ticket(),
-            Path::Reference { ticket, .. } => ticket,
+            Path::Compiled { compiled, .. } => self.weight + compiled.heap_bytes(),
+            Path::Reference { .. } => self.weight,
         }
     }
 
@@ -425,6 +458,15 @@ impl Entry {
             Path::Compiled { compiled, .. } => &compiled.summary,
             Path::Reference { summary, .. } => summary,
         }
+    }
+}
+
+/// Heap a path holds beyond what `Compiled::heap_bytes` counts: the prepared spends, and for
+/// the reference path the whole parsed ticket.
+fn entry_overhead(path: &Path, text_bytes: usize) -> usize {
+    match path {
+        Path::Compiled { spends, .. } => spends.len() * 64,
+        Path::Reference { .. } => REFERENCE_BYTES_PER_TEXT_BYTE * text_bytes + 8192,
     }
 }
 
@@ -488,6 +530,7 @@ pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     bool::from(std::hint::black_box(acc).ct_eq(&0))
 }
 
+/// The ticket cache (spec §10.2): bounded in bytes of heap, sharded, constant-time lookups.
 struct Cache {
     shards: Vec<RwLock<Shard>>,
     hasher: foldhash::quality::RandomState,
@@ -500,12 +543,38 @@ struct Shard {
     count: usize,
 }
 
+impl Shard {
+    fn heap_bytes(&self) -> usize {
+        self.map.values().flatten().map(|e| e.heap_bytes()).sum()
+    }
+
+    /// Removes the entry that expires first (tickets without expiry last).
+    fn evict_one(&mut self) -> bool {
+        let victim = self
+            .map
+            .iter()
+            .flat_map(|(k, b)| b.iter().enumerate().map(move |(i, e)| (e.expires, *k, i)))
+            .min();
+        let Some((_, k, i)) = victim else {
+            return false;
+        };
+        if let Some(b) = self.map.get_mut(&k) {
+            b.swap_remove(i);
+            if b.is_empty() {
+                self.map.remove(&k);
+            }
+            self.count -= 1;
+        }
+        true
+    }
+}
+
 impl Cache {
-    fn new(capacity: usize) -> Self {
+    fn new(bytes: usize) -> Self {
         Cache {
             shards: (0..SHARDS).map(|_| RwLock::new(Shard::default())).collect(),
             hasher: foldhash::quality::RandomState::default(),
-            per_shard: capacity.div_ceil(SHARDS).max(1),
+            per_shard: bytes / SHARDS,
         }
     }
 
@@ -528,7 +597,13 @@ impl Cache {
         found
     }
 
+    /// Caches the entry, evicting what the shard's byte bound needs; an entry larger than a
+    /// shard's bound is returned uncached.
     fn insert(&self, entry: Arc<Entry>) -> Arc<Entry> {
+        let weight = entry.heap_bytes();
+        if weight > self.per_shard {
+            return entry;
+        }
         let (h, shard) = self.locate(&entry.bytes);
         let mut shard = shard.write().unwrap_or_else(|e| e.into_inner());
         if let Some(existing) = shard
@@ -538,22 +613,9 @@ impl Cache {
         {
             return existing.clone();
         }
-        if shard.count >= self.per_shard {
-            // Evict the entry that expires first (tickets without expiry last).
-            let victim = shard
-                .map
-                .iter()
-                .flat_map(|(k, b)| b.iter().enumerate().map(move |(i, e)| (e.expires, *k, i)))
-                .min();
-            if let Some((_, k, i)) = victim {
-                if let Some(b) = shard.map.get_mut(&k) {
-                    b.swap_remove(i);
-                    if b.is_empty() {
-                        shard.map.remove(&k);
-                    }
-                    shard.count -= 1;
-                }
-            }
+        let mut held = shard.heap_bytes();
+        while held + weight > self.per_shard && shard.evict_one() {
+            held = shard.heap_bytes();
         }
         shard.map.entry(h).or_default().push(entry.clone());
         shard.count += 1;
@@ -579,6 +641,13 @@ impl Cache {
         self.shards
             .iter()
             .map(|s| s.read().unwrap_or_else(|e| e.into_inner()).count)
+            .sum()
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.read().unwrap_or_else(|e| e.into_inner()).heap_bytes())
             .sum()
     }
 }
@@ -687,14 +756,15 @@ mod tests {
             t_ct.push(leak_t(&|p: &[u8]| ct_eq(&cached, p), &first, &last));
             t_naive.push(leak_t(&|p: &[u8]| cached.as_slice() == p, &first, &last));
             // Whole cache lookups (keyed hash, bucket, constant-time compare), fresh seed.
-            let cache = Cache::new(64);
+            let cache = Cache::new(1 << 20);
             cache.insert(Arc::new(Entry {
                 bytes: cached.clone().into(),
+                weight: 0,
                 expires: NEVER,
                 chain: vec![],
                 clean_generation: AtomicU64::new(0),
                 path: Path::Reference {
-                    ticket: ticket.clone(),
+                    ticket: Box::new(ticket.clone()),
                     summary: Arc::new(Summary::of(&ticket)),
                     spends: Mutex::new(HashMap::new()),
                 },

@@ -7,7 +7,7 @@ use biscuit_auth::builder::{pred, Term};
 use biscuit_auth::AuthorizerLimits;
 
 use crate::args::{Args, Scalar};
-use crate::block::{date_term, Identity, Restriction};
+use crate::block::{date_term, Description, Identity, Restriction};
 use crate::compiled::holds;
 use crate::error::{Code, Denial};
 use crate::keys::KeySet;
@@ -128,6 +128,18 @@ pub(crate) struct Summary {
 }
 
 impl Summary {
+    /// Heap bytes held (an estimate, for cache accounting).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        let i = &self.identity;
+        std::mem::size_of::<Self>()
+            + i.issuer.as_ref().map_or(0, |s| s.len() + 32)
+            + i.agent.len()
+            + i.user.len()
+            + 64
+            + i.scopes.iter().map(|s| s.len() + 32).sum::<usize>()
+            + self.chain.iter().map(|c| c.0.len() + 48).sum::<usize>()
+    }
+
     pub(crate) fn of(t: &Ticket) -> Self {
         Summary {
             identity: t.identity().clone(),
@@ -150,24 +162,26 @@ pub(crate) struct ToolView {
 }
 
 impl ToolView {
-    pub(crate) fn new(blocks: &[BlockView], tool: &str) -> Self {
+    /// The view of `tool` from the described blocks (index, revocation id, description), in
+    /// chain order, the authority block first.
+    pub(crate) fn new<'a>(
+        blocks: impl IntoIterator<Item = (usize, &'a RevocationId, &'a Description)>,
+        tool: &str,
+    ) -> Self {
         let mut filters: Vec<ArgFilter> = Vec::new();
         let mut budgets = Vec::new();
-        let root_id = blocks
-            .first()
-            .map(|b| b.revocation_id.to_hex())
-            .unwrap_or_default();
+        let mut root_id: Option<String> = None;
         // The earliest expiry of blocks 0..=b: a budget of block b lives that long.
         let mut lives_until: Option<u64> = None;
-        for b in blocks {
-            let Some(d) = b.description() else { continue };
+        for (index, revocation_id, d) in blocks {
+            let root_id = root_id.get_or_insert_with(|| revocation_id.to_hex());
             lives_until = match (lives_until, d.expires) {
                 (Some(a), Some(e)) => Some(a.min(e)),
                 (a, e) => a.or(e),
             };
             for r in d.rows.iter().filter(|r| r.tool.covers(tool)) {
                 let c = BlockConstraint {
-                    block: b.index,
+                    block: index,
                     constraint: r.constraint.clone(),
                 };
                 match filters.iter_mut().find(|f| f.arg == r.arg) {
@@ -178,12 +192,12 @@ impl ToolView {
                     }),
                 }
             }
-            for (index, bu) in d.budgets.iter().enumerate() {
+            for (position, bu) in d.budgets.iter().enumerate() {
                 if bu.tool.covers(tool) {
                     budgets.push(BudgetRef {
-                        block: b.index,
-                        index,
-                        revocation_id: b.revocation_id.to_hex(),
+                        block: index,
+                        index: position,
+                        revocation_id: revocation_id.to_hex(),
                         root_id: root_id.clone(),
                         budget: bu.clone(),
                         lives_until,
@@ -199,6 +213,34 @@ impl ToolView {
             budgets,
             json: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Heap bytes held (an estimate, for cache accounting).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        let filters: usize = self
+            .filters
+            .iter()
+            .map(|f| {
+                f.arg.len()
+                    + std::mem::size_of::<ArgFilter>()
+                    + f.constraints
+                        .iter()
+                        .map(|c| std::mem::size_of::<BlockConstraint>() + c.constraint.heap_bytes())
+                        .sum::<usize>()
+            })
+            .sum();
+        let budgets: usize = self
+            .budgets
+            .iter()
+            .map(|b| {
+                std::mem::size_of::<BudgetRef>()
+                    + b.revocation_id.len()
+                    + b.root_id.len()
+                    + b.budget.tool.as_str().len()
+                    + 96
+            })
+            .sum();
+        std::mem::size_of::<Self>() + self.tool.len() + 64 + filters + budgets
     }
 }
 
@@ -276,9 +318,12 @@ impl Allowed {
     }
 
     pub(crate) fn new(summary: Arc<Summary>, blocks: &[BlockView], tool: &str) -> Self {
+        let described = blocks
+            .iter()
+            .filter_map(|b| b.description().map(|d| (b.index, &b.revocation_id, d)));
         Allowed {
             summary,
-            view: Arc::new(ToolView::new(blocks, tool)),
+            view: Arc::new(ToolView::new(described, tool)),
         }
     }
 }

@@ -297,7 +297,7 @@ fn the_cache_is_bounded_and_drops_expired_tickets() {
     let k = root();
     let v = Verifier::builder(KeySet::from(k.public()))
         .resource(RES)
-        .cache_capacity(64)
+        .cache_bytes(64 * 8192)
         .build();
     for i in 0..200u64 {
         let t = Ticket::mint(&k, "a", "u")
@@ -308,8 +308,37 @@ fn the_cache_is_bounded_and_drops_expired_tickets() {
         v.check(t.as_str(), &Call::new("t", "{}").expect("args").at(NOW))
             .expect("ok");
     }
-    assert!(v.cached() <= 64, "bounded: {}", v.cached());
+    assert!(v.cached() < 200, "bounded: {}", v.cached());
     assert!(v.cached() > 0);
+    assert!(v.cached_bytes() <= 64 * 8192, "{}", v.cached_bytes());
     v.evict_expired(NOW + 10_000);
     assert_eq!(v.cached(), 0);
+}
+
+/// The cache is what makes a warm check warm: the same ticket is parsed once, however often
+/// it is checked; a distinct one is parsed once more; an evicted one again.
+#[test]
+fn the_cache_parses_each_ticket_once() {
+    let k = root();
+    let v = Verifier::builder(KeySet::from(k.public()))
+        .resource(RES)
+        .build();
+    let t = ticket(&k);
+    for _ in 0..5 {
+        v.check(t.as_str(), &list("acme")).expect("ok");
+        v.check(t.as_str(), &list("globex")).expect_err("denied");
+    }
+    assert_eq!(v.cache_misses(), 1);
+    let other = t.attenuate().tool("list_invoices").sign().expect("att");
+    v.check(other.as_str(), &list("acme")).expect("ok");
+    v.check(other.as_str(), &list("acme")).expect("ok");
+    assert_eq!(v.cache_misses(), 2);
+    assert_eq!(v.cached(), 2);
+    v.evict_expired(NOW + 3600);
+    assert_eq!(v.cached(), 0);
+    let late = Call::new("list_invoices", r#"{"org":"acme"}"#)
+        .expect("args")
+        .at(NOW + 3600);
+    v.check(t.as_str(), &late).expect_err("expired");
+    assert_eq!(v.cache_misses(), 3);
 }

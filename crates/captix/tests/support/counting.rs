@@ -54,3 +54,8 @@ pub fn peak_bytes<R>(f: impl FnOnce() -> R) -> (R, u64) {
     let peak = PEAK.with(Cell::get);
     (r, (peak - start).max(0) as u64)
 }
+
+/// Bytes this thread holds now (allocated minus freed since it started).
+pub fn live_bytes() -> i64 {
+    LIVE.with(Cell::get)
+}
