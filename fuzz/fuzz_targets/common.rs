@@ -80,7 +80,9 @@ pub fn setup() -> &'static Setup {
         let call = |tool: &str, args: &str| Call::new(tool, args).expect("call").at(NOW);
         Setup {
             root: root(),
-            verifier: Verifier::builder(keys.clone()).cache_capacity(64).build(),
+            verifier: Verifier::builder(keys.clone())
+                .cache_bytes(64 * 8192)
+                .build(),
             keys,
             parent,
             calls: vec![
