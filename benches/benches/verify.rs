@@ -142,7 +142,7 @@ fn same_block(t: &Ticket, index: usize) -> BlockBuilder {
     let view = &t.blocks()[index];
     let context = serde_json::to_string(view.description().expect("captix block")).expect("json");
     BlockBuilder::new()
-        .code(&view.datalog)
+        .code(view.datalog())
         .expect("datalog")
         .context(context)
 }

@@ -666,6 +666,86 @@ mod tests {
         std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 
+    /// The boundaries of forgetting: a windowed debt the second it has drained, a lifetime
+    /// counter the second its lifetime ends, never before; saved files leave out exactly
+    /// what a sweep drops.
+    #[test]
+    fn idle_state_boundaries_are_exact() {
+        let store = MemoryBudgets::new();
+        let windowed = key(1, 0, 2, 60); // 2 per 60 s: one call leaves a debt of 60 ticks
+        let mut lifetime = key(2, 0, 5, 0);
+        lifetime.expires = Some(500);
+        let forever = key(3, 0, 5, 0);
+        let p = store.prepare(vec![windowed, lifetime, forever]);
+        assert_eq!(p.spend(100).expect("spend"), Spend::Spent);
+        drop(p);
+        // debt 60 ticks at t=100, drained at 2 ticks a second: gone at t=130
+        assert_eq!(store.sweep(129), 0, "windowed debt left at 129");
+        assert_eq!(store.sweep(130), 1, "drained at 130");
+        assert_eq!(store.sweep(499), 0, "lifetime still presentable at 499");
+        assert_eq!(store.sweep(500), 1, "lifetime over at 500");
+        assert_eq!(store.sweep(u64::MAX), 0, "no expiry: kept for good");
+        assert_eq!(store.len(), 1);
+    }
+
+    /// When several budgets are exhausted, the earliest position is reported, and nothing is
+    /// spent from any of them.
+    #[test]
+    fn exhaustion_reports_the_first_position_and_spends_nothing() {
+        let store = MemoryBudgets::new();
+        let (a, b, c) = (key(1, 0, 1, 0), key(2, 0, 5, 0), key(3, 0, 1, 60));
+        assert_eq!(
+            store.prepare(vec![a.clone()]).spend(0).expect("a"),
+            Spend::Spent
+        );
+        assert_eq!(
+            store.prepare(vec![c.clone()]).spend(0).expect("c"),
+            Spend::Spent
+        );
+        let all = store.prepare(vec![b.clone(), c.clone(), a.clone()]);
+        assert_eq!(
+            all.spend(0).expect("spend"),
+            Spend::Exhausted {
+                which: 1,
+                retry_after: Some(60)
+            }
+        );
+        let rev = store.prepare(vec![a, b.clone(), c]);
+        assert_eq!(
+            rev.spend(0).expect("spend"),
+            Spend::Exhausted {
+                which: 0,
+                retry_after: None
+            }
+        );
+        // b was never charged: five calls still fit
+        let only_b = store.prepare(vec![b]);
+        for _ in 0..5 {
+            assert_eq!(only_b.spend(0).expect("b"), Spend::Spent);
+        }
+        assert!(matches!(
+            only_b.spend(0).expect("b"),
+            Spend::Exhausted { .. }
+        ));
+    }
+
+    /// More than eight budgets on one call take the allocating path, with the same answers.
+    #[test]
+    fn many_budgets_on_one_call() {
+        let store = MemoryBudgets::new();
+        let keys: Vec<BudgetKey> = (0..12).map(|i| key(i, 0, 2 + u64::from(i), 0)).collect();
+        let p = store.prepare(keys);
+        assert_eq!(p.spend(0).expect("1"), Spend::Spent);
+        assert_eq!(p.spend(0).expect("2"), Spend::Spent);
+        assert_eq!(
+            p.spend(0).expect("3"),
+            Spend::Exhausted {
+                which: 0,
+                retry_after: None
+            }
+        );
+    }
+
     #[test]
     fn sweep_forgets_only_idle_state() {
         let store = MemoryBudgets::new();

@@ -45,6 +45,23 @@ impl Decoded {
         }
     }
 
+    /// The Datalog source in Biscuit's notation, as Biscuit prints a block: facts, rules,
+    /// checks, each ending with `;` and a new line. For display only.
+    pub(crate) fn source(&self) -> String {
+        let mut out = String::new();
+        let lines = self
+            .facts
+            .iter()
+            .map(ToString::to_string)
+            .chain(self.rules.iter().map(ToString::to_string))
+            .chain(self.checks.iter().map(ToString::to_string));
+        for l in lines {
+            out.push_str(&l);
+            out.push_str(";\n");
+        }
+        out
+    }
+
     /// True when both say the same Datalog (facts, rules, checks, scopes, in order).
     pub(crate) fn same_datalog(&self, other: &Decoded) -> bool {
         self.facts == other.facts

@@ -73,7 +73,7 @@ fn report(blocks: &[BlockView], key_id: Option<String>, sig: Signatures, bytes: 
                         .unwrap_or_default(),
                     description,
                     problem,
-                    datalog: b.datalog.clone(),
+                    datalog: b.datalog(),
                 }
             })
             .collect(),

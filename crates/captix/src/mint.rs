@@ -138,19 +138,17 @@ impl<'k> TicketBuilder<'k> {
     /// Signs the ticket with fresh randomness from the operating system.
     pub fn sign(self) -> Result<Ticket> {
         let block = self.desc.to_block(0)?;
-        let datalog = block.to_string();
         let biscuit = biscuit_auth::Biscuit::builder()
             .merge(block)
             .root_key_id(self.key.key_id().0)
             .build(self.key.pair())
             .map_err(|e| Error::Build(e.to_string()))?;
-        Ticket::from_built(biscuit, Vec::new(), (self.desc, datalog))
+        Ticket::from_built(biscuit, Vec::new(), self.desc)
     }
 
     /// Signs the ticket taking the next-block key from `rng` (deterministic test vectors).
     pub fn sign_with_rng<R: RngCore + CryptoRng>(self, rng: &mut R) -> Result<Ticket> {
         let block = self.desc.to_block(0)?;
-        let datalog = block.to_string();
         let biscuit = biscuit_auth::Biscuit::builder()
             .merge(block)
             .root_key_id(self.key.key_id().0)
@@ -160,7 +158,7 @@ impl<'k> TicketBuilder<'k> {
                 rng,
             )
             .map_err(|e| Error::Build(e.to_string()))?;
-        Ticket::from_built(biscuit, Vec::new(), (self.desc, datalog))
+        Ticket::from_built(biscuit, Vec::new(), self.desc)
     }
 }
 
@@ -204,7 +202,6 @@ impl Attenuation<'_> {
         next: Option<biscuit_auth::KeyPair>,
     ) -> Result<std::result::Result<Ticket, UnverifiedTicket>> {
         let block = self.block()?;
-        let datalog = block.to_string();
         let build = |e: biscuit_auth::error::Token| Error::Build(e.to_string());
         match self.base {
             Base::Verified(t) => {
@@ -213,11 +210,7 @@ impl Attenuation<'_> {
                     None => t.inner.append(block),
                 }
                 .map_err(build)?;
-                Ok(Ok(Ticket::from_built(
-                    b,
-                    t.blocks.clone(),
-                    (self.desc, datalog),
-                )?))
+                Ok(Ok(Ticket::from_built(b, t.blocks.clone(), self.desc)?))
             }
             Base::Unverified(t) => {
                 let b = match next {
@@ -228,7 +221,7 @@ impl Attenuation<'_> {
                 Ok(Err(UnverifiedTicket::from_built(
                     b,
                     t.blocks.clone(),
-                    (self.desc, datalog),
+                    self.desc,
                 )?))
             }
         }

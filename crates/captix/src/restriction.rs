@@ -654,6 +654,92 @@ mod tests {
         assert_eq!(format_duration(90), "90s");
     }
 
+    /// Mutation testing left these rules unstated: each line is one of them.
+    #[test]
+    fn names_pointers_and_values_are_validated_exactly() {
+        // tool names: 1 to 128 bytes, no control characters, not `*`
+        assert!(validate_tool_name("t").is_ok());
+        assert!(validate_tool_name(&"x".repeat(128)).is_ok());
+        assert!(validate_tool_name(&"x".repeat(129)).is_err());
+        assert!(validate_tool_name("").is_err());
+        assert!(validate_tool_name("*").is_err());
+        assert!(validate_tool_name("**").is_ok());
+        assert!(validate_tool_name("a\u{0}b").is_err());
+        assert!(validate_tool_name("a\u{7f}").is_err());
+        assert!(validate_tool_name("a\nb").is_err());
+        assert!(validate_tool_name("é ü \"q\"").is_ok());
+        // pointers: start with `/`, `~` only as `~0` or `~1`, at most 1,024 bytes
+        assert!(validate_pointer("/a~0b~1c").is_ok());
+        assert!(validate_pointer("/").is_ok());
+        assert!(validate_pointer("a").is_err());
+        assert!(validate_pointer("").is_err());
+        assert!(validate_pointer("/a~").is_err());
+        assert!(validate_pointer("/a~2").is_err());
+        assert!(validate_pointer(&format!("/{}", "a".repeat(1023))).is_ok());
+        assert!(validate_pointer(&format!("/{}", "a".repeat(1024))).is_err());
+        // values: canonical integers, true/false, JSON-quoted strings, anything else a string
+        assert_eq!(parse_value("false").expect("v"), Scalar::Bool(false));
+        assert_eq!(parse_value("true").expect("v"), Scalar::Bool(true));
+        assert_eq!(
+            parse_value("False").expect("v"),
+            Scalar::Str("False".into())
+        );
+        assert_eq!(parse_value("-0").expect("v"), Scalar::Str("-0".into()));
+        assert_eq!(parse_value("-7").expect("v"), Scalar::Int(-7));
+        assert_eq!(
+            parse_value("\"true\"").expect("v"),
+            Scalar::Str("true".into())
+        );
+        assert!(parse_value("\"unterminated").is_err());
+        // `|` splits values, except inside a JSON-quoted string (escaped quotes included)
+        assert_eq!(split_values("a|b"), vec!["a", "b"]);
+        assert_eq!(split_values("\"a|b\"|c"), vec!["\"a|b\"", "c"]);
+        assert_eq!(
+            split_values(r#""x\"|y"|z"#),
+            vec![r#""x\"|y""#, "z"],
+            "an escaped quote does not end the string"
+        );
+        assert_eq!(split_values(r#""a\\"|b"#), vec![r#""a\\""#, "b"]);
+        assert_eq!(split_values("|"), vec!["", ""]);
+        // budgets: the exact range, and a tool selector that is a tool name
+        assert!(Budget::new(ToolSel::Any, 1, 0).is_ok());
+        assert!(Budget::new(ToolSel::Named("".into()), 1, 0).is_err());
+        assert!(Budget::new(ToolSel::Named("a\u{1}".into()), 1, 0).is_err());
+        let limit = crate::limits::MAX_BUDGET_PRODUCT;
+        assert!(Budget::new(ToolSel::Any, limit - 2, 0).is_ok());
+        assert!(Budget::new(ToolSel::Any, limit - 1, 0).is_err());
+        assert!(Budget::new(ToolSel::Any, 0, limit - 2).is_ok());
+        assert!(Budget::new(ToolSel::Any, 0, limit - 1).is_err());
+        // rows: each part checked
+        assert!(RowFilter::new(
+            ToolSel::Named("*".into()),
+            "/a",
+            Constraint::Prefix("".into())
+        )
+        .is_err());
+        assert!(RowFilter::new(ToolSel::Any, "a", Constraint::Prefix("".into())).is_err());
+        assert!(RowFilter::new(ToolSel::Any, "/a", Constraint::OneOf(vec![])).is_err());
+        assert!(RowFilter::new(ToolSel::Any, "/a", Constraint::Eq(Scalar::Null)).is_err());
+        assert!(RowFilter::new(
+            ToolSel::Any,
+            "/a",
+            Constraint::Range {
+                min: Some(2),
+                max: Some(1)
+            }
+        )
+        .is_err());
+        assert!(RowFilter::new(
+            ToolSel::Any,
+            "/a",
+            Constraint::Range {
+                min: Some(1),
+                max: Some(1)
+            }
+        )
+        .is_ok());
+    }
+
     #[test]
     fn constraints_are_type_strict() {
         let eq = Constraint::Eq(Scalar::Int(5));

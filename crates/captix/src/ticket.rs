@@ -71,9 +71,6 @@ pub struct BlockView {
     pub index: usize,
     /// What the block says about itself.
     pub content: Content,
-    /// The block's Datalog source, as Biscuit prints it: for people to read only. Biscuit
-    /// does not escape strings when printing, so nothing is decided on this text (spec §6.2).
-    pub datalog: String,
     /// The block's revocation id.
     pub revocation_id: RevocationId,
     /// True for a third-party block (signed by an external key).
@@ -84,6 +81,13 @@ pub struct BlockView {
 }
 
 impl BlockView {
+    /// The block's Datalog source, printed from its decoded terms in Biscuit's notation: for
+    /// people to read only. Biscuit's notation does not escape strings, so nothing is decided
+    /// on this text (spec §6.2).
+    pub fn datalog(&self) -> String {
+        self.decoded.source()
+    }
+
     /// The description, when the block is a valid captix block.
     pub fn description(&self) -> Option<&Description> {
         match &self.content {
@@ -221,17 +225,12 @@ fn map_format_error(e: biscuit_auth::error::Token) -> Denial {
 }
 
 /// Reads every block: its description (checked against its decoded Datalog), source and id.
-fn views(
-    outer: &schema::Biscuit,
-    source: impl Fn(usize) -> Result<String, biscuit_auth::error::Token>,
-    ids: Vec<Vec<u8>>,
-) -> Result<Vec<BlockView>, Denial> {
+fn views(outer: &schema::Biscuit, ids: Vec<Vec<u8>>) -> Result<Vec<BlockView>, Denial> {
     let decoded = decode_all(outer)
         .map_err(|e| Denial::new(Code::Malformed, format!("not a valid Biscuit token: {e}")))?;
     let signed = std::iter::once(&outer.authority).chain(outer.blocks.iter());
     let mut out = Vec::with_capacity(decoded.len());
     for (index, ((id, decoded), sb)) in ids.into_iter().zip(decoded).zip(signed).enumerate() {
-        let datalog = source(index).map_err(map_format_error)?;
         let third_party = sb.external_signature.is_some();
         let content = if third_party {
             Content::Foreign
@@ -248,7 +247,6 @@ fn views(
         out.push(BlockView {
             index,
             content,
-            datalog,
             revocation_id: RevocationId(id),
             third_party,
             decoded: std::sync::Arc::new(decoded),
@@ -283,7 +281,7 @@ fn push_added(
     blocks: &mut Vec<BlockView>,
     bytes: &[u8],
     mut ids: Vec<Vec<u8>>,
-    added: (Description, String),
+    added: Description,
 ) -> Result<(), crate::Error> {
     let built = |e: String| crate::Error::Build(e);
     let id = ids
@@ -296,8 +294,7 @@ fn push_added(
         .ok_or_else(|| built("a token without blocks".into()))?;
     blocks.push(BlockView {
         index: blocks.len(),
-        content: Content::Described(Box::new(added.0)),
-        datalog: added.1,
+        content: Content::Described(Box::new(added)),
         revocation_id: RevocationId(id),
         third_party: false,
         decoded: std::sync::Arc::new(decoded),
@@ -333,7 +330,7 @@ impl UnverifiedTicket {
     pub(crate) fn from_built(
         inner: biscuit_auth::UnverifiedBiscuit,
         mut blocks: Vec<BlockView>,
-        added: (Description, String),
+        added: Description,
     ) -> Result<Self, crate::Error> {
         let bytes = inner
             .to_vec()
@@ -353,11 +350,7 @@ impl UnverifiedTicket {
         let text = text.trim_ascii();
         let (bytes, outer) = decode(text)?;
         let inner = biscuit_auth::UnverifiedBiscuit::from(&bytes).map_err(map_format_error)?;
-        let blocks = views(
-            &outer,
-            |i| inner.print_block_source(i),
-            inner.revocation_identifiers(),
-        )?;
+        let blocks = views(&outer, inner.revocation_identifiers())?;
         Ok(UnverifiedTicket {
             key_id: inner.root_key_id(),
             inner,
@@ -409,11 +402,7 @@ impl Ticket {
                 ),
             })?;
         let inner = biscuit_auth::Biscuit::from(&bytes, key.0).map_err(map_format_error)?;
-        let blocks = views(
-            &outer,
-            |i| inner.print_block_source(i),
-            inner.revocation_identifiers(),
-        )?;
+        let blocks = views(&outer, inner.revocation_identifiers())?;
         require_valid(&blocks)?;
         Ok(Ticket {
             key_id: inner.root_key_id(),
@@ -429,7 +418,7 @@ impl Ticket {
     pub(crate) fn from_built(
         inner: biscuit_auth::Biscuit,
         mut blocks: Vec<BlockView>,
-        added: (Description, String),
+        added: Description,
     ) -> Result<Self, crate::Error> {
         let bytes = inner
             .to_vec()

@@ -56,7 +56,7 @@ proptest! {
         let reread = captix::Ticket::parse(t.as_str(), &captix::KeySet::from(key().public())).expect("reparse");
         prop_assert_eq!(t.blocks().len(), reread.blocks().len());
         for (a, b) in t.blocks().iter().zip(reread.blocks()) {
-            prop_assert_eq!(&a.datalog, &b.datalog);
+            prop_assert_eq!(a.datalog(), b.datalog());
             prop_assert_eq!(&a.content, &b.content);
             prop_assert_eq!(&a.revocation_id, &b.revocation_id);
         }

@@ -85,6 +85,11 @@ fn run(v: &Value) -> (String, Option<usize>) {
     }
     // The hot path, where the ticket compiles, must agree.
     if let Ok(t) = Ticket::parse(ticket, &keys) {
+        // The displayed source, printed from decoded terms, reads as Biscuit prints it.
+        for b in t.blocks() {
+            let biscuit = t.biscuit().print_block_source(b.index).expect("source");
+            assert_eq!(b.datalog(), biscuit, "block {}", b.index);
+        }
         if let Some(compiled) = Compiled::compile(&t) {
             let hot = compiled.check(&call);
             assert_eq!(

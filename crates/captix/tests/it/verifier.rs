@@ -299,6 +299,14 @@ fn the_cache_is_bounded_and_drops_expired_tickets() {
         .resource(RES)
         .cache_bytes(64 * 8192)
         .build();
+    // A ticket that expires last is the last to be evicted.
+    let keeper = Ticket::mint(&k, "a", "u")
+        .tool("t")
+        .expires_at(NOW + 100_000)
+        .sign()
+        .expect("mint");
+    let call = Call::new("t", "{}").expect("args").at(NOW);
+    v.check(keeper.as_str(), &call).expect("ok");
     for i in 0..200u64 {
         let t = Ticket::mint(&k, "a", "u")
             .tool("t")
@@ -311,7 +319,16 @@ fn the_cache_is_bounded_and_drops_expired_tickets() {
     assert!(v.cached() < 200, "bounded: {}", v.cached());
     assert!(v.cached() > 0);
     assert!(v.cached_bytes() <= 64 * 8192, "{}", v.cached_bytes());
+    let misses = v.cache_misses();
+    v.check(keeper.as_str(), &call).expect("ok");
+    assert_eq!(
+        v.cache_misses(),
+        misses,
+        "the latest-expiring ticket was evicted"
+    );
     v.evict_expired(NOW + 10_000);
+    assert_eq!(v.cached(), 1, "only the keeper is still valid");
+    v.evict_expired(NOW + 100_000);
     assert_eq!(v.cached(), 0);
 }
 
