@@ -25,7 +25,7 @@ fn round_trip(t: &Ticket, keys: &KeySet) {
     assert_eq!(t.blocks().len(), back.blocks().len());
     for (a, b) in t.blocks().iter().zip(back.blocks()) {
         assert_eq!(a.content, b.content);
-        assert_eq!(a.datalog, b.datalog);
+        assert_eq!(a.datalog(), b.datalog());
     }
 }
 
