@@ -46,24 +46,9 @@ fn foreign(code: &str) -> Option<String> {
     let text = format!(
         "{}{}",
         captix::PREFIX,
-        base64_url(&bytes) // no padding (spec §6.1)
+        base64::encode_config(bytes, base64::URL_SAFE_NO_PAD) // no padding (spec §6.1)
     );
     (text.len() <= captix::limits::MAX_TICKET_BYTES).then_some(text)
-}
-
-fn base64_url(bytes: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut s = String::with_capacity(bytes.len() * 4 / 3 + 3);
-    for c in bytes.chunks(3) {
-        let n = c
-            .iter()
-            .enumerate()
-            .fold(0u32, |a, (i, b)| a | (u32::from(*b) << (16 - 8 * i)));
-        for i in 0..=c.len() {
-            s.push(A[(n >> (18 - 6 * i)) as usize & 63] as char);
-        }
-    }
-    s
 }
 
 fn list(n: usize, f: impl Fn(usize) -> String) -> String {

@@ -94,7 +94,12 @@ impl Gen<'_> {
             4 => format!("{}.length() > {}", self.value(depth), self.byte()),
             5 if depth < 4 => {
                 let (a, b) = (self.test(depth + 1), self.test(depth + 1));
-                format!("({a} || {b})")
+                if self.byte() % 2 == 0 {
+                    format!("({a} || {b})")
+                } else {
+                    // the closure on the left of its operator
+                    format!("({a}).try_or({b})")
+                }
             }
             _ => {
                 let (a, b) = (self.value(depth), self.value(depth));

@@ -5,6 +5,8 @@ import type { Decision, Verifier } from './index.js';
 
 /** The HTTP status for a denial code: 401, 403, 429, 400 or 503 (spec §8). */
 export declare function httpStatus(code: string): number;
+/** The HTTP status of a denial: as httpStatus, but 403 for a budget that never refills. */
+export declare function denialStatus(decision: { code: string; retry_after?: number }): number;
 
 /** The SDK AuthInfo of a valid ticket (clientId = agent; extra.captix = ticket info). */
 export declare function authInfo(verifier: Verifier, token: string, options?: { resource?: string }): AuthInfo;

@@ -70,15 +70,33 @@ function quote(s) {
   return String(s).replace(/["\\]/g, '\\$&');
 }
 
-function challenge(res, status, { error, description, resourceMetadataUrl }) {
-  let h = 'Bearer';
+// Fixed descriptions in RFC 6750's character set: a challenge carries only values the server
+// chose, never request data (a tool name in it once sent clients to another origin).
+const DESCRIPTIONS = {
+  invalid_token: 'the ticket is not valid for this server',
+  insufficient_scope: 'the ticket does not allow this request',
+  invalid_request: 'the request is malformed',
+};
+
+function challenge(res, status, { error, resourceMetadataUrl }) {
   const parts = [];
-  if (error) parts.push(`error="${error}"`);
-  if (description) parts.push(`error_description="${quote(description)}"`);
   if (resourceMetadataUrl) parts.push(`resource_metadata="${quote(resourceMetadataUrl)}"`);
-  if (parts.length) h += ' ' + parts.join(', ');
-  res.set('WWW-Authenticate', h);
+  if (error) parts.push(`error="${error}"`, `error_description="${DESCRIPTIONS[error]}"`);
+  res.set('WWW-Authenticate', parts.length ? `Bearer ${parts.join(', ')}` : 'Bearer');
   res.status(status);
+}
+
+/** An Mcp-Name / Mcp-Method value as the body says it: `=?base64?…?=` decoded. */
+function headerValue(v) {
+  if (typeof v !== 'string') return v;
+  const m = /^=\?base64\?(.*)\?=$/.exec(v);
+  return m ? Buffer.from(m[1], 'base64').toString('utf8') : v;
+}
+
+/** The HTTP status of a denial: a budget that never refills is 403 (retrying cannot help). */
+export function denialStatus(decision) {
+  if (decision.code === 'budget_exhausted' && decision.retry_after === undefined) return 403;
+  return httpStatus(decision.code);
 }
 
 /**
@@ -87,18 +105,26 @@ function challenge(res, status, { error, description, resourceMetadataUrl }) {
  */
 export function captixMiddleware(verifier, { resource, resourceMetadataUrl } = {}) {
   return (req, res, next) => {
+    const raw = req.rawHeaders ?? [];
+    let authorizations = 0;
+    for (let i = 0; i < raw.length; i += 2) if (String(raw[i]).toLowerCase() === 'authorization') authorizations += 1;
+    if (authorizations > 1) {
+      challenge(res, 400, { error: 'invalid_request', resourceMetadataUrl });
+      return res.json(rpcError(null, -32600, 'invalid_request: more than one Authorization header'));
+    }
     const header = req.headers.authorization ?? '';
     const [scheme, token] = header.split(' ');
     if (!token || scheme.toLowerCase() !== 'bearer') {
       challenge(res, 401, { resourceMetadataUrl });
-      return res.json({ error: 'invalid_token', error_description: 'a captix ticket is required (Authorization: Bearer captix1_...)' });
+      return res.json(rpcError(null, -32001, 'a captix ticket is required: Authorization: Bearer captix1_...'));
     }
     let auth;
     try {
       auth = authInfo(verifier, token, { resource });
     } catch (e) {
-      challenge(res, 401, { error: 'invalid_token', description: `captix ${e.code}: ${e.message}`, resourceMetadataUrl });
-      return res.json({ error: 'invalid_token', error_description: `captix ${e.code}: ${e.message}`, captix_code: e.code });
+      challenge(res, 401, { error: 'invalid_token', resourceMetadataUrl });
+      const data = { decision: 'deny', code: e.code, reason: e.message };
+      return res.json(rpcError(req.body?.id ?? null, -32001, `captix ${e.code}: ${e.message}`, data));
     }
     req.auth = auth;
     const body = req.body;
@@ -109,32 +135,36 @@ export function captixMiddleware(verifier, { resource, resourceMetadataUrl } = {
     if (typeof body !== 'object' || body === null || body.jsonrpc !== '2.0') {
       return res.status(400).json(rpcError(null, -32600, 'the body is not a JSON-RPC 2.0 request'));
     }
+    const headerMethod = req.headers['mcp-method'];
+    if (headerMethod !== undefined && headerValue(headerMethod) !== body.method) {
+      return res.status(400).json(rpcError(body.id ?? null, -32020, "the Mcp-Method header does not match the body's method"));
+    }
     if (body.method !== 'tools/call') return next();
     const name = body.params?.name;
     const headerName = req.headers['mcp-name'];
     if (typeof name !== 'string') {
       return res.status(400).json(rpcError(body.id ?? null, -32602, 'tools/call needs params.name'));
     }
-    if (headerName !== undefined && headerName !== name) {
-      return res.status(400).json(rpcError(body.id ?? null, -32602, 'the Mcp-Name header does not match params.name'));
+    if (headerName !== undefined && headerValue(headerName) !== name) {
+      return res.status(400).json(rpcError(body.id ?? null, -32020, "the Mcp-Name header does not match the body's params.name"));
     }
     const decision = verifier.check(token, { tool: name, arguments: body.params?.arguments ?? {} });
     if (decision.decision === 'allow') {
       auth.extra.decision = decision;
       return next();
     }
-    const status = httpStatus(decision.code);
+    const status = denialStatus(decision);
     const description = `captix ${decision.code}: ${decision.reason}`;
-    if (status === 401) challenge(res, 401, { error: 'invalid_token', description, resourceMetadataUrl });
-    else if (status === 403) challenge(res, 403, { error: 'insufficient_scope', description, resourceMetadataUrl });
+    if (status === 401) challenge(res, 401, { error: 'invalid_token', resourceMetadataUrl });
+    else if (status === 403) challenge(res, 403, { error: 'insufficient_scope', resourceMetadataUrl });
     else res.status(status);
     if (status === 429 && decision.retry_after !== undefined) res.set('Retry-After', String(decision.retry_after));
-    return res.json({ ...rpcError(body.id ?? null, -32001, description), captix: decision });
+    return res.json({ ...rpcError(body.id ?? null, -32001, description, decision), captix: decision });
   };
 }
 
-function rpcError(id, code, message) {
-  return { jsonrpc: '2.0', id, error: { code, message } };
+function rpcError(id, code, message, data) {
+  return { jsonrpc: '2.0', id, error: data === undefined ? { code, message } : { code, message, data } };
 }
 
 /**

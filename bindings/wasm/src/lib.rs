@@ -7,7 +7,6 @@
 use std::sync::Arc;
 
 use captix::audit::{MemoryAudit, Redaction};
-use captix::budget::MemoryBudgets;
 use captix::revocation::MemoryRevocations;
 use captix::{
     Args, Budget, Call, KeySet, PublicKey, RevocationId, RowFilter, SigningKey, Ticket,
@@ -215,8 +214,8 @@ impl WasmVerifier {
         if let Some(r) = o.resource {
             b = b.resource(r);
         }
-        if o.budgets {
-            b = b.budgets(Arc::new(MemoryBudgets::new()));
+        if !o.budgets {
+            b = b.without_budgets();
         }
         if let Some(n) = o.cache_bytes {
             b = b.cache_bytes(n);

@@ -1355,6 +1355,29 @@ fn main() {
         acme,
         "limits_exceeded",
     ));
+    let a100 = format!(
+        "[{}]",
+        (0..100)
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let try_or = base
+        .attenuate()
+        .datalog(format!(
+            "check if {a100}.all($x -> {a100}.all($y -> {a100}.all($z -> $z >= 0))).try_or(false)"
+        ))
+        .sign_with_rng(&mut g.rng)
+        .expect("att");
+    g.push(v(
+        "datalog_try_or_closure_exceeded",
+        "7.2",
+        "a closure on the left of its operator (.try_or) is charged like any other",
+        &try_or,
+        "list_invoices",
+        acme,
+        "limits_exceeded",
+    ));
     let small = base
         .attenuate()
         .datalog(r#"check if arg("/org", $o), ["acme", "globex"].any($x -> $x == $o)"#)

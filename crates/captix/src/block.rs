@@ -226,6 +226,12 @@ impl Description {
         for r in &self.rows {
             r.validate()?;
         }
+        if self.budgets.len() > crate::limits::MAX_BUDGETS_PER_BLOCK {
+            return bad(format!(
+                "a block carries at most {} budgets",
+                crate::limits::MAX_BUDGETS_PER_BLOCK
+            ));
+        }
         for b in &self.budgets {
             b.validate()?;
         }

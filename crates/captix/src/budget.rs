@@ -70,6 +70,12 @@ pub enum Spend {
 pub trait PreparedSpend: Send + Sync {
     /// Spends one unit from every budget, all or nothing, at `now` (Unix seconds).
     fn spend(&self, now: u64) -> Result<Spend, Denial>;
+
+    /// The heap this prepared spend holds or keeps alive (an estimate): what a verifier's
+    /// cache counts against its byte bound (spec §10.2).
+    fn heap_bytes(&self) -> usize {
+        0
+    }
 }
 
 /// Where budget state lives: in memory, in a file-backed memory store, in Redis.
@@ -119,8 +125,9 @@ fn drained(state: State, now: u64, max_calls: u64, window: u64) -> u128 {
 /// True when a state is the same as no state at `now` (it can be forgotten).
 fn idle(state: State, now: u64, key: &Key) -> bool {
     if key.window == 0 {
-        // lifetime counters live until no ticket holding their block can be presented
-        return key.expires().is_some_and(|e| now >= e);
+        // Lifetime counters live until no ticket holding their block can be presented; one
+        // that never counted a call is no state at all (prepared, never spent).
+        return state.debt == 0 || key.expires().is_some_and(|e| now >= e);
     }
     drained(state, now, key.max_calls, key.window) == 0
 }
@@ -326,6 +333,13 @@ impl MemoryBudgets {
             let max_calls = u64_of(take(8)?);
             let window = u64_of(take(8)?);
             let expires = Some(u64_of(take(8)?)).filter(|e| *e != u64::MAX);
+            // Version 1 recorded the presenting chain's expiry, which may be a short-lived
+            // child's: a lifetime counter read from it is kept for good instead.
+            let expires = if version == 1 && window == 0 {
+                None
+            } else {
+                expires
+            };
             let state = if version == 1 {
                 from_v1(u64_of(take(8)?), max_calls, window)
             } else {
@@ -428,6 +442,11 @@ impl MemorySpend {
 }
 
 impl PreparedSpend for MemorySpend {
+    fn heap_bytes(&self) -> usize {
+        // the list, and each cell it keeps alive with its id in the store's map
+        self.cells.len() * (std::mem::size_of::<(usize, Arc<Cell>)>() + 224)
+    }
+
     fn spend(&self, now: u64) -> Result<Spend, Denial> {
         // No allocation for up to 8 budgets on a chain (the common case).
         const INLINE: usize = 8;

@@ -85,5 +85,5 @@ pub use ticket::{BlockView, Content, RevocationId, Ticket, UnverifiedTicket, PRE
 pub use verifier::{Checked, TicketInfo, Verifier, VerifierBuilder, DEFAULT_CACHE_BYTES};
 pub use verify::{
     decision_json, run_limits, verify, Allowed, ArgFilter, BlockConstraint, BudgetRef, Call,
-    Decision, TOOLS_CALL,
+    Decision, Untimed, TOOLS_CALL,
 };

@@ -15,6 +15,11 @@ pub const MAX_ARGS_LEAVES: usize = 1024;
 /// Longest accepted tool name, in bytes.
 pub const MAX_TOOL_NAME_BYTES: usize = 128;
 
+/// Most budgets in one block (spec §7.1): each can hold state in a budget store for as long
+/// as its block can be presented, so a holder who attenuates freely must not be able to make
+/// many per call.
+pub const MAX_BUDGETS_PER_BLOCK: usize = 16;
+
 /// Budget limit (spec §4.5): `(window + 1) × (max_calls + 1)` must stay below this (2^53),
 /// so that budget arithmetic is exact in every store, Redis's Lua doubles included, at any
 /// time (a day's window allows over 100 billion calls). Refused when minting, and a ticket

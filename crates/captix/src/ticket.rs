@@ -161,6 +161,15 @@ fn decode(text: &str) -> Result<(Vec<u8>, schema::Biscuit), Denial> {
     }
     let outer = schema::Biscuit::decode(bytes.as_slice())
         .map_err(|_| Denial::new(Code::Malformed, "not a captix ticket: not a Biscuit token"))?;
+    // Spec §6.1: one text form per token. The signatures cover the blocks, not the outer
+    // message, so unknown fields, repeated scalars or reordering would make other strings
+    // that verify: the bytes must be the outer message's own encoding.
+    if outer.encode_to_vec() != bytes {
+        return Err(Denial::new(
+            Code::Malformed,
+            "not a captix ticket: the token is not in its canonical encoding",
+        ));
+    }
     debug_assert_eq!(outer.blocks.len() + 1, count);
     Ok((bytes, outer))
 }

@@ -8,14 +8,14 @@
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use subtle::ConstantTimeEq;
 
 use crate::audit::{AuditSink, Record, Redaction};
 use crate::block::Restriction;
-use crate::budget::{BudgetKey, BudgetStore, NoBudgets, PreparedSpend, Spend};
+use crate::budget::{BudgetKey, BudgetStore, MemoryBudgets, NoBudgets, PreparedSpend, Spend};
 use crate::compiled::{holds, Compiled};
 use crate::error::{Code, Denial};
 use crate::keys::KeySet;
@@ -52,9 +52,16 @@ impl VerifierBuilder {
         self
     }
 
-    /// Where budgets are counted (default: none are enforced).
+    /// Where budgets are counted (default: a [`MemoryBudgets`] of this verifier's own).
     pub fn budgets(mut self, store: Arc<dyn BudgetStore>) -> Self {
         self.budgets = store;
+        self
+    }
+
+    /// Enforces no budget: every call is admitted whatever its ticket's budgets say. The
+    /// unsafe choice, for stateless checks only (a verifier enforces budgets by default).
+    pub fn without_budgets(mut self) -> Self {
+        self.budgets = Arc::new(NoBudgets);
         self
     }
 
@@ -125,6 +132,8 @@ struct Entry {
     bytes: Box<[u8]>,
     /// Heap held apart from what the path adds later (see `Entry::heap_bytes`).
     weight: usize,
+    /// Heap of the budget spends prepared since (per tool, on its first allowed call).
+    spends_bytes: AtomicUsize,
     expires: u64,
     chain: Vec<RevocationId>,
     /// The revocation generation last seen with no id of the chain revoked.
@@ -161,7 +170,7 @@ impl Verifier {
         VerifierBuilder {
             keys,
             resource: None,
-            budgets: Arc::new(NoBudgets),
+            budgets: Arc::new(MemoryBudgets::new()),
             revocations: Arc::new(NoRevocations),
             audit: None,
             redaction: Redaction::Keep,
@@ -330,7 +339,7 @@ impl Verifier {
             Path::Compiled { compiled, spends } => {
                 let i = compiled.evaluate(call, resource)?;
                 let allowed = compiled.allowed(i);
-                let spend = spends[i].get_or_init(|| self.prepare(&allowed));
+                let spend = spends[i].get_or_init(|| self.prepare(&allowed, entry));
                 charge(spend.as_ref(), call.time, &allowed)?;
                 Ok(allowed)
             }
@@ -349,7 +358,7 @@ impl Verifier {
                 let spend = {
                     let mut map = spends.lock().unwrap_or_else(|e| e.into_inner());
                     map.entry(call.tool.clone())
-                        .or_insert_with(|| Arc::from(self.prepare(&allowed)))
+                        .or_insert_with(|| Arc::from(self.prepare(&allowed, entry)))
                         .clone()
                 };
                 charge(spend.as_ref(), call.time, &allowed)?;
@@ -374,13 +383,18 @@ impl Verifier {
         Ok(())
     }
 
-    fn prepare(&self, allowed: &Allowed) -> Box<dyn PreparedSpend> {
+    /// Prepares the budget spend of an allowed (ticket, tool), counting its heap on the entry.
+    fn prepare(&self, allowed: &Allowed, entry: &Entry) -> Box<dyn PreparedSpend> {
         let keys = allowed
             .budgets()
             .iter()
             .map(|b| budget_key(b, allowed))
             .collect();
-        self.budgets.prepare(keys)
+        let spend = self.budgets.prepare(keys);
+        entry
+            .spends_bytes
+            .fetch_add(spend.heap_bytes() + 64, Ordering::Relaxed);
+        spend
     }
 
     /// The cached entry for these exact bytes, or a new one (parse, verify, compile).
@@ -414,6 +428,7 @@ impl Verifier {
         let entry = Arc::new(Entry {
             bytes: bytes.into(),
             weight,
+            spends_bytes: AtomicUsize::new(0),
             expires,
             chain,
             clean_generation: AtomicU64::new(NEVER),
@@ -447,9 +462,10 @@ impl Verifier {
 impl Entry {
     /// The heap this entry holds now (an estimate): what the cache's byte bound counts.
     fn heap_bytes(&self) -> usize {
+        let spends = self.spends_bytes.load(Ordering::Relaxed);
         match &self.path {
-            Path::Compiled { compiled, .. } => self.weight + compiled.heap_bytes(),
-            Path::Reference { .. } => self.weight,
+            Path::Compiled { compiled, .. } => self.weight + spends + compiled.heap_bytes(),
+            Path::Reference { .. } => self.weight + spends,
         }
     }
 
@@ -760,6 +776,7 @@ mod tests {
             cache.insert(Arc::new(Entry {
                 bytes: cached.clone().into(),
                 weight: 0,
+                spends_bytes: AtomicUsize::new(0),
                 expires: NEVER,
                 chain: vec![],
                 clean_generation: AtomicU64::new(0),

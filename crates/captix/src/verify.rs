@@ -34,10 +34,40 @@ pub struct Call {
     pub resource: Option<String>,
 }
 
+/// A call whose time is not set yet. It becomes a [`Call`] only through [`Untimed::at`]: no
+/// API has a default time (spec §3.1), so a forgotten clock is a compile error, not a call at
+/// 1970 that every expiry lets through.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[must_use = "a call needs its time: .at(unix_secs)"]
+pub struct Untimed {
+    tool: String,
+    args: Args,
+    resource: Option<String>,
+}
+
+impl Untimed {
+    /// The call at `unix_secs` (Unix seconds, from the server's clock).
+    pub fn at(self, unix_secs: u64) -> Call {
+        Call {
+            tool: self.tool,
+            args: self.args,
+            time: unix_secs,
+            resource: self.resource,
+        }
+    }
+
+    /// Sets this server's resource URI.
+    pub fn resource(mut self, uri: impl Into<String>) -> Self {
+        self.resource = Some(uri.into());
+        self
+    }
+}
+
 impl Call {
-    /// A call of `tool` with JSON-text arguments (an object; `""` means none) at time 0.
-    /// Duplicate keys, excessive size or depth are refused with their own codes.
-    pub fn new(tool: impl Into<String>, args_json: &str) -> Result<Self, Denial> {
+    /// A call of `tool` with JSON-text arguments (an object; `""` means none); give it its
+    /// time with [`Untimed::at`]. Duplicate keys, excessive size or depth are refused with
+    /// their own codes.
+    pub fn new(tool: impl Into<String>, args_json: &str) -> Result<Untimed, Denial> {
         let tool = tool.into();
         if tool.is_empty() || tool.len() > MAX_TOOL_NAME_BYTES {
             return Err(Denial::new(
@@ -50,15 +80,14 @@ impl Call {
         } else {
             Args::from_json(args_json)?
         };
-        Ok(Call {
+        Ok(Untimed {
             tool,
             args,
-            time: 0,
             resource: None,
         })
     }
 
-    /// Sets the time of the call (Unix seconds).
+    /// The same call at another time (Unix seconds).
     pub fn at(mut self, unix_secs: u64) -> Self {
         self.time = unix_secs;
         self

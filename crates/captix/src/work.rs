@@ -242,6 +242,9 @@ impl<'a> World<'a> {
         }
         let mut expr = Cost::default();
         for e in &r.expressions {
+            if has_regex(&e.ops) {
+                return Err(REGEX.into());
+            }
             expr.add(self.ops(&e.ops, vars)?);
         }
         let per_combination = unit::COMBINATION
@@ -303,16 +306,24 @@ impl<'a> World<'a> {
                 }
                 Op::Closure(params, body) => stack.push(Slot::Closure(params.len(), body)),
                 Op::Binary(b) => {
-                    if let Some(Slot::Closure(params, body)) = stack.last() {
-                        let (params, body) = (*params, *body);
-                        stack.pop();
-                        let receiver = pop(&mut stack);
-                        cost.add(self.closure(b, params, body, receiver, vars)?);
-                        stack.push(Slot::Value(Size::SCALAR));
-                        continue;
-                    }
-                    let r = pop(&mut stack);
-                    let l = pop(&mut stack);
+                    // Biscuit runs a closure on either side of a binary operation, the other
+                    // side being what it iterates (`E.try_or(F)` puts the closure on the left).
+                    let (right, left) = (stack.pop(), stack.pop());
+                    let (r, l) = match (right, left) {
+                        (Some(Slot::Closure(params, body)), Some(Slot::Value(v)))
+                        | (Some(Slot::Value(v)), Some(Slot::Closure(params, body))) => {
+                            cost.add(self.closure(b, params, body, v, vars)?);
+                            stack.push(Slot::Value(Size::SCALAR));
+                            continue;
+                        }
+                        (Some(Slot::Value(r)), Some(Slot::Value(l))) => (r, l),
+                        // Two closures, or a missing operand: Biscuit stops with an error.
+                        _ => {
+                            cost.work(unit::OP);
+                            stack.push(Slot::Value(Size::SCALAR));
+                            continue;
+                        }
+                    };
                     let both = Size {
                         elems: l.elems.saturating_add(r.elems),
                         bytes: l.bytes.saturating_add(r.bytes),
@@ -321,11 +332,7 @@ impl<'a> World<'a> {
                         .saturating_add(unit::ELEMENT.saturating_mul(both.elems))
                         .saturating_add(unit::BYTE.saturating_mul(both.bytes));
                     let out = match b {
-                        Binary::Regex => {
-                            return Err("a regular expression (`.matches()`) cannot be bounded: \
-                                        hand-written and foreign Datalog may not use one"
-                                .into())
-                        }
+                        Binary::Regex => return Err(REGEX.into()),
                         Binary::Add => {
                             cost.work(linear);
                             cost.intern(1, both.bytes);
@@ -394,6 +401,18 @@ impl<'a> World<'a> {
         c.insert_bytes = inner.insert_bytes;
         Ok(c)
     }
+}
+
+const REGEX: &str = "a regular expression (`.matches()`) cannot be bounded: hand-written and \
+                     foreign Datalog may not use one";
+
+/// True when the operations, closures included, use a regular expression anywhere.
+fn has_regex(ops: &[Op]) -> bool {
+    ops.iter().any(|op| match op {
+        Op::Binary(Binary::Regex) => true,
+        Op::Closure(_, body) => has_regex(body),
+        _ => false,
+    })
 }
 
 /// Work of an expression, and the strings it interns.

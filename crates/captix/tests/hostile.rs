@@ -802,6 +802,21 @@ fn hand_written_datalog_costs_what_its_expressions_cost() {
     assert_eq!(outcome(cubic.as_str(), &ok_call()), "limits_exceeded");
     let e = captix::verify(cubic.as_str(), &ok_call(), &keys()).expect_err("refused");
     assert!(e.reason.contains("units of work"), "{}", e.reason);
+    // A closure on the left of its operator (`.try_or()` puts it there) is charged too, and a
+    // regular expression inside one is refused (found by the review of the fix: a four-level
+    // nesting inside `.try_or(false)` ran 32 s).
+    let a100 = arr(100);
+    let hidden = with(format!(
+        "check if {a100}.all($w -> {a100}.all($x -> {a100}.all($y -> $y >= 0))).try_or(false)"
+    ));
+    assert_eq!(outcome(hidden.as_str(), &ok_call()), "limits_exceeded");
+    let hidden_regex = with(r#"check if "abc".matches("^a").try_or(false)"#.into());
+    assert_eq!(
+        outcome(hidden_regex.as_str(), &ok_call()),
+        "limits_exceeded"
+    );
+    let small_try = with("check if [1, 2].all($x -> $x > 0).try_or(false)".into());
+    assert_eq!(outcome(small_try.as_str(), &ok_call()), "allow");
     // Small closures are within the bound, allowed or denied by what they say.
     let a3 = arr(3);
     let small = with(format!("check if {a3}.all($x -> {a3}.any($y -> $x == $y))"));
@@ -906,4 +921,62 @@ fn descriptions_are_compared_as_terms_not_printed_text() {
             .expect("code"),
     );
     assert_eq!(outcome(&join, &ok_call()), "limits_exceeded");
+}
+
+// ---- §6.1 one text form (class: text_form_ambiguity) ----
+
+/// The signatures cover the blocks, not the outer protobuf message: a token re-encoded with an
+/// unknown field, a repeated scalar or a prefix field is another string that would verify.
+/// Only the message's own encoding is accepted (found by the review of the fix).
+#[test]
+fn only_the_canonical_encoding_verifies() {
+    let t = base();
+    let raw = t.biscuit().to_vec().expect("bytes");
+    assert_eq!(outcome(&text_of(&raw), &ok_call()), "allow");
+    let mut trailing = raw.clone();
+    trailing.extend_from_slice(&[0x78, 0x00]); // field 15, varint 0
+    let mut leading = vec![0x78, 0x05];
+    leading.extend_from_slice(&raw);
+    let outer = schema::Biscuit::decode(raw.as_slice()).expect("decode");
+    let mut repeated = raw.clone();
+    if let Some(id) = outer.root_key_id {
+        repeated.push(0x08); // field 1, varint: the root key id again
+        let mut v = u64::from(id);
+        loop {
+            let b = (v & 0x7f) as u8;
+            v >>= 7;
+            repeated.push(if v == 0 { b } else { b | 0x80 });
+            if v == 0 {
+                break;
+            }
+        }
+    }
+    for (what, bytes) in [
+        ("trailing", trailing),
+        ("leading", leading),
+        ("repeated", repeated),
+    ] {
+        assert_eq!(outcome(&text_of(&bytes), &ok_call()), "malformed", "{what}");
+    }
+}
+
+/// A block carries at most 16 budgets (spec §7.1): each may hold store state for as long as
+/// its block can be presented.
+#[test]
+fn budgets_per_block_are_bounded() {
+    let t = base();
+    let mut a = t.attenuate();
+    for i in 0..16 {
+        a = a.budget(format!("{}", 100 + i).parse().expect("budget"));
+    }
+    let ok = a.budget("1".parse().expect("budget"));
+    assert!(
+        ok.sign().is_err(),
+        "17 budgets are refused when attenuating"
+    );
+    let mut a = t.attenuate();
+    for i in 0..16 {
+        a = a.budget(format!("{}", 100 + i).parse().expect("budget"));
+    }
+    assert_eq!(outcome(a.sign().expect("16").as_str(), &ok_call()), "allow");
 }

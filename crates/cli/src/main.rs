@@ -532,5 +532,6 @@ fn read_ticket(arg: Option<&str>) -> Result<String, CliError> {
             s
         }
     };
-    Ok(text.trim().to_string())
+    // The same white space the library ignores (spec §6.1): ASCII only.
+    Ok(text.trim_ascii().to_string())
 }

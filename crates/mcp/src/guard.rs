@@ -37,6 +37,15 @@ impl Guard {
     }
 }
 
+/// The HTTP status of a denial (spec §8, §14.1): as [`http_status`], except that a budget that
+/// never refills (a lifetime budget, no `retry_after`) is 403: retrying cannot help.
+pub fn denial_status(d: &Denial) -> StatusCode {
+    match (d.code, d.retry_after) {
+        (Code::BudgetExhausted, None) => StatusCode::FORBIDDEN,
+        (code, _) => http_status(code),
+    }
+}
+
 /// The HTTP status for a denial code (spec §8).
 pub fn http_status(code: Code) -> StatusCode {
     match code {
@@ -70,18 +79,22 @@ fn quoted(s: &str) -> String {
         .collect()
 }
 
-fn challenge(g: &Guard, error: Option<(&str, &str)>) -> HeaderValue {
-    let mut v = String::from("Bearer ");
-    if let Some((e, description)) = error {
+/// The `WWW-Authenticate` challenge (spec §14.1, RFC 6750 §3). It carries only values this
+/// server chose, never request data: `resource_metadata` first (clients take the first match),
+/// then the error and a fixed description in RFC 6750's character set. The reason, the tool
+/// and the captix code go in the JSON body.
+fn challenge(g: &Guard, error: Option<&'static str>) -> HeaderValue {
+    let mut v = format!("Bearer resource_metadata=\"{}\"", quoted(&g.metadata_url));
+    if let Some(e) = error {
+        let description = match e {
+            "invalid_token" => "the ticket is not valid for this server",
+            "insufficient_scope" => "the ticket does not allow this request",
+            _ => "the request is malformed",
+        };
         v.push_str(&format!(
-            "error=\"{e}\", error_description=\"{}\", ",
-            quoted(description)
+            ", error=\"{e}\", error_description=\"{description}\""
         ));
     }
-    v.push_str(&format!(
-        "resource_metadata=\"{}\"",
-        quoted(&g.metadata_url)
-    ));
     HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static("Bearer"))
 }
 
@@ -112,7 +125,7 @@ fn json_response(status: StatusCode, body: serde_json::Value) -> Response {
 
 /// The answer to a denial: status, challenge header, JSON-RPC error carrying the decision.
 fn denied(g: &Guard, id: Option<&RawValue>, d: &Denial) -> Response {
-    let status = http_status(d.code);
+    let status = denial_status(d);
     let description = format!("captix {}: {}", d.code, d.reason);
     let data: serde_json::Value =
         serde_json::from_str(&captix::decision_json(&Err(d.clone()))).unwrap_or_default();
@@ -122,13 +135,13 @@ fn denied(g: &Guard, id: Option<&RawValue>, d: &Denial) -> Response {
         StatusCode::UNAUTHORIZED => {
             h.insert(
                 header::WWW_AUTHENTICATE,
-                challenge(g, Some(("invalid_token", &description))),
+                challenge(g, Some("invalid_token")),
             );
         }
         StatusCode::FORBIDDEN => {
             h.insert(
                 header::WWW_AUTHENTICATE,
-                challenge(g, Some(("insufficient_scope", &description))),
+                challenge(g, Some("insufficient_scope")),
             );
         }
         StatusCode::TOO_MANY_REQUESTS => {
@@ -169,10 +182,33 @@ struct CallParams<'a> {
 
 pub(crate) async fn guard(State(g): State<Arc<Guard>>, req: Request, next: Next) -> Response {
     let time = now();
+    // RFC 6750 §3.1: one credential per request; two Authorization headers are ambiguous.
+    if req.headers().get_all(header::AUTHORIZATION).iter().count() > 1 {
+        let mut r = json_response(
+            StatusCode::BAD_REQUEST,
+            rpc_error(
+                None,
+                -32600,
+                "invalid_request: more than one Authorization header",
+                None,
+            ),
+        );
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            challenge(&g, Some("invalid_request")),
+        );
+        return r;
+    }
     let Some(token) = bearer(req.headers()).map(str::to_string) else {
+        // RFC 6750 §3.1: no error code when the request carries no credential.
         let mut r = json_response(
             StatusCode::UNAUTHORIZED,
-            serde_json::json!({ "error": "invalid_token", "error_description": "a captix ticket is required: Authorization: Bearer captix1_..." }),
+            rpc_error(
+                None,
+                -32001,
+                "a captix ticket is required: Authorization: Bearer captix1_...",
+                None,
+            ),
         );
         r.headers_mut()
             .insert(header::WWW_AUTHENTICATE, challenge(&g, None));
@@ -214,6 +250,13 @@ pub(crate) async fn guard(State(g): State<Arc<Guard>>, req: Request, next: Next)
             );
         }
     };
+    // Streamable HTTP: the routing headers must say what the body says, checked before any
+    // budget is spent or any decision is logged.
+    if let Some(h) = parts.headers.get("mcp-method") {
+        if Some(h.as_bytes()) != envelope.method.as_deref().map(str::as_bytes) {
+            return mismatch(envelope.id, "Mcp-Method", "method");
+        }
+    }
     if envelope.method.as_deref() != Some("tools/call") {
         let info = match g.verifier.ticket_info(&token, time) {
             Ok(i) => i,
@@ -244,16 +287,8 @@ pub(crate) async fn guard(State(g): State<Arc<Guard>>, req: Request, next: Next)
         }
     };
     if let Some(h) = parts.headers.get("mcp-name") {
-        if h.as_bytes() != params.name.as_bytes() {
-            return json_response(
-                StatusCode::BAD_REQUEST,
-                rpc_error(
-                    envelope.id,
-                    -32602,
-                    "the Mcp-Name header does not match params.name",
-                    None,
-                ),
-            );
+        if header_value(h.as_bytes()).as_deref() != Some(params.name.as_bytes()) {
+            return mismatch(envelope.id, "Mcp-Name", "params.name");
         }
     }
     let call = Call::new(
@@ -283,6 +318,33 @@ pub(crate) async fn guard(State(g): State<Arc<Guard>>, req: Request, next: Next)
             })
         }
         None => response,
+    }
+}
+
+/// 400 with JSON-RPC error -32020: a routing header that differs from the body.
+fn mismatch(id: Option<&RawValue>, header: &str, member: &str) -> Response {
+    json_response(
+        StatusCode::BAD_REQUEST,
+        rpc_error(
+            id,
+            -32020,
+            &format!("the {header} header does not match the body's {member}"),
+            None,
+        ),
+    )
+}
+
+/// A Streamable HTTP header value as the body says it: `=?base64?…?=` (standard alphabet,
+/// UTF-8) decoded, anything else as sent. `None` for a sentinel that does not decode.
+fn header_value(raw: &[u8]) -> Option<std::borrow::Cow<'_, [u8]>> {
+    match raw
+        .strip_prefix(b"=?base64?")
+        .and_then(|r| r.strip_suffix(b"?="))
+    {
+        Some(b64) => base64::decode_config(b64, base64::STANDARD)
+            .ok()
+            .map(std::borrow::Cow::Owned),
+        None => Some(std::borrow::Cow::Borrowed(raw)),
     }
 }
 

@@ -9,8 +9,12 @@
 //!   was sent);
 //! - for `tools/call`, reads the tool name and arguments from the JSON-RPC body, cross-checks
 //!   the `Mcp-Name` header, and checks the call with the server's [`captix::Verifier`]:
-//!   capability denials get 403 `insufficient_scope` with the captix code in the description,
-//!   `budget_exhausted` gets 429 with `Retry-After`, malformed arguments and batches get 400;
+//!   capability denials get 403 `insufficient_scope`, `budget_exhausted` gets 429 with
+//!   `Retry-After` (403 for a lifetime budget, which never refills), malformed arguments and
+//!   batches get 400; the challenge carries only values the server chose, and the reason and
+//!   the captix code travel in the JSON-RPC error's `data`;
+//! - refuses two `Authorization` headers (400) and `Mcp-Method`/`Mcp-Name` headers that differ
+//!   from the body (400, JSON-RPC -32020; `=?base64?…?=` values decoded) before any spend;
 //! - places the [`McpDecision`] (agent, user, row filters) in the request extensions, where
 //!   rmcp tool handlers find it (`context.extensions.get::<http::request::Parts>()`);
 //! - records the call's outcome (success, tool error, duration) in the audit log;
@@ -27,7 +31,7 @@
 mod guard;
 mod metadata;
 
-pub use guard::{http_status, McpDecision};
+pub use guard::{denial_status, http_status, McpDecision};
 pub use metadata::Config;
 
 use std::sync::Arc;

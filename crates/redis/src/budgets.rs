@@ -33,6 +33,9 @@ for i = 1, #KEYS do
       debt = tonumber(d)
       at = tonumber(a)
     else
+      -- version 1: its TTL followed the presenting chain (maybe a short-lived child's), so
+      -- the key takes this budget's own TTL, which is never shorter
+      existed[i] = false
       local tat = tonumber(raw) or 0
       if window == 0 or max == 0 then
         debt = tat
@@ -117,6 +120,15 @@ struct RedisSpend {
 }
 
 impl PreparedSpend for RedisSpend {
+    fn heap_bytes(&self) -> usize {
+        self.keys.iter().map(|k| k.len() + 24).sum::<usize>()
+            + self
+                .budgets
+                .iter()
+                .map(|b| std::mem::size_of::<BudgetKey>() + b.root.len() + b.block.len() + 32)
+                .sum::<usize>()
+    }
+
     fn spend(&self, now: u64) -> Result<Spend, Denial> {
         if let Some(why) = &self.refused {
             return Err(crate::unavailable(why));

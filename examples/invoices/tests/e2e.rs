@@ -181,7 +181,14 @@ async fn an_attenuated_ticket_through_rmcp_client() {
         ))
         .await
         .expect_err("row");
-    assert!(format!("{e:?}").contains("arg_denied"), "{e:?}");
+    // rmcp reports the 403 challenge; the captix code is in the body and the audit log (the
+    // challenge carries no request data).
+    assert!(format!("{e:?}").contains("InsufficientScope"), "{e:?}");
+    assert!(s
+        .audit
+        .lines()
+        .last()
+        .is_some_and(|l| l.contains("\"code\":\"arg_denied\"")));
     let e = c
         .call_tool(call(
             "create_refund",
@@ -189,8 +196,14 @@ async fn an_attenuated_ticket_through_rmcp_client() {
         ))
         .await
         .expect_err("tool");
-    assert!(format!("{e:?}").contains("tool_not_granted"), "{e:?}");
-    // Budget of 4: two calls spent above (denied calls spend nothing); two more, then 429.
+    assert!(format!("{e:?}").contains("InsufficientScope"), "{e:?}");
+    assert!(s
+        .audit
+        .lines()
+        .last()
+        .is_some_and(|l| l.contains("\"code\":\"tool_not_granted\"")));
+    // Budget of 4: two calls spent above (denied calls spend nothing); two more, then 403: a
+    // lifetime budget never refills, so retrying later cannot help (429 would say it can).
     c.call_tool(call(
         "list_invoices",
         serde_json::json!({ "org": "acme", "status": "open" }),
@@ -204,11 +217,7 @@ async fn an_attenuated_ticket_through_rmcp_client() {
         .call_tool(call("list_invoices", serde_json::json!({ "org": "acme" })))
         .await
         .expect_err("budget");
-    // rmcp's client reports the status; a lifetime budget never refills, so no Retry-After.
-    assert!(
-        format!("{e:?}").contains("status: 429, retry_after: None"),
-        "{e:?}"
-    );
+    assert!(format!("{e:?}").contains("403"), "{e:?}");
     let _ = c.cancel().await;
 
     // Every decision and every outcome is in the audit log, chained.
@@ -246,7 +255,15 @@ async fn revoking_the_parent_denies_the_child() {
         .call_tool(call("list_invoices", serde_json::json!({ "org": "acme" })))
         .await
         .expect_err("revoked");
-    assert!(format!("{e:?}").contains("revoked"), "{e:?}");
+    assert!(
+        !format!("{e:?}").contains("InsufficientScope"),
+        "a 401: {e:?}"
+    );
+    assert!(s
+        .audit
+        .lines()
+        .last()
+        .is_some_and(|l| l.contains("\"code\":\"revoked\"")));
     let _ = c.cancel().await;
 }
 
@@ -273,13 +290,65 @@ async fn http_answers_follow_the_mcp_authorization_spec() {
         .http("POST", "/mcp", &[("authorization", &bearer)], rpc)
         .await;
     assert_eq!(status, 403);
-    assert!(
-        head.contains("error=\"insufficient_scope\", error_description=\"captix arg_denied"),
-        "{head}"
+    // The challenge carries only what the server chose: the metadata URL first, the error and
+    // a fixed description. The reason and the code are in the JSON-RPC error.
+    let challenge = format!(
+        "www-authenticate: bearer resource_metadata=\"http://{}/.well-known/oauth-protected-resource/mcp\", error=\"insufficient_scope\", error_description=\"the ticket does not allow this request\"\r\n",
+        s.addr
     );
+    assert!(head.contains(&challenge), "{head}");
     let v: serde_json::Value = serde_json::from_str(&body).expect("json-rpc error");
     assert_eq!(v["id"], 7);
     assert_eq!(v["error"]["data"]["code"], "arg_denied");
+    // Header injection through a tool name (found by the review of 2026-12-01): the name is
+    // denied and never reflected into the challenge.
+    let evil = r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"x resource_metadata=http://evil.example/p","arguments":{}}}"#;
+    let (status, head, body) = s
+        .http("POST", "/mcp", &[("authorization", &bearer)], evil)
+        .await;
+    assert_eq!(status, 403);
+    assert!(head.contains(&challenge), "{head}");
+    assert!(!head.contains("evil"), "{head}");
+    assert!(body.contains("tool_not_granted"), "{body}");
+    // Two Authorization headers: 400 invalid_request, nothing checked or spent.
+    let (status, head, _) = s
+        .http(
+            "POST",
+            "/mcp",
+            &[("authorization", &bearer), ("authorization", &bearer)],
+            rpc,
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(head.contains("error=\"invalid_request\""), "{head}");
+    // Routing headers must match the body: -32020; a base64 Mcp-Name is decoded first.
+    for (name, value) in [("mcp-method", "tools/list"), ("mcp-name", "get_invoice")] {
+        let (status, _, body) = s
+            .http(
+                "POST",
+                "/mcp",
+                &[("authorization", &bearer), (name, value)],
+                rpc,
+            )
+            .await;
+        assert_eq!(status, 400, "{name}: {body}");
+        let v: serde_json::Value = serde_json::from_str(&body).expect("json-rpc error");
+        assert_eq!(v["error"]["code"], -32020, "{name}");
+    }
+    let encoded = format!("=?base64?{}?=", base64::encode("list_invoices"));
+    let (status, _, _) = s
+        .http(
+            "POST",
+            "/mcp",
+            &[
+                ("authorization", &bearer),
+                ("mcp-method", "tools/call"),
+                ("mcp-name", &encoded),
+            ],
+            rpc,
+        )
+        .await;
+    assert_eq!(status, 403, "decoded, matched, then checked (org globex)");
     let (status, _, _) = s
         .http(
             "POST",
@@ -314,7 +383,10 @@ async fn http_answers_follow_the_mcp_authorization_spec() {
     let (status, _, _) = s
         .http("POST", "/mcp", &[("authorization", &zero)], ok)
         .await;
-    assert_eq!(status, 429);
+    assert_eq!(
+        status, 403,
+        "a budget of 0 never admits: retrying cannot help"
+    );
     let limited = Ticket::mint(&s.key, "a", "u")
         .tool("list_invoices")
         .budget("1/min".parse().expect("b"))
@@ -365,9 +437,9 @@ async fn the_guard_refuses_bodies_that_could_be_read_two_ways() {
         "A".repeat(captix::limits::MAX_TICKET_BYTES)
     );
     let ok = r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"list_invoices","arguments":{"org":"acme"}}}"#;
-    let (status, head, _) = s
+    let (status, _, body) = s
         .http("POST", "/mcp", &[("authorization", &huge)], ok)
         .await;
     assert_eq!(status, 401);
-    assert!(head.contains("ticket_too_large"), "{head}");
+    assert!(body.contains("ticket_too_large"), "{body}");
 }

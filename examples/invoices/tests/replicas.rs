@@ -101,7 +101,8 @@ fn two_replicas_of_the_binary_share_budgets_and_revocations_through_redis() {
             .all(|s| *s != 429 && *s != 401 && *s != 403),
         "{statuses:?}"
     );
-    assert_eq!(&statuses[3..], &[429, 429, 429], "{statuses:?}");
+    // A lifetime budget never refills: 403, not 429 (spec §14.1).
+    assert_eq!(&statuses[3..], &[403, 403, 403], "{statuses:?}");
 
     // Revoked through Redis by someone else: both replicas refuse it within their refresh.
     let other = key_ticket(&key);

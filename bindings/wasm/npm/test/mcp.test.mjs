@@ -1,4 +1,5 @@
 // End to end: the SDK's own MCP client calls a server on the SDK, guarded by captix.
+import http from 'node:http';
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -66,10 +67,43 @@ test('the HTTP answers follow the MCP authorization spec', async () => {
   assert.match(r.headers.get('www-authenticate'), /error="invalid_token"/);
   r = await post({ authorization: `Bearer ${agent}` });
   assert.equal(r.status, 403);
-  assert.match(r.headers.get('www-authenticate'), /error="insufficient_scope", error_description="captix arg_denied: block 0/);
-  assert.equal((await r.json()).captix.code, 'arg_denied');
+  assert.match(
+    r.headers.get('www-authenticate'),
+    /^Bearer resource_metadata="[^"]+", error="insufficient_scope", error_description="the ticket does not allow this request"$/,
+  );
+  const denied = await r.json();
+  assert.equal(denied.captix.code, 'arg_denied');
+  assert.equal(denied.error.data.code, 'arg_denied', 'the decision travels in error.data');
+  // Nothing the caller sends is reflected into the challenge (a tool name once was, and sent
+  // clients to another origin's metadata).
+  const evil = 'x resource_metadata=http://evil.example/p';
+  r = await post({ authorization: `Bearer ${agent}` }, { ...rpc, params: { name: evil, arguments: {} } });
+  assert.equal(r.status, 403);
+  assert.doesNotMatch(r.headers.get('www-authenticate'), /evil/);
+  assert.match(r.headers.get('www-authenticate'), /^Bearer resource_metadata="http:\/\/127\.0\.0\.1:/);
   r = await post({ authorization: `Bearer ${agent}`, 'mcp-name': 'get_invoice' });
   assert.equal(r.status, 400, 'Mcp-Name must match params.name');
+  assert.equal((await r.json()).error.code, -32020);
+  r = await post({ authorization: `Bearer ${agent}`, 'mcp-method': 'tools/list' });
+  assert.equal(r.status, 400, 'Mcp-Method must match the method');
+  assert.equal((await r.json()).error.code, -32020);
+  const b64 = `=?base64?${Buffer.from('list_invoices').toString('base64')}?=`;
+  r = await post({ authorization: `Bearer ${agent}`, 'mcp-name': b64 });
+  assert.equal(r.status, 403, 'a base64 Mcp-Name is decoded before it is compared');
+  // Two Authorization headers: 400 invalid_request.
+  const two = await new Promise((resolve, reject) => {
+    const u = new URL(server.url);
+    const req = http.request(
+      { host: u.hostname, port: u.port, path: u.pathname, method: 'POST', headers: [
+        'content-type', 'application/json', 'accept', 'application/json, text/event-stream',
+        'authorization', `Bearer ${agent}`, 'authorization', `Bearer ${sub}`] },
+      (res) => { res.resume(); resolve(res); },
+    );
+    req.on('error', reject);
+    req.end(JSON.stringify(rpc));
+  });
+  assert.equal(two.statusCode, 400);
+  assert.match(two.headers['www-authenticate'], /error="invalid_request"/);
   r = await post({ authorization: `Bearer ${agent}` }, [rpc, rpc]);
   assert.equal(r.status, 400, 'batches are refused');
   const meta = await (await fetch(new URL('/.well-known/oauth-protected-resource/mcp', server.url))).json();

@@ -119,7 +119,7 @@ fn a_tool_with_no_grant_is_denied_and_no_grant_allows_nothing() {
     let t = Ticket::mint(&root, "a", "u").sign().expect("mint");
     let d = captix::verify(
         t.as_str(),
-        &Call::new("x", "{}").expect("args"),
+        &Call::new("x", "{}").expect("args").at(NOW),
         &KeySet::from(root.public()),
     )
     .expect_err("nothing granted");
@@ -239,7 +239,7 @@ fn hand_written_checks_take_the_reference_path() {
         .expect("mint");
     let d = captix::verify(
         grandchild.as_str(),
-        &Call::new("t", r#"{"k":"long"}"#).expect("args"),
+        &Call::new("t", r#"{"k":"long"}"#).expect("args").at(NOW),
         &keys,
     )
     .expect_err("denied");

@@ -46,7 +46,8 @@ proptest! {
     ) {
         let k = key();
         let t = build(&k, &g, &auth, &rest);
-        let v = Verifier::builder(KeySet::from(k.public())).build();
+        // Equal answers, not budgets, are the point here: the same calls repeat.
+        let v = Verifier::builder(KeySet::from(k.public())).without_budgets().build();
         for c in &calls {
             let reference = t.authorize(c);
             for _ in 0..2 {
@@ -189,8 +190,8 @@ fn hand_written_checks_fall_back_and_still_spend() {
     let v = Verifier::builder(KeySet::from(k.public()))
         .budgets(Arc::new(MemoryBudgets::new()))
         .build();
-    let ok = Call::new("t", r#"{"x":"abc"}"#).expect("args");
-    let long = Call::new("t", r#"{"x":"abcd"}"#).expect("args");
+    let ok = Call::new("t", r#"{"x":"abc"}"#).expect("args").at(NOW);
+    let long = Call::new("t", r#"{"x":"abcd"}"#).expect("args").at(NOW);
     assert_eq!(
         v.check(t.as_str(), &long).expect_err("check").code,
         Code::CheckFailed
@@ -339,6 +340,7 @@ fn the_cache_parses_each_ticket_once() {
     let k = root();
     let v = Verifier::builder(KeySet::from(k.public()))
         .resource(RES)
+        .without_budgets()
         .build();
     let t = ticket(&k);
     for _ in 0..5 {
@@ -358,4 +360,31 @@ fn the_cache_parses_each_ticket_once() {
         .at(NOW + 3600);
     v.check(t.as_str(), &late).expect_err("expired");
     assert_eq!(v.cache_misses(), 3);
+}
+
+/// A verifier enforces the budgets it reads unless told otherwise (the review of 2026-12-01
+/// found `Verifier::builder(keys).build()` enforcing none).
+#[test]
+fn budgets_are_enforced_by_default() {
+    let k = root();
+    let v = Verifier::builder(KeySet::from(k.public()))
+        .resource(RES)
+        .build();
+    let t = ticket(&k); // a lifetime budget of 5
+    for i in 0..5 {
+        v.check(t.as_str(), &list("acme"))
+            .unwrap_or_else(|d| panic!("call {i}: {d}"));
+    }
+    let d = v
+        .check(t.as_str(), &list("acme"))
+        .expect_err("the sixth call");
+    assert_eq!(d.code, Code::BudgetExhausted);
+    let free = Verifier::builder(KeySet::from(k.public()))
+        .resource(RES)
+        .without_budgets()
+        .build();
+    for _ in 0..6 {
+        free.check(t.as_str(), &list("acme"))
+            .expect("the named opt-out");
+    }
 }
