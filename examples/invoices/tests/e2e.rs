@@ -217,7 +217,12 @@ async fn an_attenuated_ticket_through_rmcp_client() {
         .call_tool(call("list_invoices", serde_json::json!({ "org": "acme" })))
         .await
         .expect_err("budget");
-    assert!(format!("{e:?}").contains("403"), "{e:?}");
+    assert!(format!("{e:?}").contains("InsufficientScope"), "a 403: {e:?}");
+    assert!(s
+        .audit
+        .lines()
+        .last()
+        .is_some_and(|l| l.contains("\"code\":\"budget_exhausted\"")));
     let _ = c.cancel().await;
 
     // Every decision and every outcome is in the audit log, chained.
