@@ -49,7 +49,7 @@ async function client(ticket) {
 }
 
 test('no ticket and a bad ticket are refused with 401', async () => {
-  await assert.rejects(client(undefined), /invalid_token.*a captix ticket is required/);
+  await assert.rejects(client(undefined), /a captix ticket is required/);
   await assert.rejects(client('captix1_bad'), /captix malformed/);
 });
 
