@@ -223,6 +223,14 @@ impl Description {
                 return bad("times must be before year 10000".into());
             }
         }
+        if let Some(r) = &self.resource {
+            if crate::normalize_resource(r) != *r {
+                return bad(format!(
+                    "the resource {r:?} is not in its normal form {:?} (spec §4.4)",
+                    crate::normalize_resource(r)
+                ));
+            }
+        }
         for r in &self.rows {
             r.validate()?;
         }

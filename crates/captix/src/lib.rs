@@ -62,6 +62,7 @@ mod inspect;
 mod keys;
 pub mod limits;
 mod mint;
+mod resource;
 mod restriction;
 pub mod revocation;
 mod ticket;
@@ -77,6 +78,7 @@ pub use error::{Code, Denial, Error, Result};
 pub use inspect::{BlockReport, Report, Signatures};
 pub use keys::{KeyId, KeySet, PublicKey, SigningKey};
 pub use mint::{Attenuation, Restrictions, TicketBuilder};
+pub use resource::normalize_resource;
 pub use restriction::{
     format_duration, parse_duration, parse_value, validate_tool_name, Budget, Constraint,
     RowFilter, ToolSel,

@@ -55,8 +55,9 @@ macro_rules! restriction_methods {
         }
 
         /// Valid only for this resource (the MCP server's canonical URI, RFC 8707).
+        /// The URI is written in its normal form (spec §4.4).
         pub fn resource(mut self, uri: impl Into<String>) -> Self {
-            self.desc.resource = Some(uri.into());
+            self.desc.resource = Some(crate::normalize_resource(&uri.into()));
             self
         }
 
@@ -77,8 +78,8 @@ macro_rules! restriction_methods {
             if r.not_before.is_some() {
                 self.desc.not_before = r.not_before;
             }
-            if r.resource.is_some() {
-                self.desc.resource = r.resource;
+            if let Some(uri) = r.resource {
+                self.desc.resource = Some(crate::normalize_resource(&uri));
             }
             self.desc.checks.extend(r.checks);
             self

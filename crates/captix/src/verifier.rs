@@ -42,13 +42,32 @@ pub struct VerifierBuilder {
     audit: Option<Arc<dyn AuditSink>>,
     redaction: Redaction,
     cache_bytes: usize,
+    require_audience: bool,
+    require_expiry: bool,
 }
 
 impl VerifierBuilder {
-    /// This server's canonical resource URI (RFC 8707): tickets restricted to another
-    /// resource are refused. It replaces the resource of every call checked.
+    /// This server's canonical resource URI (RFC 8707), normalized (spec §4.4): tickets
+    /// restricted to another resource are refused, and so are tickets that name no resource
+    /// (unless [`VerifierBuilder::allow_tickets_without_audience`]). It replaces the resource
+    /// of every call checked.
     pub fn resource(mut self, uri: impl Into<String>) -> Self {
-        self.resource = Some(uri.into());
+        self.resource = Some(crate::normalize_resource(&uri.into()));
+        self
+    }
+
+    /// Accepts tickets that name no resource (audience) on a verifier that has one. The unsafe
+    /// choice: such a ticket is accepted by every server that trusts its root key (MCP servers
+    /// MUST check that a token was issued for them).
+    pub fn allow_tickets_without_audience(mut self) -> Self {
+        self.require_audience = false;
+        self
+    }
+
+    /// Accepts tickets with no expiry. The unsafe choice: such a ticket is a credential that
+    /// never lapses, and the budgets it declares hold state for good.
+    pub fn allow_tickets_without_expiry(mut self) -> Self {
+        self.require_expiry = false;
         self
     }
 
@@ -96,6 +115,8 @@ impl VerifierBuilder {
             audit: self.audit,
             redaction: self.redaction,
             cache: Cache::new(self.cache_bytes),
+            require_audience: self.require_audience,
+            require_expiry: self.require_expiry,
             misses: AtomicU64::new(0),
         }
     }
@@ -113,6 +134,8 @@ pub struct Verifier {
     cache: Cache,
     /// Tickets parsed because the cache did not hold them (first sight or evicted).
     misses: AtomicU64,
+    require_audience: bool,
+    require_expiry: bool,
 }
 
 enum Path {
@@ -136,6 +159,8 @@ struct Entry {
     spends_bytes: AtomicUsize,
     expires: u64,
     chain: Vec<RevocationId>,
+    /// Whether a block names a resource (audience).
+    has_audience: bool,
     /// The revocation generation last seen with no id of the chain revoked.
     clean_generation: AtomicU64,
     path: Path,
@@ -175,6 +200,8 @@ impl Verifier {
             audit: None,
             redaction: Redaction::Keep,
             cache_bytes: DEFAULT_CACHE_BYTES,
+            require_audience: true,
+            require_expiry: true,
         }
     }
 
@@ -268,6 +295,7 @@ impl Verifier {
         }
         let entry = self.entry(ticket.as_bytes().trim_ascii())?;
         self.check_revocation(&entry)?;
+        self.check_acceptance(&entry)?;
         let probe = Call {
             tool: String::new(),
             args: Default::default(),
@@ -334,6 +362,7 @@ impl Verifier {
 
     fn decide_entry(&self, entry: &Entry, call: &Call) -> Decision {
         self.check_revocation(entry)?;
+        self.check_acceptance(entry)?;
         let resource = self.resource.as_deref().or(call.resource.as_deref());
         match &entry.path {
             Path::Compiled { compiled, spends } => {
@@ -365,6 +394,36 @@ impl Verifier {
                 Ok(allowed)
             }
         }
+    }
+
+    /// What this server accepts at all (spec §10.1): a ticket that expires, and, on a server
+    /// with a resource, one issued for a resource. Checked before the ticket's restrictions.
+    fn check_acceptance(&self, entry: &Entry) -> Result<(), Denial> {
+        if self.require_expiry && entry.expires == NEVER {
+            return Err(Denial::new(
+                Code::Expired,
+                "the ticket never expires, and this server accepts only tickets that do",
+            )
+            .at(0, "expiry required"));
+        }
+        if let (true, Some(resource), false) =
+            (self.require_audience, &self.resource, entry.has_audience)
+        {
+            return Err(Denial::new(
+                Code::WrongResource,
+                format!(
+                    "the ticket names no resource (audience), and this server ({resource}) \
+                     accepts only tickets issued for it"
+                ),
+            )
+            .at(0, "audience required"));
+        }
+        Ok(())
+    }
+
+    /// This server's resource URI, normalized, if it has one.
+    pub fn resource(&self) -> Option<&str> {
+        self.resource.as_deref()
     }
 
     fn check_revocation(&self, entry: &Entry) -> Result<(), Denial> {
@@ -410,6 +469,10 @@ impl Verifier {
         let ticket = Ticket::parse(text, &self.keys)?;
         let chain: Vec<RevocationId> = ticket.revocation_ids().cloned().collect();
         let expires = ticket.expires().unwrap_or(NEVER);
+        let has_audience = ticket
+            .blocks()
+            .iter()
+            .any(|b| b.description().is_some_and(|d| d.resource.is_some()));
         let path = match Compiled::compile(&ticket) {
             Some(compiled) => {
                 let spends = compiled.grants().iter().map(|_| OnceLock::new()).collect();
@@ -429,6 +492,7 @@ impl Verifier {
             bytes: bytes.into(),
             weight,
             spends_bytes: AtomicUsize::new(0),
+            has_audience,
             expires,
             chain,
             clean_generation: AtomicU64::new(NEVER),
@@ -777,6 +841,7 @@ mod tests {
                 bytes: cached.clone().into(),
                 weight: 0,
                 spends_bytes: AtomicUsize::new(0),
+                has_audience: true,
                 expires: NEVER,
                 chain: vec![],
                 clean_generation: AtomicU64::new(0),

@@ -56,9 +56,9 @@ impl Untimed {
         }
     }
 
-    /// Sets this server's resource URI.
+    /// Sets this server's resource URI (normalized, spec §4.4).
     pub fn resource(mut self, uri: impl Into<String>) -> Self {
-        self.resource = Some(uri.into());
+        self.resource = Some(crate::normalize_resource(&uri.into()));
         self
     }
 }
@@ -67,6 +67,7 @@ impl Call {
     /// A call of `tool` with JSON-text arguments (an object; `""` means none); give it its
     /// time with [`Untimed::at`]. Duplicate keys, excessive size or depth are refused with
     /// their own codes.
+    #[allow(clippy::new_ret_no_self)] // a typestate: a `Call` exists only with its time
     pub fn new(tool: impl Into<String>, args_json: &str) -> Result<Untimed, Denial> {
         let tool = tool.into();
         if tool.is_empty() || tool.len() > MAX_TOOL_NAME_BYTES {
@@ -102,9 +103,9 @@ impl Call {
         Ok(())
     }
 
-    /// Sets this server's resource URI.
+    /// Sets this server's resource URI (normalized, spec §4.4).
     pub fn resource(mut self, uri: impl Into<String>) -> Self {
-        self.resource = Some(uri.into());
+        self.resource = Some(crate::normalize_resource(&uri.into()));
         self
     }
 }

@@ -60,7 +60,11 @@ fn ok_call() -> Call {
 fn outcome(ticket: &str, call: &Call) -> String {
     let keys = keys();
     let reference = captix::verify(ticket, call, &keys);
-    let v = Verifier::builder(keys).build();
+    // The paths' evaluation is compared; what a server accepts at all is tested elsewhere.
+    let v = Verifier::builder(keys)
+        .allow_tickets_without_expiry()
+        .allow_tickets_without_audience()
+        .build();
     let cold = v.check(ticket, call);
     let warm = v.check(ticket, call);
     let code = |d: &Decision| match d {

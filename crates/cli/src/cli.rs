@@ -102,8 +102,8 @@ Row filters (--row):  TOOL:ARG=VALUE  TOOL:ARG=V1|V2  TOOL:ARG^=PREFIX  TOOL:ARG
   TOOL is a tool name or * for every tool; ARG is a key, a path like filter/org, or /a/json/pointer.
   VALUE 42 is an integer, true/false booleans, anything else a string; \"42\" forces a string.
 Budgets (--budget):   N/WINDOW or TOOL:N/WINDOW (WINDOW: s, min, hour, day, or 5min...), N for a lifetime total
-Durations (--ttl):    90s, 5min, 1h, 7d
-Times (--expires):    RFC 3339, e.g. 2026-12-01T12:00:00Z";
+Durations (--ttl):    90s, 5min, 1h, 7d (mint's default: 1h)
+Times (--expires):    RFC 3339, e.g. 2026-12-01T12:00:00Z; a time in the past is refused";
 
 /// Restrictions shared by mint and attenuate.
 #[derive(Debug, Args)]
@@ -154,6 +154,10 @@ pub struct MintArgs {
     /// A tool to grant (repeatable; a ticket without a tool allows nothing)
     #[arg(long = "tool", value_name = "NAME", required = true)]
     pub tools: Vec<String>,
+    /// Mint a ticket that never expires (servers refuse it unless they opt out); without it,
+    /// and without --ttl or --expires, the ticket is valid for one hour
+    #[arg(long, conflicts_with_all = ["ttl", "expires"])]
+    pub no_expiry: bool,
     #[command(flatten)]
     pub restrict: Restrictions,
 }

@@ -150,7 +150,17 @@ fn parse_restrictions(r: &Restrictions) -> Result<captix::Restrictions, CliError
                 + captix::parse_duration(ttl)
                     .map_err(|e| CliError::usage(format!("invalid --ttl: {e}")))?,
         ),
-        (None, Some(t)) => Some(parse_time(t, "--expires")?),
+        (None, Some(t)) => {
+            let t = parse_time(t, "--expires")?;
+            if t <= now() {
+                return Err(CliError::usage(format!(
+                    "--expires {} is not in the future: the ticket would never be valid",
+                    captix::time::rfc3339(t)
+                ))
+                .hint("give a later time, or a duration with --ttl"));
+            }
+            Some(t)
+        }
         (None, None) => None,
     };
     let not_before = r
@@ -179,6 +189,9 @@ fn ticket_output(text: &str, ids: Vec<String>, json: bool) -> Output {
     }
 }
 
+/// The lifetime of a ticket minted without --ttl, --expires or --no-expiry.
+const DEFAULT_TTL: u64 = 3600;
+
 fn mint(m: cli::MintArgs) -> Result<Output, CliError> {
     let key = SigningKey::load(&m.key).map_err(|e| {
         let hint = match &e {
@@ -197,7 +210,11 @@ fn mint(m: cli::MintArgs) -> Result<Output, CliError> {
         }
         err
     })?;
-    let parsed = parse_restrictions(&m.restrict)?;
+    let mut parsed = parse_restrictions(&m.restrict)?;
+    // A ticket expires unless asked not to (servers refuse one that never does).
+    if parsed.expires.is_none() && !m.no_expiry {
+        parsed.expires = Some(now() + DEFAULT_TTL);
+    }
     let mut b = Ticket::mint(&key, &m.agent, &m.user);
     if let Some(i) = &m.issuer {
         b = b.issuer(i.clone());
@@ -223,6 +240,7 @@ fn attenuate(a: cli::AttenuateArgs) -> Result<Output, CliError> {
     let text = read_ticket(a.ticket.as_deref())?;
     let base = UnverifiedTicket::parse(&text)?;
     let parsed = parse_restrictions(&a.restrict)?;
+    not_narrowing(&base, &a.tools, &parsed)?;
     let mut b = base.attenuate();
     for t in &a.tools {
         b = b.tool(t.clone());
@@ -234,6 +252,67 @@ fn attenuate(a: cli::AttenuateArgs) -> Result<Output, CliError> {
         .map(|b| b.revocation_id.to_hex())
         .collect();
     Ok(ticket_output(t.as_str(), ids, a.restrict.json))
+}
+
+/// An attenuation can only narrow (spec §4.9): a restriction that cannot (a later expiry, a
+/// tool the ticket does not grant, a budget no tighter than one already there) would be
+/// accepted and do nothing, so it is reported instead of silently written.
+fn not_narrowing(
+    base: &UnverifiedTicket,
+    tools: &[String],
+    r: &captix::Restrictions,
+) -> Result<(), CliError> {
+    let described: Vec<_> = base
+        .blocks()
+        .iter()
+        .filter_map(|b| b.description().map(|d| (b.index, d)))
+        .collect();
+    let refuse = |what: String| {
+        Err(
+            CliError::usage(format!("{what}: an attenuation can only narrow a ticket"))
+                .hint("`captix inspect` shows what the ticket allows now"),
+        )
+    };
+    if let (Some(new), Some(old)) = (
+        r.expires,
+        described.iter().filter_map(|(_, d)| d.expires).min(),
+    ) {
+        if new > old {
+            return refuse(format!(
+                "the expiry {} is after the ticket's own, {}",
+                captix::time::rfc3339(new),
+                captix::time::rfc3339(old)
+            ));
+        }
+    }
+    let grants = described
+        .first()
+        .map(|(_, d)| d.grants.clone())
+        .unwrap_or_default();
+    for t in tools {
+        let listed = described
+            .iter()
+            .all(|(_, d)| d.tools.as_ref().is_none_or(|l| l.contains(t)));
+        if !grants.contains(t) || !listed {
+            return refuse(format!("the ticket does not allow tool {t:?}"));
+        }
+    }
+    for new in &r.budgets {
+        let tighter = described.iter().find_map(|(i, d)| {
+            d.budgets
+                .iter()
+                .find(|old| {
+                    old.window == new.window
+                        && old.max_calls <= new.max_calls
+                        && (old.tool == captix::ToolSel::Any || old.tool == new.tool)
+                })
+                .map(|old| (*i, old))
+        });
+        if let Some((i, old)) = tighter {
+            return refuse(format!("budget {new} is no tighter than block {i}'s {old}"));
+        }
+    }
+    Ok(())
 }
 
 fn load_keys(paths: &[std::path::PathBuf]) -> Result<KeySet, CliError> {

@@ -607,3 +607,79 @@ fn a_closed_pipe_is_not_an_error() {
     assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
     let _ = env;
 }
+
+/// Safe defaults (issue 13): a minted ticket expires (one hour unless told), a time in the past
+/// is refused, and an attenuation that cannot narrow is reported, not written.
+#[test]
+fn mint_expires_by_default_and_attenuation_only_narrows() {
+    let env = Env::new("narrow");
+    keys(&env);
+    let base = [
+        "mint", "--key", "root.key", "--agent", "a", "--user", "u", "--tool", "t", "--json",
+    ];
+    let (code, out, err) = env.run(&base, None);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    let ticket = v["ticket"].as_str().expect("ticket").to_string();
+    let (code, out, _) = env.run(&["inspect", &ticket, "--json"], None);
+    assert_eq!(code, 0);
+    let report: serde_json::Value = serde_json::from_str(&out).expect("json");
+    let expires = report["blocks"][0]["description"]["expires"]
+        .as_u64()
+        .expect("an expiry by default");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_secs();
+    assert!((now + 3500..=now + 3700).contains(&expires), "{expires}");
+    // --no-expiry is the named opt-out.
+    let mut forever = base.to_vec();
+    forever.push("--no-expiry");
+    let (code, out, _) = env.run(&forever, None);
+    assert_eq!(code, 0);
+    let t2: serde_json::Value = serde_json::from_str(&out).expect("json");
+    let (_, out, _) = env.run(
+        &["inspect", t2["ticket"].as_str().expect("t"), "--json"],
+        None,
+    );
+    assert!(!out.contains("\"expires\""), "{out}");
+    // A time in the past is refused.
+    let past = [
+        "mint",
+        "--key",
+        "root.key",
+        "--agent",
+        "a",
+        "--user",
+        "u",
+        "--tool",
+        "t",
+        "--expires",
+        "2001-01-01T00:00:00Z",
+    ];
+    let (code, _, err) = env.run(&past, None);
+    assert_eq!(code, 2);
+    assert!(err.contains("not in the future"), "{err}");
+    // Attenuations that cannot narrow.
+    for (args, needle) in [
+        (vec!["--ttl", "2h"], "after the ticket's own"),
+        (vec!["--tool", "other"], "does not allow tool \"other\""),
+    ] {
+        let mut a = vec!["attenuate", ticket.as_str()];
+        a.extend(args.iter().copied());
+        let (code, _, err) = env.run(&a, None);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+    let (code, out, err) = env.run(
+        &["attenuate", &ticket, "--budget", "5", "--ttl", "5min"],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    let child = out.trim().to_string();
+    let (code, _, err) = env.run(&["attenuate", &child, "--budget", "9"], None);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("no tighter than block 1"), "{err}");
+    let (code, _, err) = env.run(&["attenuate", &child, "--budget", "3"], None);
+    assert_eq!(code, 0, "{err}");
+}

@@ -21,6 +21,10 @@ struct Args {
     /// Port on 127.0.0.1 (0 picks a free one)
     #[arg(long, default_value_t = 8788)]
     port: u16,
+    /// This server's canonical resource URI (RFC 8707), which tickets must name; replicas
+    /// behind one public URL share it (default: http://127.0.0.1:PORT/mcp)
+    #[arg(long)]
+    resource: Option<String>,
     /// Append the audit log to this file
     #[arg(long)]
     audit: Option<PathBuf>,
@@ -51,7 +55,12 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     }
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
     let addr = listener.local_addr()?;
-    let resource = format!("http://{addr}/mcp");
+    let resource = captix::normalize_resource(
+        &args
+            .resource
+            .clone()
+            .unwrap_or_else(|| format!("http://{addr}/mcp")),
+    );
     let budgets = Arc::new(match &args.budgets {
         Some(p) => MemoryBudgets::load(p)?,
         None => MemoryBudgets::new(),
@@ -84,7 +93,10 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let app = captix_example_invoices::app(Arc::new(builder.build()), &resource)?;
     // A closed stdout (a supervisor that read the address and went away) is not an error.
     let mut out = std::io::stdout();
-    let _ = writeln!(out, "invoices MCP server on {resource}");
+    let _ = writeln!(
+        out,
+        "invoices MCP server on http://{addr}/mcp (resource {resource})"
+    );
     let _ = writeln!(
         out,
         "metadata: http://{addr}/.well-known/oauth-protected-resource/mcp"

@@ -217,7 +217,10 @@ async fn an_attenuated_ticket_through_rmcp_client() {
         .call_tool(call("list_invoices", serde_json::json!({ "org": "acme" })))
         .await
         .expect_err("budget");
-    assert!(format!("{e:?}").contains("InsufficientScope"), "a 403: {e:?}");
+    assert!(
+        format!("{e:?}").contains("InsufficientScope"),
+        "a 403: {e:?}"
+    );
     assert!(s
         .audit
         .lines()
@@ -381,6 +384,8 @@ async fn http_answers_follow_the_mcp_authorization_spec() {
     let exhausted = Ticket::mint(&s.key, "a", "u")
         .tool("list_invoices")
         .budget("0/min".parse().expect("b"))
+        .resource(s.url.clone())
+        .expires_at(now() + 600)
         .sign()
         .expect("mint");
     let zero = format!("Bearer {}", exhausted.as_str());
@@ -392,9 +397,31 @@ async fn http_answers_follow_the_mcp_authorization_spec() {
         status, 403,
         "a budget of 0 never admits: retrying cannot help"
     );
+    // Safe defaults (spec §10.1): a ticket that names no audience, or never expires, is
+    // refused with 401 before anything is spent.
+    let no_audience = Ticket::mint(&s.key, "a", "u")
+        .tool("list_invoices")
+        .expires_at(now() + 600)
+        .sign()
+        .expect("mint");
+    let no_expiry = Ticket::mint(&s.key, "a", "u")
+        .tool("list_invoices")
+        .resource(s.url.clone())
+        .sign()
+        .expect("mint");
+    for (t, code) in [(no_audience, "wrong_resource"), (no_expiry, "expired")] {
+        let auth = format!("Bearer {}", t.as_str());
+        let (status, _, body) = s
+            .http("POST", "/mcp", &[("authorization", &auth)], ok)
+            .await;
+        assert_eq!(status, 401, "{body}");
+        assert!(body.contains(code), "{body}");
+    }
     let limited = Ticket::mint(&s.key, "a", "u")
         .tool("list_invoices")
         .budget("1/min".parse().expect("b"))
+        .resource(s.url.clone())
+        .expires_at(now() + 600)
         .sign()
         .expect("mint");
     let one = format!("Bearer {}", limited.as_str());

@@ -19,10 +19,28 @@ struct Replica {
     addr: SocketAddr,
 }
 
+/// The one public resource both replicas serve (behind a load balancer, say).
+const RESOURCE: &str = "https://invoices.example/mcp";
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
 impl Replica {
     fn start(pubkey: &Path, redis: &str) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_captix-invoices"))
-            .args(["--port", "0", "--redis", redis, "--pubkey"])
+            .args([
+                "--port",
+                "0",
+                "--resource",
+                RESOURCE,
+                "--redis",
+                redis,
+                "--pubkey",
+            ])
             .arg(pubkey)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -32,11 +50,11 @@ impl Replica {
         BufReader::new(child.stdout.take().expect("stdout"))
             .read_line(&mut line)
             .expect("first line");
-        // "invoices MCP server on http://127.0.0.1:PORT/mcp"
+        // "invoices MCP server on http://127.0.0.1:PORT/mcp (resource ...)"
         let addr = line
             .trim()
-            .rsplit_once("http://")
-            .and_then(|(_, rest)| rest.strip_suffix("/mcp"))
+            .split_once("http://")
+            .and_then(|(_, rest)| rest.split_once("/mcp").map(|(a, _)| a))
             .and_then(|a| a.parse().ok())
             .unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
         Replica { child, addr }
@@ -79,10 +97,14 @@ fn two_replicas_of_the_binary_share_budgets_and_revocations_through_redis() {
     let _ = std::fs::remove_file(&pubkey);
     let key = SigningKey::from_seed(&[31u8; 32]);
     key.public().save(&pubkey).expect("save public key");
+    // Audience-bound (both replicas are one public resource) and expiring, as every server
+    // requires by default.
     let ticket = Ticket::mint(&key, "billing-agent", "alice")
         .tool("list_invoices")
         .row("*:org=acme".parse().expect("row"))
         .budget("3".parse().expect("budget"))
+        .resource(RESOURCE)
+        .expires_at(now() + 600)
         .sign()
         .expect("mint");
 
@@ -127,6 +149,8 @@ fn two_replicas_of_the_binary_share_budgets_and_revocations_through_redis() {
 fn key_ticket(key: &SigningKey) -> Ticket {
     Ticket::mint(key, "billing-agent", "bob")
         .tool("list_invoices")
+        .resource(RESOURCE)
+        .expires_at(now() + 600)
         .sign()
         .expect("mint")
 }

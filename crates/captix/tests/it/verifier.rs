@@ -47,7 +47,11 @@ proptest! {
         let k = key();
         let t = build(&k, &g, &auth, &rest);
         // Equal answers, not budgets, are the point here: the same calls repeat.
-        let v = Verifier::builder(KeySet::from(k.public())).without_budgets().build();
+        let v = Verifier::builder(KeySet::from(k.public()))
+            .without_budgets()
+            .allow_tickets_without_expiry()
+            .allow_tickets_without_audience()
+            .build();
         for c in &calls {
             let reference = t.authorize(c);
             for _ in 0..2 {
@@ -185,6 +189,7 @@ fn hand_written_checks_fall_back_and_still_spend() {
         .tool("t")
         .budget("2".parse().expect("b"))
         .datalog(r#"check if arg("/x", $x), $x.length() <= 3"#)
+        .expires_at(NOW + 60)
         .sign()
         .expect("mint");
     let v = Verifier::builder(KeySet::from(k.public()))
@@ -303,6 +308,7 @@ fn the_cache_is_bounded_and_drops_expired_tickets() {
     // A ticket that expires last is the last to be evicted.
     let keeper = Ticket::mint(&k, "a", "u")
         .tool("t")
+        .resource(RES)
         .expires_at(NOW + 100_000)
         .sign()
         .expect("mint");
@@ -311,6 +317,7 @@ fn the_cache_is_bounded_and_drops_expired_tickets() {
     for i in 0..200u64 {
         let t = Ticket::mint(&k, "a", "u")
             .tool("t")
+            .resource(RES)
             .expires_at(NOW + 10 + i)
             .sign()
             .expect("mint");
@@ -387,4 +394,81 @@ fn budgets_are_enforced_by_default() {
         free.check(t.as_str(), &list("acme"))
             .expect("the named opt-out");
     }
+}
+
+/// Safe defaults (spec §10.1): a verifier refuses tickets that never expire and, when it has a
+/// resource, tickets that name none (MCP servers MUST check a token was issued for them);
+/// each is a named opt-out. Resources compare in their normal form (§4.4).
+#[test]
+fn tickets_without_expiry_or_audience_are_refused_by_default() {
+    let k = root();
+    let keys = KeySet::from(k.public());
+    let call = || Call::new("t", "{}").expect("args").at(NOW);
+    let no_expiry = Ticket::mint(&k, "a", "u")
+        .tool("t")
+        .resource(RES)
+        .sign()
+        .expect("mint");
+    let no_audience = Ticket::mint(&k, "a", "u")
+        .tool("t")
+        .expires_at(NOW + 60)
+        .sign()
+        .expect("mint");
+    let v = Verifier::builder(keys.clone()).resource(RES).build();
+    let d = v.check(no_expiry.as_str(), &call()).expect_err("no expiry");
+    assert_eq!(d.code, Code::Expired, "{d}");
+    assert!(d.reason.contains("never expires"), "{d}");
+    let d = v
+        .check(no_audience.as_str(), &call())
+        .expect_err("no audience");
+    assert_eq!(d.code, Code::WrongResource, "{d}");
+    assert!(d.reason.contains("names no resource"), "{d}");
+    assert_eq!(
+        v.ticket_info(no_audience.as_str(), NOW)
+            .expect_err("info")
+            .code,
+        Code::WrongResource
+    );
+    // The named opt-outs.
+    let lax = Verifier::builder(keys.clone())
+        .resource(RES)
+        .allow_tickets_without_expiry()
+        .allow_tickets_without_audience()
+        .build();
+    lax.check(no_expiry.as_str(), &call()).expect("opted out");
+    lax.check(no_audience.as_str(), &call()).expect("opted out");
+    // A verifier without a resource has no audience to require.
+    Verifier::builder(keys.clone())
+        .build()
+        .check(no_audience.as_str(), &call())
+        .expect("no resource configured");
+    // Normal forms: scheme and host case, default port, empty path.
+    let spelled = Ticket::mint(&k, "a", "u")
+        .tool("t")
+        .expires_at(NOW + 60)
+        .resource("HTTPS://MCP.Example:443/invoices")
+        .sign()
+        .expect("mint");
+    assert_eq!(
+        spelled.blocks()[0]
+            .description()
+            .and_then(|d| d.resource.clone()),
+        Some(RES.to_string())
+    );
+    v.check(spelled.as_str(), &call()).expect("same resource");
+    let v2 = Verifier::builder(keys)
+        .resource("https://MCP.EXAMPLE:443/invoices")
+        .build();
+    v2.check(spelled.as_str(), &call())
+        .expect("verifier normalizes its own");
+    let other = Verifier::builder(KeySet::from(k.public()))
+        .resource("https://mcp.example/Invoices")
+        .build();
+    assert_eq!(
+        other
+            .check(spelled.as_str(), &call())
+            .expect_err("path case")
+            .code,
+        Code::WrongResource
+    );
 }
