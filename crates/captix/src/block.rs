@@ -363,14 +363,44 @@ fn check_of(r: &Restriction) -> Result<Check, Error> {
             qs
         }
         Restriction::Datalog(src) => {
-            return Check::try_from(src.as_str())
-                .map_err(|e| Error::InvalidRestriction(format!("datalog check {src:?}: {e}")))
+            return Check::try_from(src.as_str()).map_err(|e| datalog_error(src, &e))
         }
     };
     Ok(Check {
         queries,
         kind: CheckKind::One,
     })
+}
+
+/// A hand-written check that does not parse, said in words: where parsing stopped and why.
+fn datalog_error(src: &str, e: &biscuit_auth::error::Token) -> Error {
+    use biscuit_auth::error::Token;
+    use biscuit_parser::error::LanguageError;
+    let detail = match e {
+        Token::Language(LanguageError::ParseError(p)) => p
+            .errors
+            .iter()
+            .map(|pe| {
+                let at = src.len().saturating_sub(pe.input.len());
+                match &pe.message {
+                    Some(m) => format!("{m} at byte {at}"),
+                    None => format!("unexpected input at byte {at}"),
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+        Token::Language(LanguageError::Parameters {
+            missing_parameters, ..
+        }) => format!(
+            "parameters are not allowed ({})",
+            missing_parameters.join(", ")
+        ),
+        _ => "it is not one check".to_string(),
+    };
+    Error::InvalidRestriction(format!(
+        "datalog check {src:?} does not parse: {detail} (expected `check if …`, `check all …` \
+         or `reject if …`)"
+    ))
 }
 
 fn constraint_queries(

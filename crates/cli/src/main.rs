@@ -377,14 +377,17 @@ fn verify(v: cli::VerifyArgs) -> Result<Output, CliError> {
         Some(t) => parse_time(t, "--at")?,
         None => now(),
     };
-    let decision = Call::new(v.tool.clone(), &args).and_then(|c| {
-        let c = c.at(time);
-        let c = match &v.resource {
-            Some(r) => c.resource(r.clone()),
-            None => c,
-        };
-        captix::verify(&text, &c, &keys)
-    });
+    // Arguments that are not a JSON object are a usage error (exit 2), not a denial.
+    let call = Call::new(v.tool.clone(), &args).map_err(|d| {
+        CliError::usage(format!("invalid --args: {}", d.reason))
+            .hint("--args takes a JSON object, e.g. '{\"org\":\"acme\"}'; or use --arg KEY=VALUE")
+    })?;
+    let c = call.at(time);
+    let c = match &v.resource {
+        Some(r) => c.resource(r.clone()),
+        None => c,
+    };
+    let decision = captix::verify(&text, &c, &keys);
     let exit = if decision.is_ok() { 0 } else { 1 };
     let stdout = match (&decision, v.json) {
         (_, true) => format!("{}\n", captix::decision_json(&decision)),
@@ -590,12 +593,24 @@ fn read_ticket(arg: Option<&str>) -> Result<String, CliError> {
                 })?;
             s
         }
-        Some(t) if t.starts_with(PREFIX) => t.to_string(),
+        Some(t) if t.trim_ascii().starts_with(PREFIX) => t.to_string(),
+        // A ticket is a bearer credential: an argument that holds one is never echoed (it
+        // would end up in terminal scroll-back and logs); say where it is and how long.
+        Some(t) if t.contains(PREFIX) => {
+            let at = t.find(PREFIX).unwrap_or(0);
+            return Err(CliError::usage(format!(
+                "the argument ({} bytes) holds a ticket after {at} other bytes (a `Bearer ` \
+                 prefix?); it is not shown, as it is a credential",
+                t.len()
+            ))
+            .hint("pass the ticket alone, starting with captix1_"));
+        }
         Some(path) => {
             let p = Path::new(path);
             if !p.is_file() {
                 return Err(CliError::usage(format!(
-                    "{path:?} is neither a ticket nor a readable file"
+                    "the argument ({} bytes) is neither a ticket nor a readable file",
+                    path.len()
                 ))
                 .hint("a ticket starts with captix1_; use - to read one from standard input"));
             }

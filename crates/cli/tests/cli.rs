@@ -683,3 +683,45 @@ fn mint_expires_by_default_and_attenuation_only_narrows() {
     let (code, _, err) = env.run(&["attenuate", &child, "--budget", "3"], None);
     assert_eq!(code, 0, "{err}");
 }
+
+/// Tickets are credentials: an argument holding one (a pasted `Bearer ` prefix) is never
+/// echoed; arguments that are not JSON are a usage error (2), not a denial (1); a Datalog
+/// check that does not parse is said in words.
+#[test]
+fn errors_never_echo_tickets_and_use_the_right_exit_code() {
+    let env = Env::new("echo");
+    keys(&env);
+    let ticket = mint(&env);
+    let pasted = format!("Bearer {ticket}");
+    let (code, out, err) = env.run(
+        &["verify", &pasted, "--pubkey", "root.pub", "--tool", "t"],
+        None,
+    );
+    assert_eq!(code, 2);
+    assert!(
+        !out.contains("captix1_") && !err.contains("captix1_"),
+        "{out}{err}"
+    );
+    assert!(err.contains("Bearer"), "{err}");
+    let secretish = "eyJhbGciOiJIUzI1NiJ9.e30.ZRrHA1JJJW8opsbCGfG_HACGpVUMN_a9IV7pAx_Zmeo";
+    let (code, _, err) = env.run(&["inspect", secretish], None);
+    assert_eq!(code, 2);
+    assert!(!err.contains(secretish), "{err}");
+    let (code, _, err) = env.run(
+        &[
+            "verify", &ticket, "--pubkey", "root.pub", "--tool", "t", "--args", "{bad",
+        ],
+        None,
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("invalid --args"), "{err}");
+    let (code, _, err) = env.run(
+        &["attenuate", &ticket, "--datalog", "check if nonsense("],
+        None,
+    );
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("does not parse") && !err.contains("ParseErrors"),
+        "{err}"
+    );
+}
