@@ -17,7 +17,7 @@ export declare function captixTokenVerifier(verifier: Verifier, options?: { reso
 /** Express middleware: 401 for missing or invalid tickets, 403/429/400 for denied tool calls. */
 export declare function captixMiddleware(
   verifier: Verifier,
-  options?: { resource?: string; resourceMetadataUrl?: string },
+  options?: { resource?: string; resourceMetadataUrl?: string; allowedOrigins?: string[] },
 ): RequestHandler;
 
 export interface CaptixGuard {

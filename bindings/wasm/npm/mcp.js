@@ -103,8 +103,16 @@ export function denialStatus(decision) {
  * Express middleware for MCP streamable-HTTP endpoints. Mount it after `express.json()` and
  * before the SDK's transport. Options: `{ resource, resourceMetadataUrl }`.
  */
-export function captixMiddleware(verifier, { resource, resourceMetadataUrl } = {}) {
+export function captixMiddleware(verifier, { resource, resourceMetadataUrl, allowedOrigins } = {}) {
+  // Streamable HTTP: browser requests from other origins are refused (DNS rebinding). Default:
+  // the origin of the resource, or of the metadata URL.
+  const base = resource ?? resourceMetadataUrl;
+  const origins = allowedOrigins ?? (base ? [new URL(base).origin] : []);
   return (req, res, next) => {
+    const origin = req.headers.origin;
+    if (origin !== undefined && !origins.includes(origin.replace(/\/$/, ''))) {
+      return res.status(403).json(rpcError(null, -32600, 'this Origin is not allowed'));
+    }
     const raw = req.rawHeaders ?? [];
     let authorizations = 0;
     for (let i = 0; i < raw.length; i += 2) if (String(raw[i]).toLowerCase() === 'authorization') authorizations += 1;

@@ -182,6 +182,22 @@ struct CallParams<'a> {
 
 pub(crate) async fn guard(State(g): State<Arc<Guard>>, req: Request, next: Next) -> Response {
     let time = now();
+    // Streamable HTTP: a browser request from another origin (DNS rebinding) is refused
+    // before anything else.
+    if let Some(origin) = req.headers().get(header::ORIGIN) {
+        let known = origin.to_str().ok().is_some_and(|o| {
+            g.config
+                .allowed_origins
+                .iter()
+                .any(|a| a.eq_ignore_ascii_case(o.trim_end_matches('/')))
+        });
+        if !known {
+            return json_response(
+                StatusCode::FORBIDDEN,
+                rpc_error(None, -32600, "this Origin is not allowed", None),
+            );
+        }
+    }
     // RFC 6750 §3.1: one credential per request; two Authorization headers are ambiguous.
     if req.headers().get_all(header::AUTHORIZATION).iter().count() > 1 {
         let mut r = json_response(

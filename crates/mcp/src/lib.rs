@@ -44,7 +44,9 @@ pub fn protect(router: Router, verifier: Arc<captix::Verifier>, config: Config) 
     Router::new()
         .route(
             &config.metadata_path(),
-            axum::routing::get(metadata::serve).with_state(Arc::new(config)),
+            axum::routing::get(metadata::serve)
+                .options(metadata::preflight)
+                .with_state(Arc::new(config)),
         )
         .merge(router.layer(axum::middleware::from_fn_with_state(state, guard::guard)))
 }

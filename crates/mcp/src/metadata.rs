@@ -17,17 +17,32 @@ pub struct Config {
     pub scopes_supported: Vec<String>,
     /// Largest accepted request body in bytes (default 1 MiB).
     pub max_body_bytes: usize,
+    /// Origins whose browser requests are accepted (Streamable HTTP: servers MUST validate
+    /// `Origin`, against DNS rebinding). Default: the resource's own origin. A request with
+    /// another `Origin` gets 403; requests without one (not from a browser) are unaffected.
+    pub allowed_origins: Vec<String>,
 }
 
 impl Config {
     /// A configuration for the endpoint at `resource`.
     pub fn new(resource: impl Into<String>) -> Self {
-        Config {
-            resource: resource.into(),
+        let resource = captix::normalize_resource(&resource.into());
+        let mut c = Config {
+            resource,
             authorization_servers: Vec::new(),
             scopes_supported: Vec::new(),
             max_body_bytes: 1 << 20,
-        }
+            allowed_origins: Vec::new(),
+        };
+        let origin = c.split().0.to_string();
+        c.allowed_origins.push(origin);
+        c
+    }
+
+    /// Accepts browser requests from this origin too (`scheme://host[:port]`).
+    pub fn allow_origin(mut self, origin: impl Into<String>) -> Self {
+        self.allowed_origins.push(origin.into());
+        self
     }
 
     /// Adds an authorization server.
@@ -57,13 +72,38 @@ impl Config {
     }
 }
 
-pub(crate) async fn serve(State(c): State<Arc<Config>>) -> Json<serde_json::Value> {
-    Json(serde_json::json!({
-        "resource": c.resource,
-        "authorization_servers": c.authorization_servers,
-        "scopes_supported": c.scopes_supported,
-        "bearer_methods_supported": ["header"],
-    }))
+/// The metadata document, readable by browser clients from any origin (it is public).
+pub(crate) async fn serve(State(c): State<Arc<Config>>) -> impl axum::response::IntoResponse {
+    (
+        [
+            (axum::http::header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+            (
+                axum::http::header::ACCESS_CONTROL_ALLOW_METHODS,
+                "GET, OPTIONS",
+            ),
+        ],
+        Json(serde_json::json!({
+            "resource": c.resource,
+            "authorization_servers": c.authorization_servers,
+            "scopes_supported": c.scopes_supported,
+            "bearer_methods_supported": ["header"],
+        })),
+    )
+}
+
+/// The CORS preflight of the metadata document.
+pub(crate) async fn preflight() -> impl axum::response::IntoResponse {
+    (
+        axum::http::StatusCode::NO_CONTENT,
+        [
+            (axum::http::header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+            (
+                axum::http::header::ACCESS_CONTROL_ALLOW_METHODS,
+                "GET, OPTIONS",
+            ),
+            (axum::http::header::ACCESS_CONTROL_MAX_AGE, "86400"),
+        ],
+    )
 }
 
 #[cfg(test)]

@@ -429,10 +429,37 @@ async fn http_answers_follow_the_mcp_authorization_spec() {
     let (status, head, _) = s.http("POST", "/mcp", &[("authorization", &one)], ok).await;
     assert_eq!(status, 429);
     assert!(head.contains("retry-after: 60"), "{head}");
+    // A browser request from another origin (DNS rebinding) is refused before anything else;
+    // the server's own origin passes.
     let (status, _, body) = s
+        .http(
+            "POST",
+            "/mcp",
+            &[
+                ("authorization", &bearer),
+                ("origin", "http://evil.example"),
+            ],
+            rpc,
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("Origin"), "{body}");
+    let own = format!("http://{}", s.addr);
+    let (status, _, body) = s
+        .http(
+            "POST",
+            "/mcp",
+            &[("authorization", &bearer), ("origin", &own)],
+            rpc,
+        )
+        .await;
+    assert!(body.contains("arg_denied"), "{status} {body}");
+    // The metadata is public and readable by browser clients.
+    let (status, head, body) = s
         .http("GET", "/.well-known/oauth-protected-resource/mcp", &[], "")
         .await;
     assert_eq!(status, 200);
+    assert!(head.contains("access-control-allow-origin: *"), "{head}");
     let meta: serde_json::Value = serde_json::from_str(&body).expect("metadata");
     assert_eq!(meta["resource"], s.url);
     assert_eq!(meta["bearer_methods_supported"][0], "header");

@@ -81,6 +81,8 @@ test('the HTTP answers follow the MCP authorization spec', async () => {
   assert.equal(r.status, 403);
   assert.doesNotMatch(r.headers.get('www-authenticate'), /evil/);
   assert.match(r.headers.get('www-authenticate'), /^Bearer resource_metadata="http:\/\/127\.0\.0\.1:/);
+  r = await post({ authorization: `Bearer ${agent}`, origin: 'http://evil.example' });
+  assert.equal(r.status, 403, 'a foreign Origin is refused');
   r = await post({ authorization: `Bearer ${agent}`, 'mcp-name': 'get_invoice' });
   assert.equal(r.status, 400, 'Mcp-Name must match params.name');
   assert.equal((await r.json()).error.code, -32020);
