@@ -146,6 +146,10 @@ export interface VerifierOptions {
   redact?: string[];
   /** Most heap the ticket cache may hold, in bytes (default 64 MiB). */
   cacheBytes?: number;
+  /** Accept tickets that never expire (the unsafe opt-out; default false). */
+  allowTicketsWithoutExpiry?: boolean;
+  /** Accept tickets that name no resource on a verifier that has one (unsafe; default false). */
+  allowTicketsWithoutAudience?: boolean;
 }
 
 export declare class Verifier {

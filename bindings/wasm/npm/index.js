@@ -91,15 +91,34 @@ export class Verifier {
   #view = new Uint8Array(0);
 
   /**
-   * @param {object} options `{ publicKeys, resource, budgets = true, audit, redact, cacheBytes }`;
+   * @param {object} options `{ publicKeys, resource, budgets = true, audit, redact, cacheBytes,
+   *   allowTicketsWithoutExpiry = false, allowTicketsWithoutAudience = false }`;
    *   `audit` is a function called with each audit record.
    */
-  constructor({ publicKeys, resource, budgets = true, audit, redact, cacheBytes } = {}) {
+  constructor({
+    publicKeys,
+    resource,
+    budgets = true,
+    audit,
+    redact,
+    cacheBytes,
+    allowTicketsWithoutExpiry = false,
+    allowTicketsWithoutAudience = false,
+  } = {}) {
     if (!Array.isArray(publicKeys) || publicKeys.length === 0) throw invalid('publicKeys must be a non-empty array');
     if (audit !== undefined && typeof audit !== 'function') throw invalid('audit must be a function');
     this.#audit = audit;
     this.#inner = new wasm.WasmVerifier(
-      JSON.stringify({ publicKeys, resource, budgets, audit: !!audit, redact, cacheBytes }),
+      JSON.stringify({
+        publicKeys,
+        resource,
+        budgets,
+        audit: !!audit,
+        redact,
+        cacheBytes,
+        allowTicketsWithoutExpiry,
+        allowTicketsWithoutAudience,
+      }),
     );
   }
 

@@ -183,6 +183,11 @@ struct Options {
     #[serde(default)]
     redact: Option<Vec<String>>,
     cache_bytes: Option<usize>,
+    /// The named opt-outs of the safe defaults (spec §10.1).
+    #[serde(default)]
+    allow_tickets_without_expiry: bool,
+    #[serde(default)]
+    allow_tickets_without_audience: bool,
 }
 
 fn yes() -> bool {
@@ -203,7 +208,8 @@ pub struct WasmVerifier {
 
 #[wasm_bindgen]
 impl WasmVerifier {
-    /// `{publicKeys, resource?, budgets = true, audit = false, redact?, cacheCapacity?}`.
+    /// `{publicKeys, resource?, budgets = true, audit = false, redact?, cacheBytes?,
+    /// allowTicketsWithoutExpiry = false, allowTicketsWithoutAudience = false}`.
     #[wasm_bindgen(constructor)]
     pub fn new(options_json: &str) -> Result<WasmVerifier, JsValue> {
         let o: Options = parse(options_json, "verifier options")?;
@@ -219,6 +225,12 @@ impl WasmVerifier {
         }
         if let Some(n) = o.cache_bytes {
             b = b.cache_bytes(n);
+        }
+        if o.allow_tickets_without_expiry {
+            b = b.allow_tickets_without_expiry();
+        }
+        if o.allow_tickets_without_audience {
+            b = b.allow_tickets_without_audience();
         }
         let audit = o.audit.then(|| Arc::new(MemoryAudit::new()));
         if let Some(a) = &audit {

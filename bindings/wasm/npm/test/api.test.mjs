@@ -129,3 +129,24 @@ test('oversized input is refused without growing WebAssembly memory', () => {
   const grew = memory.buffer.byteLength - before;
   assert.ok(grew < 2 << 20, `WebAssembly memory grew by ${grew} bytes`);
 });
+
+test('a verifier refuses tickets that never expire or name no audience, unless it opts out', () => {
+  const key = generateKey();
+  const noExpiry = mint(key.secretKey, { agent: 'a', user: 'u', tools: ['t'], resource: RES });
+  const noAudience = mint(key.secretKey, { agent: 'a', user: 'u', tools: ['t'], ttl: '1h' });
+  const v = new Verifier({ publicKeys: [key.publicKey], resource: RES });
+  const a = v.check(noExpiry, { tool: 't', arguments: {} });
+  assert.deepEqual([a.decision, a.code], ['deny', 'expired']);
+  const b = v.check(noAudience, { tool: 't', arguments: {} });
+  assert.deepEqual([b.decision, b.code], ['deny', 'wrong_resource']);
+  const lax = new Verifier({
+    publicKeys: [key.publicKey],
+    resource: RES,
+    allowTicketsWithoutExpiry: true,
+    allowTicketsWithoutAudience: true,
+  });
+  assert.equal(lax.check(noExpiry, { tool: 't', arguments: {} }).decision, 'allow');
+  assert.equal(lax.check(noAudience, { tool: 't', arguments: {} }).decision, 'allow');
+  v.free();
+  lax.free();
+});
