@@ -104,30 +104,10 @@ pub(crate) fn decode_all(outer: &schema::Biscuit) -> Result<Vec<Decoded>, String
             &table
         };
         let conv = |e: biscuit_auth::error::Format| bad(&e.to_string());
-        let facts = block
-            .facts
-            .iter()
-            .map(|f| Fact::convert_from(f, symbols))
-            .collect::<Result<_, _>>()
-            .map_err(conv)?;
-        let rules = block
-            .rules
-            .iter()
-            .map(|r| Rule::convert_from(r, symbols))
-            .collect::<Result<_, _>>()
-            .map_err(conv)?;
-        let checks = block
-            .checks
-            .iter()
-            .map(|c| Check::convert_from(c, symbols))
-            .collect::<Result<_, _>>()
-            .map_err(conv)?;
-        let scopes = block
-            .scopes
-            .iter()
-            .map(|s| Scope::convert_from(s, symbols))
-            .collect::<Result<_, _>>()
-            .map_err(conv)?;
+        let facts = convert(&block.facts, symbols).map_err(conv)?;
+        let rules = convert(&block.rules, symbols).map_err(conv)?;
+        let checks = convert(&block.checks, symbols).map_err(conv)?;
+        let scopes = convert(&block.scopes, symbols).map_err(conv)?;
         out.push(Decoded {
             facts,
             rules,
@@ -138,4 +118,12 @@ pub(crate) fn decode_all(outer: &schema::Biscuit) -> Result<Vec<Decoded>, String
         });
     }
     Ok(out)
+}
+
+/// Biscuit's decoded items as builder items, strings resolved through `symbols`.
+fn convert<B: Convert<D>, D>(
+    items: &[D],
+    symbols: &SymbolTable,
+) -> Result<Vec<B>, biscuit_auth::error::Format> {
+    items.iter().map(|x| B::convert_from(x, symbols)).collect()
 }

@@ -57,7 +57,9 @@ pub enum Command {
     /// Revoke a block: every ticket containing it is denied (its own and all attenuations)
     Revoke {
         /// Revocation ids (hex), as `captix inspect` prints them
-        #[arg(required = true)]
+        /// Revocation ids (hex, as `captix inspect` prints them), or tickets (captix1_...): a
+        /// ticket's last block is revoked, that is the ticket and everything attenuated from it
+        #[arg(required = true, value_name = "ID_OR_TICKET")]
         ids: Vec<String>,
         /// Append to this revocation file (read by servers within a second)
         #[arg(
@@ -70,6 +72,9 @@ pub enum Command {
         /// Add to the revocation set in this Redis, for every replica
         #[arg(long, value_name = "URL")]
         redis: Option<String>,
+        /// Print the revoked ids as JSON
+        #[arg(long)]
+        json: bool,
     },
     /// Read and check audit logs
     Audit {
@@ -94,6 +99,9 @@ pub enum AuditCommand {
     Show {
         /// The audit log (JSON lines)
         file: PathBuf,
+        /// Print the records as JSON, with whether the chain is intact
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -195,6 +203,10 @@ pub struct VerifyArgs {
     /// Check as of this time instead of now
     #[arg(long, value_name = "RFC3339")]
     pub at: Option<String>,
+    /// Revoked ids, one hex id per line (the file `captix revoke --file` writes): a ticket
+    /// holding one is denied with `revoked`
+    #[arg(long, value_name = "FILE")]
+    pub revoked: Option<PathBuf>,
     /// Print JSON
     #[arg(long)]
     pub json: bool,

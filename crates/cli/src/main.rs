@@ -56,9 +56,10 @@ fn wants_json(c: &Command) -> bool {
         Command::Attenuate(a) => a.restrict.json,
         Command::Verify(v) => v.json,
         Command::Audit {
-            command: AuditCommand::Verify { json, .. },
+            command: AuditCommand::Verify { json, .. } | AuditCommand::Show { json, .. },
         } => *json,
-        _ => false,
+        Command::Revoke { json, .. } => *json,
+        Command::Demo => false,
     }
 }
 
@@ -75,7 +76,12 @@ fn run(command: Command) -> Result<Output, CliError> {
         } => inspect(ticket.as_deref(), &pubkey, datalog, json),
         Command::Verify(v) => verify(v),
         Command::Audit { command } => audit(command),
-        Command::Revoke { ids, file, redis } => revoke(&ids, file.as_deref(), redis.as_deref()),
+        Command::Revoke {
+            ids,
+            file,
+            redis,
+            json,
+        } => revoke(&ids, file.as_deref(), redis.as_deref(), json),
         Command::Demo => demo::run().map(Output::ok),
     }
 }
@@ -387,7 +393,31 @@ fn verify(v: cli::VerifyArgs) -> Result<Output, CliError> {
         Some(r) => c.resource(r.clone()),
         None => c,
     };
-    let decision = captix::verify(&text, &c, &keys);
+    let decision = match &v.revoked {
+        // Spec §6.3 step 6: revocation before the call's restrictions.
+        Some(path) => {
+            let source =
+                captix::revocation::FileRevocations::open(path, std::time::Duration::from_secs(0))
+                    .map_err(|e| {
+                        let mut err = CliError::from(e);
+                        err.exit = 2;
+                        err
+                    })?;
+            captix::Ticket::parse(&text, &keys).and_then(|t| {
+                let chain: Vec<_> = t.revocation_ids().cloned().collect();
+                use captix::revocation::RevocationSource as _;
+                match source.first_revoked(&chain)? {
+                    Some(i) => Err(captix::Denial::new(
+                        captix::Code::Revoked,
+                        format!("block {i} of the ticket's chain has been revoked"),
+                    )
+                    .at(i, "revocation")),
+                    None => t.authorize(&c),
+                }
+            })
+        }
+        None => captix::verify(&text, &c, &keys),
+    };
     let exit = if decision.is_ok() { 0 } else { 1 };
     let stdout = match (&decision, v.json) {
         (_, true) => format!("{}\n", captix::decision_json(&decision)),
@@ -477,7 +507,7 @@ fn audit(command: AuditCommand) -> Result<Output, CliError> {
                 Ok(Output { stdout, exit: 1 })
             }
         },
-        AuditCommand::Show { file } => {
+        AuditCommand::Show { file, json } => {
             let mut records = Vec::new();
             let mut broken = None;
             match captix::audit::verify_log(open(&file)?) {
@@ -497,27 +527,57 @@ fn audit(command: AuditCommand) -> Result<Output, CliError> {
                     .lines()
                     .filter_map(|l| serde_json::from_str(l).ok())
                     .collect();
-                let mut out = render::audit_text(&parsed);
-                out.push_str(&format!(
-                    "\nWARNING: the hash chain breaks at line {}: {}\n",
-                    b.line, b.reason
-                ));
+                let out = if json {
+                    format!(
+                        "{}\n",
+                        json!({ "intact": false, "broken": { "line": b.line, "reason": b.reason },
+                                "records": parsed })
+                    )
+                } else {
+                    let mut out = render::audit_text(&parsed);
+                    out.push_str(&format!(
+                        "\nWARNING: the hash chain breaks at line {}: {}\n",
+                        b.line, b.reason
+                    ));
+                    out
+                };
                 return Ok(Output {
                     stdout: out,
                     exit: 1,
                 });
+            }
+            if json {
+                return Ok(Output::ok(format!(
+                    "{}\n",
+                    json!({ "intact": true, "records": records })
+                )));
             }
             Ok(Output::ok(render::audit_text(&records)))
         }
     }
 }
 
-fn revoke(ids: &[String], file: Option<&Path>, redis: Option<&str>) -> Result<Output, CliError> {
+fn revoke(
+    ids: &[String],
+    file: Option<&Path>,
+    redis: Option<&str>,
+    json: bool,
+) -> Result<Output, CliError> {
     let mut parsed = Vec::new();
     for id in ids {
-        parsed.push(captix::RevocationId::from_hex(id).map_err(|e| {
-            CliError::usage(format!("{e}"))
-                .hint("revocation ids are the hex strings `captix inspect` prints")
+        if id.trim_ascii().starts_with(PREFIX) {
+            // A ticket: its last block, so the ticket and its attenuations, not its parent.
+            let t = UnverifiedTicket::parse(id)?;
+            let last = t.blocks().last().map(|b| b.revocation_id.clone());
+            parsed.extend(last);
+            continue;
+        }
+        parsed.push(captix::RevocationId::from_hex(id).map_err(|_| {
+            CliError::usage(format!(
+                "the argument ({} bytes) is neither a revocation id nor a ticket",
+                id.len()
+            ))
+            .hint("revocation ids are the hex strings `captix inspect` prints; a ticket starts with captix1_")
         })?);
     }
     if let Some(url) = redis {
@@ -561,6 +621,10 @@ fn revoke(ids: &[String], file: Option<&Path>, redis: Option<&str>) -> Result<Ou
                 io_reason(&e)
             ))
         })?;
+    }
+    if json {
+        let ids: Vec<String> = parsed.iter().map(|i| i.to_hex()).collect();
+        return Ok(Output::ok(format!("{}\n", json!({ "revoked": ids }))));
     }
     Ok(Output::ok(format!(
         "revoked {} block{}\n",

@@ -544,6 +544,12 @@ fn audit_verify_and_show() {
             .0,
         0
     );
+    let (code, out, _) = env.run(&["audit", "show", "audit.jsonl", "--json"], None);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v["intact"], true);
+    assert_eq!(v["records"].as_array().map(Vec::len), Some(3));
+    assert_eq!(v["records"][1]["code"], "arg_denied");
     let text = std::fs::read_to_string(env.path("audit.jsonl")).expect("read");
     std::fs::write(
         env.path("edited.jsonl"),
@@ -722,4 +728,54 @@ fn errors_never_echo_tickets_and_use_the_right_exit_code() {
         err.contains("does not parse") && !err.contains("ParseErrors"),
         "{err}"
     );
+}
+
+/// `revoke` takes a ticket as well as an id and reports in JSON; `verify --revoked` consults
+/// the file `revoke` writes; `audit show --json` prints the records.
+#[test]
+fn revoke_a_ticket_and_verify_against_the_file() {
+    let env = Env::new("revoke");
+    keys(&env);
+    let ticket = mint(&env);
+    let (code, child, err) = env.run(&["attenuate", &ticket, "--tool", "list_invoices"], None);
+    assert_eq!(code, 0, "{err}");
+    let child = child.trim().to_string();
+    let verify = |t: &str| {
+        env.run(
+            &[
+                "verify",
+                t,
+                "--pubkey",
+                "root.pub",
+                "--tool",
+                "list_invoices",
+                "--arg",
+                "org=acme",
+                "--resource",
+                "https://mcp.example/invoices",
+                "--at",
+                AT,
+                "--revoked",
+                "revoked.txt",
+                "--json",
+            ],
+            None,
+        )
+    };
+    let (code, out, _) = verify(&child);
+    assert_eq!(
+        code, 0,
+        "nothing revoked yet (a missing file is an empty list): {out}"
+    );
+    let (code, out, err) = env.run(&["revoke", &child, "--file", "revoked.txt", "--json"], None);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v["revoked"].as_array().map(Vec::len), Some(1));
+    let (code, out, _) = verify(&child);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("\"revoked\""), "{out}");
+    let (code, out, _) = verify(&ticket);
+    assert_eq!(code, 0, "revoking the child leaves the parent: {out}");
+    let (code, _, err) = env.run(&["revoke", "not-an-id", "--file", "revoked.txt"], None);
+    assert_eq!(code, 2, "{err}");
 }
