@@ -284,23 +284,20 @@ fn require_valid(blocks: &[BlockView]) -> Result<(), Denial> {
     }
 }
 
-/// Appends the view of the block just added (its id is the last of the token's ids; its
-/// decoded Datalog is read back from the token's bytes).
+/// Appends the view of the block just added: its id is the last of the token's ids, and its
+/// decoded Datalog is what it was built from (the description's generated Datalog), with the
+/// symbols it added to the token's table (`symbols`: count and bytes).
 fn push_added(
     blocks: &mut Vec<BlockView>,
-    bytes: &[u8],
     mut ids: Vec<Vec<u8>>,
     added: Description,
+    symbols: (usize, usize),
 ) -> Result<(), crate::Error> {
-    let built = |e: String| crate::Error::Build(e);
     let id = ids
         .pop()
-        .ok_or_else(|| built("a token without blocks".into()))?;
-    let outer = schema::Biscuit::decode(bytes).map_err(|e| built(e.to_string()))?;
-    let decoded = decode_all(&outer)
-        .map_err(built)?
-        .pop()
-        .ok_or_else(|| built("a token without blocks".into()))?;
+        .ok_or_else(|| crate::Error::Build("a token without blocks".into()))?;
+    let mut decoded = Decoded::of_builder(added.datalog()?);
+    (decoded.symbols, decoded.symbol_bytes) = symbols;
     blocks.push(BlockView {
         index: blocks.len(),
         content: Content::Described(Box::new(added)),
@@ -345,7 +342,9 @@ impl UnverifiedTicket {
             .to_vec()
             .map_err(|e| crate::Error::Build(e.to_string()))?;
         let text = built_text(&bytes, inner.block_count())?;
-        push_added(&mut blocks, &bytes, inner.revocation_identifiers(), added)?;
+        // An unverified ticket is never authorized as it is (verifying parses it anew), so the
+        // symbols it added do not matter to the work bound.
+        push_added(&mut blocks, inner.revocation_identifiers(), added, (0, 0))?;
         Ok(UnverifiedTicket {
             key_id: inner.root_key_id(),
             inner,
@@ -433,7 +432,11 @@ impl Ticket {
             .to_vec()
             .map_err(|e| crate::Error::Build(e.to_string()))?;
         let text = built_text(&bytes, inner.block_count())?;
-        push_added(&mut blocks, &bytes, inner.revocation_identifiers(), added)?;
+        let added_symbols = inner
+            .block_symbols(inner.block_count().saturating_sub(1))
+            .map(|s| (s.len(), s.iter().map(String::len).sum()))
+            .unwrap_or((0, 0));
+        push_added(&mut blocks, inner.revocation_identifiers(), added, added_symbols)?;
         Ok(Ticket {
             key_id: inner.root_key_id(),
             inner,
