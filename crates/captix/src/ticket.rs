@@ -436,7 +436,12 @@ impl Ticket {
             .block_symbols(inner.block_count().saturating_sub(1))
             .map(|s| (s.len(), s.iter().map(String::len).sum()))
             .unwrap_or((0, 0));
-        push_added(&mut blocks, inner.revocation_identifiers(), added, added_symbols)?;
+        push_added(
+            &mut blocks,
+            inner.revocation_identifiers(),
+            added,
+            added_symbols,
+        )?;
         Ok(Ticket {
             key_id: inner.root_key_id(),
             inner,
