@@ -36,6 +36,17 @@ pub struct Identity {
     pub scopes: Vec<String>,
 }
 
+impl Identity {
+    /// Heap bytes held (an estimate, for cache accounting).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.issuer.as_ref().map_or(0, |s| s.len() + 32)
+            + self.agent.len()
+            + self.user.len()
+            + 64
+            + self.scopes.iter().map(|s| s.len() + 32).sum::<usize>()
+    }
+}
+
 /// The JSON description of one block (spec §6.2).
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -149,14 +160,7 @@ impl Description {
     /// overhead of each allocation.
     pub(crate) fn heap_bytes(&self) -> usize {
         let strings = |v: &[String]| v.iter().map(|s| s.len() + 32).sum::<usize>();
-        let identity = self.identity.as_ref().map_or(0, |i| {
-            i.issuer.as_ref().map_or(0, |s| s.len() + 32)
-                + i.agent.len()
-                + i.user.len()
-                + 64
-                + strings(&i.scopes)
-        });
-        identity
+        self.identity.as_ref().map_or(0, Identity::heap_bytes)
             + strings(&self.grants)
             + self.resource.as_ref().map_or(0, |s| s.len() + 32)
             + self.tools.as_ref().map_or(0, |t| strings(t) + 32)

@@ -35,6 +35,8 @@ pub struct Compiled {
     /// Every block's index, revocation id and description (all blocks are described).
     blocks: Vec<(usize, RevocationId, Description)>,
     pub(crate) summary: Arc<Summary>,
+    /// What the fields above hold, computed once (they never change).
+    base_bytes: usize,
     /// Bytes of the views made since compiling (see [`Compiled::heap_bytes`]).
     extra: AtomicUsize,
 }
@@ -73,7 +75,7 @@ impl Compiled {
             .iter()
             .map(|g| tool_lists.iter().all(|l| l.contains(g)))
             .collect();
-        Some(Compiled {
+        let mut c = Compiled {
             grants,
             views,
             callable,
@@ -84,8 +86,11 @@ impl Compiled {
             checks,
             blocks,
             summary: Arc::new(Summary::of(ticket)),
+            base_bytes: 0,
             extra: AtomicUsize::new(0),
-        })
+        };
+        c.base_bytes = c.fixed_bytes();
+        Some(c)
     }
 
     /// The first failing restriction, else the grant (spec §6.5); when allowed, the index of
@@ -167,6 +172,11 @@ impl Compiled {
     /// An estimate of the heap this holds, views made so far included: what the verifier's
     /// cache counts against its byte bound (spec §10.2).
     pub(crate) fn heap_bytes(&self) -> usize {
+        self.base_bytes + self.extra.load(Ordering::Relaxed)
+    }
+
+    /// The heap of the fields that never change after compiling.
+    fn fixed_bytes(&self) -> usize {
         let strings = |v: &[String]| v.iter().map(|s| s.len() + 32).sum::<usize>();
         let restrictions: usize = self
             .checks
@@ -186,7 +196,6 @@ impl Compiled {
             + restrictions
             + blocks
             + self.summary.heap_bytes()
-            + self.extra.load(Ordering::Relaxed)
     }
 }
 

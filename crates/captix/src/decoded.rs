@@ -22,6 +22,8 @@ pub(crate) struct Decoded {
     /// Symbols this block adds to the table its terms are read with, and their bytes.
     pub symbols: usize,
     pub symbol_bytes: usize,
+    /// The block's signed `context` (where a captix block keeps its description).
+    pub context: Option<String>,
 }
 
 impl Decoded {
@@ -42,6 +44,7 @@ impl Decoded {
             scopes: b.scopes,
             symbols: 0,
             symbol_bytes: 0,
+            context: None,
         }
     }
 
@@ -115,6 +118,7 @@ pub(crate) fn decode_all(outer: &schema::Biscuit) -> Result<Vec<Decoded>, String
             scopes,
             symbols: raw.symbols.len(),
             symbol_bytes,
+            context: raw.context,
         });
     }
     Ok(out)

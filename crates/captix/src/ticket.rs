@@ -244,10 +244,7 @@ fn views(outer: &schema::Biscuit, ids: Vec<Vec<u8>>) -> Result<Vec<BlockView>, D
         let content = if third_party {
             Content::Foreign
         } else {
-            let ctx = schema::Block::decode(sb.block.as_slice())
-                .ok()
-                .and_then(|b| b.context);
-            match Description::read(ctx.as_deref(), &decoded, index) {
+            match Description::read(decoded.context.as_deref(), &decoded, index) {
                 Ok(Some(d)) => Content::Described(Box::new(d)),
                 Ok(None) => Content::Foreign,
                 Err(reason) => Content::Invalid(reason),

@@ -628,24 +628,22 @@ impl Shard {
         self.map.values().flatten().map(|e| e.heap_bytes()).sum()
     }
 
-    /// Removes the entry that expires first (tickets without expiry last).
-    fn evict_one(&mut self) -> bool {
+    /// Removes the entry that expires first (tickets without expiry last); returns the heap
+    /// it held, or `None` when the shard is empty.
+    fn evict_one(&mut self) -> Option<usize> {
         let victim = self
             .map
             .iter()
             .flat_map(|(k, b)| b.iter().enumerate().map(move |(i, e)| (e.expires, *k, i)))
             .min();
-        let Some((_, k, i)) = victim else {
-            return false;
-        };
-        if let Some(b) = self.map.get_mut(&k) {
-            b.swap_remove(i);
-            if b.is_empty() {
-                self.map.remove(&k);
-            }
-            self.count -= 1;
+        let (_, k, i) = victim?;
+        let b = self.map.get_mut(&k)?;
+        let freed = b.swap_remove(i).heap_bytes();
+        if b.is_empty() {
+            self.map.remove(&k);
         }
-        true
+        self.count -= 1;
+        Some(freed)
     }
 }
 
@@ -694,8 +692,11 @@ impl Cache {
             return existing.clone();
         }
         let mut held = shard.heap_bytes();
-        while held + weight > self.per_shard && shard.evict_one() {
-            held = shard.heap_bytes();
+        while held + weight > self.per_shard {
+            match shard.evict_one() {
+                Some(freed) => held = held.saturating_sub(freed),
+                None => break,
+            }
         }
         shard.map.entry(h).or_default().push(entry.clone());
         shard.count += 1;

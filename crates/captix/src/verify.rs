@@ -160,13 +160,8 @@ pub(crate) struct Summary {
 impl Summary {
     /// Heap bytes held (an estimate, for cache accounting).
     pub(crate) fn heap_bytes(&self) -> usize {
-        let i = &self.identity;
         std::mem::size_of::<Self>()
-            + i.issuer.as_ref().map_or(0, |s| s.len() + 32)
-            + i.agent.len()
-            + i.user.len()
-            + 64
-            + i.scopes.iter().map(|s| s.len() + 32).sum::<usize>()
+            + self.identity.heap_bytes()
             + self.chain.iter().map(|c| c.0.len() + 48).sum::<usize>()
     }
 
