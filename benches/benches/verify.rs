@@ -393,7 +393,11 @@ fn mcp_roundtrip(c: &mut Criterion) {
             .resource(resource.clone())
             .budgets(Arc::new(MemoryBudgets::new()))
             .build();
-        let app = captix_example_invoices::app(Arc::new(verifier), &resource).expect("app");
+        let app = captix_example_invoices::app(
+            Arc::new(verifier),
+            captix_mcp::Config::new("https://auth.example"),
+        )
+        .expect("app");
         let bare = captix_example_invoices::app_unguarded().expect("app");
         tokio::spawn(async move { axum::serve(l1, app).await });
         tokio::spawn(async move { axum::serve(l2, bare).await });
@@ -469,8 +473,9 @@ fn layer_only(c: &mut Criterion) {
     let guarded = captix_mcp::protect(
         axum::Router::new().route("/mcp", handler),
         Arc::new(verifier),
-        captix_mcp::Config::new(resource),
-    );
+        captix_mcp::Config::new("https://auth.example"),
+    )
+    .expect("protect");
     let ticket = Ticket::mint(&k, "billing-agent", "alice")
         .tool("list_invoices")
         .row("*:org=acme".parse().expect("row"))

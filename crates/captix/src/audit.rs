@@ -49,6 +49,13 @@ pub struct Record {
     /// Revocation ids of the ticket's chain (hex), authority first.
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub chain: Vec<String>,
+    /// The request's method, for requests other than a tool call (`resources/read`,
+    /// `initialize`, ...); absent for `tools/call`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub method: Option<String>,
+    /// What a request other than a tool call names (a resource URI, a prompt name), if any.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub target: Option<String>,
     /// The tool called.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub tool: Option<String>,
@@ -90,6 +97,8 @@ impl Record {
             agent: None,
             user: None,
             chain: vec![],
+            method: None,
+            target: None,
             tool: None,
             args: None,
             decision: None,
@@ -119,16 +128,42 @@ impl Record {
         r.chain = chain.iter().map(|c| c.to_hex()).collect();
         r.tool = Some(call.tool.clone());
         r.args = redact(call, redaction);
+        r.set_verdict(denial);
+        r
+    }
+
+    /// A decision record for a request other than a tool call (an MCP method the server
+    /// governs by its own configuration): who, which method and target, allow or deny.
+    pub fn request(
+        time: u64,
+        method: &str,
+        target: Option<&str>,
+        identity: Option<(&str, &str)>,
+        chain: &[String],
+        denial: Option<&Denial>,
+    ) -> Self {
+        let mut r = Record::empty("decision", time);
+        if let Some((agent, user)) = identity {
+            r.agent = Some(agent.to_string());
+            r.user = Some(user.to_string());
+        }
+        r.chain = chain.to_vec();
+        r.method = Some(method.to_string());
+        r.target = target.map(str::to_string);
+        r.set_verdict(denial);
+        r
+    }
+
+    fn set_verdict(&mut self, denial: Option<&Denial>) {
         match denial {
-            None => r.decision = Some("allow".into()),
+            None => self.decision = Some("allow".into()),
             Some(d) => {
-                r.decision = Some("deny".into());
-                r.code = Some(d.code.as_str().to_string());
-                r.block = d.block;
-                r.reason = Some(d.reason.clone());
+                self.decision = Some("deny".into());
+                self.code = Some(d.code.as_str().to_string());
+                self.block = d.block;
+                self.reason = Some(d.reason.clone());
             }
         }
-        r
     }
 
     /// An outcome record for the decision with this `seq`.

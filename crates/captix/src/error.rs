@@ -49,6 +49,11 @@ pub enum Code {
     /// The call's time is outside the range every path represents (after
     /// [`crate::time::MAX_TIME`]): refused before any other work.
     InvalidTime,
+    /// The server does not allow this request's method (an MCP method outside tools, not
+    /// configured) for this ticket.
+    MethodNotAllowed,
+    /// The ticket lacks an OAuth scope the server requires for this request.
+    ScopeMissing,
 }
 
 impl Code {
@@ -74,6 +79,8 @@ impl Code {
         Code::LimitsExceeded,
         Code::StoreUnavailable,
         Code::InvalidTime,
+        Code::MethodNotAllowed,
+        Code::ScopeMissing,
     ];
 
     /// The stable string form of the code.
@@ -99,6 +106,8 @@ impl Code {
             Code::LimitsExceeded => "limits_exceeded",
             Code::StoreUnavailable => "store_unavailable",
             Code::InvalidTime => "invalid_time",
+            Code::MethodNotAllowed => "method_not_allowed",
+            Code::ScopeMissing => "scope_missing",
         }
     }
 

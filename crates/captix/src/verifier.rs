@@ -44,6 +44,7 @@ pub struct VerifierBuilder {
     cache_bytes: usize,
     require_audience: bool,
     require_expiry: bool,
+    max_lifetime: Option<u64>,
 }
 
 impl VerifierBuilder {
@@ -68,6 +69,14 @@ impl VerifierBuilder {
     /// never lapses, and the budgets it declares hold state for good.
     pub fn allow_tickets_without_expiry(mut self) -> Self {
         self.require_expiry = false;
+        self
+    }
+
+    /// Refuses tickets that stay valid more than `seconds` after the check (`expired`, the
+    /// restriction `lifetime cap`): a server may bound how long a stolen ticket is worth
+    /// anything, whatever its issuer chose. Default: no cap beyond requiring an expiry.
+    pub fn max_lifetime(mut self, seconds: u64) -> Self {
+        self.max_lifetime = Some(seconds);
         self
     }
 
@@ -117,6 +126,7 @@ impl VerifierBuilder {
             cache: Cache::new(self.cache_bytes),
             require_audience: self.require_audience,
             require_expiry: self.require_expiry,
+            max_lifetime: self.max_lifetime,
             misses: AtomicU64::new(0),
         }
     }
@@ -136,6 +146,7 @@ pub struct Verifier {
     misses: AtomicU64,
     require_audience: bool,
     require_expiry: bool,
+    max_lifetime: Option<u64>,
 }
 
 enum Path {
@@ -202,6 +213,7 @@ impl Verifier {
             cache_bytes: DEFAULT_CACHE_BYTES,
             require_audience: true,
             require_expiry: true,
+            max_lifetime: None,
         }
     }
 
@@ -262,6 +274,30 @@ impl Verifier {
         }
     }
 
+    /// Records a decision on a request other than a tool call (spec §11.1): an MCP method
+    /// such as `resources/read` that the server admits by its own configuration. `info` is
+    /// what [`Verifier::ticket_info`] said (`None` when the ticket was not valid). Returns the
+    /// record's `seq` when an audit sink is configured; a sink that cannot write is
+    /// `store_unavailable` (the request must then be refused: nothing unaudited is served).
+    pub fn record_request(
+        &self,
+        time: u64,
+        method: &str,
+        target: Option<&str>,
+        info: Option<&TicketInfo>,
+        denial: Option<&Denial>,
+    ) -> Result<Option<u64>, Denial> {
+        let Some(sink) = &self.audit else {
+            return Ok(None);
+        };
+        let identity = info.map(|i| (i.identity.agent.as_str(), i.identity.user.as_str()));
+        let chain = info.map(|i| i.chain.as_slice()).unwrap_or_default();
+        sink.append(Record::request(
+            time, method, target, identity, chain, denial,
+        ))
+        .map(Some)
+    }
+
     /// Records the outcome of an allowed call (spec §11.1).
     pub fn record_outcome(
         &self,
@@ -295,7 +331,7 @@ impl Verifier {
         }
         let entry = self.entry(ticket.as_bytes().trim_ascii())?;
         self.check_revocation(&entry)?;
-        self.check_acceptance(&entry)?;
+        self.check_acceptance(&entry, now)?;
         let probe = Call {
             tool: String::new(),
             args: Default::default(),
@@ -362,7 +398,7 @@ impl Verifier {
 
     fn decide_entry(&self, entry: &Entry, call: &Call) -> Decision {
         self.check_revocation(entry)?;
-        self.check_acceptance(entry)?;
+        self.check_acceptance(entry, call.time)?;
         let resource = self.resource.as_deref().or(call.resource.as_deref());
         match &entry.path {
             Path::Compiled { compiled, spends } => {
@@ -398,13 +434,26 @@ impl Verifier {
 
     /// What this server accepts at all (spec §10.1): a ticket that expires, and, on a server
     /// with a resource, one issued for a resource. Checked before the ticket's restrictions.
-    fn check_acceptance(&self, entry: &Entry) -> Result<(), Denial> {
+    fn check_acceptance(&self, entry: &Entry, now: u64) -> Result<(), Denial> {
         if self.require_expiry && entry.expires == NEVER {
             return Err(Denial::new(
                 Code::Expired,
                 "the ticket never expires, and this server accepts only tickets that do",
             )
             .at(0, "expiry required"));
+        }
+        if let Some(max) = self.max_lifetime {
+            if entry.expires.saturating_sub(now) > max {
+                let left = match entry.expires {
+                    NEVER => "never expires".to_string(),
+                    e => format!("stays valid {} s more", e - now),
+                };
+                return Err(Denial::new(
+                    Code::Expired,
+                    format!("the ticket {left}, longer than this server accepts ({max} s)"),
+                )
+                .at(0, "lifetime cap"));
+            }
         }
         if let (true, Some(resource), false) =
             (self.require_audience, &self.resource, entry.has_audience)

@@ -1,4 +1,4 @@
-//! The per-request guard (spec §14.1–§14.2).
+//! The per-request guard (spec §14.1–§14.5).
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -8,11 +8,12 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use captix::{Allowed, Call, Code, Denial, Verifier};
+use captix::{Allowed, Call, Code, Denial, TicketInfo, Verifier};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::metadata::Config;
+use crate::metadata::{metadata_location, Config};
+use crate::session::{Bound, Sessions};
 
 /// The verified decision for a `tools/call`, in the request extensions for tool handlers.
 #[derive(Clone, Debug)]
@@ -24,13 +25,26 @@ pub struct McpDecision {
 pub(crate) struct Guard {
     verifier: Arc<Verifier>,
     config: Config,
+    /// The resource's own origin, then the configured ones.
+    origins: Vec<String>,
     metadata_url: String,
+    sessions: Sessions,
 }
 
 impl Guard {
-    pub(crate) fn new(verifier: Arc<Verifier>, config: Config) -> Self {
+    pub(crate) fn new(verifier: Arc<Verifier>, config: Config, resource: &str) -> Self {
+        let (origin, path) = metadata_location(resource);
+        let mut origins = vec![origin.clone()];
+        origins.extend(
+            config
+                .allowed_origins
+                .iter()
+                .map(|o| o.trim_end_matches('/').to_string()),
+        );
         Guard {
-            metadata_url: config.metadata_url(),
+            metadata_url: format!("{origin}{path}"),
+            sessions: Sessions::new(config.max_sessions),
+            origins,
             verifier,
             config,
         }
@@ -61,11 +75,13 @@ pub fn http_status(code: Code) -> StatusCode {
     }
 }
 
+/// The server's clock; a clock before 1970 gives a time every check refuses (`invalid_time`),
+/// never 0.
 fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
-        .unwrap_or(0)
+        .unwrap_or(u64::MAX)
 }
 
 /// A quoted-string value for a header: quotes and backslashes escaped, non-ASCII replaced.
@@ -81,9 +97,10 @@ fn quoted(s: &str) -> String {
 
 /// The `WWW-Authenticate` challenge (spec §14.1, RFC 6750 §3). It carries only values this
 /// server chose, never request data: `resource_metadata` first (clients take the first match),
-/// then the error and a fixed description in RFC 6750's character set. The reason, the tool
-/// and the captix code go in the JSON body.
-fn challenge(g: &Guard, error: Option<&'static str>) -> HeaderValue {
+/// then the error, the scopes the operation needs (from the configuration, validated as RFC
+/// 6749 scope-tokens) and a fixed description in RFC 6750's character set. The reason, the
+/// tool and the captix code go in the JSON body.
+fn challenge(g: &Guard, error: Option<&'static str>, scope: &[&str]) -> HeaderValue {
     let mut v = format!("Bearer resource_metadata=\"{}\"", quoted(&g.metadata_url));
     if let Some(e) = error {
         let description = match e {
@@ -91,9 +108,11 @@ fn challenge(g: &Guard, error: Option<&'static str>) -> HeaderValue {
             "insufficient_scope" => "the ticket does not allow this request",
             _ => "the request is malformed",
         };
-        v.push_str(&format!(
-            ", error=\"{e}\", error_description=\"{description}\""
-        ));
+        v.push_str(&format!(", error=\"{e}\""));
+        if !scope.is_empty() {
+            v.push_str(&format!(", scope=\"{}\"", quoted(&scope.join(" "))));
+        }
+        v.push_str(&format!(", error_description=\"{description}\""));
     }
     HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static("Bearer"))
 }
@@ -125,6 +144,11 @@ fn json_response(status: StatusCode, body: serde_json::Value) -> Response {
 
 /// The answer to a denial: status, challenge header, JSON-RPC error carrying the decision.
 fn denied(g: &Guard, id: Option<&RawValue>, d: &Denial) -> Response {
+    denied_needing(g, id, d, &[])
+}
+
+/// [`denied`], naming in the challenge the scopes the operation needs (MCP step-up).
+fn denied_needing(g: &Guard, id: Option<&RawValue>, d: &Denial, scope: &[&str]) -> Response {
     let status = denial_status(d);
     let description = format!("captix {}: {}", d.code, d.reason);
     let data: serde_json::Value =
@@ -135,13 +159,14 @@ fn denied(g: &Guard, id: Option<&RawValue>, d: &Denial) -> Response {
         StatusCode::UNAUTHORIZED => {
             h.insert(
                 header::WWW_AUTHENTICATE,
-                challenge(g, Some("invalid_token")),
+                challenge(g, Some("invalid_token"), &[]),
             );
         }
-        StatusCode::FORBIDDEN => {
+        // No scope can admit a method the server does not serve: no step-up challenge.
+        StatusCode::FORBIDDEN if d.code != Code::MethodNotAllowed => {
             h.insert(
                 header::WWW_AUTHENTICATE,
-                challenge(g, Some("insufficient_scope")),
+                challenge(g, Some("insufficient_scope"), scope),
             );
         }
         StatusCode::TOO_MANY_REQUESTS => {
@@ -152,6 +177,15 @@ fn denied(g: &Guard, id: Option<&RawValue>, d: &Denial) -> Response {
         _ => {}
     }
     r
+}
+
+/// 404 for a session id this ticket's chain did not create (spec §14.4): as if it did not
+/// exist, so the client starts a session of its own.
+fn no_session(id: Option<&RawValue>) -> Response {
+    json_response(
+        StatusCode::NOT_FOUND,
+        rpc_error(id, -32600, "session not found", None),
+    )
 }
 
 fn bearer(h: &HeaderMap) -> Option<&str> {
@@ -180,14 +214,60 @@ struct CallParams<'a> {
     arguments: Option<&'a RawValue>,
 }
 
+/// What a request other than a tool call names, for the audit log: `params.uri` (resources)
+/// or `params.name` (prompts), at most 1 KiB of it.
+#[derive(Deserialize)]
+struct Target {
+    #[serde(default)]
+    uri: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+fn target(params: Option<&RawValue>) -> Option<String> {
+    let t: Target = serde_json::from_str(params?.get()).ok()?;
+    let mut s = t.uri.or(t.name)?;
+    if s.len() > 1024 {
+        let mut end = 1024;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
+    Some(s)
+}
+
+/// The chain a session is bound to: its last block's revocation id (commits to every block).
+fn chain_of(info: &TicketInfo) -> &str {
+    info.chain.last().map(String::as_str).unwrap_or_default()
+}
+
+/// The scopes of `needs` the ticket's authority block does not list.
+fn missing<'a>(info: &TicketInfo, needs: &[&'a str]) -> Vec<&'a str> {
+    needs
+        .iter()
+        .copied()
+        .filter(|n| !info.identity.scopes.iter().any(|s| s == n))
+        .collect()
+}
+
+fn scope_denial(what: &str, missing: &[&str]) -> Denial {
+    Denial::new(
+        Code::ScopeMissing,
+        format!(
+            "{what} needs the scope {}, which the ticket does not have",
+            missing.join(" ")
+        ),
+    )
+}
+
 pub(crate) async fn guard(State(g): State<Arc<Guard>>, req: Request, next: Next) -> Response {
     let time = now();
     // Streamable HTTP: a browser request from another origin (DNS rebinding) is refused
     // before anything else.
     if let Some(origin) = req.headers().get(header::ORIGIN) {
         let known = origin.to_str().ok().is_some_and(|o| {
-            g.config
-                .allowed_origins
+            g.origins
                 .iter()
                 .any(|a| a.eq_ignore_ascii_case(o.trim_end_matches('/')))
         });
@@ -211,7 +291,7 @@ pub(crate) async fn guard(State(g): State<Arc<Guard>>, req: Request, next: Next)
         );
         r.headers_mut().insert(
             header::WWW_AUTHENTICATE,
-            challenge(&g, Some("invalid_request")),
+            challenge(&g, Some("invalid_request"), &[]),
         );
         return r;
     }
@@ -227,14 +307,31 @@ pub(crate) async fn guard(State(g): State<Arc<Guard>>, req: Request, next: Next)
             ),
         );
         r.headers_mut()
-            .insert(header::WWW_AUTHENTICATE, challenge(&g, None));
+            .insert(header::WWW_AUTHENTICATE, challenge(&g, None, &[]));
         return r;
     };
+    let session: Option<Vec<u8>> = req
+        .headers()
+        .get("mcp-session-id")
+        .map(|v| v.as_bytes().to_vec());
     if req.method() != Method::POST {
-        return match g.verifier.ticket_info(&token, time) {
-            Ok(_) => next.run(req).await,
-            Err(d) => denied(&g, None, &d),
+        // GET (the server's event stream) and DELETE (end of a session): a valid ticket, and
+        // the session, when named, must be this chain's.
+        let info = match g.verifier.ticket_info(&token, time) {
+            Ok(i) => i,
+            Err(d) => return denied(&g, None, &d),
         };
+        if let Some(s) = &session {
+            if !g.sessions.belongs(s, chain_of(&info), time) {
+                return no_session(None);
+            }
+        }
+        let delete = req.method() == Method::DELETE;
+        let response = next.run(req).await;
+        if let (true, true, Some(s)) = (delete, response.status().is_success(), &session) {
+            g.sessions.forget(s);
+        }
+        return response;
     }
     let (mut parts, body) = req.into_parts();
     let bytes = match axum::body::to_bytes(body, g.config.max_body_bytes).await {
@@ -273,20 +370,35 @@ pub(crate) async fn guard(State(g): State<Arc<Guard>>, req: Request, next: Next)
             return mismatch(envelope.id, "Mcp-Method", "method");
         }
     }
-    if envelope.method.as_deref() != Some("tools/call") {
+    let Some(method) = envelope.method.as_deref() else {
+        // A response to a request of the server's (sampling, elicitation, roots): a valid
+        // ticket, in its own session.
         let info = match g.verifier.ticket_info(&token, time) {
             Ok(i) => i,
             Err(d) => return denied(&g, envelope.id, &d),
         };
-        let listing = envelope.method.as_deref() == Some("tools/list");
-        let response = next
+        if let Some(s) = &session {
+            if !g.sessions.belongs(s, chain_of(&info), time) {
+                return no_session(envelope.id);
+            }
+        }
+        return next
             .run(Request::from_parts(parts, Body::from(bytes.clone())))
             .await;
-        return if listing {
-            filter_tools(response, &info.tools).await
-        } else {
-            response
-        };
+    };
+    if method != "tools/call" {
+        return governed(
+            &g,
+            &token,
+            method,
+            &envelope,
+            session,
+            parts,
+            bytes.clone(),
+            next,
+            time,
+        )
+        .await;
     }
     // tools/call: one check does it all — ticket validity (401), the call (403/429/400), the
     // budget spend and the audit record.
@@ -305,6 +417,34 @@ pub(crate) async fn guard(State(g): State<Arc<Guard>>, req: Request, next: Next)
     if let Some(h) = parts.headers.get("mcp-name") {
         if header_value(h.as_bytes()).as_deref() != Some(params.name.as_bytes()) {
             return mismatch(envelope.id, "Mcp-Name", "params.name");
+        }
+    }
+    // The session and the server's scopes, before any spend. (A ticket that is not valid
+    // falls through to the check, which refuses and audits it.)
+    let needs = g.config.tool_needs(&params.name);
+    if session.is_some() || !needs.is_empty() {
+        if let Ok(info) = g.verifier.ticket_info(&token, time) {
+            if let Some(s) = &session {
+                if !g.sessions.belongs(s, chain_of(&info), time) {
+                    return no_session(envelope.id);
+                }
+            }
+            let missing = missing(&info, &needs);
+            if !missing.is_empty() {
+                let what = format!("the tool {}", params.name);
+                let d = scope_denial(&what, &missing);
+                let recorded = g.verifier.record_request(
+                    time,
+                    "tools/call",
+                    Some(&params.name),
+                    Some(&info),
+                    Some(&d),
+                );
+                return match recorded {
+                    Ok(_) => denied_needing(&g, envelope.id, &d, &needs),
+                    Err(e) => denied(&g, envelope.id, &e),
+                };
+            }
         }
     }
     let call = Call::new(
@@ -334,6 +474,89 @@ pub(crate) async fn guard(State(g): State<Arc<Guard>>, req: Request, next: Next)
             })
         }
         None => response,
+    }
+}
+
+/// A request other than a tool call (spec §14.5): the ticket must be valid, the session its
+/// own, the method admitted by the configuration with the scopes it needs; every one is
+/// audited, admitted or not.
+#[allow(clippy::too_many_arguments)]
+async fn governed(
+    g: &Guard,
+    token: &str,
+    method: &str,
+    envelope: &Envelope<'_>,
+    session: Option<Vec<u8>>,
+    parts: axum::http::request::Parts,
+    bytes: Bytes,
+    next: Next,
+    time: u64,
+) -> Response {
+    let target = target(envelope.params);
+    let target = target.as_deref();
+    let info = match g.verifier.ticket_info(token, time) {
+        Ok(i) => i,
+        Err(d) => {
+            return match g
+                .verifier
+                .record_request(time, method, target, None, Some(&d))
+            {
+                Ok(_) => denied(g, envelope.id, &d),
+                Err(e) => denied(g, envelope.id, &e),
+            };
+        }
+    };
+    if let Some(s) = &session {
+        if !g.sessions.belongs(s, chain_of(&info), time) {
+            return no_session(envelope.id);
+        }
+    }
+    let needs = g.config.method_needs(method);
+    let denial = match &needs {
+        None => Some(Denial::new(
+            Code::MethodNotAllowed,
+            "this server does not serve this method to tickets (see its configuration)",
+        )),
+        Some(needs) => {
+            let missing = missing(&info, needs);
+            (!missing.is_empty()).then(|| scope_denial("this method", &missing))
+        }
+    };
+    if let Err(e) = g
+        .verifier
+        .record_request(time, method, target, Some(&info), denial.as_ref())
+    {
+        return denied(g, envelope.id, &e);
+    }
+    if let Some(d) = denial {
+        return denied_needing(g, envelope.id, &d, needs.as_deref().unwrap_or_default());
+    }
+    let response = next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await;
+    // A session the server created for this request belongs to this ticket's chain.
+    let created = response
+        .headers()
+        .get("mcp-session-id")
+        .map(|v| v.as_bytes().to_vec());
+    if let (None, Some(id)) = (&session, created) {
+        let expires = info.expires.unwrap_or(u64::MAX);
+        if g.sessions.bind(&id, chain_of(&info), expires, time) == Bound::Full {
+            return json_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                rpc_error(
+                    envelope.id,
+                    -32603,
+                    "too many open sessions on this server; try again later",
+                    None,
+                ),
+            );
+        }
+    }
+    if method == "tools/list" {
+        filter_tools(response, &info.tools).await
+    } else {
+        response
     }
 }
 

@@ -18,35 +18,69 @@
 //! - places the [`McpDecision`] (agent, user, row filters) in the request extensions, where
 //!   rmcp tool handlers find it (`context.extensions.get::<http::request::Parts>()`);
 //! - records the call's outcome (success, tool error, duration) in the audit log;
-//! - answers `tools/list` with only the tools the ticket may call.
+//! - answers `tools/list` with only the tools the ticket may call;
+//! - binds each session the server creates to the ticket chain that created it: another
+//!   ticket naming it gets 404 (§14.4);
+//! - admits methods other than the lifecycle and the tools (`resources/*`, `prompts/*`,
+//!   `completion/*`, ...) only when the [`Config`] does, with the scopes it names (403
+//!   `insufficient_scope` with `scope=` otherwise), and audits every request (§14.5).
 //!
 //! ```no_run
-//! # async fn run(verifier: std::sync::Arc<captix::Verifier>, mcp: axum::Router) {
-//! let app = captix_mcp::protect(mcp, verifier, captix_mcp::Config::new("http://127.0.0.1:8788/mcp"));
-//! # }
+//! # fn run(keys: captix::KeySet, mcp: axum::Router) -> Result<(), captix_mcp::ConfigError> {
+//! let verifier = captix::Verifier::builder(keys)
+//!     .resource("https://mcp.example/invoices") // tickets must name it
+//!     .build();
+//! let config = captix_mcp::Config::new("https://auth.example") // who mints tickets
+//!     .tool_scope("create_refund", "invoices:refund")
+//!     .allow_method("resources/list");
+//! let app = captix_mcp::protect(mcp, std::sync::Arc::new(verifier), config)?;
+//! # Ok(()) }
 //! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 mod guard;
 mod metadata;
+mod session;
 
 pub use guard::{denial_status, http_status, McpDecision};
-pub use metadata::Config;
+pub use metadata::{Config, ConfigError, LIFECYCLE};
 
 use std::sync::Arc;
 
 use axum::Router;
 
 /// Protects the routes of `router` with captix and adds the protected-resource metadata route.
-pub fn protect(router: Router, verifier: Arc<captix::Verifier>, config: Config) -> Router {
-    let state = Arc::new(guard::Guard::new(verifier, config.clone()));
-    Router::new()
+///
+/// The resource is the verifier's ([`captix::VerifierBuilder::resource`]): the metadata, the
+/// audience check and the challenges cannot disagree. Refused: a verifier without a resource
+/// (MCP servers MUST check that a token was issued for them), a configuration without an
+/// authorization server, a scope that is not an RFC 6749 scope-token.
+pub fn protect(
+    router: Router,
+    verifier: Arc<captix::Verifier>,
+    config: Config,
+) -> Result<Router, ConfigError> {
+    config.validate()?;
+    let resource = verifier
+        .resource()
+        .ok_or_else(|| {
+            ConfigError(
+                "the verifier has no resource: set VerifierBuilder::resource to this server's \
+                 canonical URI"
+                    .into(),
+            )
+        })?
+        .to_string();
+    let (_, metadata_path) = metadata::metadata_location(&resource);
+    let document = metadata::document(&resource, &config);
+    let state = Arc::new(guard::Guard::new(verifier, config, &resource));
+    Ok(Router::new()
         .route(
-            &config.metadata_path(),
+            &metadata_path,
             axum::routing::get(metadata::serve)
                 .options(metadata::preflight)
-                .with_state(Arc::new(config)),
+                .with_state(document),
         )
-        .merge(router.layer(axum::middleware::from_fn_with_state(state, guard::guard)))
+        .merge(router.layer(axum::middleware::from_fn_with_state(state, guard::guard))))
 }

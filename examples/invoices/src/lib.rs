@@ -247,13 +247,17 @@ impl ServerHandler for Invoices {
     }
 }
 
-/// The whole app: the MCP endpoint at `/mcp` behind captix, and the metadata route.
-pub fn app(verifier: Arc<captix::Verifier>, resource: &str) -> rusqlite::Result<axum::Router> {
+/// The whole app: the MCP endpoint at `/mcp` behind captix (the verifier's resource is the
+/// audience tickets must name), and the metadata route.
+pub fn app(
+    verifier: Arc<captix::Verifier>,
+    config: captix_mcp::Config,
+) -> Result<axum::Router, Box<dyn std::error::Error>> {
     Ok(captix_mcp::protect(
         mcp_router(Invoices::new(database()?)),
         verifier,
-        captix_mcp::Config::new(resource),
-    ))
+        config,
+    )?)
 }
 
 /// The same MCP endpoint without captix: every call is served, unfiltered. Exists only so the

@@ -25,6 +25,17 @@ struct Args {
     /// behind one public URL share it (default: http://127.0.0.1:PORT/mcp)
     #[arg(long)]
     resource: Option<String>,
+    /// The authorization server that mints tickets for this resource, advertised in the RFC
+    /// 9728 metadata (repeatable; at least one)
+    #[arg(long = "authorization-server", value_name = "URL", required = true)]
+    authorization_servers: Vec<String>,
+    /// Require a scope for calls of a tool, as TOOL=SCOPE (`*` for every tool; repeatable)
+    #[arg(long = "tool-scope", value_name = "TOOL=SCOPE")]
+    tool_scopes: Vec<String>,
+    /// Admit an MCP method beyond the lifecycle and tools, optionally needing a scope, as
+    /// METHOD or METHOD=SCOPE (e.g. resources/list; repeatable). Others are refused, 403
+    #[arg(long = "allow-method", value_name = "METHOD[=SCOPE]")]
+    allow_methods: Vec<String>,
     /// Append the audit log to this file
     #[arg(long)]
     audit: Option<PathBuf>,
@@ -90,7 +101,24 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             Redaction::Keep,
         );
     }
-    let app = captix_example_invoices::app(Arc::new(builder.build()), &resource)?;
+    let mut servers = args.authorization_servers.iter();
+    let mut config = captix_mcp::Config::new(servers.next().cloned().unwrap_or_default());
+    for s in servers {
+        config = config.authorization_server(s);
+    }
+    for t in &args.tool_scopes {
+        let (tool, scope) = t
+            .split_once('=')
+            .ok_or_else(|| format!("--tool-scope {t:?}: expected TOOL=SCOPE"))?;
+        config = config.tool_scope(tool, scope);
+    }
+    for m in &args.allow_methods {
+        config = match m.split_once('=') {
+            Some((method, scope)) => config.method_scope(method, scope),
+            None => config.allow_method(m),
+        };
+    }
+    let app = captix_example_invoices::app(Arc::new(builder.build()), config)?;
     // A closed stdout (a supervisor that read the address and went away) is not an error.
     let mut out = std::io::stdout();
     let _ = writeln!(

@@ -20,7 +20,16 @@ struct Server {
     audit: Arc<MemoryAudit>,
 }
 
+/// The configuration most tests use: an authorization server, nothing else admitted.
+fn config() -> captix_mcp::Config {
+    captix_mcp::Config::new("https://auth.example")
+}
+
 async fn server() -> Server {
+    server_with(config()).await
+}
+
+async fn server_with(config: captix_mcp::Config) -> Server {
     let key = SigningKey::from_seed(&[21u8; 32]);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -35,7 +44,7 @@ async fn server() -> Server {
         .revocations(revoked.clone())
         .audit(audit.clone(), Redaction::Keep)
         .build();
-    let app = captix_example_invoices::app(Arc::new(verifier), &url).expect("app");
+    let app = captix_example_invoices::app(Arc::new(verifier), config).expect("app");
     tokio::spawn(async move { axum::serve(listener, app).await });
     Server {
         addr,
@@ -501,4 +510,238 @@ async fn the_guard_refuses_bodies_that_could_be_read_two_ways() {
         .await;
     assert_eq!(status, 401);
     assert!(body.contains("ticket_too_large"), "{body}");
+}
+
+/// The headers of a request in a session.
+fn h<'a>(auth: &'a str, sid: &'a str) -> [(&'static str, &'a str); 3] {
+    [
+        ("authorization", auth),
+        ("mcp-session-id", sid),
+        ("mcp-protocol-version", "2025-06-18"),
+    ]
+}
+
+/// The session id a response handed out, from its (lower-cased) head.
+fn session_of(head: &str) -> Option<String> {
+    head.lines()
+        .find_map(|l| l.strip_prefix("mcp-session-id: "))
+        .map(|v| v.trim().to_string())
+}
+
+const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#;
+
+/// Sessions belong to the chain that created them (spec §14.4): a hostile holder of another
+/// ticket from the same root, even a child of the creator's, can neither use nor delete them.
+#[tokio::test]
+async fn a_session_belongs_to_the_ticket_chain_that_created_it() {
+    let s = server().await;
+    let agent = s.agent();
+    let a = format!("Bearer {}", agent.as_str());
+    // Another chain: a child of the same ticket, narrowed to one tool.
+    let child = agent
+        .attenuate()
+        .tool("list_invoices")
+        .sign()
+        .expect("attenuate");
+    let b = format!("Bearer {}", child.as_str());
+    let (status, head, body) = s
+        .http("POST", "/mcp", &[("authorization", &a)], INITIALIZE)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let sid = session_of(&head).expect("the server is stateful: a session id");
+    let list = r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#;
+    let with = |auth: &str| {
+        vec![
+            ("authorization", auth.to_string()),
+            ("mcp-session-id", sid.clone()),
+            ("mcp-protocol-version", "2025-06-18".to_string()),
+        ]
+    };
+    let pairs = |v: &[(&'static str, String)]| -> Vec<(&'static str, String)> { v.to_vec() };
+    async fn send(
+        s: &Server,
+        method: &str,
+        h: &[(&'static str, String)],
+        body: &str,
+    ) -> (u16, String, String) {
+        let h: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        s.http(method, "/mcp", &h, body).await
+    }
+    // The other chain: 404 on every use, the delete included, and nothing happens.
+    for (method, body) in [("POST", list), ("GET", ""), ("DELETE", "")] {
+        let (status, _, reply) = send(&s, method, &pairs(&with(&b)), body).await;
+        assert_eq!(status, 404, "{method} by another chain: {reply}");
+    }
+    // A made-up session id is not found either.
+    let mut forged = with(&a);
+    forged[1].1 = "00000000-0000-4000-8000-000000000000".into();
+    let (status, _, _) = send(&s, "POST", &forged, list).await;
+    assert_eq!(status, 404);
+    // The creator's session is intact.
+    let (status, _, reply) = send(&s, "POST", &with(&a), list).await;
+    assert_eq!(status, 200, "{reply}");
+    assert!(reply.contains("create_refund"), "{reply}");
+    // The creator ends it; afterwards it is gone for everyone.
+    let (status, _, _) = send(&s, "DELETE", &with(&a), "").await;
+    assert!((200..300).contains(&status), "{status}");
+    let (status, _, _) = send(&s, "POST", &with(&a), list).await;
+    assert_eq!(status, 404);
+}
+
+/// Methods beyond the lifecycle and tools are admitted only by configuration, with the scopes
+/// it names; every request is audited; a tool scope is checked before any spend (spec §14.5).
+#[tokio::test]
+async fn methods_and_scopes_come_from_the_configuration() {
+    let s = server_with(
+        config()
+            .allow_method("resources/list")
+            .method_scope("prompts/list", "invoices:prompts")
+            .tool_scope("create_refund", "invoices:refund"),
+    )
+    .await;
+    let plain = s.agent();
+    let scoped = Ticket::mint(&s.key, "billing-agent", "alice")
+        .tool("create_refund")
+        .scope("invoices:refund")
+        .scope("invoices:prompts")
+        .row("*:org=acme".parse().expect("row"))
+        .budget("1/hour".parse().expect("budget"))
+        .expires_at(now() + 3600)
+        .resource(s.url.clone())
+        .sign()
+        .expect("mint");
+    let p = format!("Bearer {}", plain.as_str());
+    let q = format!("Bearer {}", scoped.as_str());
+    let rpc = |method: &str, params: &str| {
+        format!(r#"{{"jsonrpc":"2.0","id":5,"method":"{method}","params":{params}}}"#)
+    };
+    // Each ticket in a session of its own (the example server is stateful).
+    let mut sessions = Vec::new();
+    for auth in [&p, &q] {
+        let (_, head, _) = s
+            .http("POST", "/mcp", &[("authorization", auth)], INITIALIZE)
+            .await;
+        sessions.push(session_of(&head).expect("session"));
+    }
+    let (sp, sq) = (sessions[0].as_str(), sessions[1].as_str());
+    let (p, q) = (p.as_str(), q.as_str());
+    s.audit.drain();
+    // Admitted for any valid ticket: reaches the server (which serves no resources).
+    let (status, _, body) = s
+        .http("POST", "/mcp", &h(p, sp), &rpc("resources/list", "{}"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("\"error\""),
+        "the server itself serves no resources: {body}"
+    );
+    // Not configured: refused, no step-up challenge (no scope could help).
+    for (method, params) in [
+        ("resources/read", r#"{"uri":"file:///etc/passwd"}"#),
+        ("prompts/get", r#"{"name":"leak"}"#),
+        (
+            "completion/complete",
+            r#"{"ref":{"type":"ref/prompt","name":"x"},"argument":{"name":"a","value":"b"}}"#,
+        ),
+        ("logging/setLevel", r#"{"level":"debug"}"#),
+    ] {
+        let (status, head, body) = s
+            .http("POST", "/mcp", &h(q, sq), &rpc(method, params))
+            .await;
+        assert_eq!(status, 403, "{method}: {body}");
+        assert!(body.contains("method_not_allowed"), "{method}: {body}");
+        assert!(!head.contains("www-authenticate"), "{method}: {head}");
+    }
+    // A scope the ticket lacks: 403 insufficient_scope naming it (MCP step-up).
+    let (status, head, body) = s
+        .http("POST", "/mcp", &h(p, sp), &rpc("prompts/list", "{}"))
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("scope_missing"), "{body}");
+    assert!(
+        head.contains("error=\"insufficient_scope\", scope=\"invoices:prompts\""),
+        "{head}"
+    );
+    let (status, _, body) = s
+        .http("POST", "/mcp", &h(q, sq), &rpc("prompts/list", "{}"))
+        .await;
+    assert_eq!(status, 200, "the scoped ticket passes: {body}");
+    // A tool scope: refused before the ticket's budget is touched.
+    let refund = rpc(
+        "tools/call",
+        r#"{"name":"create_refund","arguments":{"org":"acme","id":1,"amount":5}}"#,
+    );
+    let (status, head, body) = s.http("POST", "/mcp", &h(p, sp), &refund).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(head.contains("scope=\"invoices:refund\""), "{head}");
+    let (status, _, body) = s.http("POST", "/mcp", &h(q, sq), &refund).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("refunded"), "{body}");
+    // Every request audited, with its method, target, identity and verdict.
+    let records: Vec<serde_json::Value> = s
+        .audit
+        .drain()
+        .iter()
+        .map(|l| serde_json::from_str(l).expect("record"))
+        .collect();
+    let find = |method: &str, decision: &str| {
+        records
+            .iter()
+            .find(|r| r["method"] == method && r["decision"] == decision)
+            .unwrap_or_else(|| panic!("no {decision} record for {method}: {records:#?}"))
+    };
+    assert_eq!(find("resources/list", "allow")["agent"], "billing-agent");
+    let read = find("resources/read", "deny");
+    assert_eq!(read["target"], "file:///etc/passwd");
+    assert_eq!(read["code"], "method_not_allowed");
+    find("prompts/get", "deny");
+    find("completion/complete", "deny");
+    assert_eq!(find("prompts/list", "deny")["code"], "scope_missing");
+    find("prompts/list", "allow");
+    let refused = find("tools/call", "deny");
+    assert_eq!(refused["target"], "create_refund");
+    assert_eq!(refused["code"], "scope_missing");
+    assert_eq!(
+        records
+            .iter()
+            .filter(|r| r["tool"] == "create_refund" && r["decision"] == "allow")
+            .count(),
+        1,
+        "the one budget unit went to the scoped call"
+    );
+    // The metadata advertises what the configuration requires.
+    let (_, _, body) = s
+        .http("GET", "/.well-known/oauth-protected-resource/mcp", &[], "")
+        .await;
+    let meta: serde_json::Value = serde_json::from_str(&body).expect("metadata");
+    assert_eq!(
+        meta["scopes_supported"],
+        serde_json::json!(["invoices:prompts", "invoices:refund"])
+    );
+    assert_eq!(
+        meta["authorization_servers"],
+        serde_json::json!(["https://auth.example"])
+    );
+}
+
+/// The layer refuses to start unsafe: no resource on the verifier (tickets could not be
+/// checked for their audience), no authorization server, a scope that would break the header.
+#[test]
+fn protect_refuses_an_unsafe_configuration() {
+    let key = SigningKey::from_seed(&[22u8; 32]);
+    let router = || axum::Router::new();
+    let no_resource = Arc::new(captix::Verifier::builder(KeySet::from(key.public())).build());
+    let e = captix_mcp::protect(router(), no_resource, config()).expect_err("no resource");
+    assert!(e.to_string().contains("no resource"), "{e}");
+    let verifier = Arc::new(
+        captix::Verifier::builder(KeySet::from(key.public()))
+            .resource("https://mcp.example/x")
+            .build(),
+    );
+    let mut none = config();
+    none.authorization_servers.clear();
+    assert!(captix_mcp::protect(router(), verifier.clone(), none).is_err());
+    let quote = config().tool_scope("t", "a\" resource_metadata=\"http://evil.example");
+    assert!(captix_mcp::protect(router(), verifier.clone(), quote).is_err());
+    assert!(captix_mcp::protect(router(), verifier, config()).is_ok());
 }

@@ -39,6 +39,8 @@ impl Replica {
                 RESOURCE,
                 "--redis",
                 redis,
+                "--authorization-server",
+                "https://auth.example",
                 "--pubkey",
             ])
             .arg(pubkey)
