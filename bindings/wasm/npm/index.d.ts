@@ -116,6 +116,10 @@ export interface AuditRecord {
   agent?: string;
   user?: string;
   chain?: string[];
+  /** For requests other than a tool call: the method (`resources/read`, ...). */
+  method?: string;
+  /** What such a request names (a resource URI, a prompt name). */
+  target?: string;
   tool?: string;
   args?: Record<string, unknown>;
   decision?: 'allow' | 'deny';
@@ -150,6 +154,8 @@ export interface VerifierOptions {
   allowTicketsWithoutExpiry?: boolean;
   /** Accept tickets that name no resource on a verifier that has one (unsafe; default false). */
   allowTicketsWithoutAudience?: boolean;
+  /** Refuse tickets valid longer than this from the check (seconds, or e.g. '1h'). */
+  maxLifetime?: number | string;
 }
 
 export declare class Verifier {
@@ -158,6 +164,14 @@ export declare class Verifier {
   callableTools(ticket: string, time?: Date | number): string[];
   ticketInfo(ticket: string, time?: Date | number): TicketInfo;
   revoke(revocationId: string): void;
+  /** Audits a decision on a request other than a tool call (allow when `denial` is absent). */
+  recordRequest(
+    ticket: string | undefined,
+    method: string,
+    options?: { target?: string; denial?: { code: string; reason: string }; time?: Date | number },
+  ): void;
+  /** This server's resource URI (RFC 8707, normalized), if configured. */
+  readonly resource: string | undefined;
   readonly cached: number;
   free(): void;
 }

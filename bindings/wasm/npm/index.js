@@ -92,7 +92,8 @@ export class Verifier {
 
   /**
    * @param {object} options `{ publicKeys, resource, budgets = true, audit, redact, cacheBytes,
-   *   allowTicketsWithoutExpiry = false, allowTicketsWithoutAudience = false }`;
+   *   allowTicketsWithoutExpiry = false, allowTicketsWithoutAudience = false, maxLifetime }`;
+   *   `maxLifetime` (seconds or a duration such as '1h') refuses tickets valid longer than that;
    *   `audit` is a function called with each audit record.
    */
   constructor({
@@ -104,6 +105,7 @@ export class Verifier {
     cacheBytes,
     allowTicketsWithoutExpiry = false,
     allowTicketsWithoutAudience = false,
+    maxLifetime,
   } = {}) {
     if (!Array.isArray(publicKeys) || publicKeys.length === 0) throw invalid('publicKeys must be a non-empty array');
     if (audit !== undefined && typeof audit !== 'function') throw invalid('audit must be a function');
@@ -118,6 +120,7 @@ export class Verifier {
         cacheBytes,
         allowTicketsWithoutExpiry,
         allowTicketsWithoutAudience,
+        maxLifetime: maxLifetime === undefined ? undefined : duration(maxLifetime),
       }),
     );
   }
@@ -173,9 +176,34 @@ export class Verifier {
     return JSON.parse(this.#inner.ticketInfo(ticketText(ticket), seconds(time, 'time') ?? now()));
   }
 
+  /**
+   * Audits a decision on a request other than a tool call (an MCP method the server admits by
+   * its own configuration, e.g. `resources/read`): `denial` is `{ code, reason }`, or undefined
+   * for an allow. The identity is read from the ticket when it is valid.
+   */
+  recordRequest(ticket, method, { target, denial, time } = {}) {
+    if (typeof method !== 'string') throw invalid('method must be a string');
+    this.#inner.recordRequest(
+      typeof ticket === 'string' ? ticket : '',
+      method,
+      target === undefined ? undefined : String(target).slice(0, 1024),
+      denial?.code ?? '',
+      denial?.reason ?? '',
+      seconds(time, 'time') ?? now(),
+    );
+    if (this.#audit) {
+      for (const line of JSON.parse(this.#inner.drainAudit())) this.#audit(JSON.parse(line), line);
+    }
+  }
+
   /** Revokes a block (hex revocation id): the ticket it ended and every attenuation of it. */
   revoke(revocationId) {
     this.#inner.revoke(revocationId);
+  }
+
+  /** This server's resource URI (RFC 8707, normalized), or undefined. */
+  get resource() {
+    return this.#inner.resource() ?? undefined;
   }
 
   /** Number of cached tickets. */

@@ -14,11 +14,40 @@ export declare function authInfo(verifier: Verifier, token: string, options?: { 
 /** An OAuthTokenVerifier for the SDK's `requireBearerAuth`. */
 export declare function captixTokenVerifier(verifier: Verifier, options?: { resource?: string }): OAuthTokenVerifier;
 
-/** Express middleware: 401 for missing or invalid tickets, 403/429/400 for denied tool calls. */
+/** Methods every valid ticket may send: the lifecycle, the client's notifications, the tools. */
+export declare const LIFECYCLE: readonly string[];
+
+export interface MiddlewareOptions {
+  /** Authorization servers that mint tickets for this resource (at least one). */
+  authorizationServers: string[];
+  /** Origins accepted besides the resource's own (browser requests; DNS rebinding). */
+  allowedOrigins?: string[];
+  /** Methods admitted beyond the lifecycle, each with the scopes it needs (`[]`: none). */
+  methods?: Record<string, string | string[]>;
+  /** Scopes a tool's calls need (`*`: every tool). */
+  toolScopes?: Record<string, string | string[]>;
+  /** Scopes to advertise besides the required ones. */
+  scopes?: string[];
+  /** Most sessions bound at once (default 10,000). */
+  maxSessions?: number;
+}
+
+/**
+ * Express middleware: 401 for missing or invalid tickets, 403/429/400 for denied tool calls,
+ * 404 for another chain's session, 403 for methods not configured or scopes missing. The
+ * resource is the verifier's. Carries the RFC 9728 metadata route.
+ */
 export declare function captixMiddleware(
   verifier: Verifier,
-  options?: { resource?: string; resourceMetadataUrl?: string; allowedOrigins?: string[] },
-): RequestHandler;
+  options: MiddlewareOptions,
+): RequestHandler & {
+  metadataPath: string;
+  metadata: ReturnType<typeof protectedResourceMetadata>;
+  metadataHandler: RequestHandler;
+};
+
+/** Where a resource's RFC 9728 metadata lives. */
+export declare function metadataLocation(resource: string): { origin: string; path: string };
 
 export interface CaptixGuard {
   check(token: string, tool: string, args?: Record<string, unknown> | string): Decision;
@@ -33,7 +62,7 @@ export declare function captixGuard(verifier: Verifier): CaptixGuard;
 
 export declare function protectedResourceMetadata(options: {
   resource: string;
-  authorizationServers?: string[];
+  authorizationServers: string[];
   scopes?: string[];
 }): {
   resource: string;

@@ -4,9 +4,12 @@
 // - captixTokenVerifier(verifier): an OAuthTokenVerifier for the SDK's requireBearerAuth.
 // - captixMiddleware(verifier, options): Express middleware that does the whole HTTP job —
 //   bearer ticket (401), per-call check of every tools/call against the ticket (403
-//   insufficient_scope, 429 for budgets), request.auth for the SDK's handlers.
+//   insufficient_scope, 429 for budgets), sessions bound to the ticket chain that created them,
+//   methods beyond the lifecycle only when configured (with scopes), every request audited,
+//   request.auth for the SDK's handlers; and the RFC 9728 metadata handler.
 // - captixGuard(verifier): a per-call check inside tool handlers, for transports without HTTP
 //   (stdio). Use it or the middleware for a call, not both: each check spends budgets.
+import { createHash } from 'node:crypto';
 import { InvalidTokenError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
 
 /** The HTTP answer to a denial code (spec §8). */
@@ -78,10 +81,14 @@ const DESCRIPTIONS = {
   invalid_request: 'the request is malformed',
 };
 
-function challenge(res, status, { error, resourceMetadataUrl }) {
+function challenge(res, status, { error, resourceMetadataUrl, scope = [] }) {
   const parts = [];
   if (resourceMetadataUrl) parts.push(`resource_metadata="${quote(resourceMetadataUrl)}"`);
-  if (error) parts.push(`error="${error}"`, `error_description="${DESCRIPTIONS[error]}"`);
+  if (error) {
+    parts.push(`error="${error}"`);
+    if (scope.length) parts.push(`scope="${scope.join(' ')}"`);
+    parts.push(`error_description="${DESCRIPTIONS[error]}"`);
+  }
   res.set('WWW-Authenticate', parts.length ? `Bearer ${parts.join(', ')}` : 'Bearer');
   res.status(status);
 }
@@ -99,16 +106,96 @@ export function denialStatus(decision) {
   return httpStatus(decision.code);
 }
 
+/** Methods every valid ticket may send: the lifecycle, the client's notifications, the tools. */
+export const LIFECYCLE = Object.freeze([
+  'initialize',
+  'ping',
+  'notifications/initialized',
+  'notifications/cancelled',
+  'notifications/progress',
+  'notifications/roots/list_changed',
+  'tools/list',
+  'tools/call',
+]);
+
+// RFC 6749 §3.3 scope-token: a scope can never break out of the challenge's quoted string.
+const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]{1,256}$/;
+
+function scopeMap(what, o = {}) {
+  const m = new Map();
+  for (const [k, v] of Object.entries(o)) {
+    const scopes = Array.isArray(v) ? v : [v];
+    for (const s of scopes) {
+      if (typeof s !== 'string' || !SCOPE_TOKEN.test(s)) throw new TypeError(`${what} ${k}: ${JSON.stringify(s)} is not an RFC 6749 scope-token`);
+    }
+    m.set(k, scopes);
+  }
+  return m;
+}
+
+/** `(origin, path)` of a resource's RFC 9728 metadata document. */
+export function metadataLocation(resource) {
+  const u = new URL(resource);
+  const path = u.pathname === '/' ? '' : u.pathname.replace(/\/+$/, '');
+  return { origin: u.origin, path: `/.well-known/oauth-protected-resource${path}` };
+}
+
 /**
  * Express middleware for MCP streamable-HTTP endpoints. Mount it after `express.json()` and
- * before the SDK's transport. Options: `{ resource, resourceMetadataUrl }`.
+ * before the SDK's transport; create it once. The resource is the verifier's (`new Verifier({
+ * resource })`). Options: `authorizationServers` (at least one), `allowedOrigins`, `methods`
+ * (method → scopes it needs, `[]` for none: admitted beyond the lifecycle), `toolScopes` (tool or
+ * `*` → scopes), `maxSessions`. The returned function carries `metadataPath` and
+ * `metadataHandler` (the RFC 9728 document, CORS open).
  */
-export function captixMiddleware(verifier, { resource, resourceMetadataUrl, allowedOrigins } = {}) {
-  // Streamable HTTP: browser requests from other origins are refused (DNS rebinding). Default:
-  // the origin of the resource, or of the metadata URL.
-  const base = resource ?? resourceMetadataUrl;
-  const origins = allowedOrigins ?? (base ? [new URL(base).origin] : []);
-  return (req, res, next) => {
+export function captixMiddleware(verifier, { authorizationServers, allowedOrigins = [], methods = {}, toolScopes = {}, scopes = [], maxSessions = 10000 } = {}) {
+  const resource = verifier.resource;
+  if (!resource) throw new TypeError('the verifier has no resource: new Verifier({ resource }) with this server\'s canonical URI');
+  if (!Array.isArray(authorizationServers) || authorizationServers.length === 0) {
+    throw new TypeError('authorizationServers: RFC 9728 metadata must name at least one');
+  }
+  for (const a of authorizationServers) {
+    if (typeof a !== 'string' || !/^https?:\/\/[A-Za-z0-9\-._~:/?#[\]@!$&'()*+,;=%]+$/.test(a)) throw new TypeError(`authorization server ${JSON.stringify(a)} is not an absolute http(s) URL`);
+  }
+  const methodScopes = scopeMap('methods', methods);
+  const toolNeeds = scopeMap('toolScopes', toolScopes);
+  const extra = scopeMap('scopes', { scopes });
+  const supported = [...new Set([...extra.get('scopes'), ...[...methodScopes.values()].flat(), ...[...toolNeeds.values()].flat()])].sort();
+  const { origin: own, path: metadataPath } = metadataLocation(resource);
+  const resourceMetadataUrl = own + metadataPath;
+  // Streamable HTTP: browser requests from other origins are refused (DNS rebinding).
+  const origins = [own, ...allowedOrigins.map((o) => o.replace(/\/$/, ''))];
+  const sessions = new Map(); // sha256(session id) → { chain, expires }
+  const sessionKey = (id) => createHash('sha256').update(String(id)).digest('hex');
+  const chainOf = (info) => info.chain[info.chain.length - 1];
+  const belongs = (id, info) => {
+    const b = sessions.get(sessionKey(id));
+    return b !== undefined && b.chain === chainOf(info) && Date.now() / 1000 <= b.expires;
+  };
+  const methodNeeds = (m) => {
+    if (methodScopes.has(m)) return methodScopes.get(m);
+    return LIFECYCLE.includes(m) ? [] : undefined;
+  };
+  const missing = (info, needs) => needs.filter((s) => !(info.identity.scopes ?? []).includes(s));
+  const deny = (res, id, decision, scope = []) => {
+    const status = denialStatus(decision);
+    const description = `captix ${decision.code}: ${decision.reason}`;
+    if (status === 401) challenge(res, 401, { error: 'invalid_token', resourceMetadataUrl });
+    // No scope can admit a method the server does not serve: no step-up challenge.
+    else if (status === 403 && decision.code !== 'method_not_allowed') challenge(res, 403, { error: 'insufficient_scope', resourceMetadataUrl, scope });
+    else res.status(status);
+    if (status === 429 && decision.retry_after !== undefined) res.set('Retry-After', String(decision.retry_after));
+    return res.json({ ...rpcError(id, -32001, description, decision), captix: decision });
+  };
+  const record = (token, method, target, denial) => {
+    try {
+      verifier.recordRequest(token, method, { target, denial });
+      return undefined;
+    } catch (e) {
+      return { decision: 'deny', code: e.code ?? 'store_unavailable', reason: e.message };
+    }
+  };
+  const middleware = (req, res, next) => {
     const origin = req.headers.origin;
     if (origin !== undefined && !origins.includes(origin.replace(/\/$/, ''))) {
       return res.status(403).json(rpcError(null, -32600, 'this Origin is not allowed'));
@@ -126,16 +213,45 @@ export function captixMiddleware(verifier, { resource, resourceMetadataUrl, allo
       challenge(res, 401, { resourceMetadataUrl });
       return res.json(rpcError(null, -32001, 'a captix ticket is required: Authorization: Bearer captix1_...'));
     }
+    const body = req.body;
+    const method = req.method === 'POST' && body && typeof body === 'object' && !Array.isArray(body) ? body.method : undefined;
+    const target = typeof method !== 'string' ? undefined : method === 'tools/call' ? body.params?.name : (body.params?.uri ?? body.params?.name);
     let auth;
     try {
       auth = authInfo(verifier, token, { resource });
     } catch (e) {
-      challenge(res, 401, { error: 'invalid_token', resourceMetadataUrl });
-      const data = { decision: 'deny', code: e.code, reason: e.message };
-      return res.json(rpcError(req.body?.id ?? null, -32001, `captix ${e.code}: ${e.message}`, data));
+      const decision = { decision: 'deny', code: e.code, reason: e.message };
+      if (typeof method === 'string') record(token, method, target, decision);
+      return deny(res, body?.id ?? null, decision);
     }
     req.auth = auth;
-    const body = req.body;
+    const info = auth.extra.captix;
+    // Sessions belong to the chain that created them: any other ticket gets 404.
+    const session = req.headers['mcp-session-id'];
+    if (session !== undefined && !belongs(session, info)) {
+      return res.status(404).json(rpcError(body?.id ?? null, -32600, 'session not found'));
+    }
+    if (session === undefined) {
+      const bind = (id) => {
+        if (id === undefined || sessions.has(sessionKey(id))) return;
+        if (sessions.size >= maxSessions) {
+          const now = Date.now() / 1000;
+          for (const [k, b] of sessions) if (b.expires < now) sessions.delete(k);
+        }
+        if (sessions.size < maxSessions) sessions.set(sessionKey(id), { chain: chainOf(info), expires: info.expires ?? Infinity });
+      };
+      const writeHead = res.writeHead;
+      res.writeHead = function (status, ...rest) {
+        const headers = rest.find((h) => h && typeof h === 'object');
+        const id = res.getHeader('mcp-session-id') ?? (headers && Object.entries(headers).find(([k]) => k.toLowerCase() === 'mcp-session-id')?.[1]);
+        if (id !== undefined) bind(Array.isArray(id) ? id[0] : id);
+        return writeHead.call(this, status, ...rest);
+      };
+    } else if (req.method === 'DELETE') {
+      res.on('finish', () => {
+        if (res.statusCode >= 200 && res.statusCode < 300) sessions.delete(sessionKey(session));
+      });
+    }
     if (req.method !== 'POST' || body === undefined) return next();
     if (Array.isArray(body)) {
       return res.status(400).json(rpcError(null, -32600, 'batch requests are not accepted by this server'));
@@ -147,7 +263,22 @@ export function captixMiddleware(verifier, { resource, resourceMetadataUrl, allo
     if (headerMethod !== undefined && headerValue(headerMethod) !== body.method) {
       return res.status(400).json(rpcError(body.id ?? null, -32020, "the Mcp-Method header does not match the body's method"));
     }
-    if (body.method !== 'tools/call') return next();
+    if (body.method === undefined) return next(); // a response to a request of the server's
+    if (typeof body.method !== 'string') {
+      return res.status(400).json(rpcError(body.id ?? null, -32600, 'the method is not a string'));
+    }
+    if (body.method !== 'tools/call') {
+      const needs = methodNeeds(body.method);
+      let denial;
+      if (needs === undefined) {
+        denial = { decision: 'deny', code: 'method_not_allowed', reason: 'this server does not serve this method to tickets (see its configuration)' };
+      } else if (missing(info, needs).length) {
+        denial = { decision: 'deny', code: 'scope_missing', reason: `this method needs the scope ${missing(info, needs).join(' ')}, which the ticket does not have` };
+      }
+      const failed = record(token, body.method, target, denial);
+      if (failed) return deny(res, body.id ?? null, failed);
+      return denial ? deny(res, body.id ?? null, denial, needs ?? []) : next();
+    }
     const name = body.params?.name;
     const headerName = req.headers['mcp-name'];
     if (typeof name !== 'string') {
@@ -156,19 +287,30 @@ export function captixMiddleware(verifier, { resource, resourceMetadataUrl, allo
     if (headerName !== undefined && headerValue(headerName) !== name) {
       return res.status(400).json(rpcError(body.id ?? null, -32020, "the Mcp-Name header does not match the body's params.name"));
     }
+    // The server's tool scopes, before the ticket's own check spends anything.
+    const needs = [...(toolNeeds.get(name) ?? []), ...(toolNeeds.get('*') ?? [])];
+    const lacking = missing(info, needs);
+    if (lacking.length) {
+      const denial = { decision: 'deny', code: 'scope_missing', reason: `the tool ${name} needs the scope ${lacking.join(' ')}, which the ticket does not have` };
+      const failed = record(token, 'tools/call', name, denial);
+      return deny(res, body.id ?? null, failed ?? denial, needs);
+    }
     const decision = verifier.check(token, { tool: name, arguments: body.params?.arguments ?? {} });
     if (decision.decision === 'allow') {
       auth.extra.decision = decision;
       return next();
     }
-    const status = denialStatus(decision);
-    const description = `captix ${decision.code}: ${decision.reason}`;
-    if (status === 401) challenge(res, 401, { error: 'invalid_token', resourceMetadataUrl });
-    else if (status === 403) challenge(res, 403, { error: 'insufficient_scope', resourceMetadataUrl });
-    else res.status(status);
-    if (status === 429 && decision.retry_after !== undefined) res.set('Retry-After', String(decision.retry_after));
-    return res.json({ ...rpcError(body.id ?? null, -32001, description, decision), captix: decision });
+    return deny(res, body.id ?? null, decision);
   };
+  const metadata = Object.freeze(protectedResourceMetadata({ resource, authorizationServers, scopes: supported }));
+  middleware.metadataPath = metadataPath;
+  middleware.metadata = metadata;
+  middleware.metadataHandler = (_req, res) => {
+    res.set('Access-Control-Allow-Origin', '*');
+    res.set('Access-Control-Allow-Methods', 'GET, OPTIONS');
+    res.json(metadata);
+  };
+  return middleware;
 }
 
 function rpcError(id, code, message, data) {
@@ -200,7 +342,10 @@ export function captixGuard(verifier) {
 }
 
 /** The RFC 9728 protected-resource metadata document for this server. */
-export function protectedResourceMetadata({ resource, authorizationServers = [], scopes = [] }) {
+export function protectedResourceMetadata({ resource, authorizationServers, scopes = [] }) {
+  if (!Array.isArray(authorizationServers) || authorizationServers.length === 0) {
+    throw new TypeError('authorizationServers: RFC 9728 metadata must name at least one');
+  }
   return {
     resource,
     authorization_servers: authorizationServers,

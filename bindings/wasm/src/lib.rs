@@ -188,6 +188,8 @@ struct Options {
     allow_tickets_without_expiry: bool,
     #[serde(default)]
     allow_tickets_without_audience: bool,
+    /// Refuse tickets valid longer than this many seconds from the check.
+    max_lifetime: Option<u64>,
 }
 
 fn yes() -> bool {
@@ -231,6 +233,9 @@ impl WasmVerifier {
         }
         if o.allow_tickets_without_audience {
             b = b.allow_tickets_without_audience();
+        }
+        if let Some(n) = o.max_lifetime {
+            b = b.max_lifetime(n);
         }
         let audit = o.audit.then(|| Arc::new(MemoryAudit::new()));
         if let Some(a) = &audit {
@@ -331,6 +336,35 @@ impl WasmVerifier {
         to_json(&info)
     }
 
+    /// Audits a decision on a request other than a tool call (an MCP method the server admits
+    /// by its own configuration): `code` and `reason` empty for an allow. The identity comes
+    /// from the ticket when it is valid.
+    #[wasm_bindgen(js_name = recordRequest)]
+    pub fn record_request(
+        &self,
+        ticket: &str,
+        method: &str,
+        target: Option<String>,
+        code: &str,
+        reason: &str,
+        time: f64,
+    ) -> Result<(), JsValue> {
+        let time = time.max(0.0) as u64;
+        let info = self.inner.ticket_info(ticket, time).ok();
+        let denial = match code {
+            "" => None,
+            c => Some(captix::Denial::new(
+                c.parse()
+                    .map_err(|()| error("invalid_argument", format!("unknown code {c:?}")))?,
+                reason,
+            )),
+        };
+        self.inner
+            .record_request(time, method, target.as_deref(), info.as_ref(), denial.as_ref())
+            .map(|_| ())
+            .map_err(from_denial)
+    }
+
     /// Revokes a block by its hex revocation id: every ticket containing it is denied.
     pub fn revoke(&self, id_hex: &str) -> Result<(), JsValue> {
         let id = RevocationId::from_hex(id_hex).map_err(from_captix)?;
@@ -343,6 +377,11 @@ impl WasmVerifier {
     pub fn drain_audit(&self) -> Result<String, JsValue> {
         let lines = self.audit.as_ref().map(|a| a.drain()).unwrap_or_default();
         to_json(&lines)
+    }
+
+    /// This server's resource URI (normalized), if the verifier has one.
+    pub fn resource(&self) -> Option<String> {
+        self.inner.resource().map(str::to_string)
     }
 
     /// Number of cached tickets.

@@ -1,6 +1,6 @@
 // An MCP server on the official TypeScript SDK (streamable HTTP, loopback) guarded by captix.
 //
-//   node examples/invoices-server.mjs --pubkey root.pub [--port 8788]
+//   node examples/invoices-server.mjs --pubkey root.pub --authorization-server URL [--port 8788]
 //
 // Tools: list_invoices, get_invoice, create_refund over an in-memory table of several orgs'
 // invoices. The captix middleware checks every tools/call against the caller's ticket; the
@@ -12,7 +12,7 @@ import * as z from 'zod/v4';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { Verifier } from '../index.js';
-import { captixMiddleware, protectedResourceMetadata } from '../mcp.js';
+import { captixMiddleware } from '../mcp.js';
 
 const INVOICES = [
   { id: 1, org: 'acme', status: 'open', amount: 120 },
@@ -67,15 +67,22 @@ function mcpServer(decisionOf) {
   return server;
 }
 
-/** Starts the server; resolves to `{ url, close() }`. */
-export async function startServer({ publicKeys, port = 0, host = '127.0.0.1', verifier } = {}) {
+/**
+ * Starts the server; resolves to `{ url, verifier, close() }`. The verifier is made once the
+ * port is known (its resource is this server's URL, which tickets must name), from
+ * `verifierOptions` (e.g. `{ publicKeys, audit }`); `middleware` adds captixMiddleware options.
+ */
+export async function startServer({ verifierOptions, port = 0, host = '127.0.0.1', authorizationServers = ['https://auth.example'], middleware = {} } = {}) {
   const app = express();
   app.use(express.json({ limit: '128kb' }));
-  let url;
-  const v = verifier ?? new Verifier({ publicKeys, resource: `http://${host}:${port}/mcp` });
-  const metadataPath = '/.well-known/oauth-protected-resource/mcp';
-  app.get(metadataPath, (_req, res) => res.json(protectedResourceMetadata({ resource: url, authorizationServers: [] })));
-  app.post('/mcp', (req, res, next) => captixMiddleware(v, { resourceMetadataUrl: new URL(metadataPath, url).href })(req, res, next), async (req, res) => {
+  const listener = await new Promise((resolve) => {
+    const l = app.listen(port, host, () => resolve(l));
+  });
+  const url = `http://${host}:${listener.address().port}/mcp`;
+  const verifier = new Verifier({ ...verifierOptions, resource: url });
+  const guard = captixMiddleware(verifier, { authorizationServers, ...middleware });
+  app.get(guard.metadataPath, guard.metadataHandler);
+  app.post('/mcp', guard, async (req, res) => {
     const server = mcpServer((extra) => extra.authInfo.extra.decision ?? { filters: [] });
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
     res.on('close', () => {
@@ -85,22 +92,19 @@ export async function startServer({ publicKeys, port = 0, host = '127.0.0.1', ve
     await server.connect(transport);
     await transport.handleRequest(req, res, req.body);
   });
-  const listener = await new Promise((resolve) => {
-    const l = app.listen(port, host, () => resolve(l));
-  });
-  url = `http://${host}:${listener.address().port}/mcp`;
-  return { url, verifier: v, close: () => new Promise((r) => listener.close(r)) };
+  return { url, verifier, close: () => new Promise((r) => listener.close(r)) };
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const i = process.argv.indexOf('--pubkey');
   const p = process.argv.indexOf('--port');
-  if (i < 0) {
-    console.error('usage: node examples/invoices-server.mjs --pubkey root.pub [--port 8788]');
+  const a = process.argv.indexOf('--authorization-server');
+  if (i < 0 || a < 0) {
+    console.error('usage: node examples/invoices-server.mjs --pubkey root.pub --authorization-server URL [--port 8788]');
     process.exit(2);
   }
   const publicKey = readFileSync(process.argv[i + 1], 'utf8').split('\n').find((l) => l && !l.startsWith('#'));
   const port = p > 0 ? Number(process.argv[p + 1]) : 8788;
-  const { url } = await startServer({ publicKeys: [publicKey.trim()], port, verifier: new Verifier({ publicKeys: [publicKey.trim()], resource: `http://127.0.0.1:${port}/mcp` }) });
+  const { url } = await startServer({ verifierOptions: { publicKeys: [publicKey.trim()] }, port, authorizationServers: [process.argv[a + 1]] });
   console.log(`invoices MCP server on ${url}`);
 }

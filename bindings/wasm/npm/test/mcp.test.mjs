@@ -5,16 +5,21 @@ import assert from 'node:assert/strict';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { generateKey, mint, attenuate, Verifier } from '../index.js';
-import { captixTokenVerifier, httpStatus } from '../mcp.js';
+import express from 'express';
+import { captixTokenVerifier, captixMiddleware, httpStatus } from '../mcp.js';
 import { startServer } from '../examples/invoices-server.mjs';
 
 let server, key, agent, sub;
+const audit = [];
 
 before(async () => {
   key = generateKey();
-  const verifier = new Verifier({ publicKeys: [key.publicKey] });
-  server = await startServer({ verifier });
+  server = await startServer({
+    verifierOptions: { publicKeys: [key.publicKey], audit: (r) => audit.push(r) },
+    middleware: { methods: { 'resources/list': [], 'prompts/list': ['invoices:prompts'] }, toolScopes: { create_refund: 'invoices:refund' } },
+  });
   agent = mint(key.secretKey, {
+    resource: server.url,
     agent: 'billing-agent',
     user: 'alice',
     tools: ['list_invoices', 'get_invoice', 'create_refund'],
@@ -43,7 +48,7 @@ test('an attenuated ticket: allowed call, then denied tool, row and budget', asy
   assert.deepEqual(rows.map((r) => r.id), [1, 2]);
   const byId = await c.callTool({ name: 'get_invoice', arguments: { org: 'acme', id: 1 } });
   assert.equal(JSON.parse(byId.content[0].text).id, 1);
-  await assert.rejects(c.callTool({ name: 'create_refund', arguments: { org: 'acme', id: 1, amount: 5 } }), /403|insufficient_scope|tool_not_granted/);
+  await assert.rejects(c.callTool({ name: 'create_refund', arguments: { org: 'acme', id: 1, amount: 5 } }), /403|scope_missing|tool_not_granted/);
   await assert.rejects(c.callTool({ name: 'list_invoices', arguments: { org: 'globex' } }), /403|arg_denied/);
   // Two calls spent from the budget of 3; the third is allowed, the fourth is not.
   await c.callTool({ name: 'list_invoices', arguments: { org: 'acme', status: 'open' } });
@@ -126,4 +131,108 @@ test('captixTokenVerifier gives the SDK an AuthInfo', async () => {
   assert.equal(httpStatus('budget_exhausted'), 429);
   assert.equal(httpStatus('expired'), 401);
   assert.equal(httpStatus('arg_denied'), 403);
+});
+
+const post = (url, headers, body) =>
+  fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...headers },
+    body: JSON.stringify(body),
+  });
+
+test('methods and scopes come from the configuration; every request is audited', async () => {
+  const scoped = mint(key.secretKey, {
+    agent: 'billing-agent', user: 'alice', tools: ['create_refund'], scopes: ['invoices:refund', 'invoices:prompts'],
+    rows: ['*:org=acme'], ttl: '1h', resource: server.url,
+  });
+  const rpc = (method, params = {}) => ({ jsonrpc: '2.0', id: 4, method, params });
+  audit.length = 0;
+  let r = await post(server.url, { authorization: `Bearer ${agent}` }, rpc('resources/list'));
+  assert.equal(r.status, 200, 'admitted: reaches the SDK server (which serves no resources)');
+  for (const [method, params] of [['resources/read', { uri: 'file:///etc/passwd' }], ['prompts/get', { name: 'p' }], ['completion/complete', {}], ['logging/setLevel', { level: 'debug' }], ['__proto__', {}], ['constructor', {}]]) {
+    r = await post(server.url, { authorization: `Bearer ${scoped}` }, rpc(method, params));
+    assert.equal(r.status, 403, method);
+    assert.equal(r.headers.get('www-authenticate'), null, `${method}: no step-up for a method no scope admits`);
+    assert.equal((await r.json()).error.data.code, 'method_not_allowed', method);
+  }
+  r = await post(server.url, { authorization: `Bearer ${agent}` }, rpc('prompts/list'));
+  assert.equal(r.status, 403);
+  assert.match(r.headers.get('www-authenticate'), /error="insufficient_scope", scope="invoices:prompts"/);
+  assert.equal((await r.json()).error.data.code, 'scope_missing');
+  r = await post(server.url, { authorization: `Bearer ${scoped}` }, rpc('prompts/list'));
+  assert.notEqual(r.status, 403, 'the scoped ticket passes');
+  const refund = rpc('tools/call', { name: 'create_refund', arguments: { org: 'acme', id: 1, amount: 5 } });
+  r = await post(server.url, { authorization: `Bearer ${agent}` }, refund);
+  assert.equal(r.status, 403);
+  assert.match(r.headers.get('www-authenticate'), /scope="invoices:refund"/);
+  r = await post(server.url, { authorization: `Bearer ${scoped}` }, refund);
+  assert.equal(r.status, 200);
+  const find = (method, decision) => audit.find((a) => a.method === method && a.decision === decision);
+  assert.equal(find('resources/list', 'allow')?.agent, 'billing-agent');
+  assert.equal(find('resources/read', 'deny')?.target, 'file:///etc/passwd');
+  assert.equal(find('resources/read', 'deny')?.code, 'method_not_allowed');
+  assert.equal(find('prompts/list', 'deny')?.code, 'scope_missing');
+  assert.ok(find('prompts/list', 'allow'));
+  assert.equal(find('tools/call', 'deny')?.target, 'create_refund');
+  assert.equal(audit.filter((a) => a.tool === 'create_refund' && a.decision === 'allow').length, 1);
+  const meta = await (await fetch(new URL('/.well-known/oauth-protected-resource/mcp', server.url))).json();
+  assert.deepEqual(meta.scopes_supported, ['invoices:prompts', 'invoices:refund']);
+  assert.deepEqual(meta.authorization_servers, ['https://auth.example']);
+});
+
+test('the middleware refuses an unsafe configuration', () => {
+  const bare = new Verifier({ publicKeys: [key.publicKey] });
+  assert.throws(() => captixMiddleware(bare, { authorizationServers: ['https://as.example'] }), /no resource/);
+  const v = new Verifier({ publicKeys: [key.publicKey], resource: 'https://mcp.example/mcp' });
+  assert.throws(() => captixMiddleware(v, {}), /authorizationServers/);
+  assert.throws(() => captixMiddleware(v, { authorizationServers: ['as.example'] }), /absolute/);
+  assert.throws(() => captixMiddleware(v, { authorizationServers: ['https://as.example'], toolScopes: { t: 'a" resource_metadata="http://evil.example' } }), /scope-token/);
+  const ok = captixMiddleware(v, { authorizationServers: ['https://as.example'] });
+  assert.equal(ok.metadataPath, '/.well-known/oauth-protected-resource/mcp');
+});
+
+test('a session belongs to the ticket chain that created it', async () => {
+  // A stateful stand-in for the SDK transport: initialize hands out a session id.
+  const v = new Verifier({ publicKeys: [key.publicKey], resource: 'http://127.0.0.1/mcp' });
+  const app = express();
+  app.use(express.json());
+  const live = new Set();
+  let n = 0;
+  const listener = await new Promise((resolve) => { const l = app.listen(0, '127.0.0.1', () => resolve(l)); });
+  const url = `http://127.0.0.1:${listener.address().port}/mcp`;
+  const verifier = new Verifier({ publicKeys: [key.publicKey], resource: url });
+  app.all('/mcp', captixMiddleware(verifier, { authorizationServers: ['https://as.example'] }), (req, res) => {
+    if (req.body?.method === 'initialize') {
+      const id = `session-${++n}`;
+      live.add(id);
+      res.writeHead(200, { 'content-type': 'application/json', 'mcp-session-id': id });
+      return res.end(JSON.stringify({ jsonrpc: '2.0', id: req.body.id, result: {} }));
+    }
+    const id = req.headers['mcp-session-id'];
+    if (!live.has(id)) return res.status(404).end();
+    if (req.method === 'DELETE') { live.delete(id); return res.status(200).end(); }
+    res.json({ jsonrpc: '2.0', id: req.body?.id ?? null, result: { ok: true } });
+  });
+  try {
+    const a = mint(key.secretKey, { agent: 'a', user: 'u', tools: ['list_invoices', 'get_invoice'], ttl: '1h', resource: url });
+    const b = attenuate(a, { tools: ['list_invoices'] });
+    let r = await post(url, { authorization: `Bearer ${a}` }, { jsonrpc: '2.0', id: 1, method: 'initialize', params: {} });
+    const sid = r.headers.get('mcp-session-id');
+    assert.ok(sid);
+    const ping = { jsonrpc: '2.0', id: 2, method: 'ping' };
+    r = await post(url, { authorization: `Bearer ${b}`, 'mcp-session-id': sid }, ping);
+    assert.equal(r.status, 404, 'another chain cannot use it');
+    r = await fetch(url, { method: 'DELETE', headers: { authorization: `Bearer ${b}`, 'mcp-session-id': sid } });
+    assert.equal(r.status, 404, 'nor delete it');
+    assert.ok(live.has(sid));
+    r = await post(url, { authorization: `Bearer ${a}`, 'mcp-session-id': sid }, ping);
+    assert.equal(r.status, 200, 'the creator can');
+    r = await fetch(url, { method: 'DELETE', headers: { authorization: `Bearer ${a}`, 'mcp-session-id': sid } });
+    assert.equal(r.status, 200);
+    r = await post(url, { authorization: `Bearer ${a}`, 'mcp-session-id': sid }, ping);
+    assert.equal(r.status, 404, 'gone after its creator deleted it');
+  } finally {
+    v.free();
+    await new Promise((r) => listener.close(r));
+  }
 });

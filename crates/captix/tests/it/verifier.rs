@@ -472,3 +472,73 @@ fn tickets_without_expiry_or_audience_are_refused_by_default() {
         Code::WrongResource
     );
 }
+
+/// A server may cap the lifetime it accepts (spec §10.1): a ticket valid longer than the cap
+/// from the call's time is refused with `expired`, on the check and on `ticket_info`; a
+/// ticket whose remaining life fits is accepted, and so is the same ticket later in its life.
+#[test]
+fn a_server_may_cap_the_lifetime_it_accepts() {
+    let k = root();
+    let v = Verifier::builder(KeySet::from(k.public()))
+        .resource(RES)
+        .max_lifetime(600)
+        .build();
+    let long = ticket(&k); // expires NOW + 3600
+    let c = |t: u64| Call::new("list_invoices", r#"{"org":"acme"}"#).expect("args").at(t);
+    let d = v.check(long.as_str(), &c(NOW)).expect_err("an hour > 10 min");
+    assert_eq!(d.code, Code::Expired, "{d}");
+    assert_eq!(d.restriction.as_deref(), Some("lifetime cap"), "{d}");
+    assert!(d.reason.contains("3600 s more") && d.reason.contains("600 s"), "{d}");
+    assert_eq!(
+        v.ticket_info(long.as_str(), NOW).expect_err("info").code,
+        Code::Expired
+    );
+    v.check(long.as_str(), &c(NOW + 3000)).expect("10 minutes left: within the cap");
+    let never = Ticket::mint(&k, "a", "u")
+        .tool("t")
+        .resource(RES)
+        .sign()
+        .expect("mint");
+    let lax = Verifier::builder(KeySet::from(k.public()))
+        .resource(RES)
+        .allow_tickets_without_expiry()
+        .max_lifetime(600)
+        .build();
+    let d = lax
+        .check(never.as_str(), &Call::new("t", "{}").expect("args").at(NOW))
+        .expect_err("a cap refuses a ticket that never expires");
+    assert!(d.reason.contains("never expires"), "{d}");
+}
+
+/// Requests other than tool calls are audited with their method, target, identity and
+/// verdict, in the same hash chain (spec §11.1, §14.5).
+#[test]
+fn requests_other_than_tool_calls_are_audited() {
+    let k = root();
+    let audit = Arc::new(MemoryAudit::new());
+    let v = Verifier::builder(KeySet::from(k.public()))
+        .resource(RES)
+        .audit(audit.clone(), Redaction::Keep)
+        .build();
+    let t = ticket(&k);
+    let info = v.ticket_info(t.as_str(), NOW).expect("valid");
+    let seq = v
+        .record_request(NOW, "resources/read", Some("file:///x"), Some(&info), None)
+        .expect("recorded");
+    assert_eq!(seq, Some(1));
+    let denial = captix::Denial::new(Code::MethodNotAllowed, "not served");
+    v.record_request(NOW, "prompts/get", Some("p"), None, Some(&denial))
+        .expect("recorded");
+    let lines = audit.lines();
+    let first: serde_json::Value = serde_json::from_str(&lines[0]).expect("json");
+    assert_eq!(first["method"], "resources/read");
+    assert_eq!(first["target"], "file:///x");
+    assert_eq!(first["agent"], "agent");
+    assert_eq!(first["decision"], "allow");
+    assert_eq!(first["chain"].as_array().map(Vec::len), Some(1));
+    let second: serde_json::Value = serde_json::from_str(&lines[1]).expect("json");
+    assert_eq!(second["code"], "method_not_allowed");
+    assert!(second.get("agent").is_none());
+    let joined = lines.join("\n");
+    assert_eq!(verify_log(joined.as_bytes()).map(|r| r.len()), Ok(2));
+}

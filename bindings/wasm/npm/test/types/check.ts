@@ -19,7 +19,16 @@ if (d.decision === 'allow') {
   void status;
 }
 const tv: OAuthTokenVerifier = captixTokenVerifier(v);
-const mw = captixMiddleware(v, { resourceMetadataUrl: 'https://mcp.example/.well-known/oauth-protected-resource' });
+const mw = captixMiddleware(v, {
+  authorizationServers: ['https://auth.example'],
+  methods: { 'resources/list': [], 'prompts/get': 'prompts' },
+  toolScopes: { t: ['tools:t'] },
+});
+const path: string = mw.metadataPath;
+void path;
+v.recordRequest(sub, 'resources/read', { target: 'file:///x', denial: { code: 'method_not_allowed', reason: 'no' } });
+const resource: string | undefined = v.resource;
+void resource;
 const guarded = captixGuard(v).wrap('t', async (args: { org: string }) => ({ content: [{ type: 'text' as const, text: args.org }] }));
 void tv;
 void mw;
