@@ -360,7 +360,13 @@ impl WasmVerifier {
             )),
         };
         self.inner
-            .record_request(time, method, target.as_deref(), info.as_ref(), denial.as_ref())
+            .record_request(
+                time,
+                method,
+                target.as_deref(),
+                info.as_ref(),
+                denial.as_ref(),
+            )
             .map(|_| ())
             .map_err(from_denial)
     }
