@@ -159,9 +159,9 @@ impl Config {
         for a in &self.authorization_servers {
             let scheme_ok = a.starts_with("https://") || a.starts_with("http://");
             // RFC 3986 characters only (no quotes, brackets of HTML, spaces or controls).
-            let uri_chars = a.bytes().all(|b| {
-                b.is_ascii_alphanumeric() || b"-._~:/?#[]@!$&'()*+,;=%".contains(&b)
-            });
+            let uri_chars = a
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._~:/?#[]@!$&'()*+,;=%".contains(&b));
             if !scheme_ok || a.len() > 2048 || !uri_chars {
                 return Err(ConfigError(format!(
                     "authorization server {a:?} is not an absolute http(s) URL"

@@ -484,16 +484,26 @@ fn a_server_may_cap_the_lifetime_it_accepts() {
         .max_lifetime(600)
         .build();
     let long = ticket(&k); // expires NOW + 3600
-    let c = |t: u64| Call::new("list_invoices", r#"{"org":"acme"}"#).expect("args").at(t);
-    let d = v.check(long.as_str(), &c(NOW)).expect_err("an hour > 10 min");
+    let c = |t: u64| {
+        Call::new("list_invoices", r#"{"org":"acme"}"#)
+            .expect("args")
+            .at(t)
+    };
+    let d = v
+        .check(long.as_str(), &c(NOW))
+        .expect_err("an hour > 10 min");
     assert_eq!(d.code, Code::Expired, "{d}");
     assert_eq!(d.restriction.as_deref(), Some("lifetime cap"), "{d}");
-    assert!(d.reason.contains("3600 s more") && d.reason.contains("600 s"), "{d}");
+    assert!(
+        d.reason.contains("3600 s more") && d.reason.contains("600 s"),
+        "{d}"
+    );
     assert_eq!(
         v.ticket_info(long.as_str(), NOW).expect_err("info").code,
         Code::Expired
     );
-    v.check(long.as_str(), &c(NOW + 3000)).expect("10 minutes left: within the cap");
+    v.check(long.as_str(), &c(NOW + 3000))
+        .expect("10 minutes left: within the cap");
     let never = Ticket::mint(&k, "a", "u")
         .tool("t")
         .resource(RES)
