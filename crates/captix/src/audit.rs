@@ -8,8 +8,8 @@ use std::sync::Mutex;
 use sha2::{Digest, Sha256};
 
 use crate::args::Scalar;
+use crate::call::Call;
 use crate::error::{Code, Denial};
-use crate::verify::Call;
 
 /// The `prev` of the first line of a log.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";

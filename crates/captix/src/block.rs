@@ -6,16 +6,12 @@
 //! > block's decoded Datalog (never with printed text): equal means the block is exactly the
 //! > vocabulary it claims; a captix description that does not match is `malformed`.
 
-use std::fmt;
-
-use biscuit_auth::builder::{
-    self, date, fact, int, pred, string, var, Binary, BlockBuilder, Check, CheckKind, Expression,
-    Op, Rule, Term, Unary,
-};
+use biscuit_auth::builder::{self, fact, int, string, BlockBuilder};
 
 use crate::decoded::Decoded;
 use crate::error::Error;
-use crate::restriction::{validate_tool_name, Budget, Constraint, RowFilter, ToolSel};
+use crate::forms::{validate_tool_name, Budget, RowFilter};
+use crate::restriction::Restriction;
 
 /// The value of the `captix` member of a description: the format version.
 pub const FORMAT_VERSION: u32 = 1;
@@ -80,71 +76,6 @@ pub struct Description {
     /// Hand-written Datalog checks (the escape hatch).
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub checks: Vec<String>,
-}
-
-/// One restriction of a block, in the order of the block's Datalog checks (spec §4.7).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Restriction {
-    /// Not valid before this time.
-    NotBefore(u64),
-    /// Not valid from this time on.
-    Expires(u64),
-    /// Valid only for this resource.
-    Resource(String),
-    /// Only these tools.
-    Tools(Vec<String>),
-    /// A row filter.
-    Row(RowFilter),
-    /// A hand-written Datalog check.
-    Datalog(String),
-}
-
-impl Restriction {
-    /// True for the restrictions that say whether the ticket is valid at all, whatever the call
-    /// (time and audience): their denials take precedence (spec §6.3).
-    pub fn is_validity(&self) -> bool {
-        matches!(
-            self,
-            Restriction::NotBefore(_) | Restriction::Expires(_) | Restriction::Resource(_)
-        )
-    }
-
-    /// Heap bytes held, the value itself included (an estimate, for cache accounting).
-    pub(crate) fn heap_bytes(&self) -> usize {
-        std::mem::size_of::<Self>()
-            + match self {
-                Restriction::NotBefore(_) | Restriction::Expires(_) => 0,
-                Restriction::Resource(s) | Restriction::Datalog(s) => s.len() + 8,
-                Restriction::Tools(t) => t.iter().map(|n| n.len() + 32).sum(),
-                Restriction::Row(f) => f.heap_bytes(),
-            }
-    }
-
-    /// The denial code when this restriction fails.
-    pub fn code(&self) -> crate::Code {
-        use crate::Code;
-        match self {
-            Restriction::NotBefore(_) => Code::NotYetValid,
-            Restriction::Expires(_) => Code::Expired,
-            Restriction::Resource(_) => Code::WrongResource,
-            Restriction::Tools(_) => Code::ToolNotGranted,
-            Restriction::Row(_) => Code::ArgDenied,
-            Restriction::Datalog(_) => Code::CheckFailed,
-        }
-    }
-}
-
-impl fmt::Display for Restriction {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Restriction::NotBefore(t) => write!(f, "not before {}", crate::time::rfc3339(*t)),
-            Restriction::Expires(t) => write!(f, "expires {}", crate::time::rfc3339(*t)),
-            Restriction::Resource(r) => write!(f, "resource {r}"),
-            Restriction::Tools(t) => write!(f, "tools [{}]", t.join(", ")),
-            Restriction::Row(r) => write!(f, "row {r}"),
-            Restriction::Datalog(c) => write!(f, "datalog `{c}`"),
-        }
-    }
 }
 
 impl Description {
@@ -292,7 +223,7 @@ impl Description {
         }
         for r in self.restrictions() {
             b = b
-                .check(check_of(&r)?)
+                .check(r.check()?)
                 .map_err(|e| Error::Build(e.to_string()))?;
         }
         Ok(b)
@@ -323,143 +254,6 @@ impl Description {
         }
         Ok(Some(d))
     }
-}
-
-/// The Datalog check of one restriction (spec §4.7).
-fn check_of(r: &Restriction) -> Result<Check, Error> {
-    let one = |body: Vec<builder::Predicate>, exprs: Vec<Expression>| {
-        Rule::new(pred("query", &[] as &[Term]), body, exprs, vec![])
-    };
-    let queries = match r {
-        // check if time($time), $time >= <t>
-        Restriction::NotBefore(t) => vec![one(
-            vec![pred("time", &[var("time")])],
-            vec![binop(var("time"), Binary::GreaterOrEqual, date_term(*t))],
-        )],
-        // check if time($time), $time < <t>
-        Restriction::Expires(t) => vec![one(
-            vec![pred("time", &[var("time")])],
-            vec![binop(var("time"), Binary::LessThan, date_term(*t))],
-        )],
-        // check if resource(<uri>)
-        Restriction::Resource(uri) => vec![one(vec![pred("resource", &[string(uri)])], vec![])],
-        // check if tool(<name1>) or tool(<name2>) ...; an empty set: check if tool($tool), false
-        Restriction::Tools(names) if names.is_empty() => vec![one(
-            vec![pred("tool", &[var("tool")])],
-            vec![Expression {
-                ops: vec![Op::Value(builder::boolean(false))],
-            }],
-        )],
-        Restriction::Tools(names) => names
-            .iter()
-            .map(|n| one(vec![pred("tool", &[string(n)])], vec![]))
-            .collect(),
-        Restriction::Row(row) => {
-            let mut qs = Vec::with_capacity(2);
-            // check if tool($tool), $tool != <name> or <constraint>
-            if let ToolSel::Named(n) = &row.tool {
-                qs.push(one(
-                    vec![pred("tool", &[var("tool")])],
-                    vec![binop(var("tool"), Binary::NotEqual, string(n))],
-                ));
-            }
-            qs.extend(constraint_queries(&row.arg, &row.constraint, one));
-            qs
-        }
-        Restriction::Datalog(src) => {
-            return Check::try_from(src.as_str()).map_err(|e| datalog_error(src, &e))
-        }
-    };
-    Ok(Check {
-        queries,
-        kind: CheckKind::One,
-    })
-}
-
-/// A hand-written check that does not parse, said in words: where parsing stopped and why.
-fn datalog_error(src: &str, e: &biscuit_auth::error::Token) -> Error {
-    use biscuit_auth::error::Token;
-    use biscuit_parser::error::LanguageError;
-    let detail = match e {
-        Token::Language(LanguageError::ParseError(p)) => p
-            .errors
-            .iter()
-            .map(|pe| {
-                let at = src.len().saturating_sub(pe.input.len());
-                match &pe.message {
-                    Some(m) => format!("{m} at byte {at}"),
-                    None => format!("unexpected input at byte {at}"),
-                }
-            })
-            .collect::<Vec<_>>()
-            .join("; "),
-        Token::Language(LanguageError::Parameters {
-            missing_parameters, ..
-        }) => format!(
-            "parameters are not allowed ({})",
-            missing_parameters.join(", ")
-        ),
-        _ => "it is not one check".to_string(),
-    };
-    Error::InvalidRestriction(format!(
-        "datalog check {src:?} does not parse: {detail} (expected `check if …`, `check all …` \
-         or `reject if …`)"
-    ))
-}
-
-fn constraint_queries(
-    pointer: &str,
-    c: &Constraint,
-    one: impl Fn(Vec<builder::Predicate>, Vec<Expression>) -> Rule,
-) -> Vec<Rule> {
-    let v = || var("value");
-    let arg_var = || pred("arg", &[string(pointer), var("value")]);
-    let is_type = |t: &str| Expression {
-        ops: vec![
-            Op::Value(v()),
-            Op::Unary(Unary::TypeOf),
-            Op::Value(string(t)),
-            Op::Binary(Binary::Equal),
-        ],
-    };
-    let rule = match c {
-        // arg(<p>, <value>)
-        Constraint::Eq(x) => one(vec![pred("arg", &[string(pointer), x.to_term()])], vec![]),
-        // arg(<p>, <v1>) or arg(<p>, <v2>) ...
-        Constraint::OneOf(set) => {
-            return set
-                .iter()
-                .map(|x| one(vec![pred("arg", &[string(pointer), x.to_term()])], vec![]))
-                .collect()
-        }
-        // arg(<p>, $value), $value.type() == "string", $value.starts_with(<prefix>)
-        Constraint::Prefix(p) => one(
-            vec![arg_var()],
-            vec![is_type("string"), binop(v(), Binary::Prefix, string(p))],
-        ),
-        // arg(<p>, $value), $value.type() == "integer", $value >= <min>, $value <= <max>
-        Constraint::Range { min, max } => {
-            let mut e = vec![is_type("integer")];
-            if let Some(m) = min {
-                e.push(binop(v(), Binary::GreaterOrEqual, int(*m)));
-            }
-            if let Some(m) = max {
-                e.push(binop(v(), Binary::LessOrEqual, int(*m)));
-            }
-            one(vec![arg_var()], e)
-        }
-    };
-    vec![rule]
-}
-
-fn binop(a: Term, op: Binary, b: Term) -> Expression {
-    Expression {
-        ops: vec![Op::Value(a), Op::Value(b), Op::Binary(op)],
-    }
-}
-
-pub(crate) fn date_term(t: u64) -> Term {
-    date(&(std::time::UNIX_EPOCH + std::time::Duration::from_secs(t)))
 }
 
 #[cfg(test)]

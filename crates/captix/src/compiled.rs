@@ -9,10 +9,12 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use crate::block::{Description, Restriction};
+use crate::block::Description;
+use crate::call::Call;
+use crate::decision::{Allowed, Summary, ToolView};
 use crate::error::Denial;
+use crate::restriction::{not_granted, walk, Fast, Restriction, Walk};
 use crate::ticket::{RevocationId, Ticket};
-use crate::verify::{not_granted, restriction_denial, Allowed, Call, Summary, ToolView};
 
 /// A verified vocabulary ticket compiled to plain data. It keeps what the hot path needs
 /// (spec §10.2), not the ticket: the restrictions, the descriptions the per-tool views are
@@ -29,8 +31,9 @@ pub struct Compiled {
     until: u64,
     /// Fast accept: the resources every block requires (all must equal the server's).
     resources: Vec<String>,
-    /// Fast accept: the row filters, in order.
-    rows: Vec<(usize, Restriction)>,
+    /// Fast accept: the restrictions that depend on the call's arguments, evaluated per call
+    /// (every restriction the fast accept does not fold into a bound above).
+    per_call: Vec<(usize, Restriction)>,
     checks: Vec<(usize, Restriction)>,
     /// Every block's index, revocation id and description (all blocks are described).
     blocks: Vec<(usize, RevocationId, Description)>,
@@ -59,16 +62,16 @@ impl Compiled {
         grants.sort();
         grants.dedup();
         let views = grants.iter().map(|_| OnceLock::new()).collect();
-        let (mut from, mut until, mut resources, mut rows) = (0, u64::MAX, Vec::new(), Vec::new());
-        let mut tool_lists: Vec<&Vec<String>> = Vec::new();
+        let (mut from, mut until, mut resources, mut per_call) =
+            (0, u64::MAX, Vec::new(), Vec::new());
+        let mut tool_lists: Vec<&[String]> = Vec::new();
         for (block, r) in &checks {
-            match r {
-                Restriction::NotBefore(t) => from = from.max(*t),
-                Restriction::Expires(t) => until = until.min(*t),
-                Restriction::Resource(u) => resources.push(u.clone()),
-                Restriction::Tools(list) => tool_lists.push(list),
-                Restriction::Row(_) => rows.push((*block, r.clone())),
-                Restriction::Datalog(_) => return None,
+            match r.fast() {
+                Fast::From(t) => from = from.max(t),
+                Fast::Until(t) => until = until.min(t),
+                Fast::Audience(u) => resources.push(u.to_string()),
+                Fast::ToolList(list) => tool_lists.push(list),
+                Fast::PerCall => per_call.push((*block, r.clone())),
             }
         }
         let callable = grants
@@ -82,7 +85,7 @@ impl Compiled {
             from,
             until,
             resources,
-            rows,
+            per_call,
             checks,
             blocks,
             summary: Arc::new(Summary::of(ticket)),
@@ -106,27 +109,27 @@ impl Compiled {
                 && call.time >= self.from
                 && call.time < self.until
                 && self.resources.iter().all(|u| resource == Some(u.as_str()))
-                && self.rows.iter().all(|(_, r)| holds(r, call, resource))
+                && self.per_call.iter().all(|(_, r)| r.holds(call, resource))
             {
                 return Ok(i);
             }
         }
         // The ordered walk (spec §6.3): validity, then the grant, then the rest.
-        for (block, r) in self.checks.iter().filter(|(_, r)| r.is_validity()) {
-            if !holds(r, call, resource) {
-                return Err(restriction_denial(*block, r, call, resource));
-            }
+        let grant = || {
+            self.grants
+                .binary_search_by(|g| g.as_str().cmp(&call.tool))
+                .ok()
+        };
+        match walk(
+            &self.checks,
+            |(_, r)| r.class(),
+            |(_, r)| !r.holds(call, resource),
+            grant,
+        ) {
+            Walk::Granted(i) => Ok(i),
+            Walk::NotGranted => Err(not_granted(&call.tool)),
+            Walk::Denied((block, r)) => Err(r.denial(*block, call, resource)),
         }
-        let granted = self
-            .grants
-            .binary_search_by(|g| g.as_str().cmp(&call.tool))
-            .map_err(|_| not_granted(&call.tool))?;
-        for (block, r) in self.checks.iter().filter(|(_, r)| !r.is_validity()) {
-            if !holds(r, call, resource) {
-                return Err(restriction_denial(*block, r, call, resource));
-            }
-        }
-        Ok(granted)
     }
 
     /// Evaluates a call (with its own resource) and, when allowed, gives the decision.
@@ -181,7 +184,7 @@ impl Compiled {
         let restrictions: usize = self
             .checks
             .iter()
-            .chain(&self.rows)
+            .chain(&self.per_call)
             .map(|(_, r)| r.heap_bytes())
             .sum();
         let blocks: usize = self
@@ -196,23 +199,5 @@ impl Compiled {
             + restrictions
             + blocks
             + self.summary.heap_bytes()
-    }
-}
-
-pub(crate) fn holds(r: &Restriction, call: &Call, resource: Option<&str>) -> bool {
-    match r {
-        Restriction::NotBefore(t) => call.time >= *t,
-        Restriction::Expires(t) => call.time < *t,
-        Restriction::Resource(uri) => resource == Some(uri.as_str()),
-        Restriction::Tools(names) => names.contains(&call.tool),
-        Restriction::Row(f) => {
-            !f.tool.covers(&call.tool)
-                || call
-                    .args
-                    .get(&f.arg)
-                    .is_some_and(|v| f.constraint.admits(v))
-        }
-        // Never compiled: `compile` refuses blocks with hand-written checks.
-        Restriction::Datalog(_) => false,
     }
 }

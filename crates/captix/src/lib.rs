@@ -55,37 +55,43 @@ mod args;
 pub mod audit;
 mod block;
 pub mod budget;
+mod cache;
+mod call;
 mod compiled;
+mod decision;
 mod decoded;
 mod error;
+mod forms;
 mod inspect;
 mod keys;
 pub mod limits;
 mod mint;
+mod reference;
 mod resource;
 mod restriction;
 pub mod revocation;
 mod ticket;
 pub mod time;
 mod verifier;
-mod verify;
 mod work;
 
 pub use args::{Args, Scalar};
-pub use block::{Description, Identity, Restriction, FORMAT_VERSION};
+pub use block::{Description, Identity, FORMAT_VERSION};
+pub use call::{Call, Untimed, TOOLS_CALL};
 pub use compiled::Compiled;
+pub use decision::{
+    decision_json, Allowed, ArgFilter, BlockConstraint, BudgetRef, Decision, DecisionJson,
+};
 pub use error::{Code, Denial, Error, Result};
-pub use inspect::{BlockReport, Report, Signatures};
-pub use keys::{KeyId, KeySet, PublicKey, SigningKey};
-pub use mint::{Attenuation, Restrictions, TicketBuilder};
-pub use resource::normalize_resource;
-pub use restriction::{
+pub use forms::{
     format_duration, parse_duration, parse_value, validate_tool_name, Budget, Constraint,
     RowFilter, ToolSel,
 };
+pub use inspect::{BlockReport, Report, Signatures};
+pub use keys::{KeyId, KeySet, PublicKey, SigningKey};
+pub use mint::{Attenuation, Restrictions, TicketBuilder};
+pub use reference::{run_limits, verify};
+pub use resource::normalize_resource;
+pub use restriction::{Class, Restriction};
 pub use ticket::{BlockView, Content, RevocationId, Ticket, UnverifiedTicket, PREFIX};
 pub use verifier::{Checked, TicketInfo, Verifier, VerifierBuilder, DEFAULT_CACHE_BYTES};
-pub use verify::{
-    decision_json, run_limits, verify, Allowed, ArgFilter, BlockConstraint, BudgetRef, Call,
-    Decision, Untimed, TOOLS_CALL,
-};

@@ -5,8 +5,8 @@ use rand_core::{CryptoRng, RngCore};
 
 use crate::block::{Description, Identity};
 use crate::error::{Error, Result};
+use crate::forms::{Budget, RowFilter};
 use crate::keys::SigningKey;
-use crate::restriction::{Budget, RowFilter};
 use crate::ticket::{Ticket, UnverifiedTicket};
 
 /// Restrictions as one value, for callers that collect them first (the CLI, the bindings):

@@ -7,21 +7,20 @@
 //! > do not compile are evaluated on the reference path each time.
 
 use std::collections::HashMap;
-use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
-
-use subtle::ConstantTimeEq;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::audit::{AuditSink, Record, Redaction};
-use crate::block::Restriction;
 use crate::budget::{BudgetKey, BudgetStore, MemoryBudgets, NoBudgets, PreparedSpend, Spend};
-use crate::compiled::{holds, Compiled};
+use crate::cache::{Cache, Cached};
+use crate::call::Call;
+use crate::compiled::Compiled;
+use crate::decision::{Allowed, BudgetRef, Decision, Summary};
 use crate::error::{Code, Denial};
 use crate::keys::KeySet;
+use crate::restriction::{walk, Class, Restriction, Walk};
 use crate::revocation::{NoRevocations, RevocationSource};
 use crate::ticket::{check_size, RevocationId, Ticket};
-use crate::verify::{restriction_denial, Allowed, BudgetRef, Call, Decision, Summary};
 
 /// Default bound of the ticket cache, in bytes of heap (spec §10.2): 64 MiB, about 1,000
 /// tickets at the 16 KiB size limit or tens of thousands of typical ones.
@@ -29,7 +28,6 @@ pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
 /// Heap held by a ticket on the reference path, per byte of its text (measured by the
 /// `cache_memory_is_bounded_in_bytes` test: parsed token, decoded blocks, descriptions).
 const REFERENCE_BYTES_PER_TEXT_BYTE: usize = 24;
-const SHARDS: usize = 64;
 const NEVER: u64 = u64::MAX;
 
 /// Builds a [`Verifier`].
@@ -141,7 +139,7 @@ pub struct Verifier {
     revocations: Arc<dyn RevocationSource>,
     audit: Option<Arc<dyn AuditSink>>,
     redaction: Redaction,
-    cache: Cache,
+    cache: Cache<Entry>,
     /// Tickets parsed because the cache did not hold them (first sight or evicted).
     misses: AtomicU64,
     require_audience: bool,
@@ -327,7 +325,7 @@ impl Verifier {
     /// does for a ticket that is not valid now.
     pub fn ticket_info(&self, ticket: &str, now: u64) -> Result<TicketInfo, Denial> {
         if now > crate::time::MAX_TIME {
-            return Err(crate::verify::invalid_time(now));
+            return Err(crate::call::invalid_time(now));
         }
         let entry = self.entry(ticket.as_bytes().trim_ascii())?;
         self.check_revocation(&entry)?;
@@ -339,26 +337,29 @@ impl Verifier {
             resource: self.resource.clone(),
         };
         let resource = self.resource.as_deref();
-        let valid = |block: usize, r: &Restriction| {
-            if r.is_validity() && !holds(r, &probe, resource) {
-                return Err(restriction_denial(block, r, &probe, resource));
+        // The validity restrictions only (time, audience), by the one precedence walk.
+        let valid = |checks: &[(usize, Restriction)]| {
+            let fails = |(_, r): &(usize, Restriction)| {
+                r.class() == Class::Validity && !r.holds(&probe, resource)
+            };
+            match walk(checks, |(_, r)| r.class(), fails, || Some(())) {
+                Walk::Denied((block, r)) => Err(r.denial(*block, &probe, resource)),
+                Walk::NotGranted | Walk::Granted(()) => Ok(()),
             }
-            Ok(())
         };
         let mut tools: Vec<String> = match &entry.path {
             Path::Compiled { compiled, .. } => {
-                for (block, r) in compiled.checks() {
-                    valid(*block, r)?;
-                }
+                valid(compiled.checks())?;
                 compiled.callable().cloned().collect()
             }
             Path::Reference { ticket: t, .. } => {
-                for b in t.blocks() {
-                    let Some(d) = b.description() else { continue };
-                    for r in d.restrictions() {
-                        valid(b.index, &r)?;
-                    }
-                }
+                let described: Vec<(usize, Restriction)> = t
+                    .blocks()
+                    .iter()
+                    .filter_map(|b| b.description().map(|d| (b.index, d)))
+                    .flat_map(|(i, d)| d.restrictions().into_iter().map(move |r| (i, r)))
+                    .collect();
+                valid(&described)?;
                 t.grants()
                     .iter()
                     .filter(|g| {
@@ -572,6 +573,18 @@ impl Verifier {
     }
 }
 
+impl Cached for Entry {
+    fn key(&self) -> &[u8] {
+        &self.bytes
+    }
+    fn expires(&self) -> u64 {
+        self.expires
+    }
+    fn heap_bytes(&self) -> usize {
+        Entry::heap_bytes(self)
+    }
+}
+
 impl Entry {
     /// The heap this entry holds now (an estimate): what the cache's byte bound counts.
     fn heap_bytes(&self) -> usize {
@@ -636,288 +649,5 @@ fn charge(spend: &dyn PreparedSpend, now: u64, allowed: &Allowed) -> Result<(), 
             d.retry_after = retry_after;
             Err(d)
         }
-    }
-}
-
-/// Compares two byte strings in time that depends only on their lengths (spec §10.2): XOR
-/// of 8-byte words accumulated with OR, no early exit, the final test by `subtle`.
-pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let mut acc = 0u64;
-    let (ac, at) = a.split_at(a.len() - a.len() % 8);
-    let (bc, bt) = b.split_at(b.len() - b.len() % 8);
-    for (x, y) in ac.chunks_exact(8).zip(bc.chunks_exact(8)) {
-        let x = u64::from_ne_bytes(x.try_into().unwrap_or([0; 8]));
-        let y = u64::from_ne_bytes(y.try_into().unwrap_or([0; 8]));
-        acc |= x ^ y;
-    }
-    for (x, y) in at.iter().zip(bt) {
-        acc |= u64::from(x ^ y);
-    }
-    bool::from(std::hint::black_box(acc).ct_eq(&0))
-}
-
-/// The ticket cache (spec §10.2): bounded in bytes of heap, sharded, constant-time lookups.
-struct Cache {
-    shards: Vec<RwLock<Shard>>,
-    hasher: foldhash::quality::RandomState,
-    per_shard: usize,
-}
-
-#[derive(Default)]
-struct Shard {
-    map: HashMap<u64, Vec<Arc<Entry>>>,
-    count: usize,
-}
-
-impl Shard {
-    fn heap_bytes(&self) -> usize {
-        self.map.values().flatten().map(|e| e.heap_bytes()).sum()
-    }
-
-    /// Removes the entry that expires first (tickets without expiry last); returns the heap
-    /// it held, or `None` when the shard is empty.
-    fn evict_one(&mut self) -> Option<usize> {
-        let victim = self
-            .map
-            .iter()
-            .flat_map(|(k, b)| b.iter().enumerate().map(move |(i, e)| (e.expires, *k, i)))
-            .min();
-        let (_, k, i) = victim?;
-        let b = self.map.get_mut(&k)?;
-        let freed = b.swap_remove(i).heap_bytes();
-        if b.is_empty() {
-            self.map.remove(&k);
-        }
-        self.count -= 1;
-        Some(freed)
-    }
-}
-
-impl Cache {
-    fn new(bytes: usize) -> Self {
-        Cache {
-            shards: (0..SHARDS).map(|_| RwLock::new(Shard::default())).collect(),
-            hasher: foldhash::quality::RandomState::default(),
-            per_shard: bytes / SHARDS,
-        }
-    }
-
-    fn locate(&self, bytes: &[u8]) -> (u64, &RwLock<Shard>) {
-        let h = self.hasher.hash_one(bytes);
-        (h, &self.shards[(h >> 58) as usize % SHARDS])
-    }
-
-    fn get(&self, bytes: &[u8]) -> Option<Arc<Entry>> {
-        let (h, shard) = self.locate(bytes);
-        let shard = shard.read().unwrap_or_else(|e| e.into_inner());
-        let bucket = shard.map.get(&h)?;
-        let mut found = None;
-        // Compare with every entry of the bucket, in constant time each.
-        for e in bucket {
-            if ct_eq(&e.bytes, bytes) {
-                found = Some(e.clone());
-            }
-        }
-        found
-    }
-
-    /// Caches the entry, evicting what the shard's byte bound needs; an entry larger than a
-    /// shard's bound is returned uncached.
-    fn insert(&self, entry: Arc<Entry>) -> Arc<Entry> {
-        let weight = entry.heap_bytes();
-        if weight > self.per_shard {
-            return entry;
-        }
-        let (h, shard) = self.locate(&entry.bytes);
-        let mut shard = shard.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(existing) = shard
-            .map
-            .get(&h)
-            .and_then(|b| b.iter().find(|e| ct_eq(&e.bytes, &entry.bytes)))
-        {
-            return existing.clone();
-        }
-        let mut held = shard.heap_bytes();
-        while held + weight > self.per_shard {
-            match shard.evict_one() {
-                Some(freed) => held = held.saturating_sub(freed),
-                None => break,
-            }
-        }
-        shard.map.entry(h).or_default().push(entry.clone());
-        shard.count += 1;
-        entry
-    }
-
-    fn evict_expired(&self, now: u64) -> usize {
-        let mut dropped = 0;
-        for s in &self.shards {
-            let mut s = s.write().unwrap_or_else(|e| e.into_inner());
-            let before = s.count;
-            s.map.retain(|_, b| {
-                b.retain(|e| e.expires > now);
-                !b.is_empty()
-            });
-            s.count = s.map.values().map(Vec::len).sum();
-            dropped += before - s.count;
-        }
-        dropped
-    }
-
-    fn len(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.read().unwrap_or_else(|e| e.into_inner()).count)
-            .sum()
-    }
-
-    fn heap_bytes(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.read().unwrap_or_else(|e| e.into_inner()).heap_bytes())
-            .sum()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn constant_time_compare_is_exact() {
-        let a: Vec<u8> = (0..100u8).collect();
-        assert!(ct_eq(&a, &a.clone()));
-        for i in 0..a.len() {
-            let mut b = a.clone();
-            b[i] ^= 0x80;
-            assert!(!ct_eq(&a, &b), "differs at {i}");
-        }
-        assert!(!ct_eq(&a, &a[..99]));
-        assert!(ct_eq(&[], &[]));
-    }
-
-    /// Welch's t statistic between two samples.
-    fn welch_t(a: &[f64], b: &[f64]) -> f64 {
-        let mean = |x: &[f64]| x.iter().sum::<f64>() / x.len() as f64;
-        let var = |x: &[f64], m: f64| {
-            x.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (x.len() - 1) as f64
-        };
-        let (ma, mb) = (mean(a), mean(b));
-        (ma - mb) / (var(a, ma) / a.len() as f64 + var(b, mb) / b.len() as f64).sqrt()
-    }
-
-    /// dudect-style measurement: classes interleaved at random, each sample a fresh probe
-    /// drawn from its class's pool (so hash buckets and allocation alignment vary within both
-    /// classes alike), each sample the time of a batch of calls, the slowest 10% cropped
-    /// (interrupts), then Welch's t-test.
-    fn leak_t(f: &dyn Fn(&[u8]) -> bool, class_a: &[Vec<u8>], class_b: &[Vec<u8>]) -> f64 {
-        use std::time::Instant;
-        let (mut a, mut b) = (Vec::new(), Vec::new());
-        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-        for _ in 0..150_000 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            let which = x & 1 == 0;
-            let pool = if which { class_a } else { class_b };
-            let probe = &pool[(x >> 8) as usize % pool.len()];
-            let start = Instant::now();
-            for _ in 0..8 {
-                std::hint::black_box(f(std::hint::black_box(probe)));
-            }
-            let t = start.elapsed().as_nanos() as f64;
-            if which {
-                a.push(t)
-            } else {
-                b.push(t)
-            }
-        }
-        let crop = |v: &mut Vec<f64>| {
-            v.sort_by(|p, q| p.partial_cmp(q).unwrap_or(std::cmp::Ordering::Equal));
-            v.truncate(v.len() * 9 / 10);
-        };
-        crop(&mut a);
-        crop(&mut b);
-        welch_t(&a, &b)
-    }
-
-    /// Two pools of probes differing from `base` at byte `at_a` and at byte `at_b`, each probe
-    /// its own allocation, allocated alternately so both classes spread over the same memory.
-    fn pools(base: &[u8], at_a: usize, at_b: usize) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
-        let (mut a, mut b) = (Vec::new(), Vec::new());
-        for i in 1..=4096u32 {
-            let [lo, hi, ..] = i.to_le_bytes();
-            let mut p = base.to_vec();
-            p[at_a] ^= lo;
-            p[at_a + 1] ^= hi;
-            a.push(p);
-            let mut q = base.to_vec();
-            q[at_b - 1] ^= hi;
-            q[at_b] ^= lo;
-            b.push(q);
-        }
-        (a, b)
-    }
-
-    /// Timing test (spec §10.2): comparing a presented ticket with a cached one takes the same
-    /// time wherever they differ. Probes differ from the cached ticket in their first two or
-    /// in their last two bytes. Five independent rounds; a leak shows a large |t| of the same
-    /// sign every round, noise on a shared machine a small |t| of either sign, so the median
-    /// |t| is judged. The control, `==` (memcmp, early exit), must show its leak, or the
-    /// measurement is not sensitive enough to mean anything. Run in release mode:
-    /// `cargo test -p captix --release --lib -- --ignored constant_time --nocapture`.
-    #[test]
-    #[ignore = "timing measurement: run by hand in release mode"]
-    fn constant_time_lookup_does_not_leak_where_tickets_differ() {
-        let cached: Vec<u8> = (0..2048u32).map(|i| (i * 31 % 251) as u8).collect();
-        let (first, last) = pools(&cached, 0, 2047);
-        let ticket = crate::Ticket::mint(&crate::SigningKey::from_seed(&[1; 32]), "a", "u")
-            .sign()
-            .expect("mint");
-        let median = |mut v: Vec<f64>| {
-            v.sort_by(|p, q| p.partial_cmp(q).unwrap_or(std::cmp::Ordering::Equal));
-            v[v.len() / 2]
-        };
-        let (mut t_ct, mut t_get, mut t_naive) = (Vec::new(), Vec::new(), Vec::new());
-        for _ in 0..5 {
-            t_ct.push(leak_t(&|p: &[u8]| ct_eq(&cached, p), &first, &last));
-            t_naive.push(leak_t(&|p: &[u8]| cached.as_slice() == p, &first, &last));
-            // Whole cache lookups (keyed hash, bucket, constant-time compare), fresh seed.
-            let cache = Cache::new(1 << 20);
-            cache.insert(Arc::new(Entry {
-                bytes: cached.clone().into(),
-                weight: 0,
-                spends_bytes: AtomicUsize::new(0),
-                has_audience: true,
-                expires: NEVER,
-                chain: vec![],
-                clean_generation: AtomicU64::new(0),
-                path: Path::Reference {
-                    ticket: Box::new(ticket.clone()),
-                    summary: Arc::new(Summary::of(&ticket)),
-                    spends: Mutex::new(HashMap::new()),
-                },
-            }));
-            t_get.push(leak_t(&|p: &[u8]| cache.get(p).is_some(), &first, &last));
-        }
-        println!(
-            "welch t per round: ct_eq {t_ct:.1?}, cache get {t_get:.1?}, naive == {t_naive:.0?}"
-        );
-        let abs = |v: &[f64]| v.iter().map(|t| t.abs()).collect::<Vec<_>>();
-        let (m_ct, m_get, m_naive) = (
-            median(abs(&t_ct)),
-            median(abs(&t_get)),
-            median(abs(&t_naive)),
-        );
-        println!("median |t|: ct_eq {m_ct:.1}, cache get {m_get:.1}, naive == {m_naive:.0}");
-        assert!(
-            m_naive > 100.0,
-            "the control did not detect memcmp's leak: {m_naive:.1}"
-        );
-        assert!(m_ct < 10.0, "ct_eq leaks: median |t| = {m_ct:.1}");
-        assert!(m_get < 10.0, "cache lookup leaks: median |t| = {m_get:.1}");
     }
 }

@@ -17,9 +17,9 @@ use std::collections::HashSet;
 
 use biscuit_auth::builder::{Binary, MapKey, Op, Predicate, Rule, Term, Unary};
 
+use crate::call::Call;
 use crate::limits::{DATALOG_MAX_FACTS, DATALOG_MAX_ITERATIONS, DATALOG_MAX_WORK};
 use crate::ticket::BlockView;
-use crate::verify::Call;
 
 /// Work units of each step of Biscuit's evaluator (about a nanosecond each, measured).
 mod unit {

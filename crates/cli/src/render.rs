@@ -54,7 +54,7 @@ pub fn denial_text(d: &Denial) -> String {
 }
 
 pub fn denial_json(d: &Denial) -> Value {
-    serde_json::from_str(&captix::decision_json(&Err(d.clone()))).unwrap_or(Value::Null)
+    serde_json::to_value(captix::DecisionJson(&Err(d.clone()))).unwrap_or(Value::Null)
 }
 
 pub fn short(hex: &str) -> String {

@@ -152,7 +152,7 @@ fn denied_needing(g: &Guard, id: Option<&RawValue>, d: &Denial, scope: &[&str]) 
     let status = denial_status(d);
     let description = format!("captix {}: {}", d.code, d.reason);
     let data: serde_json::Value =
-        serde_json::from_str(&captix::decision_json(&Err(d.clone()))).unwrap_or_default();
+        serde_json::to_value(captix::DecisionJson(&Err(d.clone()))).unwrap_or_default();
     let mut r = json_response(status, rpc_error(id, -32001, &description, Some(data)));
     let h = r.headers_mut();
     match status {

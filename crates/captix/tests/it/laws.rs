@@ -35,7 +35,11 @@ proptest! {
             if let Err(pd) = &p {
                 let cd = ch.as_ref().expect_err("child must deny what the parent denies");
                 let new_block = parent_chain.len() + 1;
-                let validity = matches!(cd.code, captix::Code::Expired | captix::Code::NotYetValid | captix::Code::WrongResource);
+                // The class of the restriction that denied, from its one home (no copy here).
+                let validity = child.blocks().get(new_block)
+                    .and_then(|b| b.description())
+                    .and_then(|d| d.restrictions().into_iter().find(|r| cd.restriction.as_deref() == Some(r.to_string().as_str())))
+                    .is_some_and(|r| r.class() == captix::Class::Validity);
                 prop_assert!(
                     pd == cd || (validity && cd.block == Some(new_block)),
                     "parent {:?}, child {:?}", pd, cd

@@ -1,0 +1,194 @@
+//! The reference path (spec §6.3): Biscuit's authorizer with the ambient facts of §3 and
+//! the policy of §4.2, its failures mapped to captix denials by the one precedence walk.
+
+use std::sync::Arc;
+
+use biscuit_auth::builder::Term;
+use biscuit_auth::builder::{fact, pred, string, var, AuthorizerBuilder, Policy, PolicyKind, Rule};
+use biscuit_auth::AuthorizerLimits;
+
+use crate::call::{Call, TOOLS_CALL};
+use crate::decision::{Allowed, Decision, Summary};
+use crate::error::{Code, Denial};
+use crate::keys::KeySet;
+use crate::limits::{DATALOG_MAX_FACTS, DATALOG_MAX_ITERATIONS, DATALOG_MAX_TIME};
+use crate::restriction::{date_term, not_granted, walk, Class, Restriction, Walk};
+use crate::ticket::{BlockView, Content, Ticket};
+
+/// Verifies a ticket's text against a call on the reference path: parse, verify signatures,
+/// run Biscuit's authorizer (spec §6.3). Budgets are reported, not spent; revocation is not
+/// consulted (a `Verifier` does both).
+pub fn verify(ticket: &str, call: &Call, keys: &KeySet) -> Decision {
+    call.check_time()?;
+    Ticket::parse(ticket, keys)?.authorize(call)
+}
+
+/// The Datalog run limits used for every authorization (spec §7.2).
+pub fn run_limits() -> AuthorizerLimits {
+    AuthorizerLimits {
+        max_facts: DATALOG_MAX_FACTS,
+        max_iterations: DATALOG_MAX_ITERATIONS,
+        max_time: DATALOG_MAX_TIME,
+    }
+}
+
+impl Ticket {
+    /// Checks a call against this ticket on the reference path: Biscuit's authorizer with the
+    /// ambient facts of spec §3 and the policy of spec §4.2.
+    pub fn authorize(&self, call: &Call) -> Decision {
+        self.authorize_with(call, Arc::new(Summary::of(self)))
+    }
+
+    pub(crate) fn authorize_with(&self, call: &Call, summary: Arc<Summary>) -> Decision {
+        call.check_time()?;
+        let internal = |e: biscuit_auth::error::Token| {
+            Denial::new(
+                Code::Malformed,
+                format!("the authorizer refused the ticket: {e}"),
+            )
+        };
+        // Spec §7.2: a ticket whose Datalog could need more work than the limit does not run.
+        if let Some(reason) = crate::work::over_limit(&self.blocks, call) {
+            return Err(self
+                .vocabulary_denial(call)
+                .unwrap_or_else(|| Denial::new(Code::LimitsExceeded, reason)));
+        }
+        let mut b = AuthorizerBuilder::new()
+            .set_limits(run_limits())
+            .fact(fact("time", &[date_term(call.time)]))
+            .and_then(|b| b.fact(fact("method", &[string(TOOLS_CALL)])))
+            .and_then(|b| b.fact(fact("tool", &[string(&call.tool)])))
+            .map_err(internal)?;
+        if let Some(r) = &call.resource {
+            b = b.fact(fact("resource", &[string(r)])).map_err(internal)?;
+        }
+        for (p, v) in call.args.leaves() {
+            b = b
+                .fact(fact("arg", &[string(p), v.to_term()]))
+                .map_err(internal)?;
+        }
+        // allow if tool($tool), allow_tool($tool)
+        let policy = Policy {
+            queries: vec![Rule::new(
+                pred("allow", &[] as &[Term]),
+                vec![
+                    pred("tool", &[var("tool")]),
+                    pred("allow_tool", &[var("tool")]),
+                ],
+                vec![],
+                vec![],
+            )],
+            kind: PolicyKind::Allow,
+        };
+        b = b.policy(policy).map_err(internal)?;
+        let mut authorizer = b.build(&self.inner).map_err(internal)?;
+        match authorizer.authorize() {
+            Ok(_) => Ok(Allowed::new(summary, &self.blocks, &call.tool)),
+            Err(e) => Err(self.explain(e, call)),
+        }
+    }
+
+    /// Maps Biscuit's failure to the denial of spec §6.3: the first failing check in (block,
+    /// check) order, else the missing grant.
+    fn explain(&self, e: biscuit_auth::error::Token, call: &Call) -> Denial {
+        use biscuit_auth::error::{FailedCheck, Logic, MatchedPolicy, Token};
+        let (checks, granted) = match e {
+            Token::FailedLogic(Logic::Unauthorized { checks, policy }) => {
+                (checks, matches!(policy, MatchedPolicy::Allow(_)))
+            }
+            Token::FailedLogic(Logic::NoMatchingPolicy { checks }) => (checks, false),
+            // Both stop the whole evaluation, so Biscuit names no failing check. The
+            // vocabulary is read natively so that such a block cannot hide an expiry or a
+            // missing grant behind a different code (spec §6.3).
+            Token::RunLimit(l) => {
+                return self.vocabulary_denial(call).unwrap_or_else(|| {
+                    Denial::new(
+                        Code::LimitsExceeded,
+                        format!("the ticket's Datalog exceeded the run limits: {l}"),
+                    )
+                })
+            }
+            Token::Execution(x) => {
+                return self.vocabulary_denial(call).unwrap_or_else(|| {
+                    Denial::new(
+                        Code::CheckFailed,
+                        format!("a hand-written check failed to evaluate: {x}"),
+                    )
+                })
+            }
+            other => return Denial::new(Code::Malformed, format!("authorization failed: {other}")),
+        };
+        let mut failed: Vec<(usize, usize)> = checks
+            .iter()
+            .filter_map(|c| match c {
+                FailedCheck::Block(b) => Some((b.block_id as usize, b.check_id as usize)),
+                FailedCheck::Authorizer(_) => None,
+            })
+            .collect();
+        failed.sort_unstable();
+        let class = |&(b, c): &(usize, usize)| {
+            // A hand-written or foreign check is about the call.
+            self.restriction_at(b, c).map_or(Class::Call, |r| r.class())
+        };
+        match walk(&failed, class, |_| true, || granted.then_some(())) {
+            Walk::Denied(&(block, check)) => self.denial_for(block, check, call),
+            Walk::NotGranted => not_granted(&call.tool),
+            Walk::Granted(()) => Denial::new(
+                Code::Malformed,
+                "authorization failed without a failing check",
+            ),
+        }
+    }
+
+    /// The first failing vocabulary restriction by the precedence of spec §6.3, read from the
+    /// descriptions without Datalog, for when Biscuit stopped before naming a failing check.
+    /// Hand-written and foreign checks are not evaluated here.
+    fn vocabulary_denial(&self, call: &Call) -> Option<Denial> {
+        let resource = call.resource.as_deref();
+        let described: Vec<(usize, Restriction)> = self
+            .blocks
+            .iter()
+            .filter_map(|b| b.description().map(|d| (b.index, d)))
+            .flat_map(|(i, d)| d.restrictions().into_iter().map(move |r| (i, r)))
+            .collect();
+        // Without a described authority block the grants are not known: taken as granted.
+        let authority_described = self
+            .blocks
+            .first()
+            .is_some_and(|b| b.description().is_some());
+        let granted = || (!authority_described || self.grants().contains(&call.tool)).then_some(());
+        match walk(
+            &described,
+            |(_, r)| r.class(),
+            |(_, r)| r.evaluate(call, resource) == Some(false),
+            granted,
+        ) {
+            Walk::Denied((block, r)) => Some(r.denial(*block, call, resource)),
+            Walk::NotGranted => Some(not_granted(&call.tool)),
+            Walk::Granted(()) => None,
+        }
+    }
+
+    fn restriction_at(&self, block: usize, check: usize) -> Option<Restriction> {
+        self.blocks
+            .get(block)
+            .and_then(BlockView::description)
+            .and_then(|d| d.restrictions().into_iter().nth(check))
+    }
+
+    fn denial_for(&self, block: usize, check: usize, call: &Call) -> Denial {
+        let view = self.blocks.get(block);
+        if let Some(r) = self.restriction_at(block, check) {
+            return r.denial(block, call, call.resource.as_deref());
+        }
+        let kind = match view.map(|v| &v.content) {
+            Some(Content::Described(_)) => "hand-written",
+            _ => "foreign block's",
+        };
+        Denial::new(
+            Code::CheckFailed,
+            format!("block {block}: a {kind} Datalog check (number {check}) failed"),
+        )
+        .at(block, format!("datalog check {check}"))
+    }
+}
