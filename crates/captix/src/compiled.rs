@@ -133,6 +133,7 @@ impl Compiled {
     }
 
     /// Evaluates a call (with its own resource) and, when allowed, gives the decision.
+    #[cfg(feature = "test-util")]
     pub fn check(&self, call: &Call) -> Result<Allowed, Denial> {
         let i = self.evaluate(call, call.resource.as_deref())?;
         Ok(self.allowed(i))

@@ -75,6 +75,7 @@ impl Summary {
 #[derive(Debug)]
 pub(crate) struct ToolView {
     /// Unique in the process, never reused: equal ids mean the same allow decision.
+    #[cfg_attr(not(feature = "bindings"), allow(dead_code))]
     pub id: u64,
     pub tool: String,
     pub filters: Vec<ArgFilter>,
@@ -213,6 +214,7 @@ impl Allowed {
     /// An id for this allow decision, unique in the process and never reused: two decisions
     /// with the same id are the same (same ticket, same tool). Lets bindings cache the decision
     /// object instead of rebuilding it.
+    #[cfg(feature = "bindings")]
     pub fn decision_id(&self) -> u64 {
         self.view.id
     }

@@ -38,8 +38,15 @@ impl SigningKey {
         }
     }
 
-    /// Builds a key from a 32-byte Ed25519 seed (used by deterministic test vectors).
+    /// Builds a key from a 32-byte Ed25519 seed (deterministic test vectors; feature
+    /// `test-util`).
+    #[cfg(feature = "test-util")]
     pub fn from_seed(seed: &[u8; 32]) -> Self {
+        Self::of_seed(seed)
+    }
+
+    /// The key of a 32-byte Ed25519 seed.
+    fn of_seed(seed: &[u8; 32]) -> Self {
         let private = biscuit_auth::PrivateKey::from_bytes(seed, Algorithm::Ed25519)
             .expect("any 32 bytes are a valid ed25519 seed");
         SigningKey {
@@ -75,7 +82,7 @@ impl SigningKey {
                 .try_into()
                 .map_err(|_| Error::InvalidKey("an ed25519 secret key is 32 bytes".into()))?,
         );
-        Ok(Self::from_seed(&seed))
+        Ok(Self::of_seed(&seed))
     }
 
     /// The text form of the key: a comment line and `ed25519-private/<hex>`. Zeroized on drop.
@@ -321,7 +328,7 @@ mod tests {
 
     #[test]
     fn text_round_trip_and_key_id() {
-        let k = SigningKey::from_seed(&[7u8; 32]);
+        let k = SigningKey::of_seed(&[7u8; 32]);
         let again = SigningKey::from_text(&k.to_text()).expect("parse");
         assert_eq!(k.public(), again.public());
         let p = PublicKey::from_text(&k.public().to_text()).expect("parse pub");
@@ -333,7 +340,7 @@ mod tests {
 
     #[test]
     fn debug_never_shows_the_secret() {
-        let k = SigningKey::from_seed(&[9u8; 32]);
+        let k = SigningKey::of_seed(&[9u8; 32]);
         let secret_hex = hex::encode([9u8; 32]);
         assert!(!format!("{k:?}").contains(&secret_hex));
         assert!(format!("{k:?}").contains("redacted"));
@@ -341,7 +348,7 @@ mod tests {
 
     #[test]
     fn wrong_kind_of_key_file_is_explained() {
-        let k = SigningKey::from_seed(&[1u8; 32]);
+        let k = SigningKey::of_seed(&[1u8; 32]);
         let e = PublicKey::from_text(&k.to_text()).expect_err("secret as public");
         assert!(e.to_string().contains("secret key"));
         let e = SigningKey::from_text(&k.public().to_text()).expect_err("public as secret");
@@ -370,8 +377,8 @@ mod tests {
 
     #[test]
     fn key_set_selects_by_id() {
-        let a = SigningKey::from_seed(&[1u8; 32]).public();
-        let b = SigningKey::from_seed(&[2u8; 32]).public();
+        let a = SigningKey::of_seed(&[1u8; 32]).public();
+        let b = SigningKey::of_seed(&[2u8; 32]).public();
         let set: KeySet = [a.clone(), b.clone()].into_iter().collect();
         assert_eq!(set.select(Some(a.key_id().0)), Some(&a));
         assert_eq!(set.select(Some(b.key_id().0)), Some(&b));

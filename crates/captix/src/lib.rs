@@ -78,6 +78,7 @@ mod work;
 pub use args::{Args, Scalar};
 pub use block::{Description, Identity, FORMAT_VERSION};
 pub use call::{Call, Untimed, TOOLS_CALL};
+#[cfg(feature = "test-util")]
 pub use compiled::Compiled;
 pub use decision::{
     decision_json, Allowed, ArgFilter, BlockConstraint, BudgetRef, Decision, DecisionJson,
@@ -90,7 +91,9 @@ pub use forms::{
 pub use inspect::{BlockReport, Report, Signatures};
 pub use keys::{KeyId, KeySet, PublicKey, SigningKey};
 pub use mint::{Attenuation, Restrictions, TicketBuilder};
-pub use reference::{run_limits, verify};
+#[cfg(feature = "test-util")]
+pub use reference::run_limits;
+pub use reference::verify;
 pub use resource::normalize_resource;
 pub use restriction::{Class, Restriction};
 pub use ticket::{BlockView, Content, RevocationId, Ticket, UnverifiedTicket, PREFIX};

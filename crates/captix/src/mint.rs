@@ -1,6 +1,8 @@
 //! Minting (spec §4.1–4.2) and attenuation (spec §4.9).
 
+#[cfg(feature = "test-util")]
 use biscuit_auth::builder::Algorithm;
+#[cfg(feature = "test-util")]
 use rand_core::{CryptoRng, RngCore};
 
 use crate::block::{Description, Identity};
@@ -147,7 +149,9 @@ impl<'k> TicketBuilder<'k> {
         Ticket::from_built(biscuit, Vec::new(), self.desc)
     }
 
-    /// Signs the ticket taking the next-block key from `rng` (deterministic test vectors).
+    /// Signs the ticket taking the next-block key from `rng` (deterministic test vectors;
+    /// feature `test-util`).
+    #[cfg(feature = "test-util")]
     pub fn sign_with_rng<R: RngCore + CryptoRng>(self, rng: &mut R) -> Result<Ticket> {
         let block = self.desc.to_block(0)?;
         let biscuit = biscuit_auth::Biscuit::builder()
@@ -270,7 +274,9 @@ impl Attenuation<'_> {
         }
     }
 
-    /// Signs and appends, taking the next-block key from `rng` (deterministic test vectors).
+    /// Signs and appends, taking the next-block key from `rng` (deterministic test vectors;
+    /// feature `test-util`).
+    #[cfg(feature = "test-util")]
     pub fn sign_with_rng<R: RngCore + CryptoRng>(self, rng: &mut R) -> Result<Ticket> {
         let kp = biscuit_auth::KeyPair::new_with_rng(Algorithm::Ed25519, rng);
         match self.append(Some(kp))? {

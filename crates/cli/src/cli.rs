@@ -56,7 +56,6 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Revoke a block: every ticket containing it is denied (its own and all attenuations)
     Revoke {
-        /// Revocation ids (hex), as `captix inspect` prints them
         /// Revocation ids (hex, as `captix inspect` prints them), or tickets (captix1_...): a
         /// ticket's last block is revoked, that is the ticket and everything attenuated from it
         #[arg(required = true, value_name = "ID_OR_TICKET")]
@@ -69,7 +68,8 @@ pub enum Command {
             conflicts_with = "redis"
         )]
         file: Option<PathBuf>,
-        /// Add to the revocation set in this Redis, for every replica
+        /// Add to the revocation set in this Redis, for every replica (feature `redis`, on by
+        /// default)
         #[arg(long, value_name = "URL")]
         redis: Option<String>,
         /// Print the revoked ids as JSON

@@ -557,6 +557,30 @@ fn audit(command: AuditCommand) -> Result<Output, CliError> {
     }
 }
 
+/// Adds the ids to the revocation set of the Redis at `url` (spec §15.2).
+#[cfg(feature = "redis")]
+fn revoke_in_redis(url: &str, ids: &[captix::RevocationId]) -> Result<(), CliError> {
+    let source = captix_redis::RedisRevocations::new(
+        url,
+        captix_redis::Options::default(),
+        std::time::Duration::from_secs(1),
+    )
+    .map_err(|e| CliError::io(format!("could not reach redis at {url}: {e}")))?;
+    for id in ids {
+        source
+            .revoke(id)
+            .map_err(|d| CliError::io(format!("could not revoke in redis: {}", d.reason)))?;
+    }
+    Ok(())
+}
+
+#[cfg(not(feature = "redis"))]
+fn revoke_in_redis(_: &str, _: &[captix::RevocationId]) -> Result<(), CliError> {
+    Err(CliError::usage(
+        "this captix was built without Redis support (cargo feature `redis`)",
+    ))
+}
+
 fn revoke(
     ids: &[String],
     file: Option<&Path>,
@@ -581,17 +605,7 @@ fn revoke(
         })?);
     }
     if let Some(url) = redis {
-        let source = captix_redis::RedisRevocations::new(
-            url,
-            captix_redis::Options::default(),
-            std::time::Duration::from_secs(1),
-        )
-        .map_err(|e| CliError::io(format!("could not reach redis at {url}: {e}")))?;
-        for id in &parsed {
-            source
-                .revoke(id)
-                .map_err(|d| CliError::io(format!("could not revoke in redis: {}", d.reason)))?;
-        }
+        revoke_in_redis(url, &parsed)?;
     } else if let Some(path) = file {
         use std::io::Write as _;
         let mut f = std::fs::OpenOptions::new()

@@ -1,7 +1,7 @@
 //! Writes the conformance vectors of `test-vectors/` (spec §9), deterministically: fixed key
 //! seeds, a seeded ChaCha20 generator for next-block keys, fixed times.
 //!
-//! Run: `cargo run -p captix --example vectors -- test-vectors`
+//! Run: `cargo run -p captix-vectors -- test-vectors`
 
 use std::path::PathBuf;
 
