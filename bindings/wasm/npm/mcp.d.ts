@@ -30,6 +30,10 @@ export interface MiddlewareOptions {
   scopes?: string[];
   /** Most sessions bound at once (default 10,000). */
   maxSessions?: number;
+  /** Most sessions for the tickets of one issuance (default 32). */
+  maxSessionsPerTicket?: number;
+  /** Seconds without a request after which a session's binding lapses (default 600). */
+  sessionIdleSecs?: number;
 }
 
 /**

@@ -148,7 +148,7 @@ export function metadataLocation(resource) {
  * `*` → scopes), `maxSessions`. The returned function carries `metadataPath` and
  * `metadataHandler` (the RFC 9728 document, CORS open).
  */
-export function captixMiddleware(verifier, { authorizationServers, allowedOrigins = [], methods = {}, toolScopes = {}, scopes = [], maxSessions = 10000 } = {}) {
+export function captixMiddleware(verifier, { authorizationServers, allowedOrigins = [], methods = {}, toolScopes = {}, scopes = [], maxSessions = 10000, maxSessionsPerTicket = 32, sessionIdleSecs = 600 } = {}) {
   const resource = verifier.resource;
   if (!resource) throw new TypeError('the verifier has no resource: new Verifier({ resource }) with this server\'s canonical URI');
   if (!Array.isArray(authorizationServers) || authorizationServers.length === 0) {
@@ -165,12 +165,53 @@ export function captixMiddleware(verifier, { authorizationServers, allowedOrigin
   const resourceMetadataUrl = own + metadataPath;
   // Streamable HTTP: browser requests from other origins are refused (DNS rebinding).
   const origins = [own, ...allowedOrigins.map((o) => o.replace(/\/$/, ''))];
-  const sessions = new Map(); // sha256(session id) → { chain, expires }
+  // Sessions belong to the chain that created them (spec §14.4): sha256(id) → binding. At most
+  // maxSessions in all, maxSessionsPerTicket per issuance (authority block); a binding lapses
+  // at its ticket's expiry or after sessionIdleSecs without use.
+  const sessions = new Map();
+  const perRoot = new Map();
   const sessionKey = (id) => createHash('sha256').update(String(id)).digest('hex');
-  const chainOf = (info) => info.chain[info.chain.length - 1];
+  const ownerOf = (info) => ({ chain: info.chain[info.chain.length - 1], root: info.chain[0] });
+  const nowSecs = () => Date.now() / 1000;
+  const live = (b, now) => now <= b.expires && now - b.lastUsed <= sessionIdleSecs;
+  const forget = (k) => {
+    const b = sessions.get(k);
+    if (!b) return;
+    sessions.delete(k);
+    const n = (perRoot.get(b.root) ?? 1) - 1;
+    if (n > 0) perRoot.set(b.root, n);
+    else perRoot.delete(b.root);
+  };
+  const sweep = (now) => {
+    for (const [k, b] of sessions) if (!live(b, now)) forget(k);
+  };
   const belongs = (id, info) => {
-    const b = sessions.get(sessionKey(id));
-    return b !== undefined && b.chain === chainOf(info) && Date.now() / 1000 <= b.expires;
+    const k = sessionKey(id);
+    const b = sessions.get(k);
+    const now = nowSecs();
+    if (b === undefined) return false;
+    if (!live(b, now)) {
+      forget(k);
+      return false;
+    }
+    if (b.chain !== ownerOf(info).chain) return false;
+    b.lastUsed = now;
+    return true;
+  };
+  const room = (info) => {
+    const { root } = ownerOf(info);
+    const now = nowSecs();
+    if (sessions.size >= maxSessions || (perRoot.get(root) ?? 0) >= maxSessionsPerTicket) sweep(now);
+    if (sessions.size >= maxSessions) return 'too many open sessions on this server; try again later';
+    if ((perRoot.get(root) ?? 0) >= maxSessionsPerTicket) return 'this ticket (with those attenuated from the same one) has too many open sessions; end one first';
+    return undefined;
+  };
+  const bind = (id, info) => {
+    const k = sessionKey(id);
+    if (sessions.has(k)) return;
+    const { chain, root } = ownerOf(info);
+    sessions.set(k, { chain, root, expires: info.expires ?? Infinity, lastUsed: nowSecs() });
+    perRoot.set(root, (perRoot.get(root) ?? 0) + 1);
   };
   const methodNeeds = (m) => {
     if (methodScopes.has(m)) return methodScopes.get(m);
@@ -226,33 +267,34 @@ export function captixMiddleware(verifier, { authorizationServers, allowedOrigin
     }
     req.auth = auth;
     const info = auth.extra.captix;
-    // Sessions belong to the chain that created them: any other ticket gets 404.
+    // Sessions belong to the chain that created them: any other ticket gets 404, audited.
     const session = req.headers['mcp-session-id'];
     if (session !== undefined && !belongs(session, info)) {
-      return res.status(404).json(rpcError(body?.id ?? null, -32600, 'session not found'));
+      const denial = { decision: 'deny', code: 'session_not_found', reason: "this ticket's chain did not create the session it names, or the session ended" };
+      const failed = record(token, typeof method === 'string' ? method : req.method, target, denial);
+      if (failed) return deny(res, body?.id ?? null, failed);
+      return res.status(404).json(rpcError(body?.id ?? null, -32600, 'session not found', denial));
     }
     if (session === undefined) {
-      const bind = (id) => {
-        if (id === undefined || sessions.has(sessionKey(id))) return;
-        if (sessions.size >= maxSessions) {
-          const now = Date.now() / 1000;
-          for (const [k, b] of sessions) if (b.expires < now) sessions.delete(k);
-        }
-        if (sessions.size < maxSessions) sessions.set(sessionKey(id), { chain: chainOf(info), expires: info.expires ?? Infinity });
-      };
+      // A session the server creates for this request belongs to this ticket's chain.
       const writeHead = res.writeHead;
       res.writeHead = function (status, ...rest) {
         const headers = rest.find((h) => h && typeof h === 'object');
         const id = res.getHeader('mcp-session-id') ?? (headers && Object.entries(headers).find(([k]) => k.toLowerCase() === 'mcp-session-id')?.[1]);
-        if (id !== undefined) bind(Array.isArray(id) ? id[0] : id);
+        if (id !== undefined) bind(Array.isArray(id) ? id[0] : id, info);
         return writeHead.call(this, status, ...rest);
       };
     } else if (req.method === 'DELETE') {
       res.on('finish', () => {
-        if (res.statusCode >= 200 && res.statusCode < 300) sessions.delete(sessionKey(session));
+        if (res.statusCode >= 200 && res.statusCode < 300) forget(sessionKey(session));
       });
     }
-    if (req.method !== 'POST' || body === undefined) return next();
+    if (req.method !== 'POST') return next();
+    // A POST whose body the JSON parser did not read (another Content-Type) must never reach
+    // the transport, which may read it itself: nothing unchecked passes.
+    if (body === undefined || body === null || typeof body !== 'object') {
+      return res.status(415).json(rpcError(null, -32600, 'the body must be a JSON-RPC request sent as application/json'));
+    }
     if (Array.isArray(body)) {
       return res.status(400).json(rpcError(null, -32600, 'batch requests are not accepted by this server'));
     }
@@ -274,6 +316,10 @@ export function captixMiddleware(verifier, { authorizationServers, allowedOrigin
         denial = { decision: 'deny', code: 'method_not_allowed', reason: 'this server does not serve this method to tickets (see its configuration)' };
       } else if (missing(info, needs).length) {
         denial = { decision: 'deny', code: 'scope_missing', reason: `this method needs the scope ${missing(info, needs).join(' ')}, which the ticket does not have` };
+      } else if (body.method === 'initialize' && session === undefined) {
+        // Is there room for the session the server may create, before it creates it?
+        const full = room(info);
+        if (full) denial = { decision: 'deny', code: 'store_unavailable', reason: full };
       }
       const failed = record(token, body.method, target, denial);
       if (failed) return deny(res, body.id ?? null, failed);

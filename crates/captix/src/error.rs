@@ -54,6 +54,8 @@ pub enum Code {
     MethodNotAllowed,
     /// The ticket lacks an OAuth scope the server requires for this request.
     ScopeMissing,
+    /// The request names a session this ticket's chain did not create (or one that ended).
+    SessionNotFound,
 }
 
 impl Code {
@@ -81,6 +83,7 @@ impl Code {
         Code::InvalidTime,
         Code::MethodNotAllowed,
         Code::ScopeMissing,
+        Code::SessionNotFound,
     ];
 
     /// The stable string form of the code.
@@ -108,6 +111,7 @@ impl Code {
             Code::InvalidTime => "invalid_time",
             Code::MethodNotAllowed => "method_not_allowed",
             Code::ScopeMissing => "scope_missing",
+            Code::SessionNotFound => "session_not_found",
         }
     }
 

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::metadata::{metadata_location, Config};
-use crate::session::{Bound, Sessions};
+use crate::session::{Owner, Room, Sessions};
 
 /// The verified decision for a `tools/call`, in the request extensions for tool handlers.
 #[derive(Clone, Debug)]
@@ -43,7 +43,11 @@ impl Guard {
         );
         Guard {
             metadata_url: format!("{origin}{path}"),
-            sessions: Sessions::new(config.max_sessions),
+            sessions: Sessions::new(
+                config.max_sessions,
+                config.max_sessions_per_ticket,
+                config.session_idle_secs,
+            ),
             origins,
             verifier,
             config,
@@ -68,6 +72,7 @@ pub fn http_status(code: Code) -> StatusCode {
             StatusCode::BAD_REQUEST
         }
         Code::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        Code::SessionNotFound => StatusCode::NOT_FOUND,
         // the server's own clock is out of range: its fault, not the caller's
         Code::InvalidTime => StatusCode::INTERNAL_SERVER_ERROR,
         c if c.is_invalid_ticket() => StatusCode::UNAUTHORIZED,
@@ -179,13 +184,51 @@ fn denied_needing(g: &Guard, id: Option<&RawValue>, d: &Denial, scope: &[&str]) 
     r
 }
 
-/// 404 for a session id this ticket's chain did not create (spec §14.4): as if it did not
-/// exist, so the client starts a session of its own.
-fn no_session(id: Option<&RawValue>) -> Response {
+/// A request naming a session this ticket's chain did not create (spec §14.4): audited, and
+/// answered 404 as if the session did not exist, so the client starts a session of its own.
+fn no_session(
+    g: &Guard,
+    id: Option<&RawValue>,
+    method: &str,
+    target: Option<&str>,
+    info: &TicketInfo,
+    time: u64,
+) -> Response {
+    let d = Denial::new(
+        Code::SessionNotFound,
+        "this ticket's chain did not create the session it names, or the session ended",
+    );
+    if let Err(e) = g
+        .verifier
+        .record_request(time, method, target, Some(info), Some(&d))
+    {
+        return denied(g, id, &e);
+    }
     json_response(
         StatusCode::NOT_FOUND,
-        rpc_error(id, -32600, "session not found", None),
+        rpc_error(
+            id,
+            -32600,
+            "session not found",
+            serde_json::to_value(captix::DecisionJson(&Err(d))).ok(),
+        ),
     )
+}
+
+/// Audits a tool call refused before the verifier saw it (malformed params or arguments).
+fn refused_call(
+    g: &Guard,
+    token: &str,
+    id: Option<&RawValue>,
+    tool: Option<&str>,
+    d: &Denial,
+    time: u64,
+) -> Option<Response> {
+    let info = g.verifier.ticket_info(token, time).ok();
+    g.verifier
+        .record_request(time, "tools/call", tool, info.as_ref(), Some(d))
+        .err()
+        .map(|e| denied(g, id, &e))
 }
 
 fn bearer(h: &HeaderMap) -> Option<&str> {
@@ -237,9 +280,13 @@ fn target(params: Option<&RawValue>) -> Option<String> {
     Some(s)
 }
 
-/// The chain a session is bound to: its last block's revocation id (commits to every block).
-fn chain_of(info: &TicketInfo) -> &str {
-    info.chain.last().map(String::as_str).unwrap_or_default()
+/// Who a session belongs to: the chain's last block's revocation id (commits to every block)
+/// and its authority block's (the issuance).
+fn owner(info: &TicketInfo) -> Owner<'_> {
+    Owner {
+        chain: info.chain.last().map(String::as_str).unwrap_or_default(),
+        root: info.chain.first().map(String::as_str).unwrap_or_default(),
+    }
 }
 
 /// The scopes of `needs` the ticket's authority block does not list.
@@ -321,9 +368,10 @@ pub(crate) async fn guard(State(g): State<Arc<Guard>>, req: Request, next: Next)
             Ok(i) => i,
             Err(d) => return denied(&g, None, &d),
         };
+        let verb = req.method().as_str().to_string();
         if let Some(s) = &session {
-            if !g.sessions.belongs(s, chain_of(&info), time) {
-                return no_session(None);
+            if !g.sessions.belongs(s, &owner(&info), time) {
+                return no_session(&g, None, &verb, None, &info, time);
             }
         }
         let delete = req.method() == Method::DELETE;
@@ -343,9 +391,15 @@ pub(crate) async fn guard(State(g): State<Arc<Guard>>, req: Request, next: Next)
             )
         }
     };
-    // Authentication first: a body that is not a single JSON-RPC request is answered 401 when
-    // the ticket is not valid, 400 otherwise.
-    let envelope = match serde_json::from_slice::<Envelope<'_>>(&bytes) {
+    // Authentication first: a body that is not a single JSON-RPC request (a JSON object) is
+    // answered 401 when the ticket is not valid, 400 otherwise. (serde would also read a
+    // struct from an array by position: a batch must never be read as one request.)
+    let object = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    let parsed = match object {
+        true => serde_json::from_slice::<Envelope<'_>>(&bytes).map_err(|e| e.to_string()),
+        false => Err("not a JSON object".to_string()),
+    };
+    let envelope = match parsed {
         Ok(e) => e,
         Err(e) => {
             if let Err(d) = g.verifier.ticket_info(&token, time) {
@@ -378,8 +432,8 @@ pub(crate) async fn guard(State(g): State<Arc<Guard>>, req: Request, next: Next)
             Err(d) => return denied(&g, envelope.id, &d),
         };
         if let Some(s) = &session {
-            if !g.sessions.belongs(s, chain_of(&info), time) {
-                return no_session(envelope.id);
+            if !g.sessions.belongs(s, &owner(&info), time) {
+                return no_session(&g, envelope.id, "(response)", None, &info, time);
             }
         }
         return next
@@ -408,6 +462,10 @@ pub(crate) async fn guard(State(g): State<Arc<Guard>>, req: Request, next: Next)
             if let Err(d) = g.verifier.ticket_info(&token, time) {
                 return denied(&g, envelope.id, &d);
             }
+            let d = Denial::new(Code::ArgsMalformed, "tools/call needs params.name");
+            if let Some(r) = refused_call(&g, &token, envelope.id, None, &d, time) {
+                return r;
+            }
             return json_response(
                 StatusCode::BAD_REQUEST,
                 rpc_error(envelope.id, -32602, "tools/call needs params.name", None),
@@ -425,8 +483,9 @@ pub(crate) async fn guard(State(g): State<Arc<Guard>>, req: Request, next: Next)
     if session.is_some() || !needs.is_empty() {
         if let Ok(info) = g.verifier.ticket_info(&token, time) {
             if let Some(s) = &session {
-                if !g.sessions.belongs(s, chain_of(&info), time) {
-                    return no_session(envelope.id);
+                if !g.sessions.belongs(s, &owner(&info), time) {
+                    let name = Some(params.name.as_str());
+                    return no_session(&g, envelope.id, "tools/call", name, &info, time);
                 }
             }
             let missing = missing(&info, &needs);
@@ -453,7 +512,13 @@ pub(crate) async fn guard(State(g): State<Arc<Guard>>, req: Request, next: Next)
     );
     let checked = match call {
         Ok(c) => g.verifier.check_audited(&token, &c.at(time)),
-        Err(d) => return denied(&g, envelope.id, &d),
+        Err(d) => {
+            let name = Some(params.name.as_str());
+            if let Some(r) = refused_call(&g, &token, envelope.id, name, &d, time) {
+                return r;
+            }
+            return denied(&g, envelope.id, &d);
+        }
     };
     let allowed = match checked.decision {
         Ok(a) => a,
@@ -507,19 +572,37 @@ async fn governed(
         }
     };
     if let Some(s) = &session {
-        if !g.sessions.belongs(s, chain_of(&info), time) {
-            return no_session(envelope.id);
+        if !g.sessions.belongs(s, &owner(&info), time) {
+            return no_session(g, envelope.id, method, target, &info, time);
         }
     }
     let needs = g.config.method_needs(method);
-    let denial = match &needs {
-        None => Some(Denial::new(
+    let room = match session {
+        // A request outside any session may create one (`initialize`): is there room, before
+        // the server creates it?
+        None => g.sessions.room(&owner(&info), time),
+        Some(_) => Room::Yes,
+    };
+    let denial = match (&needs, room) {
+        (None, _) => Some(Denial::new(
             Code::MethodNotAllowed,
             "this server does not serve this method to tickets (see its configuration)",
         )),
-        Some(needs) => {
+        (Some(needs), room) => {
             let missing = missing(&info, needs);
-            (!missing.is_empty()).then(|| scope_denial("this method", &missing))
+            match room {
+                _ if !missing.is_empty() => Some(scope_denial("this method", &missing)),
+                Room::Full if method == "initialize" => Some(Denial::new(
+                    Code::StoreUnavailable,
+                    "too many open sessions on this server; try again later",
+                )),
+                Room::RootFull if method == "initialize" => Some(Denial::new(
+                    Code::StoreUnavailable,
+                    "this ticket (with those attenuated from the same one) has too many open \
+                     sessions; end one first",
+                )),
+                _ => None,
+            }
         }
     };
     if let Err(e) = g
@@ -541,17 +624,7 @@ async fn governed(
         .map(|v| v.as_bytes().to_vec());
     if let (None, Some(id)) = (&session, created) {
         let expires = info.expires.unwrap_or(u64::MAX);
-        if g.sessions.bind(&id, chain_of(&info), expires, time) == Bound::Full {
-            return json_response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                rpc_error(
-                    envelope.id,
-                    -32603,
-                    "too many open sessions on this server; try again later",
-                    None,
-                ),
-            );
-        }
+        g.sessions.bind(&id, &owner(&info), expires, time);
     }
     if method == "tools/list" {
         filter_tools(response, &info.tools).await

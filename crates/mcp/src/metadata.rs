@@ -36,8 +36,14 @@ pub struct Config {
     /// `Origin` gets 403; requests without one (not from a browser) are unaffected.
     pub allowed_origins: Vec<String>,
     /// Most sessions bound at once (spec §14.4; default 10,000, about 2 MiB). When full, a
-    /// new session is refused with 503 until bindings expire with their tickets.
+    /// new session is refused with 503, before the server creates it.
     pub max_sessions: usize,
+    /// Most sessions bound at once for the tickets of one issuance (one authority block and
+    /// every ticket attenuated from it; default 32): one holder cannot fill the table.
+    pub max_sessions_per_ticket: usize,
+    /// Seconds without a request after which a session's binding lapses (default 600);
+    /// it lapses at its ticket's expiry in any case.
+    pub session_idle_secs: u64,
     /// Methods admitted beyond [the lifecycle](LIFECYCLE), each with the scopes it requires.
     pub(crate) methods: Vec<(String, Vec<String>)>,
     /// Tools (or `*`, every tool) whose calls require a scope.
@@ -65,6 +71,8 @@ impl Config {
             max_body_bytes: 1 << 20,
             allowed_origins: Vec::new(),
             max_sessions: 10_000,
+            max_sessions_per_ticket: 32,
+            session_idle_secs: 600,
             methods: Vec::new(),
             tool_scopes: Vec::new(),
         }
@@ -180,8 +188,10 @@ impl Config {
                 )));
             }
         }
-        if self.max_sessions == 0 {
-            return Err(ConfigError("max_sessions must be at least 1".into()));
+        if self.max_sessions == 0 || self.max_sessions_per_ticket == 0 {
+            return Err(ConfigError(
+                "max_sessions and max_sessions_per_ticket must be at least 1".into(),
+            ));
         }
         Ok(())
     }

@@ -5,78 +5,155 @@
 //! request created it (the revocation id of its last block, which commits to every block), and
 //! answers 404 to any other ticket that names it, as if the session did not exist. Ids are kept
 //! as their SHA-256, so lookups take no time that depends on how much of a guess matched.
+//!
+//! The table is bounded: at most `max` bindings, at most `per_root` for the tickets of one
+//! issuance (one authority block: a holder can attenuate any number of children offline, but
+//! not mint new roots), and a binding lapses when its ticket expires or after `idle` seconds
+//! without use.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
 
-/// A session's owner: the chain's last revocation id, and when the binding lapses.
+/// A session's owner: the chain's last revocation id, its root, when the binding lapses.
 struct Binding {
     chain: String,
+    root: String,
     expires: u64,
+    last_used: u64,
+}
+
+#[derive(Default)]
+struct Table {
+    bindings: HashMap<[u8; 32], Binding>,
+    per_root: HashMap<String, usize>,
+}
+
+impl Table {
+    fn remove(&mut self, k: &[u8; 32]) {
+        if let Some(b) = self.bindings.remove(k) {
+            if let Some(n) = self.per_root.get_mut(&b.root) {
+                *n -= 1;
+                if *n == 0 {
+                    self.per_root.remove(&b.root);
+                }
+            }
+        }
+    }
+
+    /// Drops the bindings that lapsed by `now`.
+    fn sweep(&mut self, now: u64, idle: u64) {
+        let dead: Vec<[u8; 32]> = self
+            .bindings
+            .iter()
+            .filter(|(_, b)| !live(b, now, idle))
+            .map(|(k, _)| *k)
+            .collect();
+        for k in dead {
+            self.remove(&k);
+        }
+    }
+}
+
+fn live(b: &Binding, now: u64, idle: u64) -> bool {
+    now <= b.expires && now.saturating_sub(b.last_used) <= idle
 }
 
 pub(crate) struct Sessions {
     max: usize,
-    map: Mutex<HashMap<[u8; 32], Binding>>,
+    per_root: usize,
+    idle: u64,
+    table: Mutex<Table>,
 }
 
-/// What binding a new session did.
+/// Whether a new session may be created now.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Bound {
-    /// Bound to the chain.
+pub(crate) enum Room {
+    /// Yes.
     Yes,
-    /// The id was already bound (to this chain or another): left as it was.
-    Taken,
-    /// No room: every binding is live and the table holds `max` of them.
+    /// The table holds `max` live bindings.
     Full,
+    /// The tickets of this issuance hold `per_root` live bindings.
+    RootFull,
 }
 
 fn key(id: &[u8]) -> [u8; 32] {
     Sha256::digest(id).into()
 }
 
+/// The chain a ticket presents: `(last block's revocation id, authority block's)`.
+pub(crate) struct Owner<'a> {
+    pub(crate) chain: &'a str,
+    pub(crate) root: &'a str,
+}
+
 impl Sessions {
-    pub(crate) fn new(max: usize) -> Self {
+    pub(crate) fn new(max: usize, per_root: usize, idle: u64) -> Self {
         Sessions {
             max,
-            map: Mutex::new(HashMap::new()),
+            per_root,
+            idle,
+            table: Mutex::new(Table::default()),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Binding>> {
-        self.map.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
+        self.table.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Whether session `id` is bound to `chain` and its binding is live at `now`.
-    pub(crate) fn belongs(&self, id: &[u8], chain: &str, now: u64) -> bool {
-        self.lock()
-            .get(&key(id))
-            .is_some_and(|b| b.chain == chain && now <= b.expires)
-    }
-
-    /// Binds a session the server just created to `chain` until `expires` (the ticket's).
-    pub(crate) fn bind(&self, id: &[u8], chain: &str, expires: u64, now: u64) -> Bound {
-        let mut map = self.lock();
+    /// Whether session `id` is bound to this chain and live at `now` (a use keeps it live).
+    pub(crate) fn belongs(&self, id: &[u8], owner: &Owner<'_>, now: u64) -> bool {
+        let mut t = self.lock();
         let k = key(id);
-        if map.contains_key(&k) {
-            return Bound::Taken;
+        let Some(b) = t.bindings.get_mut(&k) else {
+            return false;
+        };
+        if !live(b, now, self.idle) {
+            t.remove(&k);
+            return false;
         }
-        if map.len() >= self.max {
-            map.retain(|_, b| now <= b.expires);
-            if map.len() >= self.max {
-                return Bound::Full;
-            }
+        if b.chain != owner.chain {
+            return false;
         }
-        map.insert(
+        b.last_used = now;
+        true
+    }
+
+    /// Whether this owner may create a session now (asked before the server creates one).
+    pub(crate) fn room(&self, owner: &Owner<'_>, now: u64) -> Room {
+        let mut t = self.lock();
+        if t.bindings.len() >= self.max || t.per_root.get(owner.root) >= Some(&self.per_root) {
+            t.sweep(now, self.idle);
+        }
+        if t.bindings.len() >= self.max {
+            Room::Full
+        } else if t.per_root.get(owner.root) >= Some(&self.per_root) {
+            Room::RootFull
+        } else {
+            Room::Yes
+        }
+    }
+
+    /// Binds a session the server just created to this owner until `expires` (the ticket's).
+    /// An id already bound keeps its owner. (Concurrent creations admitted by [`Sessions::room`]
+    /// may take the table a few entries past `max`: never more than the requests in flight.)
+    pub(crate) fn bind(&self, id: &[u8], owner: &Owner<'_>, expires: u64, now: u64) {
+        let mut t = self.lock();
+        let k = key(id);
+        if t.bindings.contains_key(&k) {
+            return;
+        }
+        t.bindings.insert(
             k,
             Binding {
-                chain: chain.to_string(),
+                chain: owner.chain.to_string(),
+                root: owner.root.to_string(),
                 expires,
+                last_used: now,
             },
         );
-        Bound::Yes
+        *t.per_root.entry(owner.root.to_string()).or_default() += 1;
     }
 
     /// Forgets a session (after the server deleted it).
@@ -87,28 +164,59 @@ impl Sessions {
 
 #[cfg(test)]
 mod tests {
-    use super::{Bound, Sessions};
+    use super::{Owner, Room, Sessions};
+
+    const A: Owner<'static> = Owner {
+        chain: "chainA",
+        root: "root1",
+    };
+    const B: Owner<'static> = Owner {
+        chain: "chainB",
+        root: "root1",
+    };
+    const C: Owner<'static> = Owner {
+        chain: "chainC",
+        root: "root2",
+    };
 
     #[test]
     fn a_session_belongs_to_one_chain_until_its_ticket_expires() {
-        let s = Sessions::new(2);
-        assert_eq!(s.bind(b"s1", "chainA", 100, 10), Bound::Yes);
-        assert!(s.belongs(b"s1", "chainA", 100));
-        assert!(!s.belongs(b"s1", "chainB", 50), "another chain");
-        assert!(!s.belongs(b"s1", "chainA", 101), "after the ticket expired");
-        assert!(!s.belongs(b"s2", "chainA", 50), "unknown id");
-        assert_eq!(
-            s.bind(b"s1", "chainB", 100, 10),
-            Bound::Taken,
-            "no rebinding"
-        );
-        assert!(s.belongs(b"s1", "chainA", 50));
-        assert_eq!(s.bind(b"s2", "chainB", 20, 10), Bound::Yes);
-        assert_eq!(s.bind(b"s3", "chainC", 100, 10), Bound::Full);
-        // once s2's ticket expired its slot is reclaimed
-        assert_eq!(s.bind(b"s3", "chainC", 100, 21), Bound::Yes);
-        assert!(!s.belongs(b"s2", "chainB", 15), "s2 was swept");
-        s.forget(b"s1");
-        assert!(!s.belongs(b"s1", "chainA", 50));
+        let s = Sessions::new(3, 2, 1000);
+        s.bind(b"s1", &A, 100, 10);
+        assert!(s.belongs(b"s1", &A, 100));
+        assert!(!s.belongs(b"s1", &B, 50), "another chain of the same root");
+        assert!(!s.belongs(b"s2", &A, 50), "unknown id");
+        s.bind(b"s1", &B, 100, 10);
+        assert!(s.belongs(b"s1", &A, 50), "no rebinding");
+        assert!(!s.belongs(b"s1", &A, 101), "after the ticket expired");
+        assert!(!s.belongs(b"s1", &A, 50), "and it is gone");
+        s.bind(b"s3", &C, 100, 10);
+        s.forget(b"s3");
+        assert!(!s.belongs(b"s3", &C, 50));
+    }
+
+    #[test]
+    fn the_table_is_bounded_per_issuance_and_in_all() {
+        let s = Sessions::new(3, 2, 1000);
+        assert_eq!(s.room(&A, 10), Room::Yes);
+        s.bind(b"a1", &A, 100, 10);
+        s.bind(b"a2", &B, 100, 10);
+        assert_eq!(s.room(&A, 10), Room::RootFull, "two of root1's tickets");
+        assert_eq!(s.room(&C, 10), Room::Yes, "another issuance still may");
+        s.bind(b"c1", &C, 20, 10);
+        assert_eq!(s.room(&C, 10), Room::Full);
+        // once c1's ticket expired its slot is reclaimed
+        assert_eq!(s.room(&C, 21), Room::Yes);
+        s.forget(b"a1");
+        assert_eq!(s.room(&A, 21), Room::Yes);
+    }
+
+    #[test]
+    fn an_idle_binding_lapses() {
+        let s = Sessions::new(10, 10, 60);
+        s.bind(b"s", &A, 10_000, 0);
+        assert!(s.belongs(b"s", &A, 50));
+        assert!(s.belongs(b"s", &A, 110), "each use keeps it live");
+        assert!(!s.belongs(b"s", &A, 171), "61 s idle");
     }
 }

@@ -490,6 +490,11 @@ async fn the_guard_refuses_bodies_that_could_be_read_two_ways() {
         r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_invoices","\u006eame":"get_invoice","arguments":{"org":"acme","id":1}}}"#,
         // Two argument objects.
         r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_invoices","arguments":{"org":"acme"},"arguments":{"org":"globex"}}}"#,
+        // Arrays (serde reads a struct from an array by position): a batch of one must not be
+        // read as "a response" and forwarded, nor an array as a request.
+        r#"[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"create_refund","arguments":{"org":"acme","id":1,"amount":5}}}]"#,
+        r#"[1,"tools/call",{"name":"create_refund","arguments":{"org":"acme","id":1,"amount":5}}]"#,
+        r#"  ["x"]"#,
     ] {
         let (status, _, reply) = s
             .http("POST", "/mcp", &[("authorization", &bearer)], body)
@@ -577,6 +582,22 @@ async fn a_session_belongs_to_the_ticket_chain_that_created_it() {
     forged[1].1 = "00000000-0000-4000-8000-000000000000".into();
     let (status, _, _) = send(&s, "POST", &forged, list).await;
     assert_eq!(status, 404);
+    // Each attempt is audited, with the other chain's identity and the code.
+    let hijacks: Vec<serde_json::Value> = s
+        .audit
+        .lines()
+        .iter()
+        .map(|l| serde_json::from_str(l).expect("record"))
+        .filter(|r: &serde_json::Value| r["code"] == "session_not_found")
+        .collect();
+    assert_eq!(
+        hijacks.len(),
+        4,
+        "three by the other chain, one forged id: {hijacks:#?}"
+    );
+    let by_child = |r: &&serde_json::Value| r["chain"].as_array().map(Vec::len) == Some(2);
+    assert_eq!(hijacks.iter().filter(by_child).count(), 3);
+    assert_eq!(hijacks[2]["method"], "DELETE");
     // The creator's session is intact.
     let (status, _, reply) = send(&s, "POST", &with(&a), list).await;
     assert_eq!(status, 200, "{reply}");
@@ -586,6 +607,62 @@ async fn a_session_belongs_to_the_ticket_chain_that_created_it() {
     assert!((200..300).contains(&status), "{status}");
     let (status, _, _) = send(&s, "POST", &with(&a), list).await;
     assert_eq!(status, 404);
+}
+
+/// One holder cannot fill the session table: the tickets of one issuance (the authority block
+/// and every ticket attenuated from it offline) hold a bounded number of sessions, and a full
+/// table refuses `initialize` before the server creates a session (spec §14.4).
+#[tokio::test]
+async fn one_issuance_cannot_fill_the_session_table() {
+    let mut c = config();
+    c.max_sessions_per_ticket = 2;
+    let s = server_with(c).await;
+    let agent = s.agent();
+    let init = |t: &Ticket| format!("Bearer {}", t.as_str());
+    for i in 0..2 {
+        let child = agent
+            .attenuate()
+            .tool("list_invoices")
+            .sign()
+            .expect("child");
+        let (status, head, body) = s
+            .http(
+                "POST",
+                "/mcp",
+                &[("authorization", &init(&child))],
+                INITIALIZE,
+            )
+            .await;
+        assert_eq!(status, 200, "session {i}: {body}");
+        assert!(session_of(&head).is_some());
+    }
+    let (status, head, body) = s
+        .http(
+            "POST",
+            "/mcp",
+            &[("authorization", &init(&agent))],
+            INITIALIZE,
+        )
+        .await;
+    assert_eq!(status, 503, "{body}");
+    assert!(session_of(&head).is_none(), "no session created: {head}");
+    assert!(body.contains("too many open sessions"), "{body}");
+    // Another issuance is unaffected.
+    let other = Ticket::mint(&s.key, "other-agent", "bob")
+        .tool("list_invoices")
+        .expires_at(now() + 600)
+        .resource(s.url.clone())
+        .sign()
+        .expect("mint");
+    let (status, _, body) = s
+        .http(
+            "POST",
+            "/mcp",
+            &[("authorization", &init(&other))],
+            INITIALIZE,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
 }
 
 /// Methods beyond the lifecycle and tools are admitted only by configuration, with the scopes

@@ -191,6 +191,24 @@ test('the middleware refuses an unsafe configuration', () => {
   assert.equal(ok.metadataPath, '/.well-known/oauth-protected-resource/mcp');
 });
 
+test('a POST body the JSON parser did not read never reaches the transport', async () => {
+  // `application/json` followed by a non-breaking space: express.json() skips it, the SDK's
+  // transport would read it. Found by review: every tool ran unchecked and unaudited.
+  for (const type of ['application/json\u00a0', 'text/plain', 'application/x-www-form-urlencoded']) {
+    const r = await new Promise((resolve, reject) => {
+      const u = new URL(server.url);
+      const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'create_refund', arguments: { org: 'globex', id: 3, amount: 9000 } } });
+      const req = http.request({ host: u.hostname, port: u.port, path: u.pathname, method: 'POST', headers: {
+        'content-type': Buffer.from(type, 'latin1').toString('latin1'), accept: 'application/json, text/event-stream', authorization: `Bearer ${agent}` } },
+      (res) => { let t = ''; res.on('data', (d) => { t += d; }); res.on('end', () => resolve({ status: res.statusCode, text: t })); });
+      req.on('error', reject);
+      req.end(body);
+    });
+    assert.equal(r.status, 415, `${JSON.stringify(type)}: ${r.text}`);
+    assert.doesNotMatch(r.text, /refunded/);
+  }
+});
+
 test('a session belongs to the ticket chain that created it', async () => {
   // A stateful stand-in for the SDK transport: initialize hands out a session id.
   const v = new Verifier({ publicKeys: [key.publicKey], resource: 'http://127.0.0.1/mcp' });
@@ -200,8 +218,9 @@ test('a session belongs to the ticket chain that created it', async () => {
   let n = 0;
   const listener = await new Promise((resolve) => { const l = app.listen(0, '127.0.0.1', () => resolve(l)); });
   const url = `http://127.0.0.1:${listener.address().port}/mcp`;
-  const verifier = new Verifier({ publicKeys: [key.publicKey], resource: url });
-  app.all('/mcp', captixMiddleware(verifier, { authorizationServers: ['https://as.example'] }), (req, res) => {
+  const records = [];
+  const verifier = new Verifier({ publicKeys: [key.publicKey], resource: url, audit: (r) => records.push(r) });
+  app.all('/mcp', captixMiddleware(verifier, { authorizationServers: ['https://as.example'], maxSessionsPerTicket: 2 }), (req, res) => {
     if (req.body?.method === 'initialize') {
       const id = `session-${++n}`;
       live.add(id);
@@ -231,6 +250,20 @@ test('a session belongs to the ticket chain that created it', async () => {
     assert.equal(r.status, 200);
     r = await post(url, { authorization: `Bearer ${a}`, 'mcp-session-id': sid }, ping);
     assert.equal(r.status, 404, 'gone after its creator deleted it');
+    // Every refused use is audited with its code.
+    assert.equal(records.filter((x) => x.code === 'session_not_found').length, 3);
+    // One issuance holds at most maxSessionsPerTicket sessions; a full quota refuses before
+    // the server creates one.
+    const init = (t) => post(url, { authorization: `Bearer ${t}` }, { jsonrpc: '2.0', id: 1, method: 'initialize', params: {} });
+    assert.equal((await init(a)).status, 200);
+    assert.equal((await init(b)).status, 200);
+    const before = n;
+    r = await init(attenuate(a, { tools: ['get_invoice'] }));
+    assert.equal(r.status, 503);
+    assert.equal(r.headers.get('mcp-session-id'), null);
+    assert.equal(n, before, 'the server created no session');
+    const other = mint(key.secretKey, { agent: 'b', user: 'u', tools: ['list_invoices'], ttl: '1h', resource: url });
+    assert.equal((await init(other)).status, 200, 'another issuance is unaffected');
   } finally {
     v.free();
     await new Promise((r) => listener.close(r));
