@@ -84,7 +84,7 @@ impl Ticket {
     /// Every block, with its signatures reported as verified.
     pub fn inspect(&self) -> Report {
         report(
-            &self.blocks,
+            self.blocks(),
             self.key_id().map(|k| k.to_string()),
             Signatures::Verified,
             self.as_str().len(),
@@ -96,7 +96,7 @@ impl UnverifiedTicket {
     /// Every block, with its signatures reported as not checked.
     pub fn inspect(&self) -> Report {
         report(
-            &self.blocks,
+            self.blocks(),
             self.key_id().map(|k| k.to_string()),
             Signatures::NotChecked,
             self.as_str().len(),

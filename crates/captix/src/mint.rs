@@ -167,21 +167,18 @@ impl<'k> TicketBuilder<'k> {
     }
 }
 
-/// What an attenuation is appended to.
-enum Base<'a> {
-    Verified(&'a Ticket),
-    Unverified(&'a UnverifiedTicket),
-}
-
 /// Builds an attenuation block: the same restrictions, appended to an existing ticket with no
-/// issuer key. Every restriction only narrows what the ticket allows.
+/// issuer key. Every restriction only narrows what the ticket allows. `B` is the base: a
+/// [`Ticket`] (signing gives a `Ticket`) or an [`UnverifiedTicket`] (signing gives an
+/// `UnverifiedTicket`: a holder without the root public key can narrow its ticket, and the
+/// type says the result was never verified).
 #[must_use = "a builder does nothing until signed"]
-pub struct Attenuation<'a> {
-    base: Base<'a>,
+pub struct Attenuation<'a, B = Ticket> {
+    base: &'a B,
     desc: Description,
 }
 
-impl Attenuation<'_> {
+impl<B> Attenuation<'_, B> {
     /// Limits the tools the ticket may call to these (each call repeats: the set is the union
     /// of all names given to this block).
     pub fn tool(mut self, name: impl Into<String>) -> Self {
@@ -193,43 +190,60 @@ impl Attenuation<'_> {
     }
 
     restriction_methods!();
+}
 
-    fn block(&self) -> Result<biscuit_auth::BlockBuilder> {
-        let index = match &self.base {
-            Base::Verified(t) => t.blocks.len(),
-            Base::Unverified(t) => t.blocks.len(),
-        };
-        self.desc.to_block(index)
+fn build_error(e: biscuit_auth::error::Token) -> Error {
+    Error::Build(e.to_string())
+}
+
+impl Attenuation<'_, Ticket> {
+    fn append(self, next: Option<biscuit_auth::KeyPair>) -> Result<Ticket> {
+        let t = self.base;
+        let block = self.desc.to_block(t.blocks().len())?;
+        let b = match next {
+            Some(kp) => t.inner.append_with_keypair(&kp, block),
+            None => t.inner.append(block),
+        }
+        .map_err(build_error)?;
+        Ticket::from_built(b, t.blocks().to_vec(), self.desc)
     }
 
-    fn append(
-        self,
-        next: Option<biscuit_auth::KeyPair>,
-    ) -> Result<std::result::Result<Ticket, UnverifiedTicket>> {
-        let block = self.block()?;
-        let build = |e: biscuit_auth::error::Token| Error::Build(e.to_string());
-        match self.base {
-            Base::Verified(t) => {
-                let b = match next {
-                    Some(kp) => t.inner.append_with_keypair(&kp, block),
-                    None => t.inner.append(block),
-                }
-                .map_err(build)?;
-                Ok(Ok(Ticket::from_built(b, t.blocks.clone(), self.desc)?))
-            }
-            Base::Unverified(t) => {
-                let b = match next {
-                    Some(kp) => t.inner.append_with_keypair(&kp, block),
-                    None => t.inner.append(block),
-                }
-                .map_err(build)?;
-                Ok(Err(UnverifiedTicket::from_built(
-                    b,
-                    t.blocks.clone(),
-                    self.desc,
-                )?))
-            }
-        }
+    /// Signs the block with a fresh key and appends it: a verified ticket, narrower.
+    pub fn sign(self) -> Result<Ticket> {
+        self.append(None)
+    }
+
+    /// Signs and appends, taking the next-block key from `rng` (deterministic test vectors;
+    /// feature `test-util`).
+    #[cfg(feature = "test-util")]
+    pub fn sign_with_rng<R: RngCore + CryptoRng>(self, rng: &mut R) -> Result<Ticket> {
+        self.append(Some(biscuit_auth::KeyPair::new_with_rng(
+            Algorithm::Ed25519,
+            rng,
+        )))
+    }
+
+    /// Signs and appends, giving the result as an unverified ticket (what a holder hands on).
+    pub fn sign_unverified(self) -> Result<UnverifiedTicket> {
+        let t = self.sign()?;
+        Ok(UnverifiedTicket::parse(t.as_str())?)
+    }
+}
+
+impl Attenuation<'_, UnverifiedTicket> {
+    /// Signs the block with a fresh key and appends it: an unverified ticket, narrower. (No
+    /// method gives a verified [`Ticket`] from an unverified base: verify the result with the
+    /// root key, [`UnverifiedTicket::verify`].)
+    pub fn sign(self) -> Result<UnverifiedTicket> {
+        let t = self.base;
+        let block = self.desc.to_block(t.blocks().len())?;
+        let b = t.inner.append(block).map_err(build_error)?;
+        UnverifiedTicket::from_built(b, t.blocks().to_vec(), self.desc)
+    }
+
+    /// The same as [`Attenuation::sign`] on an unverified base.
+    pub fn sign_unverified(self) -> Result<UnverifiedTicket> {
+        self.sign()
     }
 }
 
@@ -237,7 +251,7 @@ impl Ticket {
     /// Starts an attenuation block for this ticket.
     pub fn attenuate(&self) -> Attenuation<'_> {
         Attenuation {
-            base: Base::Verified(self),
+            base: self,
             desc: Description::new(),
         }
     }
@@ -254,45 +268,25 @@ impl Ticket {
 
 impl UnverifiedTicket {
     /// Starts an attenuation block for this ticket (no key needed, no signature checked).
-    pub fn attenuate(&self) -> Attenuation<'_> {
+    /// Signing it gives an [`UnverifiedTicket`]:
+    ///
+    /// ```
+    /// # fn f(t: &captix::UnverifiedTicket) -> captix::Result<captix::UnverifiedTicket> {
+    /// t.attenuate().tool("list_invoices").sign()
+    /// # }
+    /// ```
+    ///
+    /// and never a verified [`Ticket`], which only verification with the root key gives:
+    ///
+    /// ```compile_fail
+    /// # fn f(t: &captix::UnverifiedTicket) -> captix::Result<captix::Ticket> {
+    /// t.attenuate().tool("list_invoices").sign()
+    /// # }
+    /// ```
+    pub fn attenuate(&self) -> Attenuation<'_, UnverifiedTicket> {
         Attenuation {
-            base: Base::Unverified(self),
+            base: self,
             desc: Description::new(),
-        }
-    }
-}
-
-impl Attenuation<'_> {
-    /// Signs the block with a fresh key and appends it. The result is verified when the base
-    /// was; use [`Attenuation::sign_unverified`] on an unverified base.
-    pub fn sign(self) -> Result<Ticket> {
-        match self.append(None)? {
-            Ok(t) => Ok(t),
-            Err(_) => Err(Error::Build(
-                "the base ticket is unverified: use sign_unverified".into(),
-            )),
-        }
-    }
-
-    /// Signs and appends, taking the next-block key from `rng` (deterministic test vectors;
-    /// feature `test-util`).
-    #[cfg(feature = "test-util")]
-    pub fn sign_with_rng<R: RngCore + CryptoRng>(self, rng: &mut R) -> Result<Ticket> {
-        let kp = biscuit_auth::KeyPair::new_with_rng(Algorithm::Ed25519, rng);
-        match self.append(Some(kp))? {
-            Ok(t) => Ok(t),
-            Err(_) => Err(Error::Build(
-                "the base ticket is unverified: use sign_unverified".into(),
-            )),
-        }
-    }
-
-    /// Signs and appends to any base, giving an unverified ticket (the holder's path: an agent
-    /// need not hold the root public key to narrow its ticket).
-    pub fn sign_unverified(self) -> Result<UnverifiedTicket> {
-        match self.append(None)? {
-            Ok(t) => Ok(UnverifiedTicket::parse(t.as_str())?),
-            Err(u) => Ok(u),
         }
     }
 }

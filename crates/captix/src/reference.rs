@@ -48,7 +48,7 @@ impl Ticket {
             )
         };
         // Spec §7.2: a ticket whose Datalog could need more work than the limit does not run.
-        if let Some(reason) = crate::work::over_limit(&self.blocks, call) {
+        if let Some(reason) = crate::work::over_limit(self.blocks(), call) {
             return Err(self
                 .vocabulary_denial(call)
                 .unwrap_or_else(|| Denial::new(Code::LimitsExceeded, reason)));
@@ -83,7 +83,7 @@ impl Ticket {
         b = b.policy(policy).map_err(internal)?;
         let mut authorizer = b.build(&self.inner).map_err(internal)?;
         match authorizer.authorize() {
-            Ok(_) => Ok(Allowed::new(summary, &self.blocks, &call.tool)),
+            Ok(_) => Ok(Allowed::new(summary, self.blocks(), &call.tool)),
             Err(e) => Err(self.explain(e, call)),
         }
     }
@@ -146,14 +146,14 @@ impl Ticket {
     fn vocabulary_denial(&self, call: &Call) -> Option<Denial> {
         let resource = call.resource.as_deref();
         let described: Vec<(usize, Restriction)> = self
-            .blocks
+            .blocks()
             .iter()
             .filter_map(|b| b.description().map(|d| (b.index, d)))
             .flat_map(|(i, d)| d.restrictions().into_iter().map(move |r| (i, r)))
             .collect();
         // Without a described authority block the grants are not known: taken as granted.
         let authority_described = self
-            .blocks
+            .blocks()
             .first()
             .is_some_and(|b| b.description().is_some());
         let granted = || (!authority_described || self.grants().contains(&call.tool)).then_some(());
@@ -170,14 +170,14 @@ impl Ticket {
     }
 
     fn restriction_at(&self, block: usize, check: usize) -> Option<Restriction> {
-        self.blocks
+        self.blocks()
             .get(block)
             .and_then(BlockView::description)
             .and_then(|d| d.restrictions().into_iter().nth(check))
     }
 
     fn denial_for(&self, block: usize, check: usize, call: &Call) -> Denial {
-        let view = self.blocks.get(block);
+        let view = self.blocks().get(block);
         if let Some(r) = self.restriction_at(block, check) {
             return r.denial(block, call, call.resource.as_deref());
         }

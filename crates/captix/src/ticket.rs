@@ -97,14 +97,22 @@ impl BlockView {
     }
 }
 
-/// A ticket that was decoded but whose signatures were not checked against a root key.
-/// It can be inspected and attenuated (attenuation needs no key), never trusted.
+/// What a decoded ticket is, whether or not its signatures were checked: its blocks as read,
+/// the root key id it names and its text form. [`Ticket`] and [`UnverifiedTicket`] share it.
 #[derive(Clone)]
-pub struct UnverifiedTicket {
-    pub(crate) inner: biscuit_auth::UnverifiedBiscuit,
+pub(crate) struct Chain {
     pub(crate) blocks: Vec<BlockView>,
     pub(crate) key_id: Option<u32>,
     pub(crate) text: String,
+}
+
+/// A ticket that was decoded but whose signatures were not checked against a root key.
+/// It can be inspected and attenuated (attenuation needs no key; the result is unverified
+/// too), never trusted.
+#[derive(Clone)]
+pub struct UnverifiedTicket {
+    pub(crate) inner: biscuit_auth::UnverifiedBiscuit,
+    pub(crate) chain: Chain,
 }
 
 /// A ticket whose every signature verified under a known root key, and whose every captix
@@ -113,9 +121,7 @@ pub struct UnverifiedTicket {
 #[derive(Clone)]
 pub struct Ticket {
     pub(crate) inner: biscuit_auth::Biscuit,
-    pub(crate) blocks: Vec<BlockView>,
-    pub(crate) key_id: Option<u32>,
-    pub(crate) text: String,
+    pub(crate) chain: Chain,
 }
 
 /// The size limit (spec §6.3 step 1), checked before any other work on the bytes.
@@ -343,10 +349,12 @@ impl UnverifiedTicket {
         // symbols it added do not matter to the work bound.
         push_added(&mut blocks, inner.revocation_identifiers(), added, (0, 0))?;
         Ok(UnverifiedTicket {
-            key_id: inner.root_key_id(),
+            chain: Chain {
+                key_id: inner.root_key_id(),
+                blocks,
+                text,
+            },
             inner,
-            blocks,
-            text,
         })
     }
 
@@ -357,31 +365,33 @@ impl UnverifiedTicket {
         let inner = biscuit_auth::UnverifiedBiscuit::from(&bytes).map_err(map_format_error)?;
         let blocks = views(&outer, inner.revocation_identifiers())?;
         Ok(UnverifiedTicket {
-            key_id: inner.root_key_id(),
+            chain: Chain {
+                key_id: inner.root_key_id(),
+                blocks,
+                text: text.to_string(),
+            },
             inner,
-            blocks,
-            text: text.to_string(),
         })
     }
 
     /// Checks every signature against the root key the ticket names, giving a [`Ticket`].
     pub fn verify(&self, keys: &KeySet) -> Result<Ticket, Denial> {
-        Ticket::parse(&self.text, keys)
+        Ticket::parse(&self.chain.text, keys)
     }
 
     /// The blocks.
     pub fn blocks(&self) -> &[BlockView] {
-        &self.blocks
+        &self.chain.blocks
     }
 
     /// The root key id the ticket names, if any.
     pub fn key_id(&self) -> Option<KeyId> {
-        self.key_id.map(KeyId)
+        self.chain.key_id.map(KeyId)
     }
 
     /// The text form.
     pub fn as_str(&self) -> &str {
-        &self.text
+        &self.chain.text
     }
 }
 
@@ -410,10 +420,12 @@ impl Ticket {
         let blocks = views(&outer, inner.revocation_identifiers())?;
         require_valid(&blocks)?;
         Ok(Ticket {
-            key_id: inner.root_key_id(),
+            chain: Chain {
+                key_id: inner.root_key_id(),
+                blocks,
+                text: text.to_string(),
+            },
             inner,
-            blocks,
-            text: text.to_string(),
         })
     }
 
@@ -440,27 +452,30 @@ impl Ticket {
             added_symbols,
         )?;
         Ok(Ticket {
-            key_id: inner.root_key_id(),
+            chain: Chain {
+                key_id: inner.root_key_id(),
+                blocks,
+                text,
+            },
             inner,
-            blocks,
-            text,
         })
     }
 
     /// The blocks, authority first.
     pub fn blocks(&self) -> &[BlockView] {
-        &self.blocks
+        &self.chain.blocks
     }
 
     /// The root key id the ticket names.
     pub fn key_id(&self) -> Option<KeyId> {
-        self.key_id.map(KeyId)
+        self.chain.key_id.map(KeyId)
     }
 
     /// Who the ticket is for.
     pub fn identity(&self) -> &Identity {
         static NONE: std::sync::OnceLock<Identity> = std::sync::OnceLock::new();
-        self.blocks
+        self.chain
+            .blocks
             .first()
             .and_then(BlockView::description)
             .and_then(|d| d.identity.as_ref())
@@ -476,7 +491,8 @@ impl Ticket {
 
     /// The tools the authority block grants (before attenuation).
     pub fn grants(&self) -> &[String] {
-        self.blocks
+        self.chain
+            .blocks
             .first()
             .and_then(BlockView::description)
             .map(|d| d.grants.as_slice())
@@ -485,12 +501,13 @@ impl Ticket {
 
     /// The revocation ids of the chain, authority first.
     pub fn revocation_ids(&self) -> impl Iterator<Item = &RevocationId> {
-        self.blocks.iter().map(|b| &b.revocation_id)
+        self.chain.blocks.iter().map(|b| &b.revocation_id)
     }
 
     /// The earliest expiry of any block, if one sets it.
     pub fn expires(&self) -> Option<u64> {
-        self.blocks
+        self.chain
+            .blocks
             .iter()
             .filter_map(|b| b.description().and_then(|d| d.expires))
             .min()
@@ -498,7 +515,7 @@ impl Ticket {
 
     /// The text form (`captix1_…`).
     pub fn as_str(&self) -> &str {
-        &self.text
+        &self.chain.text
     }
 
     /// The Biscuit token underneath, for interoperation.
@@ -509,13 +526,13 @@ impl Ticket {
 
 impl fmt::Display for Ticket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.text)
+        f.write_str(&self.chain.text)
     }
 }
 
 impl fmt::Display for UnverifiedTicket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.text)
+        f.write_str(&self.chain.text)
     }
 }
 
@@ -524,7 +541,7 @@ impl fmt::Debug for Ticket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Ticket")
             .field("key_id", &self.key_id())
-            .field("blocks", &self.blocks.len())
+            .field("blocks", &self.chain.blocks.len())
             .field("agent", &self.identity().agent)
             .finish_non_exhaustive()
     }
@@ -534,7 +551,7 @@ impl fmt::Debug for UnverifiedTicket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("UnverifiedTicket")
             .field("key_id", &self.key_id())
-            .field("blocks", &self.blocks.len())
+            .field("blocks", &self.chain.blocks.len())
             .finish_non_exhaustive()
     }
 }
