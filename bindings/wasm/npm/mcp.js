@@ -198,20 +198,39 @@ export function captixMiddleware(verifier, { authorizationServers, allowedOrigin
     b.lastUsed = now;
     return true;
   };
-  const room = (info) => {
+  // Room for a session about to be created is reserved before the transport sees the
+  // request: creations in flight count toward both bounds, so concurrent ones cannot
+  // overshoot. Each reservation ends in bind() or release().
+  let pending = 0;
+  const reserve = (info) => {
     const { root } = ownerOf(info);
     const now = nowSecs();
-    if (sessions.size >= maxSessions || (perRoot.get(root) ?? 0) >= maxSessionsPerTicket) sweep(now);
-    if (sessions.size >= maxSessions) return 'too many open sessions on this server; try again later';
-    if ((perRoot.get(root) ?? 0) >= maxSessionsPerTicket) return 'this ticket (with those attenuated from the same one) has too many open sessions; end one first';
+    const held = () => sessions.size + pending;
+    if (held() >= maxSessions || (perRoot.get(root) ?? 0) >= maxSessionsPerTicket) sweep(now);
+    if (held() >= maxSessions) return 'too many open sessions on this server; try again later';
+    if ((perRoot.get(root) ?? 0) >= maxSessionsPerTicket) return 'this ticket (with those attenuated from the same one) has too many open sessions; end one (DELETE) or let one lapse';
+    pending += 1;
+    perRoot.set(root, (perRoot.get(root) ?? 0) + 1);
     return undefined;
   };
+  const release = (info) => {
+    const { root } = ownerOf(info);
+    pending = Math.max(0, pending - 1);
+    const n = (perRoot.get(root) ?? 1) - 1;
+    if (n > 0) perRoot.set(root, n);
+    else perRoot.delete(root);
+  };
+  // Binds a created session under its owner's reservation (an id already bound keeps its
+  // owner, and the reservation is given back).
   const bind = (id, info) => {
     const k = sessionKey(id);
-    if (sessions.has(k)) return;
+    if (sessions.has(k)) {
+      release(info);
+      return;
+    }
     const { chain, root } = ownerOf(info);
+    pending = Math.max(0, pending - 1);
     sessions.set(k, { chain, root, expires: info.expires ?? Infinity, lastUsed: nowSecs() });
-    perRoot.set(root, (perRoot.get(root) ?? 0) + 1);
   };
   const methodNeeds = (m) => {
     if (methodScopes.has(m)) return methodScopes.get(m);
@@ -275,18 +294,15 @@ export function captixMiddleware(verifier, { authorizationServers, allowedOrigin
       if (failed) return deny(res, body?.id ?? null, failed);
       return res.status(404).json(rpcError(body?.id ?? null, -32600, 'session not found', denial));
     }
-    if (session === undefined) {
-      // A session the server creates for this request belongs to this ticket's chain.
-      const writeHead = res.writeHead;
-      res.writeHead = function (status, ...rest) {
-        const headers = rest.find((h) => h && typeof h === 'object');
-        const id = res.getHeader('mcp-session-id') ?? (headers && Object.entries(headers).find(([k]) => k.toLowerCase() === 'mcp-session-id')?.[1]);
-        if (id !== undefined) bind(Array.isArray(id) ? id[0] : id, info);
-        return writeHead.call(this, status, ...rest);
-      };
-    } else if (req.method === 'DELETE') {
+    if (session !== undefined && req.method === 'DELETE') {
       res.on('finish', () => {
         if (res.statusCode >= 200 && res.statusCode < 300) forget(sessionKey(session));
+      });
+    }
+    if (session !== undefined) {
+      // The server no longer knows the session: neither does the middleware.
+      res.on('finish', () => {
+        if (res.statusCode === 404) forget(sessionKey(session));
       });
     }
     if (req.method !== 'POST') return next();
@@ -316,22 +332,59 @@ export function captixMiddleware(verifier, { authorizationServers, allowedOrigin
         denial = { decision: 'deny', code: 'method_not_allowed', reason: 'this server does not serve this method to tickets (see its configuration)' };
       } else if (missing(info, needs).length) {
         denial = { decision: 'deny', code: 'scope_missing', reason: `this method needs the scope ${missing(info, needs).join(' ')}, which the ticket does not have` };
-      } else if (body.method === 'initialize' && session === undefined) {
-        // Is there room for the session the server may create, before it creates it?
-        const full = room(info);
+      }
+      // An initialize outside a session may create one: reserve room for it first.
+      let reserved = false;
+      if (!denial && body.method === 'initialize' && session === undefined) {
+        const full = reserve(info);
         if (full) denial = { decision: 'deny', code: 'store_unavailable', reason: full };
+        else reserved = true;
       }
       const failed = record(token, body.method, target, denial);
-      if (failed) return deny(res, body.id ?? null, failed);
-      return denial ? deny(res, body.id ?? null, denial, needs ?? []) : next();
+      if (failed) {
+        if (reserved) release(info);
+        return deny(res, body.id ?? null, failed);
+      }
+      if (denial) {
+        if (denial.code === 'store_unavailable') res.set('Retry-After', '60');
+        return deny(res, body.id ?? null, denial, needs ?? []);
+      }
+      if (reserved) {
+        // The session the server creates for this request belongs to this ticket's chain.
+        let settled = false;
+        const writeHead = res.writeHead;
+        res.writeHead = function (status, ...rest) {
+          if (!settled) {
+            settled = true;
+            const headers = rest.find((h) => h && typeof h === 'object');
+            const id = res.getHeader('mcp-session-id') ?? (headers && Object.entries(headers).find(([k]) => k.toLowerCase() === 'mcp-session-id')?.[1]);
+            if (id !== undefined) bind(Array.isArray(id) ? id[0] : id, info);
+            else release(info);
+          }
+          return writeHead.call(this, status, ...rest);
+        };
+        res.on('close', () => {
+          if (!settled) {
+            settled = true;
+            release(info);
+          }
+        });
+      }
+      return next();
     }
     const name = body.params?.name;
     const headerName = req.headers['mcp-name'];
-    if (typeof name !== 'string') {
-      return res.status(400).json(rpcError(body.id ?? null, -32602, 'tools/call needs params.name'));
-    }
+    const args = body.params?.arguments ?? {};
+    const malformed = (reason) => {
+      const denial = { decision: 'deny', code: 'args_malformed', reason };
+      return deny(res, body.id ?? null, record(token, 'tools/call', typeof name === 'string' ? name : undefined, denial) ?? denial);
+    };
+    if (typeof name !== 'string') return malformed('tools/call needs params.name');
     if (headerName !== undefined && headerValue(headerName) !== name) {
       return res.status(400).json(rpcError(body.id ?? null, -32020, "the Mcp-Name header does not match the body's params.name"));
+    }
+    if (typeof args !== 'object' || args === null || Array.isArray(args)) {
+      return malformed('the arguments are not a JSON object');
     }
     // The server's tool scopes, before the ticket's own check spends anything.
     const needs = [...(toolNeeds.get(name) ?? []), ...(toolNeeds.get('*') ?? [])];
@@ -341,7 +394,7 @@ export function captixMiddleware(verifier, { authorizationServers, allowedOrigin
       const failed = record(token, 'tools/call', name, denial);
       return deny(res, body.id ?? null, failed ?? denial, needs);
     }
-    const decision = verifier.check(token, { tool: name, arguments: body.params?.arguments ?? {} });
+    const decision = verifier.check(token, { tool: name, arguments: args });
     if (decision.decision === 'allow') {
       auth.extra.decision = decision;
       return next();

@@ -257,14 +257,38 @@ impl WasmVerifier {
     /// The decision JSON for a call: the ticket and the arguments object's JSON text as UTF-8
     /// bytes (the JS wrapper encodes them natively).
     pub fn check(&self, ticket: &[u8], tool: &str, args_json: &[u8], time: f64) -> String {
-        let decision = Args::from_slice(args_json).and_then(|args| {
-            let c = Call::new(tool, "")?.at(time.max(0.0) as u64);
-            let c = Call { args, ..c };
-            self.inner.check_bytes(ticket, &c)
-        });
+        let decision = self.call(ticket, tool, args_json, time);
         match &decision {
             Ok(a) => a.to_json().to_string(),
             Err(_) => captix::decision_json(&decision),
+        }
+    }
+
+    /// Checks a call; a call refused before the check (its tool name or arguments malformed)
+    /// is audited too, as the Rust layer does.
+    fn call(&self, ticket: &[u8], tool: &str, args_json: &[u8], time: f64) -> captix::Decision {
+        let time = time.max(0.0) as u64;
+        let call = Args::from_slice(args_json).and_then(|args| {
+            Ok(Call {
+                args,
+                ..Call::new(tool, "")?.at(time)
+            })
+        });
+        match call {
+            Ok(c) => self.inner.check_bytes(ticket, &c),
+            Err(d) => {
+                let info = std::str::from_utf8(ticket)
+                    .ok()
+                    .and_then(|t| self.inner.ticket_info(t, time).ok());
+                let target = (!tool.is_empty()).then_some(tool);
+                match self
+                    .inner
+                    .record_request(time, "tools/call", target, info.as_ref(), Some(&d))
+                {
+                    Ok(_) => Err(d),
+                    Err(e) => Err(e),
+                }
+            }
         }
     }
 
@@ -292,10 +316,7 @@ impl WasmVerifier {
             .filter(|e| *e <= self.scratch.len())
             .ok_or_else(|| error("invalid_argument", "lengths beyond the scratch buffer"))?;
         let (ticket, args) = self.scratch[..end].split_at(ticket_len);
-        let decision = Args::from_slice(args).and_then(|args| {
-            let c = Call::new(tool, "")?.at(time.max(0.0) as u64);
-            self.inner.check_bytes(ticket, &Call { args, ..c })
-        });
+        let decision = self.call(ticket, tool, args, time);
         Ok(match decision {
             Ok(a) => {
                 let id = a.decision_id();

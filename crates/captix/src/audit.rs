@@ -148,8 +148,16 @@ impl Record {
             r.user = Some(user.to_string());
         }
         r.chain = chain.to_vec();
-        r.method = Some(method.to_string());
-        r.target = target.map(str::to_string);
+        // Bounded: a target is request data of any length.
+        let bounded = |s: &str, max: usize| {
+            let mut end = s.len().min(max);
+            while !s.is_char_boundary(end) {
+                end -= 1;
+            }
+            s[..end].to_string()
+        };
+        r.method = Some(bounded(method, 256));
+        r.target = target.map(|t| bounded(t, 1024));
         r.set_verdict(denial);
         r
     }

@@ -131,3 +131,96 @@ fn convert<B: Convert<D>, D>(
 ) -> Result<Vec<B>, biscuit_auth::error::Format> {
     items.iter().map(|x| B::convert_from(x, symbols)).collect()
 }
+
+/// A block's decoded terms as JSON (spec §4.7, `spec/schema/datalog-vector.json`): what
+/// another implementation's generator must produce, with no Datalog text involved.
+#[cfg(feature = "test-util")]
+pub(crate) mod json {
+    use biscuit_auth::builder::{Check, CheckKind, Fact, Op, Predicate, Rule, Scope, Term};
+    use serde_json::{json, Value};
+
+    use super::Decoded;
+
+    /// `CamelCase` Debug names as `snake_case` (`GreaterOrEqual` → `greater_or_equal`).
+    fn snake(debug: &str) -> String {
+        let mut out = String::new();
+        for (i, c) in debug.chars().enumerate() {
+            if c.is_ascii_uppercase() {
+                if i > 0 {
+                    out.push('_');
+                }
+                out.push(c.to_ascii_lowercase());
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    }
+
+    fn term(t: &Term) -> Value {
+        match t {
+            Term::Variable(v) => json!({ "variable": v }),
+            Term::Integer(i) => json!({ "integer": i }),
+            Term::Str(s) => json!({ "string": s }),
+            Term::Date(d) => json!({ "date": d }),
+            Term::Bytes(b) => json!({ "bytes": hex::encode(b) }),
+            Term::Bool(b) => json!({ "bool": b }),
+            Term::Set(s) => json!({ "set": s.iter().map(term).collect::<Vec<_>>() }),
+            Term::Parameter(p) => json!({ "parameter": p }),
+            Term::Null => json!({ "null": null }),
+            Term::Array(a) => json!({ "array": a.iter().map(term).collect::<Vec<_>>() }),
+            Term::Map(m) => json!({ "map": format!("{m:?}") }),
+        }
+    }
+
+    fn op(o: &Op) -> Value {
+        match o {
+            Op::Value(t) => json!({ "value": term(t) }),
+            Op::Unary(u) => json!({ "unary": snake(&format!("{u:?}")) }),
+            Op::Binary(b) => json!({ "binary": snake(&format!("{b:?}")) }),
+            Op::Closure(params, ops) => {
+                json!({ "closure": { "params": params, "ops": ops.iter().map(op).collect::<Vec<_>>() } })
+            }
+        }
+    }
+
+    fn predicate(p: &Predicate) -> Value {
+        json!({ "name": p.name, "terms": p.terms.iter().map(term).collect::<Vec<_>>() })
+    }
+
+    fn scope(s: &Scope) -> Value {
+        Value::String(s.to_string())
+    }
+
+    fn rule(r: &Rule) -> Value {
+        json!({
+            "head": predicate(&r.head),
+            "body": r.body.iter().map(predicate).collect::<Vec<_>>(),
+            "expressions": r.expressions.iter().map(|e| e.ops.iter().map(op).collect::<Vec<_>>()).collect::<Vec<_>>(),
+            "scopes": r.scopes.iter().map(scope).collect::<Vec<_>>(),
+        })
+    }
+
+    fn fact(f: &Fact) -> Value {
+        predicate(&f.predicate)
+    }
+
+    fn check(c: &Check) -> Value {
+        let kind = match c.kind {
+            CheckKind::One => "one",
+            CheckKind::All => "all",
+            CheckKind::Reject => "reject",
+        };
+        json!({ "kind": kind, "queries": c.queries.iter().map(rule).collect::<Vec<_>>() })
+    }
+
+    /// The block as JSON: `{facts, rules, checks, scopes}`.
+    pub(crate) fn block(d: &Decoded) -> Value {
+        json!({
+            "facts": d.facts.iter().map(fact).collect::<Vec<_>>(),
+            "rules": d.rules.iter().map(rule).collect::<Vec<_>>(),
+            "checks": d.checks.iter().map(check).collect::<Vec<_>>(),
+            "scopes": d.scopes.iter().map(scope).collect::<Vec<_>>(),
+        })
+    }
+}

@@ -70,6 +70,8 @@ mod reference;
 mod resource;
 mod restriction;
 pub mod revocation;
+#[cfg(feature = "test-util")]
+pub mod testing;
 mod ticket;
 pub mod time;
 mod verifier;

@@ -268,7 +268,8 @@ struct Target {
 }
 
 fn target(params: Option<&RawValue>) -> Option<String> {
-    let t: Target = serde_json::from_str(params?.get()).ok()?;
+    let params = params.filter(|p| p.get().trim_start().starts_with('{'))?;
+    let t: Target = serde_json::from_str(params.get()).ok()?;
     let mut s = t.uri.or(t.name)?;
     if s.len() > 1024 {
         let mut end = 1024;
@@ -376,7 +377,11 @@ pub(crate) async fn guard(State(g): State<Arc<Guard>>, req: Request, next: Next)
         }
         let delete = req.method() == Method::DELETE;
         let response = next.run(req).await;
-        if let (true, true, Some(s)) = (delete, response.status().is_success(), &session) {
+        let ended = response.status().is_success() && delete;
+        if let (true, Some(s)) = (
+            ended || response.status() == StatusCode::NOT_FOUND,
+            &session,
+        ) {
             g.sessions.forget(s);
         }
         return response;
@@ -456,7 +461,11 @@ pub(crate) async fn guard(State(g): State<Arc<Guard>>, req: Request, next: Next)
     }
     // tools/call: one check does it all — ticket validity (401), the call (403/429/400), the
     // budget spend and the audit record.
-    let params: CallParams<'_> = match envelope.params.map(|p| serde_json::from_str(p.get())) {
+    // `params` must be an object: serde would read the struct from an array by position.
+    let params = envelope
+        .params
+        .filter(|p| p.get().trim_start().starts_with('{'));
+    let params: CallParams<'_> = match params.map(|p| serde_json::from_str(p.get())) {
         Some(Ok(p)) => p,
         _ => {
             if let Err(d) = g.verifier.ticket_info(&token, time) {
@@ -529,6 +538,9 @@ pub(crate) async fn guard(State(g): State<Arc<Guard>>, req: Request, next: Next)
     let response = next
         .run(Request::from_parts(parts, Body::from(bytes.clone())))
         .await;
+    if let (Some(s), StatusCode::NOT_FOUND) = (&session, response.status()) {
+        g.sessions.forget(s);
+    }
     match checked.audit_seq {
         Some(seq) => {
             let verifier = g.verifier.clone();
@@ -577,42 +589,52 @@ async fn governed(
         }
     }
     let needs = g.config.method_needs(method);
-    let room = match session {
-        // A request outside any session may create one (`initialize`): is there room, before
-        // the server creates it?
-        None => g.sessions.room(&owner(&info), time),
-        Some(_) => Room::Yes,
-    };
-    let denial = match (&needs, room) {
-        (None, _) => Some(Denial::new(
+    let denial = match &needs {
+        None => Some(Denial::new(
             Code::MethodNotAllowed,
             "this server does not serve this method to tickets (see its configuration)",
         )),
-        (Some(needs), room) => {
+        Some(needs) => {
             let missing = missing(&info, needs);
-            match room {
-                _ if !missing.is_empty() => Some(scope_denial("this method", &missing)),
-                Room::Full if method == "initialize" => Some(Denial::new(
-                    Code::StoreUnavailable,
-                    "too many open sessions on this server; try again later",
-                )),
-                Room::RootFull if method == "initialize" => Some(Denial::new(
-                    Code::StoreUnavailable,
-                    "this ticket (with those attenuated from the same one) has too many open \
-                     sessions; end one first",
-                )),
-                _ => None,
-            }
+            (!missing.is_empty()).then(|| scope_denial("this method", &missing))
         }
     };
+    // An `initialize` outside any session may create one: room is reserved, under the lock
+    // that counts bindings, before the server sees the request.
+    let creates = session.is_none() && method == "initialize";
+    let denial = match (denial, creates) {
+        (None, true) => match g.sessions.reserve(&owner(&info), time) {
+            Ok(()) => None,
+            Err(Room::Full) => Some(Denial::new(
+                Code::StoreUnavailable,
+                "too many open sessions on this server; try again later",
+            )),
+            Err(Room::RootFull) => Some(Denial::new(
+                Code::StoreUnavailable,
+                "this ticket (with those attenuated from the same one) has too many open \
+                 sessions; end one (DELETE) or let one lapse",
+            )),
+        },
+        (d, _) => d,
+    };
+    let reserved = creates && denial.is_none();
     if let Err(e) = g
         .verifier
         .record_request(time, method, target, Some(&info), denial.as_ref())
     {
+        if reserved {
+            g.sessions.release(&owner(&info));
+        }
         return denied(g, envelope.id, &e);
     }
     if let Some(d) = denial {
-        return denied_needing(g, envelope.id, &d, needs.as_deref().unwrap_or_default());
+        let mut r = denied_needing(g, envelope.id, &d, needs.as_deref().unwrap_or_default());
+        if d.code == Code::StoreUnavailable {
+            // Bindings lapse after `session_idle_secs` without use.
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(60u32));
+        }
+        return r;
     }
     let response = next
         .run(Request::from_parts(parts, Body::from(bytes)))
@@ -622,9 +644,17 @@ async fn governed(
         .headers()
         .get("mcp-session-id")
         .map(|v| v.as_bytes().to_vec());
-    if let (None, Some(id)) = (&session, created) {
-        let expires = info.expires.unwrap_or(u64::MAX);
-        g.sessions.bind(&id, &owner(&info), expires, time);
+    match (reserved, created) {
+        (true, Some(id)) => {
+            let expires = info.expires.unwrap_or(u64::MAX);
+            g.sessions.bind(&id, &owner(&info), expires, time);
+        }
+        (true, None) => g.sessions.release(&owner(&info)),
+        (false, _) => {}
+    }
+    if let (Some(s), StatusCode::NOT_FOUND) = (&session, response.status()) {
+        // The server no longer knows the session (it ended it): neither does the layer.
+        g.sessions.forget(s);
     }
     if method == "tools/list" {
         filter_tools(response, &info.tools).await

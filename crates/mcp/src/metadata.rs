@@ -41,7 +41,8 @@ pub struct Config {
     /// Most sessions bound at once for the tickets of one issuance (one authority block and
     /// every ticket attenuated from it; default 32): one holder cannot fill the table.
     pub max_sessions_per_ticket: usize,
-    /// Seconds without a request after which a session's binding lapses (default 600);
+    /// Seconds without a request after which a session's binding lapses (default 300,
+    /// rmcp's own idle timeout);
     /// it lapses at its ticket's expiry in any case.
     pub session_idle_secs: u64,
     /// Methods admitted beyond [the lifecycle](LIFECYCLE), each with the scopes it requires.
@@ -72,7 +73,7 @@ impl Config {
             allowed_origins: Vec::new(),
             max_sessions: 10_000,
             max_sessions_per_ticket: 32,
-            session_idle_secs: 600,
+            session_idle_secs: 300,
             methods: Vec::new(),
             tool_scopes: Vec::new(),
         }

@@ -27,19 +27,30 @@ struct Binding {
 #[derive(Default)]
 struct Table {
     bindings: HashMap<[u8; 32], Binding>,
+    /// Per issuance: bindings plus reservations (sessions being created).
     per_root: HashMap<String, usize>,
+    /// Reservations not yet bound or released, in all.
+    pending: usize,
 }
 
 impl Table {
     fn remove(&mut self, k: &[u8; 32]) {
         if let Some(b) = self.bindings.remove(k) {
-            if let Some(n) = self.per_root.get_mut(&b.root) {
-                *n -= 1;
-                if *n == 0 {
-                    self.per_root.remove(&b.root);
-                }
+            self.uncount(&b.root);
+        }
+    }
+
+    fn uncount(&mut self, root: &str) {
+        if let Some(n) = self.per_root.get_mut(root) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_root.remove(root);
             }
         }
+    }
+
+    fn held(&self) -> usize {
+        self.bindings.len() + self.pending
     }
 
     /// Drops the bindings that lapsed by `now`.
@@ -67,12 +78,10 @@ pub(crate) struct Sessions {
     table: Mutex<Table>,
 }
 
-/// Whether a new session may be created now.
+/// Why a new session may not be created now.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Room {
-    /// Yes.
-    Yes,
-    /// The table holds `max` live bindings.
+    /// The table holds `max` live bindings and reservations.
     Full,
     /// The tickets of this issuance hold `per_root` live bindings.
     RootFull,
@@ -120,28 +129,43 @@ impl Sessions {
         true
     }
 
-    /// Whether this owner may create a session now (asked before the server creates one).
-    pub(crate) fn room(&self, owner: &Owner<'_>, now: u64) -> Room {
+    /// Reserves room for a session this owner is about to create (before the server sees the
+    /// request), under the same lock that counts bindings: concurrent creations cannot
+    /// overshoot either bound. Every `Ok` must end in [`Sessions::bind`] or
+    /// [`Sessions::release`].
+    pub(crate) fn reserve(&self, owner: &Owner<'_>, now: u64) -> Result<(), Room> {
         let mut t = self.lock();
-        if t.bindings.len() >= self.max || t.per_root.get(owner.root) >= Some(&self.per_root) {
+        let root_full = |t: &Table| t.per_root.get(owner.root) >= Some(&self.per_root);
+        if t.held() >= self.max || root_full(&t) {
             t.sweep(now, self.idle);
         }
-        if t.bindings.len() >= self.max {
-            Room::Full
-        } else if t.per_root.get(owner.root) >= Some(&self.per_root) {
-            Room::RootFull
-        } else {
-            Room::Yes
+        if t.held() >= self.max {
+            return Err(Room::Full);
         }
+        if root_full(&t) {
+            return Err(Room::RootFull);
+        }
+        t.pending += 1;
+        *t.per_root.entry(owner.root.to_string()).or_default() += 1;
+        Ok(())
     }
 
-    /// Binds a session the server just created to this owner until `expires` (the ticket's).
-    /// An id already bound keeps its owner. (Concurrent creations admitted by [`Sessions::room`]
-    /// may take the table a few entries past `max`: never more than the requests in flight.)
+    /// Gives back a reservation whose request created no session.
+    pub(crate) fn release(&self, owner: &Owner<'_>) {
+        let mut t = self.lock();
+        t.pending = t.pending.saturating_sub(1);
+        t.uncount(owner.root);
+    }
+
+    /// Binds a session the server just created, under its owner's reservation, until
+    /// `expires` (the ticket's). An id already bound keeps its owner (and the reservation is
+    /// given back).
     pub(crate) fn bind(&self, id: &[u8], owner: &Owner<'_>, expires: u64, now: u64) {
         let mut t = self.lock();
         let k = key(id);
+        t.pending = t.pending.saturating_sub(1);
         if t.bindings.contains_key(&k) {
+            t.uncount(owner.root);
             return;
         }
         t.bindings.insert(
@@ -153,7 +177,6 @@ impl Sessions {
                 last_used: now,
             },
         );
-        *t.per_root.entry(owner.root.to_string()).or_default() += 1;
     }
 
     /// Forgets a session (after the server deleted it).
@@ -182,38 +205,57 @@ mod tests {
     #[test]
     fn a_session_belongs_to_one_chain_until_its_ticket_expires() {
         let s = Sessions::new(3, 2, 1000);
+        s.reserve(&A, 10).expect("room");
         s.bind(b"s1", &A, 100, 10);
         assert!(s.belongs(b"s1", &A, 100));
         assert!(!s.belongs(b"s1", &B, 50), "another chain of the same root");
         assert!(!s.belongs(b"s2", &A, 50), "unknown id");
+        s.reserve(&B, 10).expect("room");
         s.bind(b"s1", &B, 100, 10);
         assert!(s.belongs(b"s1", &A, 50), "no rebinding");
         assert!(!s.belongs(b"s1", &A, 101), "after the ticket expired");
         assert!(!s.belongs(b"s1", &A, 50), "and it is gone");
+        s.reserve(&C, 10).expect("room");
         s.bind(b"s3", &C, 100, 10);
         s.forget(b"s3");
         assert!(!s.belongs(b"s3", &C, 50));
     }
 
     #[test]
-    fn the_table_is_bounded_per_issuance_and_in_all() {
+    fn the_table_is_bounded_per_issuance_and_in_all_reservations_included() {
         let s = Sessions::new(3, 2, 1000);
-        assert_eq!(s.room(&A, 10), Room::Yes);
+        // Two creations in flight for root1 already fill its share: no overshoot by racing.
+        s.reserve(&A, 10).expect("room");
+        s.reserve(&B, 10).expect("room");
+        assert_eq!(s.reserve(&A, 10), Err(Room::RootFull));
+        s.release(&B);
+        s.reserve(&B, 10)
+            .expect("a released reservation is room again");
         s.bind(b"a1", &A, 100, 10);
         s.bind(b"a2", &B, 100, 10);
-        assert_eq!(s.room(&A, 10), Room::RootFull, "two of root1's tickets");
-        assert_eq!(s.room(&C, 10), Room::Yes, "another issuance still may");
+        assert_eq!(
+            s.reserve(&A, 10),
+            Err(Room::RootFull),
+            "two of root1's tickets"
+        );
+        s.reserve(&C, 10).expect("another issuance still may");
+        assert_eq!(
+            s.reserve(&C, 10),
+            Err(Room::Full),
+            "in flight counts toward the table"
+        );
         s.bind(b"c1", &C, 20, 10);
-        assert_eq!(s.room(&C, 10), Room::Full);
         // once c1's ticket expired its slot is reclaimed
-        assert_eq!(s.room(&C, 21), Room::Yes);
+        s.reserve(&C, 21).expect("reclaimed");
+        s.release(&C);
         s.forget(b"a1");
-        assert_eq!(s.room(&A, 21), Room::Yes);
+        s.reserve(&A, 21).expect("forgotten");
     }
 
     #[test]
     fn an_idle_binding_lapses() {
         let s = Sessions::new(10, 10, 60);
+        s.reserve(&A, 0).expect("room");
         s.bind(b"s", &A, 10_000, 0);
         assert!(s.belongs(b"s", &A, 50));
         assert!(s.belongs(b"s", &A, 110), "each use keeps it live");

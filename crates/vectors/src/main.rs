@@ -1432,6 +1432,152 @@ fn main() {
         std::fs::write(dir.join(format!("{name}.json")), text).expect("write");
     }
     eprintln!("wrote {} vectors to {}", g.out.len(), dir.display());
+    let datalog = datalog_vectors();
+    let ddir = dir.join("datalog");
+    std::fs::create_dir_all(&ddir).expect("mkdir");
+    for entry in std::fs::read_dir(&ddir).expect("read dir") {
+        let p = entry.expect("entry").path();
+        if p.extension().is_some_and(|e| e == "json") {
+            std::fs::remove_file(p).expect("remove");
+        }
+    }
+    for (name, doc) in &datalog {
+        let text = serde_json::to_string_pretty(doc).expect("json") + "\n";
+        std::fs::write(ddir.join(format!("{name}.json")), text).expect("write");
+    }
+    eprintln!(
+        "wrote {} Datalog vectors to {}",
+        datalog.len(),
+        ddir.display()
+    );
+}
+
+/// Spec §4.7: for each kind of restriction, a description and the decoded terms of the block
+/// it generates (`spec/schema/datalog-vector.json`), so an implementation in another language
+/// can check its generator term by term, without Biscuit's parser or printer.
+fn datalog_vectors() -> Vec<(String, Value)> {
+    let authority = |extra: Value| {
+        let mut d = json!({
+            "captix": 1,
+            "identity": {"issuer": "https://auth.example", "agent": "billing-agent", "user": "alice", "scopes": ["invoices:read"]},
+            "grants": ["list_invoices", "get_invoice"],
+        });
+        if let (Some(d), Some(e)) = (d.as_object_mut(), extra.as_object()) {
+            for (k, v) in e {
+                d.insert(k.clone(), v.clone());
+            }
+        }
+        d
+    };
+    let cases: Vec<(&str, &str, usize, Value)> = vec![
+        (
+            "authority_facts",
+            "identity, grants and budgets are facts, in description order",
+            0,
+            authority(
+                json!({"budgets": [{"tool": "*", "max_calls": 100, "window": 60}, {"tool": "get_invoice", "max_calls": 10, "window": 0}]}),
+            ),
+        ),
+        (
+            "time_window",
+            "not before and expires: dates compared with $time",
+            1,
+            json!({"captix": 1, "not_before": 1800000000u64, "expires": 1800003600u64}),
+        ),
+        (
+            "audience",
+            "resource: one fact in the check's body",
+            1,
+            json!({"captix": 1, "resource": "https://mcp.example/invoices"}),
+        ),
+        (
+            "tools",
+            "a tool list: one query per tool",
+            1,
+            json!({"captix": 1, "tools": ["list_invoices", "get_invoice"]}),
+        ),
+        (
+            "tools_empty",
+            "an empty tool list: a query that is always false",
+            1,
+            json!({"captix": 1, "tools": []}),
+        ),
+        (
+            "row_eq_named",
+            "a row filter on one tool: the tool test, then the value",
+            1,
+            json!({"captix": 1, "rows": [{"tool": "list_invoices", "arg": "/org", "eq": "acme"}]}),
+        ),
+        (
+            "row_one_of_any",
+            "every tool, one of several integers: one query per value",
+            1,
+            json!({"captix": 1, "rows": [{"tool": "*", "arg": "/id", "one_of": [1, 2, 3]}]}),
+        ),
+        (
+            "row_eq_bool",
+            "a boolean value",
+            1,
+            json!({"captix": 1, "rows": [{"tool": "*", "arg": "/draft", "eq": false}]}),
+        ),
+        (
+            "row_prefix",
+            "a prefix: the type test first, then starts_with",
+            1,
+            json!({"captix": 1, "rows": [{"tool": "*", "arg": "/filter/status", "prefix": "op"}]}),
+        ),
+        (
+            "row_range",
+            "an integer range: the type test, then each bound",
+            1,
+            json!({"captix": 1, "rows": [{"tool": "create_refund", "arg": "/amount", "range": {"min": 1, "max": 500}}]}),
+        ),
+        (
+            "row_range_max_only",
+            "a range with one bound",
+            1,
+            json!({"captix": 1, "rows": [{"tool": "*", "arg": "/amount", "range": {"max": 100}}]}),
+        ),
+        (
+            "row_quote_injection",
+            "a string holding quotes and a backslash is one string term",
+            1,
+            json!({"captix": 1, "rows": [{"tool": "*", "arg": "/org", "eq": "zz\") or tool(\"t \\"}]}),
+        ),
+        (
+            "hand_written",
+            "a hand-written check: its own terms",
+            1,
+            json!({"captix": 1, "checks": ["check if time($t), $t < 2030-01-01T00:00:00Z"]}),
+        ),
+        (
+            "attenuation_all",
+            "every restriction of an attenuation block, in check order",
+            1,
+            json!({"captix": 1, "not_before": 1800000000u64, "expires": 1800000300u64, "resource": "https://mcp.example/invoices",
+                "tools": ["list_invoices"], "rows": [{"tool": "*", "arg": "/org", "eq": "acme"}],
+                "budgets": [{"tool": "list_invoices", "max_calls": 10, "window": 300}]}),
+        ),
+    ];
+    cases
+        .into_iter()
+        .map(|(name, comment, index, description)| {
+            let d: captix::Description =
+                serde_json::from_value(description.clone()).expect("description");
+            let block = captix::testing::generated_terms(&d, index).expect("generates");
+            // The description as a reader parses it back: what the block's context holds.
+            let context: Value = serde_json::to_value(&d).expect("json");
+            assert_eq!(
+                context, description,
+                "{name}: the description is in its canonical form"
+            );
+            (
+                format!("datalog_{name}"),
+                json!({"name": format!("datalog_{name}"), "section": "4.7", "comment": comment,
+                       "index": index, "description": description, "block": block}),
+            )
+        })
+        .collect()
 }
 
 fn b64(b: &[u8]) -> String {

@@ -645,6 +645,7 @@ async fn one_issuance_cannot_fill_the_session_table() {
         )
         .await;
     assert_eq!(status, 503, "{body}");
+    assert!(head.contains("retry-after: 60"), "{head}");
     assert!(session_of(&head).is_none(), "no session created: {head}");
     assert!(body.contains("too many open sessions"), "{body}");
     // Another issuance is unaffected.
@@ -663,6 +664,36 @@ async fn one_issuance_cannot_fill_the_session_table() {
         )
         .await;
     assert_eq!(status, 200, "{body}");
+}
+
+/// Concurrent `initialize` requests cannot overshoot an issuance's share of the table: room
+/// is reserved, under the lock that counts bindings, before the server sees each request.
+#[tokio::test]
+async fn concurrent_sessions_cannot_overshoot_the_quota() {
+    let mut c = config();
+    c.max_sessions_per_ticket = 3;
+    let s = server_with(c).await;
+    let agent = s.agent();
+    let auth = format!("Bearer {}", agent.as_str());
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..24 {
+        let (addr, auth) = (s.addr, auth.clone());
+        tasks.spawn(async move {
+            http(
+                addr,
+                "POST",
+                "/mcp",
+                &[("authorization", &auth)],
+                INITIALIZE,
+            )
+            .await
+            .0
+        });
+    }
+    let statuses = tasks.join_all().await;
+    let created = statuses.iter().filter(|s| **s == 200).count();
+    let refused = statuses.iter().filter(|s| **s == 503).count();
+    assert_eq!((created, refused), (3, 21), "{statuses:?}");
 }
 
 /// Methods beyond the lifecycle and tools are admitted only by configuration, with the scopes

@@ -269,3 +269,46 @@ test('a session belongs to the ticket chain that created it', async () => {
     await new Promise((r) => listener.close(r));
   }
 });
+
+test('concurrent initializes cannot overshoot the quota; malformed calls are audited', async () => {
+  const app = express();
+  app.use(express.json());
+  let created = 0;
+  const listener = await new Promise((resolve) => { const l = app.listen(0, '127.0.0.1', () => resolve(l)); });
+  const url = `http://127.0.0.1:${listener.address().port}/mcp`;
+  const records = [];
+  const verifier = new Verifier({ publicKeys: [key.publicKey], resource: url, audit: (r) => records.push(r) });
+  app.all('/mcp', captixMiddleware(verifier, { authorizationServers: ['https://as.example'], maxSessionsPerTicket: 3 }), async (req, res) => {
+    // A slow transport: every request is in flight at once before any session exists.
+    await new Promise((r) => setTimeout(r, 50));
+    if (req.body?.method === 'initialize') {
+      created += 1;
+      res.writeHead(200, { 'content-type': 'application/json', 'mcp-session-id': `s-${created}` });
+      return res.end('{"jsonrpc":"2.0","id":1,"result":{}}');
+    }
+    res.json({ jsonrpc: '2.0', id: req.body?.id ?? null, result: {} });
+  });
+  try {
+    const a = mint(key.secretKey, { agent: 'a', user: 'u', tools: ['list_invoices'], ttl: '1h', resource: url });
+    const init = { jsonrpc: '2.0', id: 1, method: 'initialize', params: {} };
+    const answers = await Promise.all(Array.from({ length: 20 }, () => post(url, { authorization: `Bearer ${a}` }, init)));
+    const statuses = answers.map((r) => r.status);
+    assert.equal(statuses.filter((s) => s === 200).length, 3, statuses.join(','));
+    assert.equal(statuses.filter((s) => s === 503).length, 17);
+    assert.equal(created, 3, 'the transport created exactly the admitted sessions');
+    assert.equal(answers.find((r) => r.status === 503).headers.get('retry-after'), '60');
+    // Calls refused before the check are audited as args_malformed.
+    records.length = 0;
+    for (const params of [{}, { name: 7 }, { name: 'list_invoices', arguments: '{"org":"acme"}' }, { name: 'list_invoices', arguments: [1] }]) {
+      const r = await post(url, { authorization: `Bearer ${a}` }, { jsonrpc: '2.0', id: 2, method: 'tools/call', params });
+      assert.equal(r.status, 400, JSON.stringify(params));
+    }
+    const deep = { name: 'list_invoices', arguments: JSON.parse('{"a":'.repeat(40) + '1' + '}'.repeat(40)) };
+    assert.equal((await post(url, { authorization: `Bearer ${a}` }, { jsonrpc: '2.0', id: 3, method: 'tools/call', params: deep })).status, 400);
+    assert.equal(records.filter((r) => r.code === 'args_malformed').length, 4, JSON.stringify(records));
+    assert.equal(records.filter((r) => r.code === 'args_too_deep').length, 1, JSON.stringify(records));
+    assert.ok(records.every((r) => r.agent === 'a'), 'with the identity of the valid ticket');
+  } finally {
+    await new Promise((r) => listener.close(r));
+  }
+});
