@@ -408,6 +408,7 @@ fn mcp_roundtrip(c: &mut Criterion) {
         .row("*:org=acme".parse().expect("row"))
         .budget("1000000000000000".parse().expect("budget"))
         .expires_at(4_000_000_000)
+        .resource(guarded.clone())
         .sign()
         .expect("mint");
     let body = r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"list_invoices","arguments":{"org":"acme"},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientInfo":{"name":"bench","version":"1"},"io.modelcontextprotocol/clientCapabilities":{}}}}"#;
@@ -481,6 +482,7 @@ fn layer_only(c: &mut Criterion) {
         .row("*:org=acme".parse().expect("row"))
         .budget("1000000000000000".parse().expect("budget"))
         .expires_at(4_000_000_000)
+        .resource(resource)
         .sign()
         .expect("mint");
     let auth = format!("Bearer {}", ticket.as_str());

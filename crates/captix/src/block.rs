@@ -90,6 +90,19 @@ impl Description {
     /// Heap bytes held (an estimate, for cache accounting): every string and list, with the
     /// overhead of each allocation.
     pub(crate) fn heap_bytes(&self) -> usize {
+        // Every member named: a new one does not compile until this says what it means.
+        let Description {
+            captix: _,
+            identity: _,
+            grants: _,
+            not_before: _,
+            expires: _,
+            resource: _,
+            tools: _,
+            rows: _,
+            budgets: _,
+            checks: _,
+        } = self;
         let strings = |v: &[String]| v.iter().map(|s| s.len() + 32).sum::<usize>();
         self.identity.as_ref().map_or(0, Identity::heap_bytes)
             + strings(&self.grants)
@@ -110,26 +123,44 @@ impl Description {
 
     /// The restrictions, in the order of the generated checks.
     pub fn restrictions(&self) -> Vec<Restriction> {
+        // Every member named: a new one does not compile until it says whether it restricts.
+        let Description {
+            captix: _,
+            identity: _,
+            grants: _,
+            not_before,
+            expires,
+            resource,
+            tools,
+            rows,
+            budgets: _, // spent by the verifier (§4.5), not a check
+            checks,
+        } = self;
         let mut out = Vec::new();
-        if let Some(t) = self.not_before {
-            out.push(Restriction::NotBefore(t));
-        }
-        if let Some(t) = self.expires {
-            out.push(Restriction::Expires(t));
-        }
-        if let Some(r) = &self.resource {
-            out.push(Restriction::Resource(r.clone()));
-        }
-        if let Some(t) = &self.tools {
-            out.push(Restriction::Tools(t.clone()));
-        }
-        out.extend(self.rows.iter().cloned().map(Restriction::Row));
-        out.extend(self.checks.iter().cloned().map(Restriction::Datalog));
+        out.extend(not_before.map(Restriction::NotBefore));
+        out.extend(expires.map(Restriction::Expires));
+        out.extend(resource.clone().map(Restriction::Resource));
+        out.extend(tools.clone().map(Restriction::Tools));
+        out.extend(rows.iter().cloned().map(Restriction::Row));
+        out.extend(checks.iter().cloned().map(Restriction::Datalog));
         out
     }
 
     /// Checks the description is well formed for a block at `index` (0 = authority).
     pub(crate) fn validate(&self, index: usize) -> Result<(), Error> {
+        // Every member named: a new one does not compile until this says what it means.
+        let Description {
+            captix: _,
+            identity: _,
+            grants: _,
+            not_before: _,
+            expires: _,
+            resource: _,
+            tools: _,
+            rows: _,
+            budgets: _,
+            checks: _,
+        } = self;
         let bad = |m: String| Err(Error::InvalidRestriction(m));
         if self.captix != FORMAT_VERSION {
             return bad(format!("unsupported captix format version {}", self.captix));
@@ -192,6 +223,19 @@ impl Description {
 
     /// The Datalog generated from the description (spec §4.7), without the context.
     pub(crate) fn datalog(&self) -> Result<BlockBuilder, Error> {
+        // Every member named: a new one does not compile until this says what it means.
+        let Description {
+            captix: _,
+            identity: _,
+            grants: _,
+            not_before: _,
+            expires: _,
+            resource: _,
+            tools: _,
+            rows: _,
+            budgets: _,
+            checks: _,
+        } = self;
         let mut b = BlockBuilder::new();
         let add_fact =
             |b: BlockBuilder, f: builder::Fact| b.fact(f).map_err(|e| Error::Build(e.to_string()));

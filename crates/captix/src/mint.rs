@@ -72,18 +72,27 @@ macro_rules! restriction_methods {
 
         /// Applies a set of restrictions at once (see [`Restrictions`]).
         pub fn restrict(mut self, r: Restrictions) -> Self {
-            self.desc.rows.extend(r.rows);
-            self.desc.budgets.extend(r.budgets);
-            if r.expires.is_some() {
-                self.desc.expires = r.expires;
+            // Every member named: a new one does not compile until it is applied here.
+            let Restrictions {
+                rows,
+                budgets,
+                expires,
+                not_before,
+                resource,
+                checks,
+            } = r;
+            self.desc.rows.extend(rows);
+            self.desc.budgets.extend(budgets);
+            if expires.is_some() {
+                self.desc.expires = expires;
             }
-            if r.not_before.is_some() {
-                self.desc.not_before = r.not_before;
+            if not_before.is_some() {
+                self.desc.not_before = not_before;
             }
-            if let Some(uri) = r.resource {
+            if let Some(uri) = resource {
                 self.desc.resource = Some(crate::normalize_resource(&uri));
             }
-            self.desc.checks.extend(r.checks);
+            self.desc.checks.extend(checks);
             self
         }
 

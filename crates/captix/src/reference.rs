@@ -145,12 +145,7 @@ impl Ticket {
     /// Hand-written and foreign checks are not evaluated here.
     fn vocabulary_denial(&self, call: &Call) -> Option<Denial> {
         let resource = call.resource.as_deref();
-        let described: Vec<(usize, Restriction)> = self
-            .blocks()
-            .iter()
-            .filter_map(|b| b.description().map(|d| (b.index, d)))
-            .flat_map(|(i, d)| d.restrictions().into_iter().map(move |r| (i, r)))
-            .collect();
+        let described = self.restrictions();
         // Without a described authority block the grants are not known: taken as granted.
         let authority_described = self
             .blocks()

@@ -466,6 +466,17 @@ impl Ticket {
         &self.chain.blocks
     }
 
+    /// Every described block's restrictions, in (block, check) order (spec §4.7): the list the
+    /// precedence walk (§6.3) runs over.
+    pub(crate) fn restrictions(&self) -> Vec<(usize, crate::restriction::Restriction)> {
+        self.chain
+            .blocks
+            .iter()
+            .filter_map(|b| b.description().map(|d| (b.index, d)))
+            .flat_map(|(i, d)| d.restrictions().into_iter().map(move |r| (i, r)))
+            .collect()
+    }
+
     /// The root key id the ticket names.
     pub fn key_id(&self) -> Option<KeyId> {
         self.chain.key_id.map(KeyId)

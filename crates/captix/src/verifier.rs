@@ -353,13 +353,7 @@ impl Verifier {
                 compiled.callable().cloned().collect()
             }
             Path::Reference { ticket: t, .. } => {
-                let described: Vec<(usize, Restriction)> = t
-                    .blocks()
-                    .iter()
-                    .filter_map(|b| b.description().map(|d| (b.index, d)))
-                    .flat_map(|(i, d)| d.restrictions().into_iter().map(move |r| (i, r)))
-                    .collect();
-                valid(&described)?;
+                valid(&t.restrictions())?;
                 t.grants()
                     .iter()
                     .filter(|g| {

@@ -33,13 +33,18 @@ fn load() -> Vec<(String, Value)> {
     out
 }
 
-fn run(v: &Value) -> (String, Option<usize>) {
-    let keys: KeySet = v["keys"]
+/// The vector's root keys.
+fn keys_of(v: &Value) -> KeySet {
+    v["keys"]
         .as_array()
         .expect("keys")
         .iter()
         .map(|k| PublicKey::from_text(k.as_str().expect("key text")).expect("key"))
-        .collect();
+        .collect()
+}
+
+fn run(v: &Value) -> (String, Option<usize>) {
+    let keys = keys_of(v);
     let c = &v["call"];
     let call = Call::new(
         c["tool"].as_str().expect("tool"),
@@ -191,13 +196,7 @@ fn descriptions_generate_the_terms_of_the_datalog_vectors() {
 fn decoded_blocks_are_the_terms_their_descriptions_generate() {
     let mut compared = 0;
     for (name, v) in load() {
-        let keys: KeySet = v["keys"]
-            .as_array()
-            .expect("keys")
-            .iter()
-            .map(|k| PublicKey::from_text(k.as_str().expect("key")).expect("key"))
-            .collect();
-        let Ok(t) = Ticket::parse(v["ticket"].as_str().expect("ticket"), &keys) else {
+        let Ok(t) = Ticket::parse(v["ticket"].as_str().expect("ticket"), &keys_of(&v)) else {
             continue;
         };
         let decoded = captix::testing::decoded_terms(&t);
