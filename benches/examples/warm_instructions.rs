@@ -20,14 +20,22 @@ fn main() {
         .tool("list_invoices")
         .tool("get_invoice")
         .row("*:org=acme".parse().expect("bench setup"))
-        .row("list_invoices:status=open|paid".parse().expect("bench setup"))
+        .row(
+            "list_invoices:status=open|paid"
+                .parse()
+                .expect("bench setup"),
+        )
         .budget("1000000000/min".parse().expect("bench setup"))
         .expires_at(now + 3600)
         .resource("https://mcp.example/invoices")
         .sign()
         .expect("bench setup");
     for _ in 1..blocks {
-        t = t.attenuate().tool("list_invoices").sign().expect("bench setup");
+        t = t
+            .attenuate()
+            .tool("list_invoices")
+            .sign()
+            .expect("bench setup");
     }
     let v = Verifier::builder(KeySet::from(k.public()))
         .resource("https://mcp.example/invoices")
@@ -38,6 +46,9 @@ fn main() {
         .at(now);
     v.check(t.as_str(), &c).expect("bench setup");
     for _ in 0..n {
-        std::hint::black_box(v.check(std::hint::black_box(t.as_str()), &c).expect("bench setup"));
+        std::hint::black_box(
+            v.check(std::hint::black_box(t.as_str()), &c)
+                .expect("bench setup"),
+        );
     }
 }
