@@ -165,7 +165,7 @@ export function captixMiddleware(verifier, { authorizationServers, allowedOrigin
   const resourceMetadataUrl = own + metadataPath;
   // Streamable HTTP: browser requests from other origins are refused (DNS rebinding).
   const origins = [own, ...allowedOrigins.map((o) => o.replace(/\/$/, ''))];
-  // Sessions belong to the chain that created them (spec §14.4): sha256(id) → binding. At most
+  // Sessions belong to the chain that created them (docs §14.4): sha256(id) → binding. At most
   // maxSessions in all, maxSessionsPerTicket per issuance (authority block); a binding lapses
   // at its ticket's expiry or after sessionIdleSecs without use.
   const sessions = new Map();

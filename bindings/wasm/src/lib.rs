@@ -1,4 +1,4 @@
-//! WebAssembly bindings of captix (spec §13). Conversion only: every decision is the core's.
+//! WebAssembly bindings of captix (docs §13). Conversion only: every decision is the core's.
 //!
 //! Values cross the boundary as JSON text; the npm package's `index.js` turns them into
 //! objects and errors into `Error`s carrying `code`.
@@ -183,7 +183,7 @@ struct Options {
     #[serde(default)]
     redact: Option<Vec<String>>,
     cache_bytes: Option<usize>,
-    /// The named opt-outs of the safe defaults (spec §10.1).
+    /// The named opt-outs of the safe defaults (docs §10.1).
     #[serde(default)]
     allow_tickets_without_expiry: bool,
     #[serde(default)]

@@ -1,4 +1,4 @@
-//! The audit log (spec §11): one JSON line per decision and per outcome, each carrying the
+//! The audit log (docs §11): one JSON line per decision and per outcome, each carrying the
 //! SHA-256 of the previous line so that an edited or deleted line is detected.
 
 use std::io::{BufRead, Read, Seek, SeekFrom, Write};
@@ -14,7 +14,7 @@ use crate::error::{Code, Denial};
 /// The `prev` of the first line of a log.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-/// Which argument values an audit record keeps (spec §11.2).
+/// Which argument values an audit record keeps (docs §11.2).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum Redaction {
     /// Every argument value.
@@ -28,7 +28,7 @@ pub enum Redaction {
     Omit,
 }
 
-/// One line of the audit log (spec §11.1).
+/// One line of the audit log (docs §11.1).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Record {
@@ -218,7 +218,7 @@ pub trait AuditSink: Send + Sync {
     fn append(&self, record: Record) -> Result<u64, Denial>;
 }
 
-/// How hard the file sink tries to keep a line (spec §11.3).
+/// How hard the file sink tries to keep a line (docs §11.3).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Durability {
     /// One `write` per line, no buffering in the process: a line survives a crash of the
@@ -391,7 +391,7 @@ pub struct Broken {
 /// Checks a whole log: every line parses, `seq` counts up from 1 by one, and each `prev` is the
 /// SHA-256 of the previous line. Returns the records, or the first broken line. A log cut
 /// after its last line cannot be told from a shorter log: anchor the last hash elsewhere
-/// (spec §11.4).
+/// (docs §11.4).
 pub fn verify_log(reader: impl BufRead) -> Result<Vec<Record>, Broken> {
     let mut prev = GENESIS.to_string();
     let mut out = Vec::new();

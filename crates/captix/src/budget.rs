@@ -1,4 +1,4 @@
-//! Budget accounting (spec §10): the `BudgetStore` trait, GCRA, and the in-memory store.
+//! Budget accounting (docs §10): the `BudgetStore` trait, GCRA, and the in-memory store.
 //!
 //! > A budget of N calls per W seconds is a GCRA (generic cell rate algorithm) with emission
 //! > interval W/N and burst N, in exact integers. Time is counted in *ticks* of 1/N second: a
@@ -42,7 +42,7 @@ pub struct BudgetKey {
     pub expires: Option<u64>,
 }
 
-/// The state of one budget (spec §10.3): the debt in ticks at time `at`; for a lifetime
+/// The state of one budget (docs §10.3): the debt in ticks at time `at`; for a lifetime
 /// budget, the count of calls (`at` unused).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct State {
@@ -72,7 +72,7 @@ pub trait PreparedSpend: Send + Sync {
     fn spend(&self, now: u64) -> Result<Spend, Denial>;
 
     /// The heap this prepared spend holds or keeps alive (an estimate): what a verifier's
-    /// cache counts against its byte bound (spec §10.2).
+    /// cache counts against its byte bound (docs §10.2).
     fn heap_bytes(&self) -> usize {
         0
     }
@@ -84,7 +84,7 @@ pub trait BudgetStore: Send + Sync {
     fn prepare(&self, keys: Vec<BudgetKey>) -> Box<dyn PreparedSpend>;
 }
 
-/// The GCRA step for one budget (spec §10.3): the new state, or the seconds to wait (`None`
+/// The GCRA step for one budget (docs §10.3): the new state, or the seconds to wait (`None`
 /// for a budget that never refills). Exact for every budget that passes
 /// [`crate::Budget::new`]'s limit, at any time.
 pub fn gcra(state: State, now: u64, max_calls: u64, window: u64) -> Result<State, Option<u64>> {
@@ -264,7 +264,7 @@ impl MemoryBudgets {
     }
 
     /// Writes the state to `path` atomically (a temporary file, fsync, rename), in the compact
-    /// binary form of spec §10.3. State that is the same as none at `now` is left out:
+    /// binary form of docs §10.3. State that is the same as none at `now` is left out:
     /// a refilled window, a lifetime counter that no presentable ticket holds any more.
     pub fn save(&self, path: &Path, now: u64) -> std::io::Result<()> {
         let mut out = Vec::with_capacity(64 + self.len() * 104);

@@ -1,4 +1,4 @@
-//! A generic cache bounded in bytes, with constant-time lookups (spec §10.2).
+//! A generic cache bounded in bytes, with constant-time lookups (docs §10.2).
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
@@ -8,7 +8,7 @@ use subtle::ConstantTimeEq;
 
 const SHARDS: usize = 64;
 
-/// Compares two byte strings in time that depends only on their lengths (spec §10.2): XOR
+/// Compares two byte strings in time that depends only on their lengths (docs §10.2): XOR
 /// of 8-byte words accumulated with OR, no early exit, the final test by `subtle`.
 pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
@@ -29,7 +29,7 @@ pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// What the cache holds: an entry found by its exact bytes, weighed in heap bytes, dropped
-/// when it expires (spec §10.2).
+/// when it expires (docs §10.2).
 pub(crate) trait Cached {
     /// The bytes the entry is found by (a ticket's text).
     fn key(&self) -> &[u8];
@@ -39,7 +39,7 @@ pub(crate) trait Cached {
     fn heap_bytes(&self) -> usize;
 }
 
-/// A cache bounded in bytes of heap (spec §10.2): sharded by a keyed hash (a holder cannot
+/// A cache bounded in bytes of heap (docs §10.2): sharded by a keyed hash (a holder cannot
 /// aim at one shard), each lookup confirmed by comparing the whole key in constant time, the
 /// entries that expire first evicted when a shard is full.
 pub(crate) struct Cache<E> {
@@ -299,7 +299,7 @@ mod tests {
         (a, b)
     }
 
-    /// Timing test (spec §10.2): comparing a presented ticket with a cached one takes the same
+    /// Timing test (docs §10.2): comparing a presented ticket with a cached one takes the same
     /// time wherever they differ. Probes differ from the cached ticket in their first two or
     /// in their last two bytes. Five independent rounds; a leak shows a large |t| of the same
     /// sign every round, noise on a shared machine a small |t| of either sign, so the median

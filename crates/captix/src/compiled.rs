@@ -17,7 +17,7 @@ use crate::restriction::{not_granted, walk, Fast, Restriction, Walk};
 use crate::ticket::{RevocationId, Ticket};
 
 /// A verified vocabulary ticket compiled to plain data. It keeps what the hot path needs
-/// (spec §10.2), not the ticket: the restrictions, the descriptions the per-tool views are
+/// (docs §10.2), not the ticket: the restrictions, the descriptions the per-tool views are
 /// made from on first use, and the summary.
 #[derive(Debug)]
 pub struct Compiled {
@@ -64,19 +64,17 @@ impl Compiled {
         let views = grants.iter().map(|_| OnceLock::new()).collect();
         let (mut from, mut until, mut resources, mut per_call) =
             (0, u64::MAX, Vec::new(), Vec::new());
-        let mut tool_lists: Vec<&[String]> = Vec::new();
         for (block, r) in &checks {
             match r.fast() {
                 Fast::From(t) => from = from.max(t),
                 Fast::Until(t) => until = until.min(t),
                 Fast::Audience(u) => resources.push(u.to_string()),
-                Fast::ToolList(list) => tool_lists.push(list),
+                Fast::ToolList(_) => {} // per grant, in `callable` below
                 Fast::PerCall => per_call.push((*block, r.clone())),
             }
         }
-        let callable = grants
-            .iter()
-            .map(|g| tool_lists.iter().all(|l| l.contains(g)))
+        let callable = crate::restriction::callable(&grants, &checks)
+            .map(|(_, ok)| ok)
             .collect();
         let mut c = Compiled {
             grants,
@@ -123,7 +121,7 @@ impl Compiled {
         match walk(
             &self.checks,
             |(_, r)| r.class(),
-            |(_, r)| !r.holds(call, resource),
+            |(_, r)| r.fails(call, resource),
             grant,
         ) {
             Walk::Granted(i) => Ok(i),
@@ -174,7 +172,7 @@ impl Compiled {
     }
 
     /// An estimate of the heap this holds, views made so far included: what the verifier's
-    /// cache counts against its byte bound (spec §10.2).
+    /// cache counts against its byte bound (docs §10.2).
     pub(crate) fn heap_bytes(&self) -> usize {
         self.base_bytes + self.extra.load(Ordering::Relaxed)
     }

@@ -40,7 +40,7 @@ pub struct BudgetRef {
     pub root_id: String,
     /// The budget.
     pub budget: Budget,
-    /// Until when its state must be kept (spec §10.3): the earliest expiry of the declaring
+    /// Until when its state must be kept (docs §10.3): the earliest expiry of the declaring
     /// block and its ancestors, whatever chain presents it.
     #[serde(skip)]
     pub lives_until: Option<u64>,

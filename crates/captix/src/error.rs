@@ -118,18 +118,32 @@ impl Code {
     /// True for codes that mean "the ticket itself is not acceptable" (as opposed to "this call
     /// is not allowed"): an MCP server answers these with 401, the others with 403 or 429.
     pub fn is_invalid_ticket(self) -> bool {
-        matches!(
-            self,
+        // Exhaustive: a new code does not compile until it says which it is.
+        match self {
             Code::Malformed
-                | Code::TicketTooLarge
-                | Code::TooManyBlocks
-                | Code::BadSignature
-                | Code::UnknownKey
-                | Code::Revoked
-                | Code::Expired
-                | Code::NotYetValid
-                | Code::WrongResource
-        )
+            | Code::TicketTooLarge
+            | Code::TooManyBlocks
+            | Code::BadSignature
+            | Code::UnknownKey
+            | Code::Revoked
+            | Code::Expired
+            | Code::NotYetValid
+            | Code::WrongResource => true,
+            Code::ToolNotGranted
+            | Code::ArgDenied
+            | Code::CheckFailed
+            | Code::BudgetExhausted
+            | Code::ArgsMalformed
+            | Code::ArgsDuplicateKey
+            | Code::ArgsTooLarge
+            | Code::ArgsTooDeep
+            | Code::LimitsExceeded
+            | Code::StoreUnavailable
+            | Code::InvalidTime
+            | Code::MethodNotAllowed
+            | Code::ScopeMissing
+            | Code::SessionNotFound => false,
+        }
     }
 }
 

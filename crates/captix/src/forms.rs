@@ -106,14 +106,12 @@ pub enum Constraint {
 impl Constraint {
     /// True when the value satisfies the constraint (spec §4.3).
     pub fn admits(&self, v: &Scalar) -> bool {
-        match (self, v) {
-            (Constraint::Eq(want), v) => want == v,
-            (Constraint::OneOf(set), v) => set.contains(v),
-            (Constraint::Prefix(p), Scalar::Str(s)) => s.starts_with(p.as_str()),
-            (Constraint::Range { min, max }, Scalar::Int(i)) => {
-                min.is_none_or(|m| *i >= m) && max.is_none_or(|m| *i <= m)
-            }
-            _ => false,
+        match self {
+            Constraint::Eq(want) => want == v,
+            Constraint::OneOf(set) => set.contains(v),
+            Constraint::Prefix(p) => matches!(v, Scalar::Str(s) if s.starts_with(p.as_str())),
+            Constraint::Range { min, max } => matches!(v, Scalar::Int(i)
+                if min.is_none_or(|m| *i >= m) && max.is_none_or(|m| *i <= m)),
         }
     }
 
@@ -157,7 +155,7 @@ impl Constraint {
                 min: Some(a),
                 max: Some(b),
             } if a > b => bad("a range's minimum is above its maximum"),
-            _ => Ok(()),
+            Constraint::Eq(_) | Constraint::Prefix(_) | Constraint::Range { .. } => Ok(()),
         }
     }
 }
@@ -251,6 +249,15 @@ impl FromStr for RowFilter {
             .find(['=', '<', '>', '^'])
             .ok_or_else(|| Error::InvalidRestriction(format!("{s:?}: no operator ({hint})")))?;
         let (arg, op_and_value) = rest.split_at(op_at);
+        // The tool ends at the first `:`: a tool name holding `:` cannot be written here, and
+        // must not silently become another tool (`ns:search:org=acme` is not a row on `ns`).
+        if !arg.starts_with('/') && arg.contains(':') {
+            return Err(Error::InvalidRestriction(format!(
+                "{s:?}: the argument {arg:?} holds a `:`: a tool name with `:` cannot be \
+                 written in this form (the tool ends at the first `:`); give the argument as \
+                 a JSON Pointer (`/…`) or build the row filter in code"
+            )));
+        }
         let arg = arg_to_pointer(arg)?;
         let ops = ["^=", "<=", ">=", "<", ">", "="];
         let op = ops
@@ -335,6 +342,11 @@ pub fn parse_value(v: &str) -> Result<Scalar, Error> {
         return serde_json::from_str::<String>(v)
             .map(Scalar::Str)
             .map_err(|_| Error::InvalidRestriction(format!("{v} is not a JSON string")));
+    }
+    if v.contains('"') {
+        return Err(Error::InvalidRestriction(format!(
+            "{v:?}: a `\"` inside a value: write the whole value as a JSON string (\"…\")"
+        )));
     }
     Ok(match v {
         "true" => Scalar::Bool(true),
@@ -600,10 +612,20 @@ mod tests {
             ("t:/a~2=x", "JSON Pointer"),
             ("t:s=1|x", "only strings or only integers"),
             (":org=x", "tool name"),
+            // Found by review: a tool name with `:` once became another tool and argument.
+            ("ns:search:org=acme", "holds a `:`"),
+            ("t:a:b=1", "holds a `:`"),
+            // A quote inside a bare value is ambiguous: quote the whole value.
+            ("t:org=a\"|b", "JSON string"),
+            ("t:org=ab\"c", "JSON string"),
         ] {
             let e = spec.parse::<RowFilter>().expect_err(spec).to_string();
             assert!(e.contains(needle), "{spec}: {e}");
         }
+        let pointer = "t:/a:b=1"
+            .parse::<RowFilter>()
+            .expect("a pointer may hold `:`");
+        assert_eq!((pointer.tool.as_str(), pointer.arg.as_str()), ("t", "/a:b"));
     }
 
     #[test]

@@ -5,8 +5,9 @@
 //! offline (only ever narrower) for a sub-agent. The MCP server **verifies** it on every tool
 //! call. Tickets are [Biscuit](https://www.biscuitsec.org) tokens (Datalog v3.3, Ed25519).
 //!
-//! The format is specified in the repository's `spec/` folder; section numbers (§) in these
-//! docs refer to it.
+//! The format is specified in the repository's `spec/ticket-v1.md` (§1–§9); how this crate's
+//! `Verifier` and audit log use it is in `docs/verifier.md` (§10, §11). Section numbers (§) in
+//! these docs refer to those files.
 //!
 //! ```
 //! use captix::{Call, Code, KeySet, SigningKey, Ticket};

@@ -155,7 +155,7 @@ impl Ticket {
         match walk(
             &described,
             |(_, r)| r.class(),
-            |(_, r)| r.evaluate(call, resource) == Some(false),
+            |(_, r)| r.fails(call, resource),
             granted,
         ) {
             Walk::Denied((block, r)) => Some(r.denial(*block, call, resource)),

@@ -119,6 +119,12 @@ impl Restriction {
         self.evaluate(call, resource) == Some(true)
     }
 
+    /// Whether the call fails this restriction, natively: what every precedence walk asks. A
+    /// hand-written check is not failed here (only Datalog evaluates it).
+    pub(crate) fn fails(&self, call: &Call, resource: Option<&str>) -> bool {
+        self.evaluate(call, resource) == Some(false)
+    }
+
     /// What the compiled path's fast accept makes of this restriction (spec §6.5): a
     /// call-independent bound it folds into one comparison, or a check it runs per call.
     pub(crate) fn fast(&self) -> Fast<'_> {
@@ -195,6 +201,21 @@ pub(crate) enum Fast<'a> {
     ToolList(&'a [String]),
     /// Depends on the call's arguments: evaluated on every call.
     PerCall,
+}
+
+/// The granted tools every block's tool list admits (for `tools/list`, docs §10.5), from the
+/// restrictions' fast-accept roles: one rule for the compiled and the reference paths.
+pub(crate) fn callable<'a>(
+    grants: &'a [String],
+    checks: &'a [(usize, Restriction)],
+) -> impl Iterator<Item = (&'a String, bool)> + 'a {
+    grants.iter().map(move |g| {
+        let admitted = checks.iter().all(|(_, r)| match r.fast() {
+            Fast::ToolList(list) => list.contains(g),
+            Fast::From(_) | Fast::Until(_) | Fast::Audience(_) | Fast::PerCall => true,
+        });
+        (g, admitted)
+    })
 }
 
 /// What the precedence walk found.

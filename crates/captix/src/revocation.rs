@@ -91,7 +91,7 @@ impl RevocationSource for NoRevocations {
 /// A text file of revoked ids, one hex id per line (`#` comments and blank lines ignored),
 /// reloaded when its modification time or size changes. The file is looked at no more often
 /// than the poll interval, so a revocation written to it is enforced within that interval
-/// (spec §10.4). An unreadable or invalid file keeps the last good set and is reported by
+/// (docs §10.4). An unreadable or invalid file keeps the last good set and is reported by
 /// [`FileRevocations::reload`]; a file that disappears means nothing is revoked only if it
 /// never existed.
 #[derive(Debug)]

@@ -1,4 +1,4 @@
-//! The `Verifier`: what an MCP server runs on every tool call (spec §10).
+//! The `Verifier`: what an MCP server runs on every tool call (docs §10).
 //!
 //! > First sight of a ticket: parse, verify signatures, compile (§6.5), cache. Later calls:
 //! > find the entry by a keyed hash of the exact ticket bytes, confirm with a constant-time
@@ -22,7 +22,7 @@ use crate::restriction::{walk, Class, Restriction, Walk};
 use crate::revocation::{NoRevocations, RevocationSource};
 use crate::ticket::{check_size, RevocationId, Ticket};
 
-/// Default bound of the ticket cache, in bytes of heap (spec §10.2): 64 MiB, about 1,000
+/// Default bound of the ticket cache, in bytes of heap (docs §10.2): 64 MiB, about 1,000
 /// tickets at the 16 KiB size limit or tens of thousands of typical ones.
 pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
 /// Heap held by a ticket on the reference path, per byte of its text (measured by the
@@ -272,7 +272,7 @@ impl Verifier {
         }
     }
 
-    /// Records a decision on a request other than a tool call (spec §11.1): an MCP method
+    /// Records a decision on a request other than a tool call (docs §11.1): an MCP method
     /// such as `resources/read` that the server admits by its own configuration. `info` is
     /// what [`Verifier::ticket_info`] said (`None` when the ticket was not valid). Returns the
     /// record's `seq` when an audit sink is configured; a sink that cannot write is
@@ -296,7 +296,7 @@ impl Verifier {
         .map(Some)
     }
 
-    /// Records the outcome of an allowed call (spec §11.1).
+    /// Records the outcome of an allowed call (docs §11.1).
     pub fn record_outcome(
         &self,
         decision_seq: u64,
@@ -320,7 +320,7 @@ impl Verifier {
         self.ticket_info(ticket, now).map(|i| i.tools)
     }
 
-    /// What a valid ticket says, for an MCP server's authentication step (spec §10.5): who,
+    /// What a valid ticket says, for an MCP server's authentication step (docs §10.5): who,
     /// for whom, the tools it may call, its expiry and chain. Fails as [`Verifier::callable_tools`]
     /// does for a ticket that is not valid now.
     pub fn ticket_info(&self, ticket: &str, now: u64) -> Result<TicketInfo, Denial> {
@@ -340,7 +340,7 @@ impl Verifier {
         // The validity restrictions only (time, audience), by the one precedence walk.
         let valid = |checks: &[(usize, Restriction)]| {
             let fails = |(_, r): &(usize, Restriction)| {
-                r.class() == Class::Validity && !r.holds(&probe, resource)
+                r.class() == Class::Validity && r.fails(&probe, resource)
             };
             match walk(checks, |(_, r)| r.class(), fails, || Some(())) {
                 Walk::Denied((block, r)) => Err(r.denial(*block, &probe, resource)),
@@ -353,17 +353,11 @@ impl Verifier {
                 compiled.callable().cloned().collect()
             }
             Path::Reference { ticket: t, .. } => {
-                valid(&t.restrictions())?;
-                t.grants()
-                    .iter()
-                    .filter(|g| {
-                        t.blocks().iter().all(|b| {
-                            b.description()
-                                .and_then(|d| d.tools.as_ref())
-                                .is_none_or(|list| list.contains(g))
-                        })
-                    })
-                    .cloned()
+                let checks = t.restrictions();
+                valid(&checks)?;
+                crate::restriction::callable(t.grants(), &checks)
+                    .filter(|(_, ok)| *ok)
+                    .map(|(g, _)| g.clone())
                     .collect()
             }
         };
@@ -427,7 +421,7 @@ impl Verifier {
         }
     }
 
-    /// What this server accepts at all (spec §10.1): a ticket that expires, and, on a server
+    /// What this server accepts at all (docs §10.1): a ticket that expires, and, on a server
     /// with a resource, one issued for a resource. Checked before the ticket's restrictions.
     fn check_acceptance(&self, entry: &Entry, now: u64) -> Result<(), Denial> {
         if self.require_expiry && entry.expires == NEVER {

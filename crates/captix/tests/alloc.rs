@@ -1,4 +1,4 @@
-//! A warm check allocates nothing (README, spec §10.2). A separate test binary: it installs a
+//! A warm check allocates nothing (README, docs §10.2). A separate test binary: it installs a
 //! counting global allocator (`support/counting.rs`).
 
 use std::sync::Arc;

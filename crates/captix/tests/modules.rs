@@ -11,6 +11,30 @@ fn graph() -> BTreeMap<String, BTreeSet<String>> {
         .filter_map(|n| n.strip_suffix(".rs").map(str::to_string))
         .filter(|n| n != "lib")
         .collect();
+    // Names the crate root re-exports (`pub use m::{A, B};`), so `crate::A` counts as `m`.
+    let lib = std::fs::read_to_string(src.join("lib.rs")).expect("lib.rs");
+    let mut reexports: BTreeMap<String, String> = BTreeMap::new();
+    for stmt in lib.split(';') {
+        let Some(rest) = stmt
+            .trim()
+            .rsplit("pub use ")
+            .next()
+            .filter(|_| stmt.contains("pub use "))
+        else {
+            continue;
+        };
+        let Some((module, names)) = rest.split_once("::") else {
+            continue;
+        };
+        let names = names.trim().trim_start_matches('{').trim_end_matches('}');
+        for n in names.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            reexports.insert(n.to_string(), module.trim().to_string());
+        }
+    }
+    assert!(
+        reexports.get("Ticket").map(String::as_str) == Some("ticket"),
+        "read the re-exports: {reexports:?}"
+    );
     let mut g = BTreeMap::new();
     for m in &modules {
         let text = std::fs::read_to_string(src.join(format!("{m}.rs"))).expect("read");
@@ -24,8 +48,12 @@ fn graph() -> BTreeMap<String, BTreeSet<String>> {
                 .chars()
                 .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
                 .collect();
-            if modules.contains(&name) && name != *m {
-                uses.insert(name);
+            let module = match reexports.get(&name) {
+                Some(owner) => owner.clone(),
+                None => name,
+            };
+            if modules.contains(&module) && module != *m {
+                uses.insert(module);
             }
         }
         g.insert(m.clone(), uses);

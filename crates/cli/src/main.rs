@@ -557,7 +557,7 @@ fn audit(command: AuditCommand) -> Result<Output, CliError> {
     }
 }
 
-/// Adds the ids to the revocation set of the Redis at `url` (spec §15.2).
+/// Adds the ids to the revocation set of the Redis at `url` (docs §15.2).
 #[cfg(feature = "redis")]
 fn revoke_in_redis(url: &str, ids: &[captix::RevocationId]) -> Result<(), CliError> {
     let source = captix_redis::RedisRevocations::new(

@@ -1,4 +1,4 @@
-//! The per-request guard (spec §14.1–§14.5).
+//! The per-request guard (docs §14.1–§14.5).
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -100,7 +100,7 @@ fn quoted(s: &str) -> String {
         .collect()
 }
 
-/// The `WWW-Authenticate` challenge (spec §14.1, RFC 6750 §3). It carries only values this
+/// The `WWW-Authenticate` challenge (docs §14.1, RFC 6750 §3). It carries only values this
 /// server chose, never request data: `resource_metadata` first (clients take the first match),
 /// then the error, the scopes the operation needs (from the configuration, validated as RFC
 /// 6749 scope-tokens) and a fixed description in RFC 6750's character set. The reason, the
@@ -184,7 +184,7 @@ fn denied_needing(g: &Guard, id: Option<&RawValue>, d: &Denial, scope: &[&str]) 
     r
 }
 
-/// A request naming a session this ticket's chain did not create (spec §14.4): audited, and
+/// A request naming a session this ticket's chain did not create (docs §14.4): audited, and
 /// answered 404 as if the session did not exist, so the client starts a session of its own.
 fn no_session(
     g: &Guard,
@@ -554,7 +554,7 @@ pub(crate) async fn guard(State(g): State<Arc<Guard>>, req: Request, next: Next)
     }
 }
 
-/// A request other than a tool call (spec §14.5): the ticket must be valid, the session its
+/// A request other than a tool call (docs §14.5): the ticket must be valid, the session its
 /// own, the method admitted by the configuration with the scopes it needs; every one is
 /// audited, admitted or not.
 #[allow(clippy::too_many_arguments)]
@@ -742,7 +742,7 @@ fn rewrite(
     }
 }
 
-/// `tools/list` answered with only the tools the ticket may call (spec §14.2).
+/// `tools/list` answered with only the tools the ticket may call (docs §14.2).
 async fn filter_tools(response: Response, allowed: &[String]) -> Response {
     let (mut parts, body) = buffered(response).await;
     let Some(body) = body else {

@@ -2,7 +2,7 @@
 //!
 //! [`protect`] wraps the routes of an MCP streamable-HTTP endpoint (rmcp's
 //! `StreamableHttpService`, or any axum service) and adds the RFC 9728 protected-resource
-//! metadata route. For every request it (spec §14):
+//! metadata route. For every request it (docs §14):
 //!
 //! - takes the bearer ticket from `Authorization`; a missing or invalid one gets 401 with
 //!   `WWW-Authenticate: Bearer resource_metadata="..."` (and `error="invalid_token"` when one

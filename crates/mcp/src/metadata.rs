@@ -1,4 +1,4 @@
-//! The layer's configuration and the RFC 9728 protected-resource metadata (spec §14.3–§14.5).
+//! The layer's configuration and the RFC 9728 protected-resource metadata (docs §14.3–§14.5).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -35,7 +35,7 @@ pub struct Config {
     /// HTTP: servers MUST validate `Origin`, against DNS rebinding). A request with another
     /// `Origin` gets 403; requests without one (not from a browser) are unaffected.
     pub allowed_origins: Vec<String>,
-    /// Most sessions bound at once (spec §14.4; default 10,000, about 2 MiB). When full, a
+    /// Most sessions bound at once (docs §14.4; default 10,000, about 2 MiB). When full, a
     /// new session is refused with 503, before the server creates it.
     pub max_sessions: usize,
     /// Most sessions bound at once for the tickets of one issuance (one authority block and

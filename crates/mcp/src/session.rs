@@ -1,4 +1,4 @@
-//! Sessions bound to the ticket chain that created them (spec §14.4).
+//! Sessions bound to the ticket chain that created them (docs §14.4).
 //!
 //! A Streamable HTTP session id is a bearer value: whoever sends it acts in the session. The
 //! layer binds each session id the server hands out to the exact chain of the ticket whose

@@ -1,4 +1,4 @@
-//! Budgets on Redis (spec §15.1).
+//! Budgets on Redis (docs §15.1).
 
 use std::sync::Arc;
 
@@ -7,7 +7,7 @@ use captix::Denial;
 
 use crate::{Conn, Options};
 
-/// The GCRA of spec §10.3 over every budget of one call, all or nothing, in the same debt
+/// The GCRA of docs §10.3 over every budget of one call, all or nothing, in the same debt
 /// form as the in-memory store. Redis's Lua numbers are doubles, exact below 2^53, and every
 /// number here stays below `(window + 1) × (max_calls + 1)`, which the budget limit (spec §4.5)
 /// keeps under 2^53. A value is `debt:at`; a plain number is the version 1 form (the absolute

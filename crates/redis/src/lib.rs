@@ -1,12 +1,12 @@
 //! # captix-redis — budgets and revocation on Redis, for servers with many replicas
 //!
 //! [`RedisBudgets`] is a [`captix::budget::BudgetStore`]: one call's spend over all its
-//! budgets is one Lua script, atomic and all or nothing, with the GCRA of spec §10.3, so the
+//! budgets is one Lua script, atomic and all or nothing, with the GCRA of docs §10.3, so the
 //! limits hold across every replica. [`RedisRevocations`] is a
 //! [`captix::revocation::RevocationSource`]: revoked ids live in a Redis set; each replica
 //! keeps a local copy, refreshed on a publish and at least every refresh interval, so checks
 //! cost no round trip. An unreachable Redis fails closed with `store_unavailable`; the stores
-//! reconnect by themselves. Specified in spec §15.
+//! reconnect by themselves. Specified in docs §15.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

@@ -1,4 +1,4 @@
-//! Revocation on Redis (spec §15.2).
+//! Revocation on Redis (docs §15.2).
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

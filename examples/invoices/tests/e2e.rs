@@ -406,7 +406,7 @@ async fn http_answers_follow_the_mcp_authorization_spec() {
         status, 403,
         "a budget of 0 never admits: retrying cannot help"
     );
-    // Safe defaults (spec §10.1): a ticket that names no audience, or never expires, is
+    // Safe defaults (docs §10.1): a ticket that names no audience, or never expires, is
     // refused with 401 before anything is spent.
     let no_audience = Ticket::mint(&s.key, "a", "u")
         .tool("list_invoices")
@@ -535,7 +535,7 @@ fn session_of(head: &str) -> Option<String> {
 
 const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#;
 
-/// Sessions belong to the chain that created them (spec §14.4): a hostile holder of another
+/// Sessions belong to the chain that created them (docs §14.4): a hostile holder of another
 /// ticket from the same root, even a child of the creator's, can neither use nor delete them.
 #[tokio::test]
 async fn a_session_belongs_to_the_ticket_chain_that_created_it() {
@@ -611,7 +611,7 @@ async fn a_session_belongs_to_the_ticket_chain_that_created_it() {
 
 /// One holder cannot fill the session table: the tickets of one issuance (the authority block
 /// and every ticket attenuated from it offline) hold a bounded number of sessions, and a full
-/// table refuses `initialize` before the server creates a session (spec §14.4).
+/// table refuses `initialize` before the server creates a session (docs §14.4).
 #[tokio::test]
 async fn one_issuance_cannot_fill_the_session_table() {
     let mut c = config();
@@ -697,7 +697,7 @@ async fn concurrent_sessions_cannot_overshoot_the_quota() {
 }
 
 /// Methods beyond the lifecycle and tools are admitted only by configuration, with the scopes
-/// it names; every request is audited; a tool scope is checked before any spend (spec §14.5).
+/// it names; every request is audited; a tool scope is checked before any spend (docs §14.5).
 #[tokio::test]
 async fn methods_and_scopes_come_from_the_configuration() {
     let s = server_with(

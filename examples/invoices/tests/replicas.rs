@@ -125,7 +125,7 @@ fn two_replicas_of_the_binary_share_budgets_and_revocations_through_redis() {
             .all(|s| *s != 429 && *s != 401 && *s != 403),
         "{statuses:?}"
     );
-    // A lifetime budget never refills: 403, not 429 (spec §14.1).
+    // A lifetime budget never refills: 403, not 429 (docs §14.1).
     assert_eq!(&statuses[3..], &[403, 403, 403], "{statuses:?}");
 
     // Revoked through Redis by someone else: both replicas refuse it within their refresh.

@@ -1,4 +1,4 @@
-//! Budget state lives as long as the budget (spec §10.3), and budget arithmetic is exact at
+//! Budget state lives as long as the budget (docs §10.3), and budget arithmetic is exact at
 //! any time (spec §4.5). Attack classes of SECURITY.md: `budget_refill_through_short_lived_child`,
 //! `budget_arithmetic_overflow`.
 

@@ -396,7 +396,7 @@ fn budgets_are_enforced_by_default() {
     }
 }
 
-/// Safe defaults (spec §10.1): a verifier refuses tickets that never expire and, when it has a
+/// Safe defaults (docs §10.1): a verifier refuses tickets that never expire and, when it has a
 /// resource, tickets that name none (MCP servers MUST check a token was issued for them);
 /// each is a named opt-out. Resources compare in their normal form (§4.4).
 #[test]
@@ -473,7 +473,7 @@ fn tickets_without_expiry_or_audience_are_refused_by_default() {
     );
 }
 
-/// A server may cap the lifetime it accepts (spec §10.1): a ticket valid longer than the cap
+/// A server may cap the lifetime it accepts (docs §10.1): a ticket valid longer than the cap
 /// from the call's time is refused with `expired`, on the check and on `ticket_info`; a
 /// ticket whose remaining life fits is accepted, and so is the same ticket later in its life.
 #[test]
@@ -521,7 +521,7 @@ fn a_server_may_cap_the_lifetime_it_accepts() {
 }
 
 /// Requests other than tool calls are audited with their method, target, identity and
-/// verdict, in the same hash chain (spec §11.1, §14.5).
+/// verdict, in the same hash chain (docs §11.1, §14.5).
 #[test]
 fn requests_other_than_tool_calls_are_audited() {
     let k = root();
