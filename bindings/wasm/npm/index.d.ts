@@ -85,6 +85,8 @@ export interface Allowed {
   filters: ArgFilter[];
   budgets: BudgetRef[];
   expires?: number;
+  /** The resource (RFC 8707 audience) the ticket names, if any. */
+  audience?: string;
   chain: string[];
 }
 

@@ -8,11 +8,14 @@ export declare function httpStatus(code: string): number;
 /** The HTTP status of a denial: as httpStatus, but 403 for a budget that never refills. */
 export declare function denialStatus(decision: { code: string; retry_after?: number }): number;
 
-/** The SDK AuthInfo of a valid ticket (clientId = agent; extra.captix = ticket info). */
-export declare function authInfo(verifier: Verifier, token: string, options?: { resource?: string }): AuthInfo;
+/**
+ * The SDK AuthInfo of a valid ticket as the ticket says it (clientId = agent, resource = the
+ * ticket's audience, expiresAt = its expiry; extra.captix = ticket info).
+ */
+export declare function authInfo(verifier: Verifier, token: string): AuthInfo;
 
 /** An OAuthTokenVerifier for the SDK's `requireBearerAuth`. */
-export declare function captixTokenVerifier(verifier: Verifier, options?: { resource?: string }): OAuthTokenVerifier;
+export declare function captixTokenVerifier(verifier: Verifier): OAuthTokenVerifier;
 
 /** Methods every valid ticket may send: the lifecycle, the client's notifications, the tools. */
 export declare const LIFECYCLE: readonly string[];

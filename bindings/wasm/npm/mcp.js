@@ -32,6 +32,8 @@ export function httpStatus(code) {
     case 'args_too_large':
     case 'args_too_deep':
       return 400;
+    case 'session_not_found':
+      return 404;
     case 'store_unavailable':
       return 503;
     case 'invalid_time':
@@ -41,27 +43,30 @@ export function httpStatus(code) {
   }
 }
 
-/** The AuthInfo of a valid ticket. Throws an Error with `code` when the ticket is not valid. */
-export function authInfo(verifier, token, { resource } = {}) {
+/**
+ * The AuthInfo of a valid ticket, as the ticket says it: `resource` is the ticket's audience,
+ * `expiresAt` its expiry (absent for a ticket that never expires, which the SDK's
+ * requireBearerAuth then refuses: nothing is made up). Throws an Error with `code` when the
+ * ticket is not valid.
+ */
+export function authInfo(verifier, token) {
   const info = verifier.ticketInfo(token);
   return {
     token,
     clientId: info.identity.agent,
     scopes: info.identity.scopes ?? [],
-    // The SDK refuses an AuthInfo without an expiry; a ticket without one is re-checked on every
-    // call anyway, so it is given five minutes at a time.
-    expiresAt: info.expires ?? Math.floor(Date.now() / 1000) + 300,
-    resource: resource ? new URL(resource) : undefined,
+    expiresAt: info.expires,
+    resource: info.audience ? new URL(info.audience) : undefined,
     extra: { captix: info },
   };
 }
 
 /** An OAuthTokenVerifier for `requireBearerAuth({ verifier: captixTokenVerifier(v) })`. */
-export function captixTokenVerifier(verifier, options = {}) {
+export function captixTokenVerifier(verifier) {
   return {
     async verifyAccessToken(token) {
       try {
-        return authInfo(verifier, token, options);
+        return authInfo(verifier, token);
       } catch (e) {
         throw new InvalidTokenError(`${e.code ?? 'invalid_token'}: ${e.message}`);
       }
@@ -278,7 +283,7 @@ export function captixMiddleware(verifier, { authorizationServers, allowedOrigin
     const target = typeof method !== 'string' ? undefined : method === 'tools/call' ? body.params?.name : (body.params?.uri ?? body.params?.name);
     let auth;
     try {
-      auth = authInfo(verifier, token, { resource });
+      auth = authInfo(verifier, token);
     } catch (e) {
       const decision = { decision: 'deny', code: e.code, reason: e.message };
       if (typeof method === 'string') record(token, method, target, decision);

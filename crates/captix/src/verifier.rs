@@ -185,6 +185,10 @@ pub struct TicketInfo {
     /// The earliest expiry on its chain.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expires: Option<u64>,
+    /// The resource (RFC 8707 audience) the chain names, if any: on a verifier with a
+    /// resource, it is that resource (a ticket naming another is not valid here).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
     /// Its chain's revocation ids (hex), authority first.
     pub chain: Vec<String>,
 }
@@ -347,18 +351,26 @@ impl Verifier {
                 Walk::NotGranted | Walk::Granted(()) => Ok(()),
             }
         };
-        let mut tools: Vec<String> = match &entry.path {
+        let audience_of = |checks: &[(usize, Restriction)]| {
+            checks.iter().find_map(|(_, r)| match r.fast() {
+                crate::restriction::Fast::Audience(u) => Some(u.to_string()),
+                _ => None,
+            })
+        };
+        let (mut tools, audience): (Vec<String>, _) = match &entry.path {
             Path::Compiled { compiled, .. } => {
                 valid(compiled.checks())?;
-                compiled.callable().cloned().collect()
+                let tools = compiled.callable().cloned().collect();
+                (tools, audience_of(compiled.checks()))
             }
             Path::Reference { ticket: t, .. } => {
                 let checks = t.restrictions();
                 valid(&checks)?;
-                crate::restriction::callable(t.grants(), &checks)
+                let tools = crate::restriction::callable(t.grants(), &checks)
                     .filter(|(_, ok)| *ok)
                     .map(|(g, _)| g.clone())
-                    .collect()
+                    .collect();
+                (tools, audience_of(&checks))
             }
         };
         tools.sort();
@@ -368,6 +380,7 @@ impl Verifier {
             identity: summary.identity.clone(),
             tools,
             expires: summary.expires,
+            audience,
             chain: entry.chain.iter().map(RevocationId::to_hex).collect(),
         })
     }

@@ -83,7 +83,12 @@ export async function startServer({ verifierOptions, port = 0, host = '127.0.0.1
   const guard = captixMiddleware(verifier, { authorizationServers, ...middleware });
   app.get(guard.metadataPath, guard.metadataHandler);
   app.post('/mcp', guard, async (req, res) => {
-    const server = mcpServer((extra) => extra.authInfo.extra.decision ?? { filters: [] });
+    // Never an unfiltered query: a call without a captix decision is refused.
+    const server = mcpServer((extra) => {
+      const decision = extra.authInfo?.extra?.decision;
+      if (!decision) throw new Error('no captix decision for this call');
+      return decision;
+    });
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
     res.on('close', () => {
       transport.close();

@@ -4,7 +4,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { generateKey, mint, attenuate, Verifier } from '../index.js';
+import { generateKey, mint, attenuate, inspect, Verifier } from '../index.js';
 import express from 'express';
 import { captixTokenVerifier, captixMiddleware, httpStatus } from '../mcp.js';
 import { startServer } from '../examples/invoices-server.mjs';
@@ -119,14 +119,24 @@ test('the HTTP answers follow the MCP authorization spec', async () => {
   assert.deepEqual(meta.bearer_methods_supported, ['header']);
 });
 
-test('captixTokenVerifier gives the SDK an AuthInfo', async () => {
-  const v = captixTokenVerifier(server.verifier, { resource: server.url });
+test('captixTokenVerifier gives the SDK an AuthInfo that tells the truth', async () => {
+  const v = captixTokenVerifier(server.verifier);
   const info = await v.verifyAccessToken(sub);
   assert.equal(info.clientId, 'billing-agent');
   assert.equal(info.extra.captix.identity.user, 'alice');
   assert.deepEqual(info.extra.captix.tools, ['get_invoice', 'list_invoices']);
-  assert.ok(info.expiresAt > Date.now() / 1000);
+  // The ticket's own expiry (the child's 5 minutes, not the parent's hour) and audience.
+  const expiries = inspect(sub).blocks.map((b) => b.description?.expires).filter((e) => e !== undefined);
+  assert.equal(info.expiresAt, Math.min(...expiries));
+  assert.ok(info.expiresAt <= Date.now() / 1000 + 300);
   assert.equal(info.resource.href, server.url);
+  // A verifier that opts out of the defaults: nothing is made up for what the ticket lacks.
+  const lax = new Verifier({ publicKeys: [key.publicKey], resource: server.url, allowTicketsWithoutExpiry: true, allowTicketsWithoutAudience: true });
+  const bare = mint(key.secretKey, { agent: 'a', user: 'u', tools: ['list_invoices'] });
+  const laxInfo = await captixTokenVerifier(lax).verifyAccessToken(bare);
+  assert.equal(laxInfo.expiresAt, undefined, 'never expires: no invented expiry');
+  assert.equal(laxInfo.resource, undefined, 'names no audience: not the server\'s own URI');
+  assert.equal(httpStatus('session_not_found'), 404);
   await assert.rejects(v.verifyAccessToken('captix1_nope'), (e) => e.errorCode === 'invalid_token' && /malformed/.test(e.message));
   assert.equal(httpStatus('budget_exhausted'), 429);
   assert.equal(httpStatus('expired'), 401);
