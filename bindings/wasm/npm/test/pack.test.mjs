@@ -40,6 +40,15 @@ test('npm pack, install into an empty folder, verify a ticket minted by the Rust
     const packed = JSON.parse(readFileSync(join(app, 'node_modules/@captix/captix/package.json'), 'utf8'));
     assert.equal(packed.name, '@captix/captix');
     assert.ok(existsSync(join(app, 'node_modules/@captix/captix/wasm/captix_wasm_bg.wasm')));
+    // What a user (and the registry) needs to know where it comes from and under which terms.
+    for (const f of ['LICENSE-APACHE', 'LICENSE-MIT', 'README.md']) {
+      assert.ok(existsSync(join(app, 'node_modules/@captix/captix', f)), `${f} in the tarball`);
+    }
+    assert.match(readFileSync(join(app, 'node_modules/@captix/captix/LICENSE-MIT'), 'utf8'), /MIT License/);
+    assert.equal(packed.license, 'Apache-2.0 OR MIT');
+    assert.match(packed.repository.url, /github\.com\/captix\/captix/);
+    assert.ok(packed.homepage && packed.bugs.url, 'homepage and bugs');
+    assert.equal(packed.peerDependenciesMeta.express.optional, true, 'express: an optional peer');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
