@@ -1,9 +1,44 @@
 /** Every stable error code (spec §8). */
-export declare const codes: readonly string[];
+/** A denial code of the core's table (spec §8); `test/api.test.mjs` checks this list is `codes`. */
+export type Code =
+  | 'malformed'
+  | 'ticket_too_large'
+  | 'too_many_blocks'
+  | 'bad_signature'
+  | 'unknown_key'
+  | 'revoked'
+  | 'expired'
+  | 'not_yet_valid'
+  | 'wrong_resource'
+  | 'tool_not_granted'
+  | 'arg_denied'
+  | 'check_failed'
+  | 'budget_exhausted'
+  | 'args_malformed'
+  | 'args_duplicate_key'
+  | 'args_too_large'
+  | 'args_too_deep'
+  | 'limits_exceeded'
+  | 'store_unavailable'
+  | 'invalid_time'
+  | 'method_not_allowed'
+  | 'scope_missing'
+  | 'session_not_found';
 
-/** An error thrown by captix: `code` is a stable code (spec §8) or `invalid_argument`. */
-export interface CaptixError extends Error {
-  code: string;
+/** The core's denial codes, in spec order. */
+export declare const codes: readonly Code[];
+
+/**
+ * Every error this package throws. `code` is a denial code, a library error code
+ * (`invalid_restriction`, `invalid_key`, `build`, `io`) or `invalid_argument`; a denial also
+ * carries `reason`, and `block`/`restriction` when a block denied.
+ */
+export declare class CaptixError extends Error {
+  readonly name: 'CaptixError';
+  readonly code: Code | 'invalid_restriction' | 'invalid_key' | 'build' | 'io' | 'invalid_argument' | 'internal';
+  readonly reason?: string;
+  readonly block?: number;
+  readonly restriction?: string;
 }
 
 export interface Key {

@@ -28,10 +28,34 @@ function seconds(t, what) {
   throw invalid(`${what} must be a Date or Unix seconds`);
 }
 
+/**
+ * Every error this package throws: `code` is a code of the core's table (`codes`), a library
+ * error code (`invalid_restriction`, `invalid_key`, `build`, ...) or `invalid_argument`; a
+ * denial also carries `reason`, and `block`/`restriction` when a block denied.
+ */
+export class CaptixError extends Error {
+  constructor(message, { code, reason, block, restriction, cause } = {}) {
+    super(message, cause === undefined ? undefined : { cause });
+    this.name = 'CaptixError';
+    this.code = code ?? 'internal';
+    if (reason !== undefined) this.reason = reason;
+    if (block !== undefined) this.block = block;
+    if (restriction !== undefined) this.restriction = restriction;
+  }
+}
+
 function invalid(message) {
-  const e = new TypeError(message);
-  e.code = 'invalid_argument';
-  return e;
+  return new CaptixError(message, { code: 'invalid_argument' });
+}
+
+/** Runs a call into WebAssembly, giving its errors as CaptixError. */
+function guarded(f) {
+  try {
+    return f();
+  } catch (e) {
+    if (e instanceof CaptixError) throw e;
+    throw new CaptixError(e?.message ?? String(e), { code: e?.code, reason: e?.reason, block: e?.block, restriction: e?.restriction, cause: e });
+  }
 }
 
 const UNITS = { s: 1, sec: 1, m: 60, min: 60, h: 3600, hour: 3600, d: 86400, day: 86400 };
@@ -56,27 +80,27 @@ function spec(s = {}) {
 
 /** A new Ed25519 root key: `{ secretKey, publicKey, keyId }` (text forms, as the CLI writes). */
 export function generateKey() {
-  return JSON.parse(wasm.generateKey());
+  return guarded(() => JSON.parse(wasm.generateKey()));
 }
 
 /** The public key and key id of a secret key's text. */
 export function publicKeyOf(secretKey) {
-  return JSON.parse(wasm.publicKeyOf(secretKey));
+  return guarded(() => JSON.parse(wasm.publicKeyOf(secretKey)));
 }
 
 /** Mints a ticket. */
 export function mint(secretKey, s) {
-  return wasm.mint(secretKey, spec(s));
+  return guarded(() => wasm.mint(secretKey, spec(s)));
 }
 
 /** Narrows a ticket for a sub-agent. Needs no key. */
 export function attenuate(ticket, s) {
-  return wasm.attenuate(ticketText(ticket), spec(s));
+  return guarded(() => wasm.attenuate(ticketText(ticket), spec(s)));
 }
 
 /** Every block of a ticket; with `publicKeys`, signatures are verified (throws if invalid). */
 export function inspect(ticket, { publicKeys } = {}) {
-  return JSON.parse(wasm.inspect(ticketText(ticket), publicKeys ? JSON.stringify(publicKeys) : undefined));
+  return guarded(() => JSON.parse(wasm.inspect(ticketText(ticket), publicKeys ? JSON.stringify(publicKeys) : undefined)));
 }
 
 const ALLOW_CACHE_LIMIT = 10_000;
@@ -110,7 +134,7 @@ export class Verifier {
     if (!Array.isArray(publicKeys) || publicKeys.length === 0) throw invalid('publicKeys must be a non-empty array');
     if (audit !== undefined && typeof audit !== 'function') throw invalid('audit must be a function');
     this.#audit = audit;
-    this.#inner = new wasm.WasmVerifier(
+    this.#inner = guarded(() => new wasm.WasmVerifier(
       JSON.stringify({
         publicKeys,
         resource,
@@ -122,7 +146,7 @@ export class Verifier {
         allowTicketsWithoutAudience,
         maxLifetime: maxLifetime === undefined ? undefined : duration(maxLifetime),
       }),
-    );
+    ));
   }
 
   /**
@@ -165,7 +189,8 @@ export class Verifier {
 
   /** The tools this ticket may call now (for `tools/list`); throws if the ticket is invalid. */
   callableTools(ticket, time) {
-    return JSON.parse(this.#inner.callableTools(ticketText(ticket), seconds(time, 'time') ?? now()));
+    const t = seconds(time, 'time') ?? now();
+    return guarded(() => JSON.parse(this.#inner.callableTools(ticketText(ticket), t)));
   }
 
   /**
@@ -173,7 +198,8 @@ export class Verifier {
    * `code` says why when the ticket is not valid (malformed, bad_signature, expired, revoked...).
    */
   ticketInfo(ticket, time) {
-    return JSON.parse(this.#inner.ticketInfo(ticketText(ticket), seconds(time, 'time') ?? now()));
+    const t = seconds(time, 'time') ?? now();
+    return guarded(() => JSON.parse(this.#inner.ticketInfo(ticketText(ticket), t)));
   }
 
   /**
@@ -183,14 +209,15 @@ export class Verifier {
    */
   recordRequest(ticket, method, { target, denial, time } = {}) {
     if (typeof method !== 'string') throw invalid('method must be a string');
-    this.#inner.recordRequest(
+    const t = seconds(time, 'time') ?? now();
+    guarded(() => this.#inner.recordRequest(
       typeof ticket === 'string' ? ticket : '',
       method,
       target === undefined ? undefined : String(target).slice(0, 1024),
       denial?.code ?? '',
       denial?.reason ?? '',
-      seconds(time, 'time') ?? now(),
-    );
+      t,
+    ));
     if (this.#audit) {
       for (const line of JSON.parse(this.#inner.drainAudit())) this.#audit(JSON.parse(line), line);
     }
@@ -198,7 +225,7 @@ export class Verifier {
 
   /** Revokes a block (hex revocation id): the ticket it ended and every attenuation of it. */
   revoke(revocationId) {
-    this.#inner.revoke(revocationId);
+    guarded(() => this.#inner.revoke(revocationId));
   }
 
   /** This server's resource URI (RFC 8707, normalized), or undefined. */

@@ -26,8 +26,17 @@ fn from_captix(e: captix::Error) -> JsValue {
     error(e.code(), e)
 }
 
+/// A denial as a JS `Error` with `code`, `reason`, and `block`/`restriction` when a block denied.
 fn from_denial(d: captix::Denial) -> JsValue {
-    error(d.code.as_str(), d)
+    let e = error(d.code.as_str(), &d);
+    let _ = js_sys::Reflect::set(&e, &"reason".into(), &d.reason.as_str().into());
+    if let Some(b) = d.block {
+        let _ = js_sys::Reflect::set(&e, &"block".into(), &(b as f64).into());
+    }
+    if let Some(r) = &d.restriction {
+        let _ = js_sys::Reflect::set(&e, &"restriction".into(), &r.as_str().into());
+    }
+    e
 }
 
 fn parse<'a, T: Deserialize<'a>>(json: &'a str, what: &str) -> Result<T, JsValue> {

@@ -1,6 +1,7 @@
 // The JavaScript API: mint, attenuate, verify, budgets, revocation, audit, errors.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { generateKey, publicKeyOf, mint, attenuate, inspect, Verifier, codes, duration } from '../index.js';
 import { wasmMemory } from '../wasm/captix_wasm.js';
 
@@ -149,4 +150,30 @@ test('a verifier refuses tickets that never expire or name no audience, unless i
   assert.equal(lax.check(noAudience, { tool: 't', arguments: {} }).decision, 'allow');
   v.free();
   lax.free();
+});
+
+test('errors are CaptixError with the code, and the Code type lists the core\'s codes', async () => {
+  const { CaptixError } = await import('../index.js');
+  const key = generateKey();
+  const v = new Verifier({ publicKeys: [key.publicKey], resource: 'https://mcp.example/x' });
+  const expired = mint(key.secretKey, { agent: 'a', user: 'u', tools: ['t'], resource: 'https://mcp.example/x', expiresAt: 1_000 });
+  let caught;
+  try {
+    v.ticketInfo(expired, 2_000);
+  } catch (e) {
+    caught = e;
+  }
+  assert.ok(caught instanceof CaptixError && caught instanceof Error, String(caught));
+  assert.equal(caught.name, 'CaptixError');
+  assert.equal(caught.code, 'expired');
+  assert.equal(caught.block, 0);
+  assert.match(caught.reason, /has expired/);
+  assert.match(caught.restriction, /^expires /);
+  assert.throws(() => new Verifier({ publicKeys: [] }), (e) => e instanceof CaptixError && e.code === 'invalid_argument');
+  assert.throws(() => inspect('captix1_x'), (e) => e instanceof CaptixError && e.code === 'malformed');
+  assert.throws(() => mint(key.secretKey, { agent: 'a', user: 'u', rows: ['nope'] }), (e) => e instanceof CaptixError && e.code === 'invalid_restriction');
+  // The published `Code` union is exactly the core's table.
+  const dts = readFileSync(new URL('../index.d.ts', import.meta.url), 'utf8');
+  const union = /export type Code =([^;]+);/.exec(dts)[1].match(/'([a-z_]+)'/g).map((s) => s.slice(1, -1));
+  assert.deepEqual(union, [...codes]);
 });

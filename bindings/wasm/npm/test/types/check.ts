@@ -1,5 +1,5 @@
 // Compiled with `tsc --noEmit --strict` by test/pack.test.mjs: the published types fit real use.
-import { Verifier, generateKey, mint, attenuate, type Decision } from '@captix/captix';
+import { Verifier, generateKey, mint, attenuate, CaptixError, type Code, type Decision } from '@captix/captix';
 import { captixMiddleware, captixTokenVerifier, captixGuard, httpStatus } from '@captix/captix/mcp';
 import type { OAuthTokenVerifier } from '@modelcontextprotocol/sdk/server/auth/provider.js';
 
@@ -33,3 +33,15 @@ const guarded = captixGuard(v).wrap('t', async (args: { org: string }) => ({ con
 void tv;
 void mw;
 void guarded;
+try {
+  v.ticketInfo('captix1_x');
+} catch (e) {
+  if (e instanceof CaptixError) {
+    const c: CaptixError['code'] = e.code;
+    const block: number | undefined = e.block;
+    void c;
+    void block;
+  }
+}
+const some: Code = 'budget_exhausted';
+void some;
