@@ -1,4 +1,3 @@
-/** Every stable error code (spec §8). */
 /** A denial code of the core's table (spec §8); `test/api.test.mjs` checks this list is `codes`. */
 export type Code =
   | 'malformed'
@@ -120,8 +119,6 @@ export interface Allowed {
   filters: ArgFilter[];
   budgets: BudgetRef[];
   expires?: number;
-  /** The resource (RFC 8707 audience) the ticket names, if any. */
-  audience?: string;
   chain: string[];
 }
 
@@ -170,6 +167,8 @@ export interface TicketInfo {
   identity: Identity;
   /** Tools the ticket may call now on this server. */
   tools: string[];
+  /** The resource (RFC 8707 audience) the ticket names, if any. */
+  audience?: string;
   expires?: number;
   chain: string[];
 }

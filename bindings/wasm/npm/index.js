@@ -48,13 +48,18 @@ function invalid(message) {
   return new CaptixError(message, { code: 'invalid_argument' });
 }
 
+/** An error from WebAssembly (or the JS runtime) as a CaptixError. */
+function captixError(e) {
+  if (e instanceof CaptixError) return e;
+  return new CaptixError(e?.message ?? String(e), { code: e?.code, reason: e?.reason, block: e?.block, restriction: e?.restriction, cause: e });
+}
+
 /** Runs a call into WebAssembly, giving its errors as CaptixError. */
 function guarded(f) {
   try {
     return f();
   } catch (e) {
-    if (e instanceof CaptixError) throw e;
-    throw new CaptixError(e?.message ?? String(e), { code: e?.code, reason: e?.reason, block: e?.block, restriction: e?.restriction, cause: e });
+    throw captixError(e);
   }
 }
 
@@ -157,7 +162,21 @@ export class Verifier {
    */
   check(ticket, { tool, arguments: args, time } = {}) {
     if (typeof tool !== 'string') throw invalid('call.tool must be a string');
-    const t = ticketText(ticket);
+    const when = seconds(time, 'time') ?? now();
+    let decision;
+    let lines;
+    try {
+      decision = this.#decide(ticketText(ticket), tool, args, when);
+      lines = this.#audit ? JSON.parse(this.#inner.drainAudit()) : undefined;
+    } catch (e) {
+      throw captixError(e);
+    }
+    // The caller's audit function runs outside: its own errors stay its own.
+    if (lines) for (const line of lines) this.#audit(JSON.parse(line), line);
+    return decision;
+  }
+
+  #decide(t, tool, args, when) {
     const text = clip(typeof args === 'string' ? args : JSON.stringify(args ?? {}), MAX_ARGS_BYTES);
     // Encode the ticket and arguments straight into WebAssembly memory: no allocation, no copy.
     const need = (t.length + text.length) * 3;
@@ -168,7 +187,7 @@ export class Verifier {
     }
     const a = utf8.encodeInto(t, this.#view);
     const b = utf8.encodeInto(text, this.#view.subarray(a.written));
-    const out = this.#inner.checkScratch(a.written, b.written, tool, seconds(time, 'time') ?? now());
+    const out = this.#inner.checkScratch(a.written, b.written, tool, when);
     let decision;
     if (out.charCodeAt(0) === 65 /* 'A' */) {
       // An allowed decision is the same for every call of a ticket and tool: parse it once.
@@ -180,9 +199,6 @@ export class Verifier {
       }
     } else {
       decision = JSON.parse(out);
-    }
-    if (this.#audit) {
-      for (const line of JSON.parse(this.#inner.drainAudit())) this.#audit(JSON.parse(line), line);
     }
     return decision;
   }
@@ -219,7 +235,8 @@ export class Verifier {
       t,
     ));
     if (this.#audit) {
-      for (const line of JSON.parse(this.#inner.drainAudit())) this.#audit(JSON.parse(line), line);
+      const lines = guarded(() => JSON.parse(this.#inner.drainAudit()));
+      for (const line of lines) this.#audit(JSON.parse(line), line);
     }
   }
 
@@ -230,17 +247,17 @@ export class Verifier {
 
   /** This server's resource URI (RFC 8707, normalized), or undefined. */
   get resource() {
-    return this.#inner.resource() ?? undefined;
+    return guarded(() => this.#inner.resource()) ?? undefined;
   }
 
   /** Number of cached tickets. */
   get cached() {
-    return this.#inner.cached();
+    return guarded(() => this.#inner.cached());
   }
 
   /** Frees the WebAssembly memory now rather than at garbage collection. */
   free() {
-    this.#inner.free();
+    guarded(() => this.#inner.free());
   }
 }
 

@@ -3,7 +3,7 @@ import type { OAuthTokenVerifier } from '@modelcontextprotocol/sdk/server/auth/p
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 import type { Decision, Verifier } from './index.js';
 
-/** The HTTP status for a denial code: 401, 403, 429, 400 or 503 (spec §8). */
+/** The HTTP status for a denial code (spec §8): 400, 401, 403, 404, 429, 500 or 503. */
 export declare function httpStatus(code: string): number;
 /** The HTTP status of a denial: as httpStatus, but 403 for a budget that never refills. */
 export declare function denialStatus(decision: { code: string; retry_after?: number }): number;

@@ -56,9 +56,19 @@ export function authInfo(verifier, token) {
     clientId: info.identity.agent,
     scopes: info.identity.scopes ?? [],
     expiresAt: info.expires,
-    resource: info.audience ? new URL(info.audience) : undefined,
+    resource: url(info.audience),
     extra: { captix: info },
   };
+}
+
+/** The audience as a URL, or undefined when there is none or it is not a URL. */
+function url(audience) {
+  if (audience === undefined) return undefined;
+  try {
+    return new URL(audience);
+  } catch {
+    return undefined;
+  }
 }
 
 /** An OAuthTokenVerifier for `requireBearerAuth({ verifier: captixTokenVerifier(v) })`. */
@@ -68,7 +78,10 @@ export function captixTokenVerifier(verifier) {
       try {
         return authInfo(verifier, token);
       } catch (e) {
-        throw new InvalidTokenError(`${e.code ?? 'invalid_token'}: ${e.message}`);
+        // The SDK writes this message into WWW-Authenticate as it is: only a stable code, never
+        // the reason (ticket text a holder chose could inject parameters or break the header).
+        const code = typeof e?.code === 'string' && /^[a-z_]{1,40}$/.test(e.code) ? e.code : 'invalid_token';
+        throw new InvalidTokenError(`captix ${code}`);
       }
     },
   };

@@ -171,6 +171,11 @@ test('errors are CaptixError with the code, and the Code type lists the core\'s 
   assert.match(caught.restriction, /^expires /);
   assert.throws(() => new Verifier({ publicKeys: [] }), (e) => e instanceof CaptixError && e.code === 'invalid_argument');
   assert.throws(() => inspect('captix1_x'), (e) => e instanceof CaptixError && e.code === 'malformed');
+  assert.throws(() => v.check(expired, { tool: 't', arguments: { a: 1n } }), (e) => e instanceof CaptixError);
+  const audited = new Verifier({ publicKeys: [key.publicKey], resource: 'https://mcp.example/x', audit: () => { throw new RangeError('mine'); } });
+  assert.throws(() => audited.check(expired, { tool: 't', time: 2_000 }), (e) => e instanceof RangeError, 'the caller\'s audit errors stay its own');
+  v.free();
+  assert.throws(() => v.resource, (e) => e instanceof CaptixError);
   assert.throws(() => mint(key.secretKey, { agent: 'a', user: 'u', rows: ['nope'] }), (e) => e instanceof CaptixError && e.code === 'invalid_restriction');
   // The published `Code` union is exactly the core's table.
   const dts = readFileSync(new URL('../index.d.ts', import.meta.url), 'utf8');

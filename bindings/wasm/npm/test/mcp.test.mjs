@@ -137,7 +137,11 @@ test('captixTokenVerifier gives the SDK an AuthInfo that tells the truth', async
   assert.equal(laxInfo.expiresAt, undefined, 'never expires: no invented expiry');
   assert.equal(laxInfo.resource, undefined, 'names no audience: not the server\'s own URI');
   assert.equal(httpStatus('session_not_found'), 404);
-  await assert.rejects(v.verifyAccessToken('captix1_nope'), (e) => e.errorCode === 'invalid_token' && /malformed/.test(e.message));
+  await assert.rejects(v.verifyAccessToken('captix1_nope'), (e) => e.errorCode === 'invalid_token' && e.message === 'captix malformed');
+  // The SDK writes the message into WWW-Authenticate unescaped: a holder's text (an attenuated
+  // resource with quotes and a line break) must never reach it (found by review).
+  const evil = attenuate(sub, { resource: 'https://evil.example/", resource_metadata="https://evil.example\r\nX: y' });
+  await assert.rejects(v.verifyAccessToken(evil), (e) => e.message === 'captix wrong_resource');
   assert.equal(httpStatus('budget_exhausted'), 429);
   assert.equal(httpStatus('expired'), 401);
   assert.equal(httpStatus('arg_denied'), 403);
