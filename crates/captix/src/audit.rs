@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use sha2::{Digest, Sha256};
 
 use crate::args::Scalar;
-use crate::call::Call;
+use crate::call::{Call, Target};
 use crate::error::{Code, Denial};
 
 /// The `prev` of the first line of a log.
@@ -126,8 +126,17 @@ impl Record {
             r.user = Some(user.to_string());
         }
         r.chain = chain.iter().map(|c| c.to_hex()).collect();
-        r.tool = Some(call.tool.clone());
-        r.args = redact(call, redaction);
+        match &call.target {
+            Target::Tool(t) => {
+                r.tool = Some(t.clone());
+                r.args = redact(call, redaction);
+            }
+            // Spec §11.1: a resource read or prompt request names its method and target.
+            Target::Uri(_) | Target::Prompt(_) => {
+                r.method = Some(call.target.method().to_string());
+                r.target = Some(call.target.name().to_string());
+            }
+        }
         r.set_verdict(denial);
         r
     }

@@ -8,13 +8,15 @@
 
 use biscuit_auth::builder::{self, fact, int, string, BlockBuilder};
 
+use crate::call::Target;
 use crate::decoded::Decoded;
 use crate::error::Error;
-use crate::forms::{validate_tool_name, Budget, RowFilter};
+use crate::forms::{validate_prompt_name, validate_tool_name, Budget, RowFilter};
 use crate::restriction::Restriction;
+use crate::uri::validate_uri;
 
 /// The value of the `captix` member of a description: the format version.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Who a ticket is for (spec §4.1). Only the authority block carries it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -55,6 +57,12 @@ pub struct Description {
     /// Granted tools (authority block only).
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub grants: Vec<String>,
+    /// Granted resources, as URI patterns (authority block only; spec §4.8).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub uri_grants: Vec<String>,
+    /// Granted prompts (authority block only).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub prompt_grants: Vec<String>,
     /// Not valid before this time (Unix seconds).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub not_before: Option<u64>,
@@ -70,6 +78,12 @@ pub struct Description {
     /// Row filters.
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub rows: Vec<RowFilter>,
+    /// The only resources it may read, as URI patterns (attenuation).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub uris: Option<Vec<String>>,
+    /// The only prompts it may get (attenuation).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub prompts: Option<Vec<String>>,
     /// Budgets.
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub budgets: Vec<Budget>,
@@ -95,17 +109,25 @@ impl Description {
             captix: _,
             identity: _,
             grants: _,
+            uri_grants: _,
+            prompt_grants: _,
             not_before: _,
             expires: _,
             resource: _,
             tools: _,
             rows: _,
+            uris: _,
+            prompts: _,
             budgets: _,
             checks: _,
         } = self;
         let strings = |v: &[String]| v.iter().map(|s| s.len() + 32).sum::<usize>();
         self.identity.as_ref().map_or(0, Identity::heap_bytes)
             + strings(&self.grants)
+            + strings(&self.uri_grants)
+            + strings(&self.prompt_grants)
+            + self.uris.as_ref().map_or(0, |t| strings(t) + 32)
+            + self.prompts.as_ref().map_or(0, |t| strings(t) + 32)
             + self.resource.as_ref().map_or(0, |s| s.len() + 32)
             + self.tools.as_ref().map_or(0, |t| strings(t) + 32)
             + self
@@ -128,11 +150,15 @@ impl Description {
             captix: _,
             identity: _,
             grants: _,
+            uri_grants: _,
+            prompt_grants: _,
             not_before,
             expires,
             resource,
             tools,
             rows,
+            uris,
+            prompts,
             budgets: _, // spent by the verifier (§4.5), not a check
             checks,
         } = self;
@@ -142,6 +168,8 @@ impl Description {
         out.extend(resource.clone().map(Restriction::Resource));
         out.extend(tools.clone().map(Restriction::Tools));
         out.extend(rows.iter().cloned().map(Restriction::Row));
+        out.extend(uris.clone().map(Restriction::Uris));
+        out.extend(prompts.clone().map(Restriction::Prompts));
         out.extend(checks.iter().cloned().map(Restriction::Datalog));
         out
     }
@@ -153,19 +181,36 @@ impl Description {
             captix: _,
             identity: _,
             grants: _,
+            uri_grants: _,
+            prompt_grants: _,
             not_before: _,
             expires: _,
             resource: _,
             tools: _,
             rows: _,
+            uris: _,
+            prompts: _,
             budgets: _,
             checks: _,
         } = self;
         let bad = |m: String| Err(Error::InvalidRestriction(m));
+        if self.captix == 1 {
+            // Spec §6.2: format 1's tool and row checks deny every method but `tools/call`,
+            // which format 2 scopes to tool calls; a format-1 block would need a second
+            // meaning for the same restriction. Its tickets are minted again.
+            return bad(
+                "captix format version 1 is no longer read (its tickets must be minted again, \
+                 spec §6.2)"
+                    .into(),
+            );
+        }
         if self.captix != FORMAT_VERSION {
             return bad(format!("unsupported captix format version {}", self.captix));
         }
-        if index > 0 && (self.identity.is_some() || !self.grants.is_empty()) {
+        let grants = !self.grants.is_empty()
+            || !self.uri_grants.is_empty()
+            || !self.prompt_grants.is_empty();
+        if index > 0 && (self.identity.is_some() || grants) {
             return bad("only the authority block can carry identity and grants".into());
         }
         if index == 0 && self.identity.is_none() {
@@ -178,6 +223,12 @@ impl Description {
             for t in tools {
                 validate_tool_name(t)?;
             }
+        }
+        for u in self.uri_grants.iter().chain(self.uris.iter().flatten()) {
+            validate_uri(u, true)?;
+        }
+        for p in self.prompt_grants.iter().chain(self.prompts.iter().flatten()) {
+            validate_prompt_name(p)?;
         }
         if let (Some(a), Some(b)) = (self.not_before, self.expires) {
             if a >= b {
@@ -228,11 +279,15 @@ impl Description {
             captix: _,
             identity: _,
             grants: _,
+            uri_grants: _,
+            prompt_grants: _,
             not_before: _,
             expires: _,
             resource: _,
             tools: _,
             rows: _,
+            uris: _,
+            prompts: _,
             budgets: _,
             checks: _,
         } = self;
@@ -251,6 +306,16 @@ impl Description {
         }
         for g in &self.grants {
             b = add_fact(b, fact("allow_tool", &[string(g)]))?;
+        }
+        // allow_uri(<uri>) for a URI, allow_uri_prefix(<prefix>) for a pattern ending in `*`
+        for u in &self.uri_grants {
+            b = match u.strip_suffix('*') {
+                Some(prefix) => add_fact(b, fact("allow_uri_prefix", &[string(prefix)]))?,
+                None => add_fact(b, fact("allow_uri", &[string(u)]))?,
+            };
+        }
+        for p in &self.prompt_grants {
+            b = add_fact(b, fact("allow_prompt", &[string(p)]))?;
         }
         for bu in &self.budgets {
             b = add_fact(
@@ -271,6 +336,15 @@ impl Description {
                 .map_err(|e| Error::Build(e.to_string()))?;
         }
         Ok(b)
+    }
+
+    /// Whether this description's grants (an authority block's) admit the target (spec §4.2).
+    pub(crate) fn grants(&self, target: &Target) -> bool {
+        match target {
+            Target::Tool(t) => self.grants.contains(t),
+            Target::Uri(u) => self.uri_grants.iter().any(|p| crate::uri::admits(p, u)),
+            Target::Prompt(p) => self.prompt_grants.contains(p),
+        }
     }
 
     /// Parses a block's context and confirms it describes the block's Datalog exactly.
@@ -323,7 +397,12 @@ mod tests {
         d.budgets.push("10/min".parse().expect("budget"));
         let text = d.datalog().expect("datalog").to_string();
         assert!(text.contains("allow_tool(\"list_invoices\");"), "{text}");
-        assert!(text.contains("check if arg(\"/org\", \"acme\")"), "{text}");
+        assert!(
+            text.contains(
+                "check if method($method), $method !== \"tools/call\" or arg(\"/org\", \"acme\")"
+            ),
+            "{text}"
+        );
         assert!(text.contains("budget(\"*\", 10, 60);"), "{text}");
     }
 }

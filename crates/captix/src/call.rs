@@ -6,13 +6,66 @@ use crate::limits::MAX_TOOL_NAME_BYTES;
 
 /// The MCP method of a tool call.
 pub const TOOLS_CALL: &str = "tools/call";
+/// The MCP method of a resource read.
+pub const RESOURCES_READ: &str = "resources/read";
+/// The MCP method of a prompt request.
+pub const PROMPTS_GET: &str = "prompts/get";
 
-/// One tool call as the verifier sees it (spec §3.1): the tool, its arguments, the time and
-/// the server's resource URI. The caller supplies the time; the core reads no clock.
+/// What a call asks for (spec §3.1): a tool to call, a resource to read or a prompt to get.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    /// `tools/call` of this tool.
+    Tool(String),
+    /// `resources/read` of this URI.
+    Uri(String),
+    /// `prompts/get` of this prompt.
+    Prompt(String),
+}
+
+impl Target {
+    /// The MCP method that asks for it.
+    pub fn method(&self) -> &'static str {
+        match self {
+            Target::Tool(_) => TOOLS_CALL,
+            Target::Uri(_) => RESOURCES_READ,
+            Target::Prompt(_) => PROMPTS_GET,
+        }
+    }
+
+    /// The tool name, URI or prompt name.
+    pub fn name(&self) -> &str {
+        match self {
+            Target::Tool(s) | Target::Uri(s) | Target::Prompt(s) => s,
+        }
+    }
+
+    /// The tool's name, for a tool call.
+    pub fn tool(&self) -> Option<&str> {
+        match self {
+            Target::Tool(t) => Some(t),
+            Target::Uri(_) | Target::Prompt(_) => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Tool(t) => write!(f, "tool {t:?}"),
+            Target::Uri(u) => write!(f, "resource {u:?}"),
+            Target::Prompt(p) => write!(f, "prompt {p:?}"),
+        }
+    }
+}
+
+/// One call as the verifier sees it (spec §3.1): what it asks for (a tool with its arguments,
+/// a resource, a prompt), the time and the server's resource URI. The caller supplies the
+/// time; the core reads no clock.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Call {
-    /// The tool name.
-    pub tool: String,
+    /// What the call asks for.
+    pub target: Target,
     /// The arguments, as JSON-Pointer leaves.
     pub args: Args,
     /// The time of the call, Unix seconds.
@@ -27,7 +80,7 @@ pub struct Call {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[must_use = "a call needs its time: .at(unix_secs)"]
 pub struct Untimed {
-    tool: String,
+    target: Target,
     args: Args,
     resource: Option<String>,
 }
@@ -36,7 +89,7 @@ impl Untimed {
     /// The call at `unix_secs` (Unix seconds, from the server's clock).
     pub fn at(self, unix_secs: u64) -> Call {
         Call {
-            tool: self.tool,
+            target: self.target,
             args: self.args,
             time: unix_secs,
             resource: self.resource,
@@ -69,8 +122,36 @@ impl Call {
             Args::from_json(args_json)?
         };
         Ok(Untimed {
-            tool,
+            target: Target::Tool(tool),
             args,
+            resource: None,
+        })
+    }
+
+    /// A `resources/read` of `uri` (spec §3.1); give it its time with [`Untimed::at`]. A URI
+    /// that a prefix grant could be escaped through (dot segments, encoded dots, slashes or
+    /// backslashes) is refused, as is one over [`crate::limits::MAX_URI_BYTES`] or with control characters
+    /// or spaces.
+    pub fn read(uri: impl Into<String>) -> Result<Untimed, Denial> {
+        let uri = uri.into();
+        crate::uri::validate_uri(&uri, false)
+            .map_err(|e| Denial::new(Code::ArgsMalformed, e.to_string()))?;
+        Ok(Untimed {
+            target: Target::Uri(uri),
+            args: Args::empty(),
+            resource: None,
+        })
+    }
+
+    /// A `prompts/get` of the prompt `name` (spec §3.1); give it its time with
+    /// [`Untimed::at`]. Its arguments are not part of the decision.
+    pub fn prompt(name: impl Into<String>) -> Result<Untimed, Denial> {
+        let name = name.into();
+        crate::forms::validate_prompt_name(&name)
+            .map_err(|e| Denial::new(Code::ArgsMalformed, e.to_string()))?;
+        Ok(Untimed {
+            target: Target::Prompt(name),
+            args: Args::empty(),
             resource: None,
         })
     }

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use crate::block::Description;
-use crate::call::Call;
+use crate::call::{Call, Target};
 use crate::decision::{Allowed, Summary, ToolView};
 use crate::error::Denial;
 use crate::restriction::{not_granted, walk, Fast, Restriction, Walk};
@@ -70,6 +70,7 @@ impl Compiled {
                 Fast::Until(t) => until = until.min(t),
                 Fast::Audience(u) => resources.push(u.to_string()),
                 Fast::ToolList(_) => {} // per grant, in `callable` below
+                Fast::NotForTools => {} // holds for every tool call
                 Fast::PerCall => per_call.push((*block, r.clone())),
             }
         }
@@ -95,28 +96,29 @@ impl Compiled {
     }
 
     /// The first failing restriction, else the grant (spec §6.5); when allowed, the index of
-    /// the granted tool. `resource` is the server's resource URI. Allocates nothing when the
-    /// call is allowed.
-    pub fn evaluate(&self, call: &Call, resource: Option<&str>) -> Result<usize, Denial> {
+    /// the granted tool (`None` for an allowed resource read or prompt request). `resource`
+    /// is the server's resource URI. Allocates nothing when a tool call is allowed.
+    pub fn evaluate(&self, call: &Call, resource: Option<&str>) -> Result<Option<usize>, Denial> {
         call.check_time()?;
-        // Fast accept: when the tool, time and resource pass every block, only the row
-        // filters depend on the call; any failure takes the ordered walk below, which finds
-        // the first failing restriction exactly as the reference path does.
-        if let Ok(i) = self.grants.binary_search_by(|g| g.as_str().cmp(&call.tool)) {
+        let tool = call.target.tool();
+        let tool_index = |t: &str| self.grants.binary_search_by(|g| g.as_str().cmp(t)).ok();
+        // Fast accept (tool calls): when the tool, time and resource pass every block, only
+        // the row filters depend on the call; any failure takes the ordered walk below,
+        // which finds the first failing restriction exactly as the reference path does.
+        if let Some(i) = tool.and_then(tool_index) {
             if self.callable[i]
                 && call.time >= self.from
                 && call.time < self.until
                 && self.resources.iter().all(|u| resource == Some(u.as_str()))
                 && self.per_call.iter().all(|(_, r)| r.holds(call, resource))
             {
-                return Ok(i);
+                return Ok(Some(i));
             }
         }
         // The ordered walk (spec §6.3): validity, then the grant, then the rest.
-        let grant = || {
-            self.grants
-                .binary_search_by(|g| g.as_str().cmp(&call.tool))
-                .ok()
+        let grant = || match tool {
+            Some(t) => tool_index(t).map(Some),
+            None => self.blocks[0].2.grants(&call.target).then_some(None),
         };
         match walk(
             &self.checks,
@@ -125,7 +127,7 @@ impl Compiled {
             grant,
         ) {
             Walk::Granted(i) => Ok(i),
-            Walk::NotGranted => Err(not_granted(&call.tool)),
+            Walk::NotGranted => Err(not_granted(&call.target)),
             Walk::Denied((block, r)) => Err(r.denial(*block, call, resource)),
         }
     }
@@ -134,16 +136,21 @@ impl Compiled {
     #[cfg(feature = "test-util")]
     pub fn check(&self, call: &Call) -> Result<Allowed, Denial> {
         let i = self.evaluate(call, call.resource.as_deref())?;
-        Ok(self.allowed(i))
+        Ok(self.allowed(i, call))
     }
 
-    /// The decision for the granted tool at `index`.
-    pub(crate) fn allowed(&self, index: usize) -> Allowed {
+    /// The decision for the granted tool at `index`, or, for `None`, for the call's target
+    /// (a resource read or prompt request: made per call, not kept).
+    pub(crate) fn allowed(&self, index: Option<usize>, call: &Call) -> Allowed {
+        let blocks = || self.blocks.iter().map(|(i, id, d)| (*i, id, d));
+        let Some(index) = index else {
+            return Allowed {
+                summary: self.summary.clone(),
+                view: Arc::new(ToolView::new(blocks(), &call.target)),
+            };
+        };
         let view = self.views[index].get_or_init(|| {
-            let v = ToolView::new(
-                self.blocks.iter().map(|(i, id, d)| (*i, id, d)),
-                &self.grants[index],
-            );
+            let v = ToolView::new(blocks(), &Target::Tool(self.grants[index].clone()));
             self.extra.fetch_add(v.heap_bytes(), Ordering::Relaxed);
             Arc::new(v)
         });

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use crate::block::{Description, Identity};
+use crate::call::Target;
 use crate::error::Denial;
 use crate::forms::{Budget, Constraint};
 use crate::ticket::{BlockView, RevocationId, Ticket};
@@ -71,13 +72,14 @@ impl Summary {
     }
 }
 
-/// What an allowed call to one tool carries beyond the ticket: computed once per (ticket, tool).
+/// What an allowed call to one target carries beyond the ticket: computed once per (ticket,
+/// tool); for a resource read or a prompt request, per call (they carry no filter or budget).
 #[derive(Debug)]
 pub(crate) struct ToolView {
     /// Unique in the process, never reused: equal ids mean the same allow decision.
     #[cfg_attr(not(feature = "bindings"), allow(dead_code))]
     pub id: u64,
-    pub tool: String,
+    pub target: Target,
     pub filters: Vec<ArgFilter>,
     pub budgets: Vec<BudgetRef>,
     /// The allow decision as JSON, made on first request (spec §8.1).
@@ -85,12 +87,15 @@ pub(crate) struct ToolView {
 }
 
 impl ToolView {
-    /// The view of `tool` from the described blocks (index, revocation id, description), in
-    /// chain order, the authority block first.
+    /// The view of `target` from the described blocks (index, revocation id, description), in
+    /// chain order, the authority block first. Row filters and budgets are about tool calls
+    /// (spec §4.3, §4.5): a resource read or prompt request has none.
     pub(crate) fn new<'a>(
         blocks: impl IntoIterator<Item = (usize, &'a RevocationId, &'a Description)>,
-        tool: &str,
+        target: &Target,
     ) -> Self {
+        let tool = target.tool();
+        let covers = |sel: &crate::forms::ToolSel| tool.is_some_and(|t| sel.covers(t));
         let mut filters: Vec<ArgFilter> = Vec::new();
         let mut budgets = Vec::new();
         let mut root_id: Option<String> = None;
@@ -102,7 +107,7 @@ impl ToolView {
                 (Some(a), Some(e)) => Some(a.min(e)),
                 (a, e) => a.or(e),
             };
-            for r in d.rows.iter().filter(|r| r.tool.covers(tool)) {
+            for r in d.rows.iter().filter(|r| covers(&r.tool)) {
                 let c = BlockConstraint {
                     block: index,
                     constraint: r.constraint.clone(),
@@ -116,7 +121,7 @@ impl ToolView {
                 }
             }
             for (position, bu) in d.budgets.iter().enumerate() {
-                if bu.tool.covers(tool) {
+                if covers(&bu.tool) {
                     budgets.push(BudgetRef {
                         block: index,
                         index: position,
@@ -131,7 +136,7 @@ impl ToolView {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         ToolView {
             id: NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-            tool: tool.to_string(),
+            target: target.clone(),
             filters,
             budgets,
             json: std::sync::OnceLock::new(),
@@ -163,7 +168,7 @@ impl ToolView {
                     + 96
             })
             .sum();
-        std::mem::size_of::<Self>() + self.tool.len() + 64 + filters + budgets
+        std::mem::size_of::<Self>() + self.target.name().len() + 64 + filters + budgets
     }
 }
 
@@ -181,9 +186,14 @@ impl Allowed {
         &self.summary.identity
     }
 
-    /// The tool called.
-    pub fn tool(&self) -> &str {
-        &self.view.tool
+    /// What the call asked for: a tool, a resource or a prompt.
+    pub fn target(&self) -> &Target {
+        &self.view.target
+    }
+
+    /// The tool called, for a tool call.
+    pub fn tool(&self) -> Option<&str> {
+        self.view.target.tool()
     }
 
     /// Row filters that apply to this tool, by argument (servers apply them to their queries).
@@ -219,8 +229,9 @@ impl Allowed {
         self.view.id
     }
 
-    /// The decision as JSON (spec §8.1): `{"decision":"allow","tool",...}`. Made once per
-    /// ticket and tool, then shared.
+    /// The decision as JSON (spec §8.1): `{"decision":"allow","tool",...}` (`"uri"` for a
+    /// resource read, `"prompt"` for a prompt request). Made once per ticket and tool, then
+    /// shared.
     pub fn to_json(&self) -> &str {
         self.view
             .json
@@ -230,7 +241,7 @@ impl Allowed {
     fn json(&self) -> AllowJson<'_> {
         AllowJson {
             decision: "allow",
-            tool: &self.view.tool,
+            target: &self.view.target,
             identity: &self.summary.identity,
             filters: &self.view.filters,
             budgets: &self.view.budgets,
@@ -244,13 +255,13 @@ impl Allowed {
         }
     }
 
-    pub(crate) fn new(summary: Arc<Summary>, blocks: &[BlockView], tool: &str) -> Self {
+    pub(crate) fn new(summary: Arc<Summary>, blocks: &[BlockView], target: &Target) -> Self {
         let described = blocks
             .iter()
             .filter_map(|b| b.description().map(|d| (b.index, &b.revocation_id, d)));
         Allowed {
             summary,
-            view: Arc::new(ToolView::new(described, tool)),
+            view: Arc::new(ToolView::new(described, target)),
         }
     }
 }
@@ -258,7 +269,8 @@ impl Allowed {
 #[derive(serde::Serialize)]
 struct AllowJson<'a> {
     decision: &'static str,
-    tool: &'a str,
+    #[serde(flatten)]
+    target: &'a Target,
     identity: &'a Identity,
     filters: &'a [ArgFilter],
     budgets: &'a [BudgetRef],

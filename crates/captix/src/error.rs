@@ -28,6 +28,10 @@ pub enum Code {
     WrongResource,
     /// The called tool is not granted, or a block restricts the tools.
     ToolNotGranted,
+    /// The resource read is not granted, or a block restricts the resources.
+    UriNotGranted,
+    /// The prompt asked for is not granted, or a block restricts the prompts.
+    PromptNotGranted,
     /// An argument is missing or does not satisfy a row filter.
     ArgDenied,
     /// A hand-written Datalog check failed.
@@ -71,6 +75,8 @@ impl Code {
         Code::NotYetValid,
         Code::WrongResource,
         Code::ToolNotGranted,
+        Code::UriNotGranted,
+        Code::PromptNotGranted,
         Code::ArgDenied,
         Code::CheckFailed,
         Code::BudgetExhausted,
@@ -99,6 +105,8 @@ impl Code {
             Code::NotYetValid => "not_yet_valid",
             Code::WrongResource => "wrong_resource",
             Code::ToolNotGranted => "tool_not_granted",
+            Code::UriNotGranted => "uri_not_granted",
+            Code::PromptNotGranted => "prompt_not_granted",
             Code::ArgDenied => "arg_denied",
             Code::CheckFailed => "check_failed",
             Code::BudgetExhausted => "budget_exhausted",
@@ -130,6 +138,8 @@ impl Code {
             | Code::NotYetValid
             | Code::WrongResource => true,
             Code::ToolNotGranted
+            | Code::UriNotGranted
+            | Code::PromptNotGranted
             | Code::ArgDenied
             | Code::CheckFailed
             | Code::BudgetExhausted

@@ -68,14 +68,23 @@ impl<'de> serde::Deserialize<'de> for ToolSel {
 
 /// Checks a tool name: 1 to 128 bytes, no control characters, not `*`.
 pub fn validate_tool_name(name: &str) -> Result<(), Error> {
+    validate_name("tool", name)
+}
+
+/// Checks a prompt name: the rules of a tool name.
+pub fn validate_prompt_name(name: &str) -> Result<(), Error> {
+    validate_name("prompt", name)
+}
+
+fn validate_name(kind: &str, name: &str) -> Result<(), Error> {
     if name.is_empty() || name.len() > MAX_TOOL_NAME_BYTES {
         return Err(Error::InvalidRestriction(format!(
-            "a tool name is 1 to {MAX_TOOL_NAME_BYTES} bytes"
+            "a {kind} name is 1 to {MAX_TOOL_NAME_BYTES} bytes"
         )));
     }
     if name == "*" || name.chars().any(char::is_control) {
         return Err(Error::InvalidRestriction(format!(
-            "{name:?} is not a tool name (`*` means every tool; control characters are refused)"
+            "{name:?} is not a {kind} name (control characters and `*` are refused)"
         )));
     }
     Ok(())

@@ -74,13 +74,14 @@ pub mod revocation;
 #[cfg(feature = "test-util")]
 pub mod testing;
 mod ticket;
+mod uri;
 pub mod time;
 mod verifier;
 mod work;
 
 pub use args::{Args, Scalar};
 pub use block::{Description, Identity, FORMAT_VERSION};
-pub use call::{Call, Untimed, TOOLS_CALL};
+pub use call::{Call, Target, Untimed, PROMPTS_GET, RESOURCES_READ, TOOLS_CALL};
 #[cfg(feature = "test-util")]
 pub use compiled::Compiled;
 pub use decision::{
@@ -88,7 +89,8 @@ pub use decision::{
 };
 pub use error::{Code, Denial, Error, Result};
 pub use forms::{
-    format_duration, parse_duration, parse_value, validate_tool_name, Budget, Constraint,
+    format_duration, parse_duration, parse_value, validate_prompt_name, validate_tool_name, Budget,
+    Constraint,
     RowFilter, ToolSel,
 };
 pub use inspect::{BlockReport, Report, Signatures};
@@ -98,6 +100,7 @@ pub use mint::{Attenuation, Restrictions, TicketBuilder};
 pub use reference::run_limits;
 pub use reference::verify;
 pub use resource::normalize_resource;
+pub use uri::validate_uri;
 pub use restriction::{Class, Restriction};
 pub use ticket::{BlockView, Content, RevocationId, Ticket, UnverifiedTicket, PREFIX};
 pub use verifier::{Checked, TicketInfo, Verifier, VerifierBuilder, DEFAULT_CACHE_BYTES};

@@ -14,6 +14,8 @@ pub const MAX_ARGS_DEPTH: usize = 16;
 pub const MAX_ARGS_LEAVES: usize = 1024;
 /// Longest accepted tool name, in bytes.
 pub const MAX_TOOL_NAME_BYTES: usize = 128;
+/// Longest accepted resource URI or URI pattern, in bytes.
+pub const MAX_URI_BYTES: usize = 2048;
 
 /// Most budgets in one block (spec §7.1): each can hold state in a budget store for as long
 /// as its block can be presented, so a holder who attenuates freely must not be able to make

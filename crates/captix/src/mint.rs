@@ -145,6 +145,19 @@ impl<'k> TicketBuilder<'k> {
         self
     }
 
+    /// Grants reading the resources a URI pattern admits (spec §4.8): a URI, a prefix ending
+    /// in `*` (`file:///docs/*`), or `*` for every resource.
+    pub fn uri(mut self, pattern: impl Into<String>) -> Self {
+        self.desc.uri_grants.push(pattern.into());
+        self
+    }
+
+    /// Grants getting a prompt, by name.
+    pub fn prompt(mut self, name: impl Into<String>) -> Self {
+        self.desc.prompt_grants.push(name.into());
+        self
+    }
+
     restriction_methods!();
 
     /// Signs the ticket with fresh randomness from the operating system.
@@ -195,6 +208,37 @@ impl<B> Attenuation<'_, B> {
             .tools
             .get_or_insert_with(Vec::new)
             .push(name.into());
+        self
+    }
+
+    /// Limits the resources the ticket may read to those these URI patterns admit (spec
+    /// §4.8; each call adds one to the block's set). Tool calls and prompts are not affected.
+    pub fn uri(mut self, pattern: impl Into<String>) -> Self {
+        self.desc
+            .uris
+            .get_or_insert_with(Vec::new)
+            .push(pattern.into());
+        self
+    }
+
+    /// Limits the prompts the ticket may get to these (each call adds one to the block's set).
+    pub fn prompt(mut self, name: impl Into<String>) -> Self {
+        self.desc
+            .prompts
+            .get_or_insert_with(Vec::new)
+            .push(name.into());
+        self
+    }
+
+    /// Forbids every resource read (an empty URI set).
+    pub fn no_uris(mut self) -> Self {
+        self.desc.uris = Some(Vec::new());
+        self
+    }
+
+    /// Forbids every prompt (an empty prompt set).
+    pub fn no_prompts(mut self) -> Self {
+        self.desc.prompts = Some(Vec::new());
         self
     }
 

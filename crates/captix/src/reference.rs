@@ -4,10 +4,12 @@
 use std::sync::Arc;
 
 use biscuit_auth::builder::Term;
-use biscuit_auth::builder::{fact, pred, string, var, AuthorizerBuilder, Policy, PolicyKind, Rule};
+use biscuit_auth::builder::{
+    fact, pred, string, var, AuthorizerBuilder, Binary, Expression, Op, Policy, PolicyKind, Rule,
+};
 use biscuit_auth::AuthorizerLimits;
 
-use crate::call::{Call, TOOLS_CALL};
+use crate::call::{Call, Target};
 use crate::decision::{Allowed, Decision, Summary};
 use crate::error::{Code, Denial};
 use crate::keys::KeySet;
@@ -53,11 +55,17 @@ impl Ticket {
                 .vocabulary_denial(call)
                 .unwrap_or_else(|| Denial::new(Code::LimitsExceeded, reason)));
         }
+        // Spec §3.1: time, method, and the target as tool(<name>), uri(<uri>) or prompt(<name>).
+        let target = match &call.target {
+            Target::Tool(t) => fact("tool", &[string(t)]),
+            Target::Uri(u) => fact("uri", &[string(u)]),
+            Target::Prompt(p) => fact("prompt", &[string(p)]),
+        };
         let mut b = AuthorizerBuilder::new()
             .set_limits(run_limits())
             .fact(fact("time", &[date_term(call.time)]))
-            .and_then(|b| b.fact(fact("method", &[string(TOOLS_CALL)])))
-            .and_then(|b| b.fact(fact("tool", &[string(&call.tool)])))
+            .and_then(|b| b.fact(fact("method", &[string(call.target.method())])))
+            .and_then(|b| b.fact(target))
             .map_err(internal)?;
         if let Some(r) = &call.resource {
             b = b.fact(fact("resource", &[string(r)])).map_err(internal)?;
@@ -67,23 +75,42 @@ impl Ticket {
                 .fact(fact("arg", &[string(p), v.to_term()]))
                 .map_err(internal)?;
         }
-        // allow if tool($tool), allow_tool($tool)
-        let policy = Policy {
-            queries: vec![Rule::new(
+        // Spec §4.2: allow if tool($tool), allow_tool($tool)
+        //   or uri($uri), allow_uri($uri)
+        //   or uri($uri), allow_uri_prefix($prefix), $uri.starts_with($prefix)
+        //   or prompt($prompt), allow_prompt($prompt)
+        let query = |target: &str, grant: &str, exprs: Vec<Expression>| {
+            let grant_term = if exprs.is_empty() { target } else { "prefix" };
+            Rule::new(
                 pred("allow", &[] as &[Term]),
                 vec![
-                    pred("tool", &[var("tool")]),
-                    pred("allow_tool", &[var("tool")]),
+                    pred(target, &[var(target)]),
+                    pred(grant, &[var(grant_term)]),
                 ],
+                exprs,
                 vec![],
-                vec![],
-            )],
+            )
+        };
+        let starts_with = Expression {
+            ops: vec![
+                Op::Value(var("uri")),
+                Op::Value(var("prefix")),
+                Op::Binary(Binary::Prefix),
+            ],
+        };
+        let policy = Policy {
+            queries: vec![
+                query("tool", "allow_tool", vec![]),
+                query("uri", "allow_uri", vec![]),
+                query("uri", "allow_uri_prefix", vec![starts_with]),
+                query("prompt", "allow_prompt", vec![]),
+            ],
             kind: PolicyKind::Allow,
         };
         b = b.policy(policy).map_err(internal)?;
         let mut authorizer = b.build(&self.inner).map_err(internal)?;
         match authorizer.authorize() {
-            Ok(_) => Ok(Allowed::new(summary, self.blocks(), &call.tool)),
+            Ok(_) => Ok(Allowed::new(summary, self.blocks(), &call.target)),
             Err(e) => Err(self.explain(e, call)),
         }
     }
@@ -132,7 +159,7 @@ impl Ticket {
         };
         match walk(&failed, class, |_| true, || granted.then_some(())) {
             Walk::Denied(&(block, check)) => self.denial_for(block, check, call),
-            Walk::NotGranted => not_granted(&call.tool),
+            Walk::NotGranted => not_granted(&call.target),
             Walk::Granted(()) => Denial::new(
                 Code::Malformed,
                 "authorization failed without a failing check",
@@ -147,11 +174,12 @@ impl Ticket {
         let resource = call.resource.as_deref();
         let described = self.restrictions();
         // Without a described authority block the grants are not known: taken as granted.
-        let authority_described = self
-            .blocks()
-            .first()
-            .is_some_and(|b| b.description().is_some());
-        let granted = || (!authority_described || self.grants().contains(&call.tool)).then_some(());
+        let granted = || {
+            let authority = self.blocks().first().and_then(BlockView::description);
+            authority
+                .is_none_or(|d| d.grants(&call.target))
+                .then_some(())
+        };
         match walk(
             &described,
             |(_, r)| r.class(),
@@ -159,7 +187,7 @@ impl Ticket {
             granted,
         ) {
             Walk::Denied((block, r)) => Some(r.denial(*block, call, resource)),
-            Walk::NotGranted => Some(not_granted(&call.tool)),
+            Walk::NotGranted => Some(not_granted(&call.target)),
             Walk::Granted(()) => None,
         }
     }

@@ -11,10 +11,11 @@ use biscuit_auth::builder::{
 };
 
 use crate::args::Scalar;
-use crate::call::Call;
+use crate::call::{Call, Target, PROMPTS_GET, RESOURCES_READ, TOOLS_CALL};
 use crate::error::{Code, Denial, Error};
 use crate::forms::{Constraint, RowFilter, ToolSel};
 use crate::time::rfc3339;
+use crate::uri;
 
 /// One restriction of a block, in the order of the block's Datalog checks (spec §4.7).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -25,10 +26,14 @@ pub enum Restriction {
     Expires(u64),
     /// Valid only for this resource.
     Resource(String),
-    /// Only these tools.
+    /// Only these tools (for tool calls).
     Tools(Vec<String>),
-    /// A row filter.
+    /// A row filter (for tool calls).
     Row(RowFilter),
+    /// Only the resources these URI patterns admit (for resource reads, spec §4.8).
+    Uris(Vec<String>),
+    /// Only these prompts (for prompt requests).
+    Prompts(Vec<String>),
     /// A hand-written Datalog check.
     Datalog(String),
 }
@@ -40,7 +45,11 @@ impl Restriction {
             Restriction::NotBefore(_) | Restriction::Expires(_) | Restriction::Resource(_) => {
                 Class::Validity
             }
-            Restriction::Tools(_) | Restriction::Row(_) | Restriction::Datalog(_) => Class::Call,
+            Restriction::Tools(_)
+            | Restriction::Row(_)
+            | Restriction::Uris(_)
+            | Restriction::Prompts(_)
+            | Restriction::Datalog(_) => Class::Call,
         }
     }
 
@@ -56,7 +65,9 @@ impl Restriction {
             + match self {
                 Restriction::NotBefore(_) | Restriction::Expires(_) => 0,
                 Restriction::Resource(s) | Restriction::Datalog(s) => s.len() + 8,
-                Restriction::Tools(t) => t.iter().map(|n| n.len() + 32).sum(),
+                Restriction::Tools(t) | Restriction::Uris(t) | Restriction::Prompts(t) => {
+                    t.iter().map(|n| n.len() + 32).sum()
+                }
                 Restriction::Row(f) => f.heap_bytes(),
             }
     }
@@ -69,6 +80,8 @@ impl Restriction {
             Restriction::Resource(_) => Code::WrongResource,
             Restriction::Tools(_) => Code::ToolNotGranted,
             Restriction::Row(_) => Code::ArgDenied,
+            Restriction::Uris(_) => Code::UriNotGranted,
+            Restriction::Prompts(_) => Code::PromptNotGranted,
             Restriction::Datalog(_) => Code::CheckFailed,
         }
     }
@@ -82,6 +95,8 @@ impl fmt::Display for Restriction {
             Restriction::Resource(r) => write!(f, "resource {r}"),
             Restriction::Tools(t) => write!(f, "tools [{}]", t.join(", ")),
             Restriction::Row(r) => write!(f, "row {r}"),
+            Restriction::Uris(u) => write!(f, "uris [{}]", u.join(", ")),
+            Restriction::Prompts(p) => write!(f, "prompts [{}]", p.join(", ")),
             Restriction::Datalog(c) => write!(f, "datalog `{c}`"),
         }
     }
@@ -101,14 +116,29 @@ impl Restriction {
             Restriction::NotBefore(t) => call.time >= *t,
             Restriction::Expires(t) => call.time < *t,
             Restriction::Resource(uri) => resource == Some(uri.as_str()),
-            Restriction::Tools(names) => names.contains(&call.tool),
-            Restriction::Row(f) => {
-                !f.tool.covers(&call.tool)
-                    || call
-                        .args
-                        .get(&f.arg)
-                        .is_some_and(|v| f.constraint.admits(v))
-            }
+            // Each of these restricts its own method and holds for the others.
+            Restriction::Tools(names) => match &call.target {
+                Target::Tool(t) => names.contains(t),
+                Target::Uri(_) | Target::Prompt(_) => true,
+            },
+            Restriction::Row(f) => match &call.target {
+                Target::Tool(t) => {
+                    !f.tool.covers(t)
+                        || call
+                            .args
+                            .get(&f.arg)
+                            .is_some_and(|v| f.constraint.admits(v))
+                }
+                Target::Uri(_) | Target::Prompt(_) => true,
+            },
+            Restriction::Uris(patterns) => match &call.target {
+                Target::Uri(u) => patterns.iter().any(|p| uri::admits(p, u)),
+                Target::Tool(_) | Target::Prompt(_) => true,
+            },
+            Restriction::Prompts(names) => match &call.target {
+                Target::Prompt(p) => names.contains(p),
+                Target::Tool(_) | Target::Uri(_) => true,
+            },
             Restriction::Datalog(_) => return None,
         })
     }
@@ -134,6 +164,7 @@ impl Restriction {
             Restriction::Resource(uri) => Fast::Audience(uri),
             Restriction::Tools(names) => Fast::ToolList(names),
             Restriction::Row(_) | Restriction::Datalog(_) => Fast::PerCall,
+            Restriction::Uris(_) | Restriction::Prompts(_) => Fast::NotForTools,
         }
     }
 
@@ -148,7 +179,9 @@ impl Restriction {
                 "the ticket is for another resource ({self}; this server is {})",
                 resource.unwrap_or("unnamed")
             ),
-            Restriction::Tools(_) => format!("tool {:?} is not allowed ({self})", call.tool),
+            Restriction::Tools(_) | Restriction::Uris(_) | Restriction::Prompts(_) => {
+                format!("{} is not allowed ({self})", call.target)
+            }
             Restriction::Row(f) => match call.args.get(&f.arg) {
                 None => format!("argument {} is missing ({self})", f.arg),
                 Some(v) if !same_type(&f.constraint, v) => {
@@ -171,11 +204,16 @@ fn same_type(c: &Constraint, v: &Scalar) -> bool {
     }
 }
 
-/// The denial for a call of a tool the authority block does not grant (spec §6.3).
-pub(crate) fn not_granted(tool: &str) -> Denial {
+/// The denial for a call of a target the authority block does not grant (spec §6.3).
+pub(crate) fn not_granted(target: &Target) -> Denial {
+    let code = match target {
+        Target::Tool(_) => Code::ToolNotGranted,
+        Target::Uri(_) => Code::UriNotGranted,
+        Target::Prompt(_) => Code::PromptNotGranted,
+    };
     Denial::new(
-        Code::ToolNotGranted,
-        format!("block 0: the ticket does not grant tool {tool:?}"),
+        code,
+        format!("block 0: the ticket does not grant {target}"),
     )
     .at(0, "grants")
 }
@@ -201,6 +239,8 @@ pub(crate) enum Fast<'a> {
     ToolList(&'a [String]),
     /// Depends on the call's arguments: evaluated on every call.
     PerCall,
+    /// Holds for every tool call (it restricts another method).
+    NotForTools,
 }
 
 /// The granted tools every block's tool list admits (for `tools/list`, docs §10.5), from the
@@ -212,7 +252,11 @@ pub(crate) fn callable<'a>(
     grants.iter().map(move |g| {
         let admitted = checks.iter().all(|(_, r)| match r.fast() {
             Fast::ToolList(list) => list.contains(g),
-            Fast::From(_) | Fast::Until(_) | Fast::Audience(_) | Fast::PerCall => true,
+            Fast::From(_)
+            | Fast::Until(_)
+            | Fast::Audience(_)
+            | Fast::PerCall
+            | Fast::NotForTools => true,
         });
         (g, admitted)
     })
@@ -259,6 +303,13 @@ fn check_of(r: &Restriction) -> Result<Check, Error> {
     let one = |body: Vec<builder::Predicate>, exprs: Vec<Expression>| {
         Rule::new(pred("query", &[] as &[Term]), body, exprs, vec![])
     };
+    // The query that makes a check about one method hold for every other method.
+    let other_method = |m: &str| {
+        one(
+            vec![pred("method", &[var("method")])],
+            vec![binop(var("method"), Binary::NotEqual, string(m))],
+        )
+    };
     let queries = match r {
         // check if time($time), $time >= <t>
         Restriction::NotBefore(t) => vec![one(
@@ -272,20 +323,37 @@ fn check_of(r: &Restriction) -> Result<Check, Error> {
         )],
         // check if resource(<uri>)
         Restriction::Resource(uri) => vec![one(vec![pred("resource", &[string(uri)])], vec![])],
-        // check if tool(<name1>) or tool(<name2>) ...; an empty set: check if tool($tool), false
-        Restriction::Tools(names) if names.is_empty() => vec![one(
-            vec![pred("tool", &[var("tool")])],
-            vec![Expression {
-                ops: vec![Op::Value(builder::boolean(false))],
-            }],
-        )],
-        Restriction::Tools(names) => names
-            .iter()
-            .map(|n| one(vec![pred("tool", &[string(n)])], vec![]))
+        // check if method($method), $method != "tools/call" or tool(<name1>) or ...
+        Restriction::Tools(names) => std::iter::once(other_method(TOOLS_CALL))
+            .chain(
+                names
+                    .iter()
+                    .map(|n| one(vec![pred("tool", &[string(n)])], vec![])),
+            )
+            .collect(),
+        // check if method($method), $method != "resources/read" or uri(<uri>)
+        //   or uri($uri), $uri.starts_with(<prefix>) ...
+        Restriction::Uris(patterns) => std::iter::once(other_method(RESOURCES_READ))
+            .chain(patterns.iter().map(|p| match p.strip_suffix('*') {
+                Some(prefix) => one(
+                    vec![pred("uri", &[var("uri")])],
+                    vec![binop(var("uri"), Binary::Prefix, string(prefix))],
+                ),
+                None => one(vec![pred("uri", &[string(p)])], vec![]),
+            }))
+            .collect(),
+        // check if method($method), $method != "prompts/get" or prompt(<name1>) or ...
+        Restriction::Prompts(names) => std::iter::once(other_method(PROMPTS_GET))
+            .chain(
+                names
+                    .iter()
+                    .map(|n| one(vec![pred("prompt", &[string(n)])], vec![])),
+            )
             .collect(),
         Restriction::Row(row) => {
-            let mut qs = Vec::with_capacity(2);
-            // check if tool($tool), $tool != <name> or <constraint>
+            // check if method($method), $method != "tools/call"
+            //   or tool($tool), $tool != <name> or <constraint>
+            let mut qs = vec![other_method(TOOLS_CALL)];
             if let ToolSel::Named(n) = &row.tool {
                 qs.push(one(
                     vec![pred("tool", &[var("tool")])],

@@ -335,7 +335,7 @@ impl Verifier {
         self.check_revocation(&entry)?;
         self.check_acceptance(&entry, now)?;
         let probe = Call {
-            tool: String::new(),
+            target: crate::call::Target::Tool(String::new()),
             args: Default::default(),
             time: now,
             resource: self.resource.clone(),
@@ -394,20 +394,33 @@ impl Verifier {
             Ok(e) => e,
             Err(d) => return (Err(d), None),
         };
-        let decision = self.decide_entry(&entry, call);
+        let decision = self.decide_entry(&entry, call, true);
         (decision, Some(entry))
     }
 
-    fn decide_entry(&self, entry: &Entry, call: &Call) -> Decision {
+    /// The decision [`Verifier::check`] would give, without spending budgets or writing an
+    /// audit record: for filtering a list (`resources/list`, `prompts/list`) by what the
+    /// ticket allows. A tool call's budgets are not consulted.
+    pub fn allows(&self, ticket: &str, call: &Call) -> Decision {
+        call.check_time()?;
+        let entry = self.entry(ticket.as_bytes().trim_ascii())?;
+        self.decide_entry(&entry, call, false)
+    }
+
+    /// The decision of spec §6.3 with revocation, and, when `spend`, budgets (only tool calls
+    /// spend: spec §4.5).
+    fn decide_entry(&self, entry: &Entry, call: &Call, spend: bool) -> Decision {
         self.check_revocation(entry)?;
         self.check_acceptance(entry, call.time)?;
         let resource = self.resource.as_deref().or(call.resource.as_deref());
         match &entry.path {
             Path::Compiled { compiled, spends } => {
                 let i = compiled.evaluate(call, resource)?;
-                let allowed = compiled.allowed(i);
-                let spend = spends[i].get_or_init(|| self.prepare(&allowed, entry));
-                charge(spend.as_ref(), call.time, &allowed)?;
+                let allowed = compiled.allowed(i, call);
+                if let (Some(i), true) = (i, spend) {
+                    let spend = spends[i].get_or_init(|| self.prepare(&allowed, entry));
+                    charge(spend.as_ref(), call.time, &allowed)?;
+                }
                 Ok(allowed)
             }
             Path::Reference {
@@ -422,13 +435,15 @@ impl Verifier {
                     c.resource = resource.map(str::to_string);
                     ticket.authorize_with(&c, summary.clone())?
                 };
-                let spend = {
-                    let mut map = spends.lock().unwrap_or_else(|e| e.into_inner());
-                    map.entry(call.tool.clone())
-                        .or_insert_with(|| Arc::from(self.prepare(&allowed, entry)))
-                        .clone()
-                };
-                charge(spend.as_ref(), call.time, &allowed)?;
+                if let (Some(tool), true) = (call.target.tool(), spend) {
+                    let spend = {
+                        let mut map = spends.lock().unwrap_or_else(|e| e.into_inner());
+                        map.entry(tool.to_string())
+                            .or_insert_with(|| Arc::from(self.prepare(&allowed, entry)))
+                            .clone()
+                    };
+                    charge(spend.as_ref(), call.time, &allowed)?;
+                }
                 Ok(allowed)
             }
         }

@@ -187,7 +187,7 @@ impl<'a> World<'a> {
         }
         var.bytes = var
             .bytes
-            .max(call.tool.len() as u64)
+            .max(call.target.name().len() as u64)
             .max(call.resource.as_ref().map_or(0, |r| r.len() as u64));
         // A closure over a map binds [key, value]: two terms more than any value.
         var.elems = var.elems.saturating_add(2);
@@ -216,7 +216,7 @@ impl<'a> World<'a> {
     fn candidates(&self, p: &Predicate) -> u64 {
         let stated = self.facts.iter().filter(|f| matches(p, f)).count() as u64;
         let ambient = match (p.name.as_str(), p.terms.as_slice()) {
-            ("tool" | "time" | "method" | "resource", [_]) => 1,
+            ("tool" | "uri" | "prompt" | "time" | "method" | "resource", [_]) => 1,
             // arg facts have unique pointers
             ("arg", [pointer, _]) if is_constant(pointer) => 1,
             ("arg", [_, _]) => self.args,
