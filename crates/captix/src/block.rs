@@ -57,7 +57,7 @@ pub struct Description {
     /// Granted tools (authority block only).
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub grants: Vec<String>,
-    /// Granted resources, as URI patterns (authority block only; spec §4.8).
+    /// Granted resources, as URI patterns (authority block only; spec §4.11).
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub uri_grants: Vec<String>,
     /// Granted prompts (authority block only).
@@ -227,7 +227,11 @@ impl Description {
         for u in self.uri_grants.iter().chain(self.uris.iter().flatten()) {
             validate_uri(u, true)?;
         }
-        for p in self.prompt_grants.iter().chain(self.prompts.iter().flatten()) {
+        for p in self
+            .prompt_grants
+            .iter()
+            .chain(self.prompts.iter().flatten())
+        {
             validate_prompt_name(p)?;
         }
         if let (Some(a), Some(b)) = (self.not_before, self.expires) {

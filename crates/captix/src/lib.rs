@@ -74,8 +74,8 @@ pub mod revocation;
 #[cfg(feature = "test-util")]
 pub mod testing;
 mod ticket;
-mod uri;
 pub mod time;
+mod uri;
 mod verifier;
 mod work;
 
@@ -90,8 +90,7 @@ pub use decision::{
 pub use error::{Code, Denial, Error, Result};
 pub use forms::{
     format_duration, parse_duration, parse_value, validate_prompt_name, validate_tool_name, Budget,
-    Constraint,
-    RowFilter, ToolSel,
+    Constraint, RowFilter, ToolSel,
 };
 pub use inspect::{BlockReport, Report, Signatures};
 pub use keys::{KeyId, KeySet, PublicKey, SigningKey};
@@ -100,7 +99,7 @@ pub use mint::{Attenuation, Restrictions, TicketBuilder};
 pub use reference::run_limits;
 pub use reference::verify;
 pub use resource::normalize_resource;
-pub use uri::validate_uri;
 pub use restriction::{Class, Restriction};
 pub use ticket::{BlockView, Content, RevocationId, Ticket, UnverifiedTicket, PREFIX};
+pub use uri::validate_uri;
 pub use verifier::{Checked, TicketInfo, Verifier, VerifierBuilder, DEFAULT_CACHE_BYTES};

@@ -145,7 +145,7 @@ impl<'k> TicketBuilder<'k> {
         self
     }
 
-    /// Grants reading the resources a URI pattern admits (spec §4.8): a URI, a prefix ending
+    /// Grants reading the resources a URI pattern admits (spec §4.11): a URI, a prefix ending
     /// in `*` (`file:///docs/*`), or `*` for every resource.
     pub fn uri(mut self, pattern: impl Into<String>) -> Self {
         self.desc.uri_grants.push(pattern.into());
@@ -212,7 +212,7 @@ impl<B> Attenuation<'_, B> {
     }
 
     /// Limits the resources the ticket may read to those these URI patterns admit (spec
-    /// §4.8; each call adds one to the block's set). Tool calls and prompts are not affected.
+    /// §4.11; each call adds one to the block's set). Tool calls and prompts are not affected.
     pub fn uri(mut self, pattern: impl Into<String>) -> Self {
         self.desc
             .uris
@@ -230,13 +230,19 @@ impl<B> Attenuation<'_, B> {
         self
     }
 
-    /// Forbids every resource read (an empty URI set).
+    /// Forbids every tool call (an empty tool set); `.tool(…)` after it allows that tool.
+    pub fn no_tools(mut self) -> Self {
+        self.desc.tools = Some(Vec::new());
+        self
+    }
+
+    /// Forbids every resource read (an empty URI set); `.uri(…)` after it allows those.
     pub fn no_uris(mut self) -> Self {
         self.desc.uris = Some(Vec::new());
         self
     }
 
-    /// Forbids every prompt (an empty prompt set).
+    /// Forbids every prompt (an empty prompt set); `.prompt(…)` after it allows that one.
     pub fn no_prompts(mut self) -> Self {
         self.desc.prompts = Some(Vec::new());
         self

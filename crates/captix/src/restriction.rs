@@ -30,7 +30,7 @@ pub enum Restriction {
     Tools(Vec<String>),
     /// A row filter (for tool calls).
     Row(RowFilter),
-    /// Only the resources these URI patterns admit (for resource reads, spec §4.8).
+    /// Only the resources these URI patterns admit (for resource reads, spec §4.11).
     Uris(Vec<String>),
     /// Only these prompts (for prompt requests).
     Prompts(Vec<String>),
@@ -211,11 +211,7 @@ pub(crate) fn not_granted(target: &Target) -> Denial {
         Target::Uri(_) => Code::UriNotGranted,
         Target::Prompt(_) => Code::PromptNotGranted,
     };
-    Denial::new(
-        code,
-        format!("block 0: the ticket does not grant {target}"),
-    )
-    .at(0, "grants")
+    Denial::new(code, format!("block 0: the ticket does not grant {target}")).at(0, "grants")
 }
 
 /// Where a restriction stands in the decision's precedence (spec §6.3).

@@ -1,4 +1,4 @@
-//! Resource URIs and URI patterns (spec §4.8): what a `resources/read` names, and what a ticket
+//! Resource URIs and URI patterns (spec §4.11): what a `resources/read` names, and what a ticket
 //! grants or restricts it to.
 //!
 //! > A URI pattern is a URI, or a URI prefix followed by `*` (every URI that starts with the
@@ -10,11 +10,11 @@
 use crate::error::Error;
 use crate::limits::MAX_URI_BYTES;
 
-/// Checks a resource URI, or, when `pattern`, a URI pattern (spec §4.8).
+/// Checks a resource URI, or, when `pattern`, a URI pattern (spec §4.11).
 pub fn validate_uri(uri: &str, pattern: bool) -> Result<(), Error> {
     let bad = |why: &str| {
         Err(Error::InvalidRestriction(format!(
-            "{uri:?} is not a resource URI{}: {why} (spec §4.8)",
+            "{uri:?} is not a resource URI{}: {why} (spec §4.11)",
             if pattern { " pattern" } else { "" }
         )))
     };
@@ -38,18 +38,23 @@ pub fn validate_uri(uri: &str, pattern: bool) -> Result<(), Error> {
     let scheme = body.split_once(':').map(|(s, _)| s);
     let scheme_ok = scheme.is_some_and(|s| {
         s.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-            && s
-                .chars()
+            && s.chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
     });
     if !scheme_ok {
         return bad("it must start with a scheme (`file:`, `https:`, …)");
     }
-    if body.split(['/', '?', '#']).any(|seg| seg == "." || seg == "..") {
+    if body
+        .split(['/', '?', '#'])
+        .any(|seg| seg == "." || seg == "..")
+    {
         return bad("`.` and `..` segments are refused");
     }
     let lower = body.to_ascii_lowercase();
-    if ["%2e", "%2f", "%5c", "%00"].iter().any(|e| lower.contains(e)) {
+    if ["%2e", "%2f", "%5c", "%00"]
+        .iter()
+        .any(|e| lower.contains(e))
+    {
         return bad("percent-encoded `.`, `/`, `\\` and NUL are refused");
     }
     Ok(())
@@ -70,7 +75,11 @@ mod tests {
 
     #[test]
     fn uris_that_could_leave_a_prefix_are_refused() {
-        for ok in ["file:///docs/a.md", "https://x.example/a?b=c", "db://acme/inv%20oice"] {
+        for ok in [
+            "file:///docs/a.md",
+            "https://x.example/a?b=c",
+            "db://acme/inv%20oice",
+        ] {
             assert!(validate_uri(ok, false).is_ok(), "{ok}");
         }
         for bad in [
@@ -97,7 +106,13 @@ mod tests {
         for ok in ["*", "file:///docs/*", "file:///docs/a.md", "db:*"] {
             assert!(validate_uri(ok, true).is_ok(), "{ok}");
         }
-        for bad in ["**", "file:///*/a", "file:///d*s/*", "/docs/*", "file:///../*"] {
+        for bad in [
+            "**",
+            "file:///*/a",
+            "file:///d*s/*",
+            "/docs/*",
+            "file:///../*",
+        ] {
             assert!(validate_uri(bad, true).is_err(), "{bad:?}");
         }
         // In a URI (not a pattern), `*` is an ordinary character.

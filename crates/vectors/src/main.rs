@@ -24,6 +24,9 @@ struct V<'a> {
     section: &'a str,
     comment: &'a str,
     ticket: String,
+    /// The MCP method: `tools/call` (with `tool` and `args`), `resources/read` (`tool` is the
+    /// URI) or `prompts/get` (`tool` is the prompt's name).
+    method: &'a str,
     tool: &'a str,
     args: &'a str,
     time: u64,
@@ -47,7 +50,13 @@ impl Gen {
 
     fn push(&mut self, v: V<'_>) {
         let keys = v.keys.unwrap_or_else(|| vec![self.root.public().to_text()]);
-        let mut call = json!({ "tool": v.tool, "args": v.args, "time": v.time });
+        let mut call = match v.method {
+            captix::TOOLS_CALL => json!({ "method": v.method, "tool": v.tool, "args": v.args }),
+            captix::RESOURCES_READ => json!({ "method": v.method, "uri": v.tool }),
+            captix::PROMPTS_GET => json!({ "method": v.method, "prompt": v.tool }),
+            other => panic!("vector {}: unknown method {other}", v.name),
+        };
+        call["time"] = json!(v.time);
         if let Some(r) = v.resource {
             call["resource"] = json!(r);
         }
@@ -103,6 +112,7 @@ fn v<'a>(
         section,
         comment,
         ticket: ticket.as_str().to_string(),
+        method: captix::TOOLS_CALL,
         tool,
         args,
         time: NOW,
@@ -685,7 +695,7 @@ fn main() {
     let lying = biscuit_auth::BlockBuilder::new()
         .code(r#"check if tool("get_invoice");"#)
         .expect("code")
-        .context(r#"{"captix":1}"#.to_string());
+        .context(r#"{"captix":2}"#.to_string());
     let lying_text = g.append(&base, lying);
     g.push(V {
         ticket: lying_text,
@@ -1419,6 +1429,278 @@ fn main() {
         )
     });
 
+    // §4.11 resources and prompts (format 2). A ticket granting a document tree, one file and
+    // a prompt, with the standard tools, a row filter on every tool and one hour.
+    let docs = Ticket::mint(&g.root, "docs-agent", "alice")
+        .tool("list_invoices")
+        .uri("file:///docs/public/*")
+        .uri("file:///docs/readme.md")
+        .prompt("summarize")
+        .prompt("triage")
+        .row("*:org=acme".parse().expect("row"))
+        .budget("1/min".parse().expect("budget"))
+        .expires_at(NOW + 3600)
+        .resource(RES)
+        .sign_with_rng(&mut g.rng)
+        .expect("mint");
+    let read = |name: &'static str,
+                comment: &'static str,
+                t: &Ticket,
+                uri: &'static str,
+                expect: &'static str| V {
+        method: captix::RESOURCES_READ,
+        ..v(name, "4.11", comment, t, uri, "", expect)
+    };
+    let prompt = |name: &'static str,
+                  comment: &'static str,
+                  t: &Ticket,
+                  p: &'static str,
+                  expect: &'static str| V {
+        method: captix::PROMPTS_GET,
+        ..v(name, "4.11", comment, t, p, "", expect)
+    };
+    g.push(read(
+        "uri_exact_grant_allows",
+        "a granted URI is readable; row filters and budgets are about tool calls",
+        &docs,
+        "file:///docs/readme.md",
+        "allow",
+    ));
+    g.push(read(
+        "uri_prefix_grant_allows",
+        "a pattern ending in * grants every URI that starts with what precedes it",
+        &docs,
+        "file:///docs/public/2026/report.md",
+        "allow",
+    ));
+    g.push(V {
+        block: Some(0),
+        ..read(
+            "uri_not_granted",
+            "a URI no grant admits is denied",
+            &docs,
+            "file:///etc/passwd",
+            "uri_not_granted",
+        )
+    });
+    g.push(V {
+        block: Some(0),
+        ..read(
+            "uri_exact_grant_is_not_a_prefix",
+            "a grant without * admits that URI only",
+            &docs,
+            "file:///docs/readme.md.bak",
+            "uri_not_granted",
+        )
+    });
+    g.push(V {
+        block: Some(0),
+        ..read(
+            "uri_prefix_is_a_string_prefix",
+            "file:///docs/public/* does not admit file:///docs/publication",
+            &docs,
+            "file:///docs/publication",
+            "uri_not_granted",
+        )
+    });
+    g.push(read(
+        "uri_dot_segments_refused",
+        "a URI with a .. segment could leave a prefix grant on the server: refused before any work",
+        &docs,
+        "file:///docs/public/../private/salaries.md",
+        "args_malformed",
+    ));
+    g.push(read(
+        "uri_encoded_dots_refused",
+        "percent-encoded dots are refused as well",
+        &docs,
+        "file:///docs/public/%2e%2e/private/salaries.md",
+        "args_malformed",
+    ));
+    g.push(V {
+        block: Some(0),
+        ..read(
+            "uri_tools_only_ticket",
+            "a ticket that grants only tools reads nothing",
+            &base,
+            "file:///docs/readme.md",
+            "uri_not_granted",
+        )
+    });
+    g.push(V {
+        time: NOW + 3600,
+        block: Some(0),
+        ..read(
+            "uri_expired",
+            "validity comes first for every method",
+            &docs,
+            "file:///docs/readme.md",
+            "expired",
+        )
+    });
+    g.push(V {
+        resource: Some("https://other.example"),
+        block: Some(0),
+        ..read(
+            "uri_wrong_resource",
+            "the audience holds for every method",
+            &docs,
+            "file:///docs/readme.md",
+            "wrong_resource",
+        )
+    });
+    let narrowed = docs
+        .attenuate()
+        .uri("file:///docs/public/2026/*")
+        .prompt("summarize")
+        .tool("list_invoices")
+        .sign_with_rng(&mut g.rng)
+        .expect("attenuate");
+    g.push(read(
+        "uri_restriction_allows_within",
+        "an attenuation's URI list admits what is inside it",
+        &narrowed,
+        "file:///docs/public/2026/q1.md",
+        "allow",
+    ));
+    g.push(V {
+        block: Some(1),
+        ..read(
+            "uri_restriction_denies_outside",
+            "a granted URI outside the attenuation's URI list is denied by that block",
+            &narrowed,
+            "file:///docs/readme.md",
+            "uri_not_granted",
+        )
+    });
+    g.push(V {
+        block: Some(1),
+        ..prompt(
+            "prompt_restriction_denies_outside",
+            "a granted prompt outside the attenuation's prompt list is denied by that block",
+            &narrowed,
+            "triage",
+            "prompt_not_granted",
+        )
+    });
+    g.push(prompt(
+        "prompt_grant_allows",
+        "a granted prompt is allowed",
+        &docs,
+        "triage",
+        "allow",
+    ));
+    g.push(V {
+        block: Some(0),
+        ..prompt(
+            "prompt_not_granted",
+            "a prompt the authority block does not grant is denied",
+            &docs,
+            "delete_everything",
+            "prompt_not_granted",
+        )
+    });
+    let uris_only = docs
+        .attenuate()
+        .uri("file:///docs/public/*")
+        .sign_with_rng(&mut g.rng)
+        .expect("attenuate");
+    g.push(v(
+        "uri_restriction_leaves_tools",
+        "4.11",
+        "a URI list restricts resource reads only: tool calls are as before",
+        &uris_only,
+        "list_invoices",
+        acme,
+        "allow",
+    ));
+    g.push(prompt(
+        "uri_restriction_leaves_prompts",
+        "a URI list restricts resource reads only: prompts are as before",
+        &uris_only,
+        "summarize",
+        "allow",
+    ));
+    let tools_only = docs
+        .attenuate()
+        .tool("list_invoices")
+        .row("*:org=acme".parse().expect("row"))
+        .sign_with_rng(&mut g.rng)
+        .expect("attenuate");
+    g.push(read(
+        "tool_restrictions_leave_uris",
+        "tool lists and row filters restrict tool calls only: reads are as before",
+        &tools_only,
+        "file:///docs/readme.md",
+        "allow",
+    ));
+    let nothing = docs
+        .attenuate()
+        .no_uris()
+        .no_prompts()
+        .sign_with_rng(&mut g.rng)
+        .expect("attenuate");
+    g.push(V {
+        block: Some(1),
+        ..read(
+            "uris_empty_denies_every_read",
+            "an empty URI list denies every read",
+            &nothing,
+            "file:///docs/readme.md",
+            "uri_not_granted",
+        )
+    });
+    g.push(V {
+        block: Some(1),
+        ..prompt(
+            "prompts_empty_denies_every_prompt",
+            "an empty prompt list denies every prompt",
+            &nothing,
+            "summarize",
+            "prompt_not_granted",
+        )
+    });
+    g.push(v(
+        "empty_lists_leave_tools",
+        "4.11",
+        "empty URI and prompt lists leave tool calls as they were",
+        &nothing,
+        "list_invoices",
+        acme,
+        "allow",
+    ));
+    let forged = biscuit_auth::BlockBuilder::new()
+        .code(
+            r#"allow_uri("file:///etc/passwd"); allow_uri_prefix("file:///"); allow_prompt("x");"#,
+        )
+        .expect("code");
+    let forged_text = g.append(&docs, forged);
+    g.push(V {
+        ticket: forged_text.clone(),
+        block: Some(0),
+        ..read(
+            "attenuation_fact_cannot_grant_uri",
+            "allow_uri and allow_uri_prefix in an attenuation block are not trusted by the policy",
+            &docs,
+            "file:///etc/passwd",
+            "uri_not_granted",
+        )
+    });
+    g.push(V {
+        ticket: forged_text,
+        block: Some(0),
+        ..prompt(
+            "attenuation_fact_cannot_grant_prompt",
+            "allow_prompt in an attenuation block is not trusted by the policy",
+            &docs,
+            "x",
+            "prompt_not_granted",
+        )
+    });
+    let format1 = biscuit_auth::BlockBuilder::new().context(r#"{"captix":1}"#.to_string());
+    let format1_text = g.append(&docs, format1);
+    g.push(V { ticket: format1_text, ..v("format_1_refused", "6.2", "a block described in format 1 (whose tool checks denied every other method) is no longer read", &docs, "list_invoices", acme, "malformed") });
+
     // Write, replacing the folder's JSON files.
     std::fs::create_dir_all(&dir).expect("mkdir");
     for entry in std::fs::read_dir(&dir).expect("read dir") {
@@ -1458,7 +1740,7 @@ fn main() {
 fn datalog_vectors() -> Vec<(String, Value)> {
     let authority = |extra: Value| {
         let mut d = json!({
-            "captix": 1,
+            "captix": 2,
             "identity": {"issuer": "https://auth.example", "agent": "billing-agent", "user": "alice", "scopes": ["invoices:read"]},
             "grants": ["list_invoices", "get_invoice"],
         });
@@ -1482,80 +1764,109 @@ fn datalog_vectors() -> Vec<(String, Value)> {
             "time_window",
             "not before and expires: dates compared with $time",
             1,
-            json!({"captix": 1, "not_before": 1800000000u64, "expires": 1800003600u64}),
+            json!({"captix": 2, "not_before": 1800000000u64, "expires": 1800003600u64}),
         ),
         (
             "audience",
             "resource: one fact in the check's body",
             1,
-            json!({"captix": 1, "resource": "https://mcp.example/invoices"}),
+            json!({"captix": 2, "resource": "https://mcp.example/invoices"}),
         ),
         (
             "tools",
             "a tool list: one query per tool",
             1,
-            json!({"captix": 1, "tools": ["list_invoices", "get_invoice"]}),
+            json!({"captix": 2, "tools": ["list_invoices", "get_invoice"]}),
         ),
         (
             "tools_empty",
-            "an empty tool list: a query that is always false",
+            "an empty tool list: the method query alone, false for every tool call",
             1,
-            json!({"captix": 1, "tools": []}),
+            json!({"captix": 2, "tools": []}),
+        ),
+        (
+            "uri_and_prompt_grants",
+            "URI grants: allow_uri for a URI, allow_uri_prefix for a pattern ending in *; \
+             then allow_prompt",
+            0,
+            authority(
+                json!({"uri_grants": ["file:///docs/readme.md", "file:///docs/public/*"],
+                "prompt_grants": ["summarize"]}),
+            ),
+        ),
+        (
+            "uris",
+            "a URI list: the method query, then uri(<uri>) or starts_with for each pattern",
+            1,
+            json!({"captix": 2, "uris": ["file:///docs/readme.md", "file:///docs/public/*", "*"]}),
+        ),
+        (
+            "uris_empty",
+            "an empty URI list: the method query alone, false for every resource read",
+            1,
+            json!({"captix": 2, "uris": []}),
+        ),
+        (
+            "prompts",
+            "a prompt list: the method query, then one query per prompt",
+            1,
+            json!({"captix": 2, "prompts": ["summarize", "triage"]}),
         ),
         (
             "row_eq_named",
             "a row filter on one tool: the tool test, then the value",
             1,
-            json!({"captix": 1, "rows": [{"tool": "list_invoices", "arg": "/org", "eq": "acme"}]}),
+            json!({"captix": 2, "rows": [{"tool": "list_invoices", "arg": "/org", "eq": "acme"}]}),
         ),
         (
             "row_one_of_any",
             "every tool, one of several integers: one query per value",
             1,
-            json!({"captix": 1, "rows": [{"tool": "*", "arg": "/id", "one_of": [1, 2, 3]}]}),
+            json!({"captix": 2, "rows": [{"tool": "*", "arg": "/id", "one_of": [1, 2, 3]}]}),
         ),
         (
             "row_eq_bool",
             "a boolean value",
             1,
-            json!({"captix": 1, "rows": [{"tool": "*", "arg": "/draft", "eq": false}]}),
+            json!({"captix": 2, "rows": [{"tool": "*", "arg": "/draft", "eq": false}]}),
         ),
         (
             "row_prefix",
             "a prefix: the type test first, then starts_with",
             1,
-            json!({"captix": 1, "rows": [{"tool": "*", "arg": "/filter/status", "prefix": "op"}]}),
+            json!({"captix": 2, "rows": [{"tool": "*", "arg": "/filter/status", "prefix": "op"}]}),
         ),
         (
             "row_range",
             "an integer range: the type test, then each bound",
             1,
-            json!({"captix": 1, "rows": [{"tool": "create_refund", "arg": "/amount", "range": {"min": 1, "max": 500}}]}),
+            json!({"captix": 2, "rows": [{"tool": "create_refund", "arg": "/amount", "range": {"min": 1, "max": 500}}]}),
         ),
         (
             "row_range_max_only",
             "a range with one bound",
             1,
-            json!({"captix": 1, "rows": [{"tool": "*", "arg": "/amount", "range": {"max": 100}}]}),
+            json!({"captix": 2, "rows": [{"tool": "*", "arg": "/amount", "range": {"max": 100}}]}),
         ),
         (
             "row_quote_injection",
             "a string holding quotes and a backslash is one string term",
             1,
-            json!({"captix": 1, "rows": [{"tool": "*", "arg": "/org", "eq": "zz\") or tool(\"t \\"}]}),
+            json!({"captix": 2, "rows": [{"tool": "*", "arg": "/org", "eq": "zz\") or tool(\"t \\"}]}),
         ),
         (
             "hand_written",
             "a hand-written check: its own terms",
             1,
-            json!({"captix": 1, "checks": ["check if time($t), $t < 2030-01-01T00:00:00Z"]}),
+            json!({"captix": 2, "checks": ["check if time($t), $t < 2030-01-01T00:00:00Z"]}),
         ),
         (
             "attenuation_all",
             "every restriction of an attenuation block, in check order",
             1,
-            json!({"captix": 1, "not_before": 1800000000u64, "expires": 1800000300u64, "resource": "https://mcp.example/invoices",
+            json!({"captix": 2, "not_before": 1800000000u64, "expires": 1800000300u64, "resource": "https://mcp.example/invoices",
                 "tools": ["list_invoices"], "rows": [{"tool": "*", "arg": "/org", "eq": "acme"}],
+                "uris": ["file:///docs/*"], "prompts": ["summarize"],
                 "budgets": [{"tool": "list_invoices", "max_calls": 10, "window": 300}]}),
         ),
     ];

@@ -32,7 +32,20 @@ macro_rules! apply {
     }};
 }
 
+/// What an authority block grants: tools, URI patterns, prompts.
+#[derive(Clone, Debug)]
+pub struct Grants {
+    tools: Vec<&'static str>,
+    uris: Vec<&'static str>,
+    prompts: Vec<&'static str>,
+}
+
 pub const TOOLS: &[&str] = &["a", "b", "c"];
+/// URI patterns: a prefix, an exact URI inside it, another prefix, everything.
+const URI_PATTERNS: &[&str] = &["file:///d/*", "file:///d/a", "file:///e/*", "*"];
+/// URIs read: inside both, inside the first prefix only, inside the other, in none.
+const URIS: &[&str] = &["file:///d/a", "file:///d/b", "file:///e/x", "file:///f"];
+const PROMPTS: &[&str] = &["p", "q"];
 const POINTERS: &[&str] = &["/org", "/n", "/f/s"];
 
 pub fn key() -> SigningKey {
@@ -100,14 +113,18 @@ pub fn restrictions() -> impl Strategy<Value = Description> {
             (tool_sel(), 0u64..5, prop::sample::select(vec![0u64, 60])),
             0..2,
         ),
+        prop::option::of(prop::sample::subsequence(URI_PATTERNS.to_vec(), 0..=3)),
+        prop::option::of(prop::sample::subsequence(PROMPTS.to_vec(), 0..=2)),
     )
-        .prop_map(|(nbf, exp, res, tools, rows, budgets)| {
+        .prop_map(|(nbf, exp, res, tools, rows, budgets, uris, prompts)| {
             let mut d = Description::new();
             d.not_before = nbf;
             d.expires = exp.map(|e| e.max(nbf.unwrap_or(0) + 1));
             d.resource = res.map(String::from);
             d.tools = tools.map(|t| t.into_iter().map(String::from).collect());
             d.rows = rows;
+            d.uris = uris.map(|t| t.into_iter().map(String::from).collect());
+            d.prompts = prompts.map(|t| t.into_iter().map(String::from).collect());
             d.budgets = budgets
                 .into_iter()
                 .map(|(tool, max_calls, window)| Budget {
@@ -120,8 +137,17 @@ pub fn restrictions() -> impl Strategy<Value = Description> {
         })
 }
 
-pub fn grants() -> impl Strategy<Value = Vec<&'static str>> {
-    prop::sample::subsequence(TOOLS.to_vec(), 0..=3)
+pub fn grants() -> impl Strategy<Value = Grants> {
+    (
+        prop::sample::subsequence(TOOLS.to_vec(), 0..=3),
+        prop::sample::subsequence(URI_PATTERNS.to_vec(), 0..=2),
+        prop::sample::subsequence(PROMPTS.to_vec(), 0..=2),
+    )
+        .prop_map(|(tools, uris, prompts)| Grants {
+            tools,
+            uris,
+            prompts,
+        })
 }
 
 fn arg_value() -> impl Strategy<Value = Option<serde_json::Value>> {
@@ -136,7 +162,33 @@ fn arg_value() -> impl Strategy<Value = Option<serde_json::Value>> {
     ]
 }
 
+/// A tool call (half of them), a resource read or a prompt request.
 pub fn call() -> impl Strategy<Value = Call> {
+    let other = (
+        prop::sample::select(
+            URIS.iter()
+                .chain(&["p", "q", "r"])
+                .copied()
+                .collect::<Vec<_>>(),
+        ),
+        0u64..130,
+        prop::option::of(prop::sample::select(vec!["r1", "r2"])),
+    )
+        .prop_map(|(name, time, res)| {
+            let c = match name.strip_prefix("file:") {
+                Some(_) => Call::read(name),
+                None => Call::prompt(name),
+            };
+            let mut c = c.expect("valid target").at(time);
+            if let Some(r) = res {
+                c = c.resource(r);
+            }
+            c
+        });
+    prop_oneof![tool_call(), other]
+}
+
+fn tool_call() -> impl Strategy<Value = Call> {
     (
         prop::sample::select(vec!["a", "b", "c", "z"]),
         arg_value(),
@@ -169,20 +221,39 @@ pub fn call() -> impl Strategy<Value = Call> {
 /// Mints from an authority description and appends the attenuation descriptions.
 pub fn build(
     key: &SigningKey,
-    grants: &[&str],
+    grants: &Grants,
     auth: &Description,
     chain: &[Description],
 ) -> Ticket {
     let mut b = Ticket::mint(key, "agent", "user");
-    for g in grants {
+    for g in &grants.tools {
         b = b.tool(*g);
+    }
+    for g in &grants.uris {
+        b = b.uri(*g);
+    }
+    for g in &grants.prompts {
+        b = b.prompt(*g);
     }
     let mut t = apply!(b, auth).sign().expect("mint");
     for d in chain {
         let mut a = t.attenuate();
         if let Some(tools) = &d.tools {
+            a = a.no_tools();
             for tool in tools {
                 a = a.tool(tool.clone());
+            }
+        }
+        if let Some(uris) = &d.uris {
+            a = a.no_uris();
+            for u in uris {
+                a = a.uri(u.clone());
+            }
+        }
+        if let Some(prompts) = &d.prompts {
+            a = a.no_prompts();
+            for p in prompts {
+                a = a.prompt(p.clone());
             }
         }
         t = apply!(a, d).sign().expect("attenuate");

@@ -3,9 +3,9 @@
 use captix::{Compiled, Description};
 use proptest::prelude::*;
 
-use crate::common::{build, call, grants, key, restrictions};
+use crate::common::{build, call, grants, key, restrictions, Grants};
 
-fn chain() -> impl Strategy<Value = (Vec<&'static str>, Description, Vec<Description>)> {
+fn chain() -> impl Strategy<Value = (Grants, Description, Vec<Description>)> {
     (
         grants(),
         restrictions(),

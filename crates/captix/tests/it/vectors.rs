@@ -46,10 +46,15 @@ fn keys_of(v: &Value) -> KeySet {
 fn run(v: &Value) -> (String, Option<usize>) {
     let keys = keys_of(v);
     let c = &v["call"];
-    let call = Call::new(
-        c["tool"].as_str().expect("tool"),
-        c["args"].as_str().expect("args text"),
-    );
+    let call = match c["method"].as_str().expect("method") {
+        captix::TOOLS_CALL => Call::new(
+            c["tool"].as_str().expect("tool"),
+            c["args"].as_str().expect("args text"),
+        ),
+        captix::RESOURCES_READ => Call::read(c["uri"].as_str().expect("uri")),
+        captix::PROMPTS_GET => Call::prompt(c["prompt"].as_str().expect("prompt")),
+        other => panic!("{}: unknown method {other}", v["name"]),
+    };
     let mut call = match call {
         Ok(call) => call.at(c["time"].as_u64().expect("time")),
         Err(d) => return (d.code.as_str().to_string(), d.block),
