@@ -134,8 +134,7 @@ impl Call {
     /// or spaces.
     pub fn read(uri: impl Into<String>) -> Result<Untimed, Denial> {
         let uri = uri.into();
-        crate::uri::validate_uri(&uri, false)
-            .map_err(|e| Denial::new(Code::ArgsMalformed, e.to_string()))?;
+        crate::uri::validate_uri(&uri, false).map_err(malformed)?;
         Ok(Untimed {
             target: Target::Uri(uri),
             args: Args::empty(),
@@ -147,8 +146,7 @@ impl Call {
     /// [`Untimed::at`]. Its arguments are not part of the decision.
     pub fn prompt(name: impl Into<String>) -> Result<Untimed, Denial> {
         let name = name.into();
-        crate::forms::validate_prompt_name(&name)
-            .map_err(|e| Denial::new(Code::ArgsMalformed, e.to_string()))?;
+        crate::forms::validate_prompt_name(&name).map_err(malformed)?;
         Ok(Untimed {
             target: Target::Prompt(name),
             args: Args::empty(),
@@ -176,6 +174,15 @@ impl Call {
         self.resource = Some(crate::normalize_resource(&uri.into()));
         self
     }
+}
+
+/// A target refused by its validation, as a denial: `args_malformed` with the reason alone.
+fn malformed(e: crate::error::Error) -> Denial {
+    let reason = match e {
+        crate::error::Error::InvalidRestriction(m) => m,
+        other => other.to_string(),
+    };
+    Denial::new(Code::ArgsMalformed, reason)
 }
 
 pub(crate) fn invalid_time(t: u64) -> Denial {

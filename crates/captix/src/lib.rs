@@ -101,5 +101,5 @@ pub use reference::verify;
 pub use resource::normalize_resource;
 pub use restriction::{Class, Restriction};
 pub use ticket::{BlockView, Content, RevocationId, Ticket, UnverifiedTicket, PREFIX};
-pub use uri::validate_uri;
+pub use uri::{admits as uri_pattern_admits, validate_uri};
 pub use verifier::{Checked, TicketInfo, Verifier, VerifierBuilder, DEFAULT_CACHE_BYTES};

@@ -61,8 +61,9 @@ pub fn validate_uri(uri: &str, pattern: bool) -> Result<(), Error> {
 }
 
 /// Whether the pattern admits the URI: equal, or, for a pattern ending in `*`, starting with
-/// what precedes it.
-pub(crate) fn admits(pattern: &str, uri: &str) -> bool {
+/// what precedes it. Given another pattern as `uri`, it says whether the first admits every
+/// URI the second does.
+pub fn admits(pattern: &str, uri: &str) -> bool {
     match pattern.strip_suffix('*') {
         Some(prefix) => uri.starts_with(prefix),
         None => pattern == uri,

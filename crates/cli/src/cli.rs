@@ -51,7 +51,8 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Check a tool call against a ticket: allowed (exit 0) or denied (exit 1)
+    /// Check a call (a tool, a resource read, a prompt) against a ticket: allowed (exit 0) or
+    /// denied (exit 1)
     #[command(after_help = "Budgets are shown, not spent: this command keeps no state.")]
     Verify(VerifyArgs),
     /// Revoke a block: every ticket containing it is denied (its own and all attenuations)
@@ -109,6 +110,8 @@ const SPECS: &str = "\
 Row filters (--row):  TOOL:ARG=VALUE  TOOL:ARG=V1|V2  TOOL:ARG^=PREFIX  TOOL:ARG<=N  (also <, >=, >)
   TOOL is a tool name or * for every tool; ARG is a key, a path like filter/org, or /a/json/pointer.
   VALUE 42 is an integer, true/false booleans, anything else a string; \"42\" forces a string.
+URI patterns (--uri):  file:///docs/readme.md (that URI), file:///docs/* (every URI starting
+  file:///docs/), * (every URI); URIs with . or .. segments or encoded dots and slashes are refused.
 Budgets (--budget):   N/WINDOW or TOOL:N/WINDOW (WINDOW: s, min, hour, day, or 5min...), N for a lifetime total
 Durations (--ttl):    90s, 5min, 1h, 7d (mint's default: 1h)
 Times (--expires):    RFC 3339, e.g. 2026-12-01T12:00:00Z; a time in the past is refused";
@@ -159,9 +162,16 @@ pub struct MintArgs {
     /// A coarse OAuth scope (repeatable)
     #[arg(long = "scope", value_name = "SCOPE")]
     pub scopes: Vec<String>,
-    /// A tool to grant (repeatable; a ticket without a tool allows nothing)
-    #[arg(long = "tool", value_name = "NAME", required = true)]
+    /// A tool to grant (repeatable; a ticket must grant a tool, a resource or a prompt)
+    #[arg(long = "tool", value_name = "NAME", required_unless_present_any = ["uris", "prompts"])]
     pub tools: Vec<String>,
+    /// Resources to grant for reading: a URI, a prefix ending in * (file:///docs/*), or *
+    /// for every resource (repeatable)
+    #[arg(long = "uri", value_name = "PATTERN")]
+    pub uris: Vec<String>,
+    /// A prompt to grant (repeatable)
+    #[arg(long = "prompt", value_name = "NAME")]
+    pub prompts: Vec<String>,
     /// Mint a ticket that never expires (servers refuse it unless they opt out); without it,
     /// and without --ttl or --expires, the ticket is valid for one hour
     #[arg(long, conflicts_with_all = ["ttl", "expires"])]
@@ -174,9 +184,24 @@ pub struct MintArgs {
 pub struct AttenuateArgs {
     /// The ticket: captix1_..., a file, or - for stdin (the default)
     pub ticket: Option<String>,
-    /// Allow only these tools (repeatable)
+    /// Allow only these tools (repeatable); resources and prompts are not affected
     #[arg(long = "tool", value_name = "NAME")]
     pub tools: Vec<String>,
+    /// Allow no tool at all
+    #[arg(long, conflicts_with = "tools")]
+    pub no_tools: bool,
+    /// Allow reading only the resources these URI patterns admit (repeatable)
+    #[arg(long = "uri", value_name = "PATTERN")]
+    pub uris: Vec<String>,
+    /// Allow reading no resource at all
+    #[arg(long, conflicts_with = "uris")]
+    pub no_uris: bool,
+    /// Allow only these prompts (repeatable)
+    #[arg(long = "prompt", value_name = "NAME")]
+    pub prompts: Vec<String>,
+    /// Allow no prompt at all
+    #[arg(long, conflicts_with = "prompts")]
+    pub no_prompts: bool,
     #[command(flatten)]
     pub restrict: Restrictions,
 }
@@ -188,9 +213,15 @@ pub struct VerifyArgs {
     /// The issuer's public key (repeat for several, e.g. during rotation)
     #[arg(long, value_name = "FILE", required = true)]
     pub pubkey: Vec<PathBuf>,
-    /// The tool called
-    #[arg(long)]
-    pub tool: String,
+    /// The tool called (or --uri, or --prompt)
+    #[arg(long, required_unless_present_any = ["uri", "prompt"], conflicts_with_all = ["uri", "prompt"])]
+    pub tool: Option<String>,
+    /// A resources/read of this URI
+    #[arg(long, value_name = "URI", conflicts_with_all = ["prompt", "args", "arg"])]
+    pub uri: Option<String>,
+    /// A prompts/get of this prompt
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["args", "arg"])]
+    pub prompt: Option<String>,
     /// The call's arguments, a JSON object
     #[arg(long, value_name = "JSON", conflicts_with = "arg")]
     pub args: Option<String>,

@@ -231,6 +231,12 @@ fn mint(m: cli::MintArgs) -> Result<Output, CliError> {
     for t in &m.tools {
         b = b.tool(t.clone());
     }
+    for u in &m.uris {
+        b = b.uri(u.clone());
+    }
+    for p in &m.prompts {
+        b = b.prompt(p.clone());
+    }
     let t = b.restrict(parsed).sign().map_err(build_error)?;
     let ids = t.revocation_ids().map(|i| i.to_hex()).collect();
     Ok(ticket_output(t.as_str(), ids, m.restrict.json))
@@ -246,10 +252,25 @@ fn attenuate(a: cli::AttenuateArgs) -> Result<Output, CliError> {
     let text = read_ticket(a.ticket.as_deref())?;
     let base = UnverifiedTicket::parse(&text)?;
     let parsed = parse_restrictions(&a.restrict)?;
-    not_narrowing(&base, &a.tools, &parsed)?;
+    not_narrowing(&base, &a, &parsed)?;
     let mut b = base.attenuate();
+    if a.no_tools {
+        b = b.no_tools();
+    }
     for t in &a.tools {
         b = b.tool(t.clone());
+    }
+    if a.no_uris {
+        b = b.no_uris();
+    }
+    for u in &a.uris {
+        b = b.uri(u.clone());
+    }
+    if a.no_prompts {
+        b = b.no_prompts();
+    }
+    for p in &a.prompts {
+        b = b.prompt(p.clone());
     }
     let t = b.restrict(parsed).sign_unverified().map_err(build_error)?;
     let ids = t
@@ -265,7 +286,7 @@ fn attenuate(a: cli::AttenuateArgs) -> Result<Output, CliError> {
 /// accepted and do nothing, so it is reported instead of silently written.
 fn not_narrowing(
     base: &UnverifiedTicket,
-    tools: &[String],
+    a: &cli::AttenuateArgs,
     r: &captix::Restrictions,
 ) -> Result<(), CliError> {
     let described: Vec<_> = base
@@ -295,12 +316,37 @@ fn not_narrowing(
         .first()
         .map(|(_, d)| d.grants.clone())
         .unwrap_or_default();
-    for t in tools {
+    for t in &a.tools {
         let listed = described
             .iter()
             .all(|(_, d)| d.tools.as_ref().is_none_or(|l| l.contains(t)));
         if !grants.contains(t) || !listed {
             return refuse(format!("the ticket does not allow tool {t:?}"));
+        }
+    }
+    // A pattern narrows when a grant, and every block's URI list, admits it whole.
+    let covered =
+        |list: &[String], p: &String| list.iter().any(|g| captix::uri_pattern_admits(g, p));
+    for u in &a.uris {
+        let granted = described
+            .first()
+            .is_some_and(|(_, d)| covered(&d.uri_grants, u));
+        let listed = described
+            .iter()
+            .all(|(_, d)| d.uris.as_ref().is_none_or(|l| covered(l, u)));
+        if !granted || !listed {
+            return refuse(format!("the ticket does not allow reading {u:?}"));
+        }
+    }
+    for p in &a.prompts {
+        let granted = described
+            .first()
+            .is_some_and(|(_, d)| d.prompt_grants.contains(p));
+        let listed = described
+            .iter()
+            .all(|(_, d)| d.prompts.as_ref().is_none_or(|l| l.contains(p)));
+        if !granted || !listed {
+            return refuse(format!("the ticket does not allow prompt {p:?}"));
         }
     }
     for new in &r.budgets {
@@ -383,11 +429,19 @@ fn verify(v: cli::VerifyArgs) -> Result<Output, CliError> {
         Some(t) => parse_time(t, "--at")?,
         None => now(),
     };
-    // Arguments that are not a JSON object are a usage error (exit 2), not a denial.
-    let call = Call::new(v.tool.clone(), &args).map_err(|d| {
-        CliError::usage(format!("invalid --args: {}", d.reason))
-            .hint("--args takes a JSON object, e.g. '{\"org\":\"acme\"}'; or use --arg KEY=VALUE")
-    })?;
+    // Arguments that are not a JSON object, or a URI that is not one, are a usage error
+    // (exit 2), not a denial.
+    let call = match (&v.tool, &v.uri, &v.prompt) {
+        (_, Some(uri), _) => Call::read(uri.clone())
+            .map_err(|d| CliError::usage(format!("invalid --uri: {}", d.reason)))?,
+        (_, _, Some(p)) => Call::prompt(p.clone())
+            .map_err(|d| CliError::usage(format!("invalid --prompt: {}", d.reason)))?,
+        (tool, None, None) => Call::new(tool.clone().unwrap_or_default(), &args).map_err(|d| {
+            CliError::usage(format!("invalid --args: {}", d.reason)).hint(
+                "--args takes a JSON object, e.g. '{\"org\":\"acme\"}'; or use --arg KEY=VALUE",
+            )
+        })?,
+    };
     let c = call.at(time);
     let c = match &v.resource {
         Some(r) => c.resource(r.clone()),

@@ -9,7 +9,12 @@ use serde_json::Value;
 pub fn allowed_text(a: &Allowed, shown_not_spent: bool) -> String {
     let mut s = String::new();
     let id = a.identity();
-    let _ = writeln!(s, "ALLOW {}", a.tool());
+    match a.target() {
+        captix::Target::Tool(t) => writeln!(s, "ALLOW {t}"),
+        captix::Target::Uri(u) => writeln!(s, "ALLOW read {u}"),
+        captix::Target::Prompt(p) => writeln!(s, "ALLOW prompt {p}"),
+    }
+    .ok();
     let _ = write!(s, "  agent {} acting for {}", id.agent, id.user);
     if let Some(iss) = &id.issuer {
         let _ = write!(s, " (issued by {iss})");
@@ -93,6 +98,12 @@ pub fn inspect_text(r: &Report, datalog: bool, sig_problem: Option<&Denial>) -> 
             }
             if !d.grants.is_empty() {
                 let _ = writeln!(s, "  grants         {}", d.grants.join(", "));
+            }
+            if !d.uri_grants.is_empty() {
+                let _ = writeln!(s, "  grants reading {}", d.uri_grants.join(", "));
+            }
+            if !d.prompt_grants.is_empty() {
+                let _ = writeln!(s, "  grants prompts {}", d.prompt_grants.join(", "));
             }
             for r in &b.restrictions {
                 let _ = writeln!(s, "  restriction    {r}");

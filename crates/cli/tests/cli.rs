@@ -246,6 +246,155 @@ fn keygen_writes_0600_and_never_overwrites() {
 }
 
 #[test]
+fn resources_and_prompts() {
+    let env = Env::new("docs");
+    keys(&env);
+    let base = [
+        "verify",
+        "--pubkey",
+        "root.pub",
+        "--resource",
+        "https://mcp.example/docs",
+        "--at",
+        AT,
+    ];
+    let (code, t, err) = env.run(
+        &[
+            "mint",
+            "--key",
+            "root.key",
+            "--agent",
+            "docs-agent",
+            "--user",
+            "alice",
+            "--uri",
+            "file:///docs/public/*",
+            "--prompt",
+            "summarize",
+            "--prompt",
+            "triage",
+            "--resource",
+            "https://mcp.example/docs",
+            "--expires",
+            EXP,
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    env.snap("inspect_docs", &["inspect", t.trim()], None);
+    let verify = |name: &str, ticket: &str, what: &[&str]| {
+        let mut args = base.to_vec();
+        args.insert(1, ticket);
+        args.extend_from_slice(what);
+        env.snap(name, &args, None).0
+    };
+    assert_eq!(
+        verify(
+            "verify_read_allow",
+            t.trim(),
+            &["--uri", "file:///docs/public/a.md"]
+        ),
+        0
+    );
+    assert_eq!(
+        verify(
+            "verify_read_deny",
+            t.trim(),
+            &["--uri", "file:///etc/passwd"]
+        ),
+        1
+    );
+    // A URI that could leave a prefix on the server is a usage error, not a check.
+    assert_eq!(
+        verify(
+            "verify_read_dot_segments",
+            t.trim(),
+            &["--uri", "file:///docs/public/../x"]
+        ),
+        2
+    );
+    assert_eq!(
+        verify("verify_prompt_allow", t.trim(), &["--prompt", "triage"]),
+        0
+    );
+    // No tool is granted: a tool call is denied.
+    assert_eq!(
+        verify(
+            "verify_tool_not_granted",
+            t.trim(),
+            &["--tool", "list_invoices"]
+        ),
+        1
+    );
+    // Narrower patterns and prompts are written; wider ones are refused.
+    let (code, sub, err) = env.run(
+        &[
+            "attenuate",
+            t.trim(),
+            "--uri",
+            "file:///docs/public/2026/*",
+            "--prompt",
+            "summarize",
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        verify(
+            "verify_read_narrowed",
+            sub.trim(),
+            &["--uri", "file:///docs/public/a.md"]
+        ),
+        1
+    );
+    assert_eq!(
+        verify(
+            "verify_prompt_narrowed",
+            sub.trim(),
+            &["--prompt", "triage"]
+        ),
+        1
+    );
+    let (code, _) = env.snap(
+        "attenuate_wider_uri",
+        &["attenuate", t.trim(), "--uri", "file:///docs/*"],
+        None,
+    );
+    assert_eq!(code, 2);
+    let (code, _) = env.snap(
+        "attenuate_other_prompt",
+        &["attenuate", t.trim(), "--prompt", "x"],
+        None,
+    );
+    assert_eq!(code, 2);
+    let (code, none, err) = env.run(&["attenuate", t.trim(), "--no-uris", "--no-prompts"], None);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        verify(
+            "verify_read_none",
+            none.trim(),
+            &["--uri", "file:///docs/public/a.md"]
+        ),
+        1
+    );
+    // Only one of --tool, --uri, --prompt.
+    let (code, _, _) = env.run(
+        &[
+            "verify",
+            t.trim(),
+            "--pubkey",
+            "root.pub",
+            "--tool",
+            "a",
+            "--uri",
+            "file:///a",
+        ],
+        None,
+    );
+    assert_eq!(code, 2);
+}
+
+#[test]
 fn mint_attenuate_twice_inspect_verify() {
     let env = Env::new("flow");
     keys(&env);
