@@ -15,10 +15,11 @@ use serde_json::value::RawValue;
 use crate::metadata::{metadata_location, Config};
 use crate::session::{Owner, Room, Sessions};
 
-/// The verified decision for a `tools/call`, in the request extensions for tool handlers.
+/// The verified decision for a `tools/call`, `resources/read` or `prompts/get`, in the
+/// request extensions for handlers.
 #[derive(Clone, Debug)]
 pub struct McpDecision {
-    /// The allowed decision: identity, row filters to apply, budgets spent.
+    /// The allowed decision: identity, what was asked for, row filters to apply, budgets spent.
     pub allowed: Allowed,
 }
 
@@ -215,18 +216,20 @@ fn no_session(
     )
 }
 
-/// Audits a tool call refused before the verifier saw it (malformed params or arguments).
+/// Audits a call refused before the verifier saw it (malformed params or arguments).
+#[allow(clippy::too_many_arguments)]
 fn refused_call(
     g: &Guard,
     token: &str,
     id: Option<&RawValue>,
-    tool: Option<&str>,
+    method: &str,
+    name: Option<&str>,
     d: &Denial,
     time: u64,
 ) -> Option<Response> {
     let info = g.verifier.ticket_info(token, time).ok();
     g.verifier
-        .record_request(time, "tools/call", tool, info.as_ref(), Some(d))
+        .record_request(time, method, name, info.as_ref(), Some(d))
         .err()
         .map(|e| denied(g, id, &e))
 }
@@ -250,11 +253,26 @@ struct Envelope<'a> {
     params: Option<&'a RawValue>,
 }
 
+/// The params of a checked method: `name` (tools/call, prompts/get) or `uri`
+/// (resources/read), and a tool's arguments.
 #[derive(Deserialize)]
 struct CallParams<'a> {
-    name: String,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    uri: Option<String>,
     #[serde(borrow, default)]
     arguments: Option<&'a RawValue>,
+}
+
+/// The methods the ticket itself decides (docs §14.5), with the member of `params` that
+/// names what they ask for (the one `Mcp-Name` mirrors).
+fn checked_member(method: &str) -> Option<&'static str> {
+    match method {
+        captix::TOOLS_CALL | captix::PROMPTS_GET => Some("name"),
+        captix::RESOURCES_READ => Some("uri"),
+        _ => None,
+    }
 }
 
 /// What a request other than a tool call names, for the audit log: `params.uri` (resources)
@@ -445,7 +463,7 @@ pub(crate) async fn guard(State(g): State<Arc<Guard>>, req: Request, next: Next)
             .run(Request::from_parts(parts, Body::from(bytes.clone())))
             .await;
     };
-    if method != "tools/call" {
+    let Some(member) = checked_member(method) else {
         return governed(
             &g,
             &token,
@@ -458,56 +476,60 @@ pub(crate) async fn guard(State(g): State<Arc<Guard>>, req: Request, next: Next)
             time,
         )
         .await;
-    }
-    // tools/call: one check does it all — ticket validity (401), the call (403/429/400), the
-    // budget spend and the audit record.
+    };
+    // tools/call, resources/read, prompts/get: one check does it all — ticket validity (401),
+    // the call (403/429/400), the budget spend and the audit record.
     // `params` must be an object: serde would read the struct from an array by position.
     let params = envelope
         .params
         .filter(|p| p.get().trim_start().starts_with('{'));
-    let params: CallParams<'_> = match params.map(|p| serde_json::from_str(p.get())) {
-        Some(Ok(p)) => p,
-        _ => {
-            if let Err(d) = g.verifier.ticket_info(&token, time) {
-                return denied(&g, envelope.id, &d);
-            }
-            let d = Denial::new(Code::ArgsMalformed, "tools/call needs params.name");
-            if let Some(r) = refused_call(&g, &token, envelope.id, None, &d, time) {
-                return r;
-            }
-            return json_response(
-                StatusCode::BAD_REQUEST,
-                rpc_error(envelope.id, -32602, "tools/call needs params.name", None),
-            );
+    let params: Option<CallParams<'_>> = params.and_then(|p| serde_json::from_str(p.get()).ok());
+    let name = params.as_ref().and_then(|p| match member {
+        "uri" => p.uri.clone(),
+        _ => p.name.clone(),
+    });
+    let Some(name) = name else {
+        if let Err(d) = g.verifier.ticket_info(&token, time) {
+            return denied(&g, envelope.id, &d);
         }
+        let message = format!("{method} needs params.{member}");
+        let d = Denial::new(Code::ArgsMalformed, message.clone());
+        if let Some(r) = refused_call(&g, &token, envelope.id, method, None, &d, time) {
+            return r;
+        }
+        return json_response(
+            StatusCode::BAD_REQUEST,
+            rpc_error(envelope.id, -32602, &message, None),
+        );
     };
     if let Some(h) = parts.headers.get("mcp-name") {
-        if header_value(h.as_bytes()).as_deref() != Some(params.name.as_bytes()) {
-            return mismatch(envelope.id, "Mcp-Name", "params.name");
+        if header_value(h.as_bytes()).as_deref() != Some(name.as_bytes()) {
+            return mismatch(envelope.id, "Mcp-Name", &format!("params.{member}"));
         }
     }
     // The session and the server's scopes, before any spend. (A ticket that is not valid
     // falls through to the check, which refuses and audits it.)
-    let needs = g.config.tool_needs(&params.name);
+    let mut needs = g.config.method_needs(method).unwrap_or_default();
+    if method == captix::TOOLS_CALL {
+        needs.extend(g.config.tool_needs(&name));
+    }
     if session.is_some() || !needs.is_empty() {
         if let Ok(info) = g.verifier.ticket_info(&token, time) {
             if let Some(s) = &session {
                 if !g.sessions.belongs(s, &owner(&info), time) {
-                    let name = Some(params.name.as_str());
-                    return no_session(&g, envelope.id, "tools/call", name, &info, time);
+                    return no_session(&g, envelope.id, method, Some(&name), &info, time);
                 }
             }
             let missing = missing(&info, &needs);
             if !missing.is_empty() {
-                let what = format!("the tool {}", params.name);
+                let what = match method {
+                    captix::TOOLS_CALL => format!("the tool {name}"),
+                    _ => method.to_string(),
+                };
                 let d = scope_denial(&what, &missing);
-                let recorded = g.verifier.record_request(
-                    time,
-                    "tools/call",
-                    Some(&params.name),
-                    Some(&info),
-                    Some(&d),
-                );
+                let recorded =
+                    g.verifier
+                        .record_request(time, method, Some(&name), Some(&info), Some(&d));
                 return match recorded {
                     Ok(_) => denied_needing(&g, envelope.id, &d, &needs),
                     Err(e) => denied(&g, envelope.id, &e),
@@ -515,15 +537,22 @@ pub(crate) async fn guard(State(g): State<Arc<Guard>>, req: Request, next: Next)
             }
         }
     }
-    let call = Call::new(
-        params.name.clone(),
-        params.arguments.map(RawValue::get).unwrap_or(""),
-    );
+    let call = match method {
+        captix::RESOURCES_READ => Call::read(name.clone()),
+        captix::PROMPTS_GET => Call::prompt(name.clone()),
+        _ => Call::new(
+            name.clone(),
+            params
+                .as_ref()
+                .and_then(|p| p.arguments)
+                .map(RawValue::get)
+                .unwrap_or(""),
+        ),
+    };
     let checked = match call {
         Ok(c) => g.verifier.check_audited(&token, &c.at(time)),
         Err(d) => {
-            let name = Some(params.name.as_str());
-            if let Some(r) = refused_call(&g, &token, envelope.id, name, &d, time) {
+            if let Some(r) = refused_call(&g, &token, envelope.id, method, Some(&name), &d, time) {
                 return r;
             }
             return denied(&g, envelope.id, &d);
@@ -656,10 +685,27 @@ async fn governed(
         // The server no longer knows the session (it ended it): neither does the layer.
         g.sessions.forget(s);
     }
-    if method == "tools/list" {
-        filter_tools(response, &info.tools).await
-    } else {
-        response
+    // Lists answered with only what the ticket allows (docs §14.2).
+    match method {
+        "tools/list" => {
+            filter_list(response, "/result/tools", "name", &|n| {
+                info.tools.iter().any(|t| t == n)
+            })
+            .await
+        }
+        "resources/list" => {
+            filter_list(response, "/result/resources", "uri", &|u| {
+                Call::read(u).is_ok_and(|c| g.verifier.allows(token, &c.at(time)).is_ok())
+            })
+            .await
+        }
+        "prompts/list" => {
+            filter_list(response, "/result/prompts", "name", &|p| {
+                Call::prompt(p).is_ok_and(|c| g.verifier.allows(token, &c.at(time)).is_ok())
+            })
+            .await
+        }
+        _ => response,
     }
 }
 
@@ -742,26 +788,21 @@ fn rewrite(
     }
 }
 
-/// `tools/list` answered with only the tools the ticket may call (docs §14.2).
-async fn filter_tools(response: Response, allowed: &[String]) -> Response {
+/// A list (`tools/list`, `resources/list`, `prompts/list`) answered with only the items
+/// whose `key` the ticket allows (docs §14.2); an item without it is dropped.
+async fn filter_list(
+    response: Response,
+    list: &str,
+    key: &str,
+    allowed: &(dyn Fn(&str) -> bool + Sync),
+) -> Response {
     let (mut parts, body) = buffered(response).await;
     let Some(body) = body else {
-        return (
-            StatusCode::BAD_GATEWAY,
-            "the tools/list response was too large",
-        )
-            .into_response();
+        return (StatusCode::BAD_GATEWAY, "the list response was too large").into_response();
     };
     let filtered = rewrite(&parts, &body, &|v| {
-        if let Some(tools) = v
-            .pointer_mut("/result/tools")
-            .and_then(|t| t.as_array_mut())
-        {
-            tools.retain(|t| {
-                t.get("name")
-                    .and_then(|n| n.as_str())
-                    .is_some_and(|n| allowed.iter().any(|a| a == n))
-            });
+        if let Some(items) = v.pointer_mut(list).and_then(|t| t.as_array_mut()) {
+            items.retain(|t| t.get(key).and_then(|n| n.as_str()).is_some_and(allowed));
         }
     });
     parts.headers.remove(header::CONTENT_LENGTH);

@@ -7,7 +7,8 @@ use axum::extract::State;
 use axum::Json;
 
 /// Methods every valid ticket may send without configuration: the MCP lifecycle, the client's
-/// notifications, and the tools (each call checked against the ticket).
+/// notifications, the tools, resources and prompts (each `tools/call`, `resources/read` and
+/// `prompts/get` checked against the ticket, each list filtered by it).
 pub const LIFECYCLE: &[&str] = &[
     "initialize",
     "ping",
@@ -17,6 +18,10 @@ pub const LIFECYCLE: &[&str] = &[
     "notifications/roots/list_changed",
     "tools/list",
     "tools/call",
+    "resources/list",
+    "resources/read",
+    "prompts/list",
+    "prompts/get",
 ];
 
 /// How the protected MCP endpoint admits requests beyond the ticket, and how it describes
@@ -317,7 +322,8 @@ mod tests {
         assert_eq!(c.method_needs("resources/read"), Some(vec!["files:read"]));
         assert_eq!(c.method_needs("tools/list"), Some(vec!["mcp"]));
         assert_eq!(c.method_needs("initialize"), Some(vec![]));
-        assert_eq!(c.method_needs("prompts/get"), None);
+        assert_eq!(c.method_needs("prompts/get"), Some(vec![]));
+        assert_eq!(c.method_needs("resources/templates/list"), None);
         assert_eq!(c.method_needs("completion/complete"), None);
         assert_eq!(c.tool_needs("create_refund"), vec!["refunds"]);
         assert!(c.tool_needs("list_invoices").is_empty());

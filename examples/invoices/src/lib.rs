@@ -9,8 +9,11 @@ use std::sync::{Arc, Mutex};
 use captix::Constraint;
 use captix_mcp::McpDecision;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, JsonObject,
-    ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, GetPromptRequestParams,
+    GetPromptResponse, GetPromptResult, JsonObject, ListPromptsResult, ListResourcesResult,
+    ListToolsResult, PaginatedRequestParams, Prompt, PromptMessage, ReadResourceRequestParams,
+    ReadResourceResponse, ReadResourceResult, Resource, ResourceContents, Role, ServerCapabilities,
+    ServerConfig, Tool,
 };
 use rmcp::service::RequestContext;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -140,13 +143,122 @@ fn internal(e: impl std::fmt::Display) -> ErrorData {
     ErrorData::internal_error(e.to_string(), None)
 }
 
+/// The prompts: name and text.
+const PROMPTS: &[(&str, &str)] = &[
+    (
+        "triage",
+        "Sort the open invoices by amount and name the three to chase first.",
+    ),
+    ("refund_policy", "Refunds above 500 need a second approver."),
+];
+
+impl Invoices {
+    /// The captix layer's decision for this request, from the HTTP request's extensions;
+    /// refused without one (always, except in the benchmark's unguarded app).
+    fn decision(
+        &self,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<Option<McpDecision>, ErrorData> {
+        let decision = context
+            .extensions
+            .get::<axum::http::request::Parts>()
+            .and_then(|p| p.extensions.get::<McpDecision>())
+            .cloned();
+        if self.guarded && decision.is_none() {
+            return Err(ErrorData::invalid_request(
+                "no captix decision for this request",
+                None,
+            ));
+        }
+        Ok(decision)
+    }
+}
+
 fn arg<'a>(args: &'a Option<JsonObject>, k: &str) -> Option<&'a serde_json::Value> {
     args.as_ref().and_then(|a| a.get(k))
 }
 
 impl ServerHandler for Invoices {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_resources()
+                .enable_prompts()
+                .build(),
+        )
+    }
+
+    /// One summary per org: `invoices://<org>/summary`.
+    async fn list_resources(
+        &self,
+        _: Option<PaginatedRequestParams>,
+        _: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        let all = self.rows(
+            "SELECT id, org, number, status, amount FROM invoices ORDER BY org",
+            &[],
+        )?;
+        let mut orgs: Vec<&str> = all.iter().filter_map(|r| r["org"].as_str()).collect();
+        orgs.dedup();
+        Ok(ListResourcesResult::with_all_items(
+            orgs.into_iter()
+                .map(|org| {
+                    Resource::new(
+                        format!("invoices://{org}/summary"),
+                        format!("{org} summary"),
+                    )
+                })
+                .collect(),
+        ))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        self.decision(&context)?;
+        let org = request
+            .uri
+            .strip_prefix("invoices://")
+            .and_then(|r| r.strip_suffix("/summary"))
+            .ok_or_else(|| ErrorData::invalid_params("no such resource", None))?;
+        let sql = "SELECT id, org, number, status, amount FROM invoices WHERE org = ?";
+        let rows = self.rows(sql, &[Value::Text(org.to_string())])?;
+        let total: i64 = rows.iter().filter_map(|r| r["amount"].as_i64()).sum();
+        let summary = serde_json::json!({ "org": org, "invoices": rows.len(), "total": total });
+        Ok(ReadResourceResult::new(vec![ResourceContents::text(
+            summary.to_string(),
+            request.uri,
+        )])
+        .into())
+    }
+
+    async fn list_prompts(
+        &self,
+        _: Option<PaginatedRequestParams>,
+        _: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        Ok(ListPromptsResult::with_all_items(
+            PROMPTS
+                .iter()
+                .map(|(name, about)| Prompt::new(*name, Some(*about), None))
+                .collect(),
+        ))
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        self.decision(&context)?;
+        let (_, about) = PROMPTS
+            .iter()
+            .find(|(n, _)| *n == request.name)
+            .ok_or_else(|| ErrorData::invalid_params("no such prompt", None))?;
+        Ok(GetPromptResult::new(vec![PromptMessage::new_text(Role::User, *about)]).into())
     }
 
     async fn list_tools(
@@ -188,18 +300,7 @@ impl ServerHandler for Invoices {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        // The captix layer put its decision in the HTTP request's extensions.
-        let decision = context
-            .extensions
-            .get::<axum::http::request::Parts>()
-            .and_then(|p| p.extensions.get::<McpDecision>())
-            .cloned();
-        if self.guarded && decision.is_none() {
-            return Err(ErrorData::invalid_request(
-                "no captix decision for this call",
-                None,
-            ));
-        }
+        let decision = self.decision(&context)?;
         let args = &request.arguments;
         let org = arg(args, "org")
             .and_then(|v| v.as_str())

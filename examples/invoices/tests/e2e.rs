@@ -734,19 +734,19 @@ async fn methods_and_scopes_come_from_the_configuration() {
     let (sp, sq) = (sessions[0].as_str(), sessions[1].as_str());
     let (p, q) = (p.as_str(), q.as_str());
     s.audit.drain();
-    // Admitted for any valid ticket: reaches the server (which serves no resources).
+    // Admitted for any valid ticket, and filtered by it: this one grants no resource.
     let (status, _, body) = s
         .http("POST", "/mcp", &h(p, sp), &rpc("resources/list", "{}"))
         .await;
     assert_eq!(status, 200, "{body}");
     assert!(
-        body.contains("\"error\""),
-        "the server itself serves no resources: {body}"
+        body.contains("\"resources\":[]"),
+        "nothing granted, nothing listed: {body}"
     );
     // Not configured: refused, no step-up challenge (no scope could help).
     for (method, params) in [
-        ("resources/read", r#"{"uri":"file:///etc/passwd"}"#),
-        ("prompts/get", r#"{"name":"leak"}"#),
+        ("resources/templates/list", "{}"),
+        ("resources/subscribe", r#"{"uri":"file:///etc/passwd"}"#),
         (
             "completion/complete",
             r#"{"ref":{"type":"ref/prompt","name":"x"},"argument":{"name":"a","value":"b"}}"#,
@@ -799,10 +799,10 @@ async fn methods_and_scopes_come_from_the_configuration() {
             .unwrap_or_else(|| panic!("no {decision} record for {method}: {records:#?}"))
     };
     assert_eq!(find("resources/list", "allow")["agent"], "billing-agent");
-    let read = find("resources/read", "deny");
-    assert_eq!(read["target"], "file:///etc/passwd");
-    assert_eq!(read["code"], "method_not_allowed");
-    find("prompts/get", "deny");
+    let subscribe = find("resources/subscribe", "deny");
+    assert_eq!(subscribe["target"], "file:///etc/passwd");
+    assert_eq!(subscribe["code"], "method_not_allowed");
+    find("resources/templates/list", "deny");
     find("completion/complete", "deny");
     assert_eq!(find("prompts/list", "deny")["code"], "scope_missing");
     find("prompts/list", "allow");
@@ -852,4 +852,194 @@ fn protect_refuses_an_unsafe_configuration() {
     let quote = config().tool_scope("t", "a\" resource_metadata=\"http://evil.example");
     assert!(captix_mcp::protect(router(), verifier.clone(), quote).is_err());
     assert!(captix_mcp::protect(router(), verifier, config()).is_ok());
+}
+
+/// Resources and prompts are granted by the ticket and checked on every read and get (spec
+/// §4.11, docs §14.5): the lists show only what it allows, a read outside its grants or its
+/// attenuation is 403, a URI that could leave a prefix is 400, the routing header must name
+/// the same URI, and every request is audited with its target.
+#[tokio::test]
+async fn resources_and_prompts_are_granted_by_the_ticket() {
+    let s = server().await;
+    let t = Ticket::mint(&s.key, "docs-agent", "alice")
+        .uri("invoices://acme/*")
+        .uri("invoices://globex/summary")
+        .prompt("triage")
+        .prompt("refund_policy")
+        .expires_at(now() + 3600)
+        .resource(s.url.clone())
+        .sign()
+        .expect("mint");
+    let sub = t
+        .attenuate()
+        .uri("invoices://acme/*")
+        .prompt("triage")
+        .sign()
+        .expect("attenuate");
+    let read = |uri: &str| rmcp::model::ReadResourceRequestParams::new(uri);
+    let prompt = |name: &str| rmcp::model::GetPromptRequestParams::new(name);
+    let uris = |list: Vec<rmcp::model::Resource>| -> Vec<String> {
+        list.into_iter().map(|r| r.uri).collect()
+    };
+
+    let c = s.client(t.as_str()).await;
+    let listed = uris(c.list_all_resources().await.expect("list"));
+    assert_eq!(
+        listed,
+        vec!["invoices://acme/summary", "invoices://globex/summary"]
+    );
+    let r = c
+        .read_resource(read("invoices://globex/summary"))
+        .await
+        .expect("granted");
+    assert!(format!("{:?}", r.contents).contains("globex"), "{r:?}");
+    let e = c
+        .read_resource(read("invoices://initech/summary"))
+        .await
+        .expect_err("not granted");
+    assert!(e.to_string().contains("Insufficient scope"), "403: {e}");
+    let mut prompts: Vec<String> = c
+        .list_all_prompts()
+        .await
+        .expect("prompts")
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    prompts.sort();
+    assert_eq!(prompts, vec!["refund_policy", "triage"]);
+    // No tool is granted: the tool list is empty and a call is denied.
+    assert!(c.list_all_tools().await.expect("tools").is_empty());
+
+    // The sub-agent: only acme's resources, only the triage prompt.
+    let c = s.client(sub.as_str()).await;
+    assert_eq!(
+        uris(c.list_all_resources().await.expect("list")),
+        vec!["invoices://acme/summary"]
+    );
+    let e = c
+        .read_resource(read("invoices://globex/summary"))
+        .await
+        .expect_err("outside the attenuation");
+    assert!(e.to_string().contains("Insufficient scope"), "403: {e}");
+    let listed: Vec<String> = c
+        .list_all_prompts()
+        .await
+        .expect("prompts")
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    assert_eq!(listed, vec!["triage"]);
+    c.get_prompt(prompt("triage"))
+        .await
+        .expect("granted prompt");
+    let e = c
+        .get_prompt(prompt("refund_policy"))
+        .await
+        .expect_err("outside the attenuation");
+    assert!(e.to_string().contains("Insufficient scope"), "403: {e}");
+
+    // Raw HTTP: the status codes, the path escape, the routing header.
+    let auth = format!("Bearer {}", sub.as_str());
+    let (_, head, _) = s
+        .http("POST", "/mcp", &[("authorization", &auth)], INITIALIZE)
+        .await;
+    let sid = session_of(&head).expect("session");
+    let rpc = |method: &str, params: &str| {
+        format!(r#"{{"jsonrpc":"2.0","id":7,"method":"{method}","params":{params}}}"#)
+    };
+    let (status, head, body) = s
+        .http(
+            "POST",
+            "/mcp",
+            &h(&auth, &sid),
+            &rpc("resources/read", r#"{"uri":"invoices://globex/summary"}"#),
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        head.contains("insufficient_scope"),
+        "a wider ticket could help: {head}"
+    );
+    assert!(body.contains("uri_not_granted"), "{body}");
+    let (status, _, body) = s
+        .http(
+            "POST",
+            "/mcp",
+            &h(&auth, &sid),
+            &rpc(
+                "resources/read",
+                r#"{"uri":"invoices://acme/../globex/summary"}"#,
+            ),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("args_malformed"), "{body}");
+    let mut headers = h(&auth, &sid).to_vec();
+    headers.push(("mcp-method", "resources/read"));
+    headers.push(("mcp-name", "invoices://acme/summary"));
+    let (status, _, body) = s
+        .http(
+            "POST",
+            "/mcp",
+            &headers,
+            &rpc("resources/read", r#"{"uri":"invoices://globex/summary"}"#),
+        )
+        .await;
+    assert_eq!(status, 400, "the header names another URI: {body}");
+    let (status, _, body) = s
+        .http(
+            "POST",
+            "/mcp",
+            &h(&auth, &sid),
+            &rpc("resources/read", r#"{"name":"x"}"#),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("resources/read needs params.uri"), "{body}");
+    let (status, _, body) = s
+        .http(
+            "POST",
+            "/mcp",
+            &headers,
+            &rpc("resources/read", r#"{"uri":"invoices://acme/summary"}"#),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("acme"), "{body}");
+
+    // Audited: who read what, allowed or denied.
+    let records: Vec<serde_json::Value> = s
+        .audit
+        .drain()
+        .iter()
+        .map(|l| serde_json::from_str(l).expect("record"))
+        .collect();
+    let reads: Vec<(&str, &str)> = records
+        .iter()
+        .filter(|r| r["method"] == "resources/read" && r["agent"] == "docs-agent")
+        .map(|r| {
+            (
+                r["target"].as_str().unwrap_or_default(),
+                r["decision"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert!(
+        reads.contains(&("invoices://globex/summary", "allow")),
+        "{reads:?}"
+    );
+    assert!(
+        reads.contains(&("invoices://initech/summary", "deny")),
+        "{reads:?}"
+    );
+    assert!(
+        reads.contains(&("invoices://acme/../globex/summary", "deny")),
+        "{reads:?}"
+    );
+    assert!(
+        records.iter().any(|r| r["method"] == "prompts/get"
+            && r["target"] == "refund_policy"
+            && r["code"] == "prompt_not_granted"),
+        "{records:#?}"
+    );
 }
