@@ -10,6 +10,8 @@ export type Code =
   | 'not_yet_valid'
   | 'wrong_resource'
   | 'tool_not_granted'
+  | 'uri_not_granted'
+  | 'prompt_not_granted'
   | 'arg_denied'
   | 'check_failed'
   | 'budget_exhausted'
@@ -74,13 +76,21 @@ export interface MintSpec extends Restrictions {
   user: string;
   issuer?: string;
   scopes?: string[];
-  /** Granted tools; a ticket with none allows nothing. */
-  tools: string[];
+  /** Granted tools. A ticket that grants no tool, URI or prompt allows nothing. */
+  tools?: string[];
+  /** Granted resources: URI patterns (`file:///docs/readme.md`, `file:///docs/*`, `*`). */
+  uris?: string[];
+  /** Granted prompts, by name. */
+  prompts?: string[];
 }
 
 export interface AttenuateSpec extends Restrictions {
-  /** Only these tools (narrows). */
+  /** Only these tools (narrows; `[]`: none). Resources and prompts are not affected. */
   tools?: string[];
+  /** Only the resources these URI patterns admit (narrows; `[]`: none). */
+  uris?: string[];
+  /** Only these prompts (narrows; `[]`: none). */
+  prompts?: string[];
 }
 
 export interface Identity {
@@ -114,7 +124,10 @@ export interface BudgetRef {
 
 export interface Allowed {
   decision: 'allow';
-  tool: string;
+  /** What was asked for: one of `tool`, `uri` (a resource read), `prompt`. */
+  tool?: string;
+  uri?: string;
+  prompt?: string;
   identity: Identity;
   filters: ArgFilter[];
   budgets: BudgetRef[];
@@ -134,13 +147,17 @@ export interface Denied {
 
 export type Decision = Allowed | Denied;
 
-export interface Call {
-  tool: string;
-  /** The arguments object, or its JSON text (text lets duplicate keys be refused). */
-  arguments?: Record<string, unknown> | string;
-  /** Default: now. */
-  time?: Date | number;
-}
+/** A tool call, a resource read or a prompt request: exactly one of `tool`, `uri`, `prompt`. */
+export type Call =
+  | {
+      tool: string;
+      /** The arguments object, or its JSON text (text lets duplicate keys be refused). */
+      arguments?: Record<string, unknown> | string;
+      /** Default: now. */
+      time?: Date | number;
+    }
+  | { uri: string; time?: Date | number }
+  | { prompt: string; time?: Date | number };
 
 export interface AuditRecord {
   v: 1;
@@ -197,6 +214,8 @@ export interface VerifierOptions {
 export declare class Verifier {
   constructor(options: VerifierOptions);
   check(ticket: string, call: Call): Decision;
+  /** Whether a read or prompt request is allowed now, without an audit record (for lists). */
+  allows(ticket: string, call: { uri: string; time?: Date | number } | { prompt: string; time?: Date | number }): boolean;
   callableTools(ticket: string, time?: Date | number): string[];
   ticketInfo(ticket: string, time?: Date | number): TicketInfo;
   revoke(revocationId: string): void;

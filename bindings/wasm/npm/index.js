@@ -110,6 +110,16 @@ export function inspect(ticket, { publicKeys } = {}) {
 
 const ALLOW_CACHE_LIMIT = 10_000;
 
+/** The method and name of a call: exactly one of `tool`, `uri`, `prompt`, a string. */
+function target({ tool, uri, prompt }) {
+  const given = [['tools/call', tool], ['resources/read', uri], ['prompts/get', prompt]]
+    .filter(([, v]) => v !== undefined);
+  if (given.length !== 1 || typeof given[0][1] !== 'string') {
+    throw invalid('a call names exactly one of tool, uri or prompt, as a string');
+  }
+  return given[0];
+}
+
 /** Checks tool calls against tickets: cached, with budgets, revocation and audit. */
 export class Verifier {
   #inner;
@@ -155,18 +165,21 @@ export class Verifier {
   }
 
   /**
-   * Checks one tool call. `call.arguments` is an object or its JSON text (text lets duplicate
-   * keys be refused); `call.time` is a Date or Unix seconds (default: now).
-   * @returns the decision: `{ decision: 'allow', tool, identity, filters, budgets, expires, chain }`
-   *   or `{ decision: 'deny', code, reason, block, restriction, retry_after }`.
+   * Checks one call: a tool call `{ tool, arguments }`, a resource read `{ uri }` or a prompt
+   * request `{ prompt }` (spec §4.11). `call.arguments` is an object or its JSON text (text lets
+   * duplicate keys be refused); `call.time` is a Date or Unix seconds (default: now).
+   * @returns the decision: `{ decision: 'allow', tool | uri | prompt, identity, filters, budgets,
+   *   expires, chain }` or `{ decision: 'deny', code, reason, block, restriction, retry_after }`.
    */
-  check(ticket, { tool, arguments: args, time } = {}) {
-    if (typeof tool !== 'string') throw invalid('call.tool must be a string');
+  check(ticket, { tool, uri, prompt, arguments: args, time } = {}) {
+    const [method, name] = target({ tool, uri, prompt });
     const when = seconds(time, 'time') ?? now();
     let decision;
     let lines;
     try {
-      decision = this.#decide(ticketText(ticket), tool, args, when);
+      decision = method === 'tools/call'
+        ? this.#decide(ticketText(ticket), tool, args, when)
+        : JSON.parse(this.#inner.checkTarget(ticketText(ticket), method, name, when));
       lines = this.#audit ? JSON.parse(this.#inner.drainAudit()) : undefined;
     } catch (e) {
       throw captixError(e);
@@ -201,6 +214,16 @@ export class Verifier {
       decision = JSON.parse(out);
     }
     return decision;
+  }
+
+  /**
+   * Whether the ticket allows a resource read `{ uri }` or a prompt request `{ prompt }` now,
+   * without an audit record: for filtering `resources/list` and `prompts/list`.
+   */
+  allows(ticket, { uri, prompt, time } = {}) {
+    const [method, name] = target({ uri, prompt });
+    const when = seconds(time, 'time') ?? now();
+    return guarded(() => this.#inner.allows(ticketText(ticket), method, name, when));
   }
 
   /** The tools this ticket may call now (for `tools/list`); throws if the ticket is invalid. */

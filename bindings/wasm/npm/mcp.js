@@ -3,8 +3,9 @@
 // Three pieces, use the ones that fit:
 // - captixTokenVerifier(verifier): an OAuthTokenVerifier for the SDK's requireBearerAuth.
 // - captixMiddleware(verifier, options): Express middleware that does the whole HTTP job —
-//   bearer ticket (401), per-call check of every tools/call against the ticket (403
-//   insufficient_scope, 429 for budgets), sessions bound to the ticket chain that created them,
+//   bearer ticket (401), per-call check of every tools/call, resources/read and prompts/get
+//   against the ticket (403 insufficient_scope, 429 for budgets), tools/list, resources/list
+//   and prompts/list filtered by it, sessions bound to the ticket chain that created them,
 //   methods beyond the lifecycle only when configured (with scopes), every request audited,
 //   request.auth for the SDK's handlers; and the RFC 9728 metadata handler.
 // - captixGuard(verifier): a per-call check inside tool handlers, for transports without HTTP
@@ -124,7 +125,11 @@ export function denialStatus(decision) {
   return httpStatus(decision.code);
 }
 
-/** Methods every valid ticket may send: the lifecycle, the client's notifications, the tools. */
+/**
+ * Methods every valid ticket may send: the lifecycle, the client's notifications, the tools,
+ * resources and prompts (each tools/call, resources/read and prompts/get checked against the
+ * ticket, each list filtered by it).
+ */
 export const LIFECYCLE = Object.freeze([
   'initialize',
   'ping',
@@ -134,7 +139,66 @@ export const LIFECYCLE = Object.freeze([
   'notifications/roots/list_changed',
   'tools/list',
   'tools/call',
+  'resources/list',
+  'resources/read',
+  'prompts/list',
+  'prompts/get',
 ]);
+
+/** The methods the ticket itself decides, with the params member that names their target. */
+const CHECKED = Object.freeze({ 'tools/call': 'name', 'resources/read': 'uri', 'prompts/get': 'name' });
+
+/** The lists answered with only what the ticket allows: result member and item key. */
+const LISTS = Object.freeze({ 'tools/list': ['tools', 'name'], 'resources/list': ['resources', 'uri'], 'prompts/list': ['prompts', 'name'] });
+
+/**
+ * Rewrites the JSON-RPC message(s) of the response `res` is about to send (a JSON body, or the
+ * `data:` lines of an event stream) with `f`, once it ends. The body is held until then.
+ */
+function rewriteResponse(res, f) {
+  const chunks = [];
+  const { write, end, writeHead } = res;
+  const noLength = (h) => (h && typeof h === 'object' && !Array.isArray(h)
+    ? Object.fromEntries(Object.entries(h).filter(([k]) => k.toLowerCase() !== 'content-length'))
+    : h);
+  res.writeHead = function (status, ...rest) {
+    if (!res.headersSent) res.removeHeader('content-length');
+    return writeHead.call(this, status, ...rest.map(noLength));
+  };
+  const collect = (chunk, encoding) => {
+    if (chunk !== undefined && chunk !== null && typeof chunk !== 'function') {
+      chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk, typeof encoding === 'string' ? encoding : 'utf8'));
+    }
+  };
+  res.write = function (chunk, encoding, cb) {
+    collect(chunk, encoding);
+    const done = typeof encoding === 'function' ? encoding : cb;
+    if (done) done();
+    return true;
+  };
+  res.end = function (chunk, encoding, cb) {
+    collect(chunk, encoding);
+    const done = [chunk, encoding, cb].find((x) => typeof x === 'function');
+    const text = Buffer.concat(chunks).toString('utf8');
+    const sse = String(res.getHeader('content-type') ?? '').startsWith('text/event-stream');
+    const edit = (json) => {
+      try {
+        const v = JSON.parse(json);
+        f(v);
+        return JSON.stringify(v);
+      } catch {
+        return json;
+      }
+    };
+    const out = sse
+      ? text.split('\n').map((l) => (l.startsWith('data:') && l.slice(5).trim().startsWith('{') ? `data: ${edit(l.slice(5).trim())}` : l)).join('\n')
+      : edit(text);
+    if (!res.headersSent) res.removeHeader('content-length');
+    res.write = write;
+    res.end = end;
+    return end.call(this, out, done);
+  };
+}
 
 // RFC 6749 §3.3 scope-token: a scope can never break out of the challenge's quoted string.
 const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]{1,256}$/;
@@ -294,6 +358,7 @@ export function captixMiddleware(verifier, { authorizationServers, allowedOrigin
     const body = req.body;
     const method = req.method === 'POST' && body && typeof body === 'object' && !Array.isArray(body) ? body.method : undefined;
     const target = typeof method !== 'string' ? undefined : method === 'tools/call' ? body.params?.name : (body.params?.uri ?? body.params?.name);
+    const member = typeof method === 'string' && Object.hasOwn(CHECKED, method) ? CHECKED[method] : undefined;
     let auth;
     try {
       auth = authInfo(verifier, token);
@@ -343,7 +408,7 @@ export function captixMiddleware(verifier, { authorizationServers, allowedOrigin
     if (typeof body.method !== 'string') {
       return res.status(400).json(rpcError(body.id ?? null, -32600, 'the method is not a string'));
     }
-    if (body.method !== 'tools/call') {
+    if (member === undefined) {
       const needs = methodNeeds(body.method);
       let denial;
       if (needs === undefined) {
@@ -388,31 +453,53 @@ export function captixMiddleware(verifier, { authorizationServers, allowedOrigin
           }
         });
       }
+      const list = Object.hasOwn(LISTS, body.method) ? LISTS[body.method] : undefined;
+      if (list) {
+        // Lists answered with only what the ticket allows (docs §14.2).
+        const [items, key] = list;
+        const allowed = body.method === 'tools/list'
+          ? (n) => info.tools.includes(n)
+          : (n) => {
+            try {
+              return verifier.allows(token, body.method === 'resources/list' ? { uri: n } : { prompt: n });
+            } catch {
+              return false;
+            }
+          };
+        rewriteResponse(res, (v) => {
+          const arr = v?.result?.[items];
+          if (Array.isArray(arr)) v.result[items] = arr.filter((it) => typeof it?.[key] === 'string' && allowed(it[key]));
+        });
+      }
       return next();
     }
-    const name = body.params?.name;
+    // tools/call, resources/read, prompts/get: the ticket decides.
+    const name = body.params?.[member];
     const headerName = req.headers['mcp-name'];
     const args = body.params?.arguments ?? {};
     const malformed = (reason) => {
       const denial = { decision: 'deny', code: 'args_malformed', reason };
-      return deny(res, body.id ?? null, record(token, 'tools/call', typeof name === 'string' ? name : undefined, denial) ?? denial);
+      return deny(res, body.id ?? null, record(token, body.method, typeof name === 'string' ? name : undefined, denial) ?? denial);
     };
-    if (typeof name !== 'string') return malformed('tools/call needs params.name');
+    if (typeof name !== 'string') return malformed(`${body.method} needs params.${member}`);
     if (headerName !== undefined && headerValue(headerName) !== name) {
-      return res.status(400).json(rpcError(body.id ?? null, -32020, "the Mcp-Name header does not match the body's params.name"));
+      return res.status(400).json(rpcError(body.id ?? null, -32020, `the Mcp-Name header does not match the body's params.${member}`));
     }
-    if (typeof args !== 'object' || args === null || Array.isArray(args)) {
+    if (body.method === 'tools/call' && (typeof args !== 'object' || args === null || Array.isArray(args))) {
       return malformed('the arguments are not a JSON object');
     }
-    // The server's tool scopes, before the ticket's own check spends anything.
-    const needs = [...(toolNeeds.get(name) ?? []), ...(toolNeeds.get('*') ?? [])];
+    // The server's scopes, before the ticket's own check spends anything.
+    const needs = [...(methodNeeds(body.method) ?? [])];
+    if (body.method === 'tools/call') needs.push(...(toolNeeds.get(name) ?? []), ...(toolNeeds.get('*') ?? []));
     const lacking = missing(info, needs);
     if (lacking.length) {
-      const denial = { decision: 'deny', code: 'scope_missing', reason: `the tool ${name} needs the scope ${lacking.join(' ')}, which the ticket does not have` };
-      const failed = record(token, 'tools/call', name, denial);
+      const what = body.method === 'tools/call' ? `the tool ${name}` : body.method;
+      const denial = { decision: 'deny', code: 'scope_missing', reason: `${what} needs the scope ${lacking.join(' ')}, which the ticket does not have` };
+      const failed = record(token, body.method, name, denial);
       return deny(res, body.id ?? null, failed ?? denial, needs);
     }
-    const decision = verifier.check(token, { tool: name, arguments: args });
+    const call = body.method === 'tools/call' ? { tool: name, arguments: args } : body.method === 'resources/read' ? { uri: name } : { prompt: name };
+    const decision = verifier.check(token, call);
     if (decision.decision === 'allow') {
       auth.extra.decision = decision;
       return next();

@@ -76,8 +76,12 @@ struct Spec {
     issuer: Option<String>,
     #[serde(default)]
     scopes: Vec<String>,
-    #[serde(default)]
-    tools: Vec<String>,
+    /// Mint: the tools granted. Attenuate: the only tools allowed (`[]`: none).
+    tools: Option<Vec<String>>,
+    /// Mint: the URI patterns granted. Attenuate: the only ones allowed (`[]`: none).
+    uris: Option<Vec<String>>,
+    /// Mint: the prompts granted. Attenuate: the only ones allowed (`[]`: none).
+    prompts: Option<Vec<String>>,
     #[serde(default)]
     rows: Vec<String>,
     #[serde(default)]
@@ -126,8 +130,14 @@ pub fn mint(secret_key: &str, spec_json: &str) -> Result<String, JsValue> {
     for s in &spec.scopes {
         b = b.scope(s.clone());
     }
-    for t in &spec.tools {
+    for t in spec.tools.iter().flatten() {
         b = b.tool(t.clone());
+    }
+    for u in spec.uris.iter().flatten() {
+        b = b.uri(u.clone());
+    }
+    for p in spec.prompts.iter().flatten() {
+        b = b.prompt(p.clone());
     }
     let t = b.restrict(parsed).sign().map_err(from_captix)?;
     Ok(t.as_str().to_string())
@@ -150,11 +160,40 @@ pub fn attenuate(ticket: &str, spec_json: &str) -> Result<String, JsValue> {
     }
     let parsed = parse_spec(&spec)?;
     let mut b = base.attenuate();
-    for t in &spec.tools {
-        b = b.tool(t.clone());
+    if let Some(tools) = &spec.tools {
+        b = b.no_tools();
+        for t in tools {
+            b = b.tool(t.clone());
+        }
+    }
+    if let Some(uris) = &spec.uris {
+        b = b.no_uris();
+        for u in uris {
+            b = b.uri(u.clone());
+        }
+    }
+    if let Some(prompts) = &spec.prompts {
+        b = b.no_prompts();
+        for p in prompts {
+            b = b.prompt(p.clone());
+        }
     }
     let t = b.restrict(parsed).sign_unverified().map_err(from_captix)?;
     Ok(t.as_str().to_string())
+}
+
+/// The call of a `resources/read` (a URI) or a `prompts/get` (a name).
+fn target_call(method: &str, name: &str) -> Result<captix::Untimed, captix::Denial> {
+    match method {
+        captix::RESOURCES_READ => Call::read(name),
+        captix::PROMPTS_GET => Call::prompt(name),
+        other => Err(captix::Denial::new(
+            captix::Code::MethodNotAllowed,
+            format!(
+                "{other:?} is not a method a ticket decides by name (resources/read, prompts/get)"
+            ),
+        )),
+    }
 }
 
 fn key_set(json: &str) -> Result<KeySet, JsValue> {
@@ -299,6 +338,38 @@ impl WasmVerifier {
                 }
             }
         }
+    }
+
+    /// The decision JSON for a `resources/read` (`method`, the URI as `name`) or a
+    /// `prompts/get` (the prompt's name). A URI or name refused before the check is audited.
+    #[wasm_bindgen(js_name = checkTarget)]
+    pub fn check_target(&self, ticket: &str, method: &str, name: &str, time: f64) -> String {
+        let time = time.max(0.0) as u64;
+        let decision = match target_call(method, name) {
+            Ok(c) => self.inner.check(ticket, &c.at(time)),
+            Err(d) => {
+                let info = self.inner.ticket_info(ticket, time).ok();
+                let target = (!name.is_empty()).then_some(name);
+                match self
+                    .inner
+                    .record_request(time, method, target, info.as_ref(), Some(&d))
+                {
+                    Ok(_) => Err(d),
+                    Err(e) => Err(e),
+                }
+            }
+        };
+        captix::decision_json(&decision)
+    }
+
+    /// Whether the ticket allows a `resources/read` or `prompts/get` at `time`, without an
+    /// audit record: for filtering `resources/list` and `prompts/list`.
+    pub fn allows(&self, ticket: &str, method: &str, name: &str, time: f64) -> bool {
+        target_call(method, name).is_ok_and(|c| {
+            self.inner
+                .allows(ticket, &c.at(time.max(0.0) as u64))
+                .is_ok()
+        })
     }
 
     /// The address in WebAssembly memory of a buffer of at least `len` bytes, into which the

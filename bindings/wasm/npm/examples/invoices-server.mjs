@@ -3,7 +3,9 @@
 //   node examples/invoices-server.mjs --pubkey root.pub --authorization-server URL [--port 8788]
 //
 // Tools: list_invoices, get_invoice, create_refund over an in-memory table of several orgs'
-// invoices. The captix middleware checks every tools/call against the caller's ticket; the
+// invoices, a summary resource per org (invoices://<org>/summary) and two prompts. The captix
+// middleware checks every tools/call, resources/read and prompts/get against the caller's
+// ticket and filters the lists; the
 // handlers then apply the ticket's row filters (the decision's `filters`) to their query, so an
 // agent limited to org acme never sees another org's row.
 import { readFileSync } from 'node:fs';
@@ -64,8 +66,30 @@ function mcpServer(decisionOf) {
     { description: 'Refund part of an invoice', inputSchema: { org: z.string(), id: z.number().int(), amount: z.number().int() } },
     async ({ org, id, amount }) => text({ refunded: amount, invoice: id, org }),
   );
+  // One summary per org, readable when the ticket grants its URI (the middleware checks each
+  // read and filters resources/list).
+  for (const org of [...new Set(INVOICES.map((r) => r.org))]) {
+    const uri = `invoices://${org}/summary`;
+    server.registerResource(`${org} summary`, uri, { mimeType: 'application/json' }, async (u, extra) => {
+      decisionOf(extra);
+      const rows = INVOICES.filter((r) => r.org === org);
+      const total = rows.reduce((t, r) => t + r.amount, 0);
+      return { contents: [{ uri: u.href, text: JSON.stringify({ org, invoices: rows.length, total }) }] };
+    });
+  }
+  for (const [name, about] of PROMPTS) {
+    server.registerPrompt(name, { description: about }, async (extra) => {
+      decisionOf(extra);
+      return { messages: [{ role: 'user', content: { type: 'text', text: about } }] };
+    });
+  }
   return server;
 }
+
+const PROMPTS = [
+  ['triage', 'Sort the open invoices by amount and name the three to chase first.'],
+  ['refund_policy', 'Refunds above 500 need a second approver.'],
+];
 
 /**
  * Starts the server; resolves to `{ url, verifier, close() }`. The verifier is made once the
@@ -86,7 +110,7 @@ export async function startServer({ verifierOptions, port = 0, host = '127.0.0.1
     // Never an unfiltered query: a call without a captix decision is refused.
     const server = mcpServer((extra) => {
       const decision = extra.authInfo?.extra?.decision;
-      if (!decision) throw new Error('no captix decision for this call');
+      if (!decision) throw new Error('no captix decision for this request');
       return decision;
     });
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });

@@ -162,8 +162,9 @@ test('methods and scopes come from the configuration; every request is audited',
   const rpc = (method, params = {}) => ({ jsonrpc: '2.0', id: 4, method, params });
   audit.length = 0;
   let r = await post(server.url, { authorization: `Bearer ${agent}` }, rpc('resources/list'));
-  assert.equal(r.status, 200, 'admitted: reaches the SDK server (which serves no resources)');
-  for (const [method, params] of [['resources/read', { uri: 'file:///etc/passwd' }], ['prompts/get', { name: 'p' }], ['completion/complete', {}], ['logging/setLevel', { level: 'debug' }], ['__proto__', {}], ['constructor', {}]]) {
+  assert.equal(r.status, 200, 'admitted for every valid ticket');
+  assert.deepEqual((await r.json()).result.resources, [], 'and filtered by it: this one grants no resource');
+  for (const [method, params] of [['resources/templates/list', {}], ['resources/subscribe', { uri: 'file:///etc/passwd' }], ['completion/complete', {}], ['logging/setLevel', { level: 'debug' }], ['__proto__', {}], ['constructor', {}]]) {
     r = await post(server.url, { authorization: `Bearer ${scoped}` }, rpc(method, params));
     assert.equal(r.status, 403, method);
     assert.equal(r.headers.get('www-authenticate'), null, `${method}: no step-up for a method no scope admits`);
@@ -183,8 +184,8 @@ test('methods and scopes come from the configuration; every request is audited',
   assert.equal(r.status, 200);
   const find = (method, decision) => audit.find((a) => a.method === method && a.decision === decision);
   assert.equal(find('resources/list', 'allow')?.agent, 'billing-agent');
-  assert.equal(find('resources/read', 'deny')?.target, 'file:///etc/passwd');
-  assert.equal(find('resources/read', 'deny')?.code, 'method_not_allowed');
+  assert.equal(find('resources/subscribe', 'deny')?.target, 'file:///etc/passwd');
+  assert.equal(find('resources/subscribe', 'deny')?.code, 'method_not_allowed');
   assert.equal(find('prompts/list', 'deny')?.code, 'scope_missing');
   assert.ok(find('prompts/list', 'allow'));
   assert.equal(find('tools/call', 'deny')?.target, 'create_refund');
@@ -192,6 +193,50 @@ test('methods and scopes come from the configuration; every request is audited',
   const meta = await (await fetch(new URL('/.well-known/oauth-protected-resource/mcp', server.url))).json();
   assert.deepEqual(meta.scopes_supported, ['invoices:prompts', 'invoices:refund']);
   assert.deepEqual(meta.authorization_servers, ['https://auth.example']);
+});
+
+test('resources and prompts are granted by the ticket: lists filtered, reads and gets checked', async () => {
+  const docs = mint(key.secretKey, {
+    agent: 'docs-agent', user: 'alice', uris: ['invoices://acme/*', 'invoices://globex/summary'],
+    prompts: ['triage', 'refund_policy'], scopes: ['invoices:prompts'], ttl: '1h', resource: server.url,
+  });
+  const narrow = attenuate(docs, { uris: ['invoices://acme/*'], prompts: ['triage'] });
+  // The SDK's own client: it sees only what the ticket allows.
+  let c = await client(docs);
+  assert.deepEqual((await c.listResources()).resources.map((r) => r.uri).sort(), ['invoices://acme/summary', 'invoices://globex/summary']);
+  const read = await c.readResource({ uri: 'invoices://globex/summary' });
+  assert.equal(JSON.parse(read.contents[0].text).org, 'globex');
+  await assert.rejects(c.readResource({ uri: 'invoices://initech/summary' }), /403|uri_not_granted/);
+  assert.deepEqual((await c.listPrompts()).prompts.map((p) => p.name).sort(), ['refund_policy', 'triage']);
+  assert.deepEqual((await c.listTools()).tools, [], 'no tool granted, none listed');
+  await c.close();
+  c = await client(narrow);
+  assert.deepEqual((await c.listResources()).resources.map((r) => r.uri), ['invoices://acme/summary']);
+  await assert.rejects(c.readResource({ uri: 'invoices://globex/summary' }), /403|uri_not_granted/);
+  assert.deepEqual((await c.listPrompts()).prompts.map((p) => p.name), ['triage']);
+  await c.getPrompt({ name: 'triage' });
+  await assert.rejects(c.getPrompt({ name: 'refund_policy' }), /403|prompt_not_granted/);
+  await c.close();
+  // Raw HTTP: codes, the path escape, the routing header.
+  const rpc = (method, params = {}) => ({ jsonrpc: '2.0', id: 9, method, params });
+  const auth = { authorization: `Bearer ${narrow}` };
+  let r = await post(server.url, auth, rpc('resources/read', { uri: 'invoices://globex/summary' }));
+  assert.equal(r.status, 403);
+  assert.match(r.headers.get('www-authenticate'), /insufficient_scope/);
+  assert.equal((await r.json()).captix.code, 'uri_not_granted');
+  r = await post(server.url, auth, rpc('resources/read', { uri: 'invoices://acme/../globex/summary' }));
+  assert.equal(r.status, 400);
+  assert.equal((await r.json()).captix.code, 'args_malformed');
+  r = await post(server.url, { ...auth, 'mcp-name': 'invoices://acme/summary' }, rpc('resources/read', { uri: 'invoices://globex/summary' }));
+  assert.equal(r.status, 400, 'Mcp-Name must match params.uri');
+  r = await post(server.url, auth, rpc('resources/read', { name: 'x' }));
+  assert.equal(r.status, 400);
+  assert.match((await r.json()).captix.reason, /resources\/read needs params.uri/);
+  // Audited: who read what.
+  const find = (target, decision) => audit.find((a) => a.method === 'resources/read' && a.target === target && a.decision === decision);
+  assert.equal(find('invoices://globex/summary', 'allow')?.agent, 'docs-agent');
+  assert.equal(find('invoices://initech/summary', 'deny')?.code, 'uri_not_granted');
+  assert.equal(audit.find((a) => a.method === 'prompts/get' && a.target === 'refund_policy')?.code, 'prompt_not_granted');
 });
 
 test('the middleware refuses an unsafe configuration', () => {

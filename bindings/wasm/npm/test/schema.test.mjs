@@ -52,15 +52,28 @@ test('the descriptions inside the vectors\' tickets validate against description
 
 test('the schemas refuse what the spec refuses', () => {
   const bad = [
-    { captix: 1, unknown: true },
-    { captix: 2 },
-    { captix: 1, rows: [{ tool: '*', arg: '/org', eq: 'a', prefix: 'b' }] },
-    { captix: 1, rows: [{ tool: '*', arg: 'org', eq: 'a' }] },
-    { captix: 1, grants: ['*'] },
-    { captix: 1, budgets: [{ tool: '*', max_calls: -1, window: 60 }] },
-    { captix: 1, expires: 253402300800 },
+    { captix: 2, unknown: true },
+    { captix: 1 },
+    { captix: 3 },
+    { captix: 2, rows: [{ tool: '*', arg: '/org', eq: 'a', prefix: 'b' }] },
+    { captix: 2, rows: [{ tool: '*', arg: 'org', eq: 'a' }] },
+    { captix: 2, grants: ['*'] },
+    { captix: 2, budgets: [{ tool: '*', max_calls: -1, window: 60 }] },
+    { captix: 2, expires: 253402300800 },
+    { captix: 2, uris: ['file:///*/a'] },
+    { captix: 2, uris: ['no-scheme/*'] },
+    { captix: 2, uri_grants: ['file:///a b'] },
+    { captix: 2, prompts: ['*'] },
   ];
   for (const d of bad) assert.equal(ajv.validate('description.json', d), false, JSON.stringify(d));
+  for (const d of [{ captix: 2, uris: ['*', 'file:///docs/*', 'invoices://acme/summary'] }, { captix: 2, uris: [] }]) {
+    assert.equal(ajv.validate('description.json', d), true, JSON.stringify(d));
+  }
   const v = load(jsonFiles(join(repo, 'test-vectors'))[0]);
   assert.equal(ajv.validate('vector.json', { ...v, expect: { outcome: 'no_such_code' } }), false);
+  // A call names exactly one target, with the members of its method.
+  const call = { method: 'resources/read', uri: 'file:///a', time: 1 };
+  assert.equal(ajv.validate('vector.json', { ...v, call }), true, ajv.errorsText(ajv.errors));
+  assert.equal(ajv.validate('vector.json', { ...v, call: { ...call, tool: 't' } }), false);
+  assert.equal(ajv.validate('vector.json', { ...v, call: { ...call, method: 'tools/call' } }), false);
 });

@@ -24,7 +24,12 @@ for (const file of files) {
       allowTicketsWithoutExpiry: true,
       allowTicketsWithoutAudience: true,
     });
-    const d = verifier.check(v.ticket, { tool: v.call.tool, arguments: v.call.args, time: v.call.time });
+    const c = v.call;
+    const call = c.method === 'tools/call' ? { tool: c.tool, arguments: c.args }
+      : c.method === 'resources/read' ? { uri: c.uri }
+        : c.method === 'prompts/get' ? { prompt: c.prompt }
+          : assert.fail(`unknown method ${c.method}`);
+    const d = verifier.check(v.ticket, { ...call, time: c.time });
     const outcome = d.decision === 'allow' ? 'allow' : d.code;
     assert.equal(outcome, v.expect.outcome, `${v.comment}: ${d.reason ?? ''}`);
     if (v.expect.block !== undefined) assert.equal(d.block, v.expect.block);
