@@ -1,5 +1,7 @@
-//! Ticket decoding and verification. Input: `TOOL \n ARGS-JSON \n TICKET` (bytes). The ticket
-//! is parsed, inspected and checked on both verification paths, which must agree.
+//! Ticket decoding and verification. Input: `TARGET \n ARGS-JSON \n TICKET` (bytes), TARGET a
+//! tool name, `uri:URI` (a resource read) or `prompt:NAME`. The ticket is parsed, inspected and
+//! checked on both verification paths, which must agree; a resource read allowed on them is
+//! one a grant admits and whose URI holds no dot segment.
 #![no_main]
 
 use captix::{Call, UnverifiedTicket};
@@ -23,9 +25,20 @@ fuzz_target!(|data: &[u8]| {
     let (Ok(tool), Ok(args)) = (std::str::from_utf8(tool), std::str::from_utf8(args)) else {
         return;
     };
-    let Ok(call) = Call::new(tool, args) else {
+    let call = match (tool.strip_prefix("uri:"), tool.strip_prefix("prompt:")) {
+        (Some(uri), _) => Call::read(uri),
+        (_, Some(name)) => Call::prompt(name),
+        _ => Call::new(tool, args),
+    };
+    let Ok(call) = call else {
         return;
     };
+    if let captix::Target::Uri(u) = &call.clone().at(0).target {
+        assert!(
+            !u.split('/').any(|s| s == ".." || s == "."),
+            "{u:?} accepted"
+        );
+    }
     let call = call
         .at(common::NOW)
         .resource("https://mcp.example/invoices");
