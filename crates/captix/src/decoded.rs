@@ -6,7 +6,7 @@
 //! > block (facts, rules, checks and scopes as terms), and the work bound (§7.2) is computed
 //! > from the same decoded terms.
 
-use biscuit_auth::builder::{BlockBuilder, Check, Convert, Fact, Rule, Scope};
+use biscuit_auth::builder::{BlockBuilder, Check, Convert, Fact, Op, Rule, Scope};
 use biscuit_auth::datalog::SymbolTable;
 use biscuit_auth::format::{convert::proto_block_to_token_block, schema};
 use prost::Message;
@@ -50,14 +50,28 @@ impl Decoded {
 
     /// The Datalog source in Biscuit's notation, as Biscuit prints a block: facts, rules,
     /// checks, each ending with `;` and a new line. For display only.
+    /// A rule or check whose expressions Biscuit's printer cannot print (their operations do
+    /// not form one value: a holder can sign any) is shown as such: the printer would panic.
     pub(crate) fn source(&self) -> String {
         let mut out = String::new();
+        let rule = |r: &Rule| match r.expressions.iter().all(|e| printable(&e.ops)) {
+            true => r.to_string(),
+            false => "rule with an expression that does not print".to_string(),
+        };
+        let check = |c: &Check| match c
+            .queries
+            .iter()
+            .all(|q| q.expressions.iter().all(|e| printable(&e.ops)))
+        {
+            true => c.to_string(),
+            false => "check with an expression that does not print".to_string(),
+        };
         let lines = self
             .facts
             .iter()
             .map(ToString::to_string)
-            .chain(self.rules.iter().map(ToString::to_string))
-            .chain(self.checks.iter().map(ToString::to_string));
+            .chain(self.rules.iter().map(rule))
+            .chain(self.checks.iter().map(check));
         for l in lines {
             out.push_str(&l);
             out.push_str(";\n");
@@ -72,6 +86,23 @@ impl Decoded {
             && self.checks == other.checks
             && self.scopes == other.scopes
     }
+}
+
+/// Whether Biscuit's printer can print these operations: evaluated as a stack, every unary
+/// operation has one value, every binary one two, every closure body prints, and one value is
+/// left. (`Expression`'s `Display` unwraps the printer's `None` otherwise.)
+fn printable(ops: &[Op]) -> bool {
+    let mut depth = 0usize;
+    for op in ops {
+        depth = match op {
+            Op::Value(_) => depth + 1,
+            Op::Unary(_) if depth >= 1 => depth,
+            Op::Binary(_) if depth >= 2 => depth - 1,
+            Op::Closure(_, body) if printable(body) => depth + 1,
+            Op::Unary(_) | Op::Binary(_) | Op::Closure(..) => return false,
+        };
+    }
+    depth == 1
 }
 
 fn normal_fact(mut f: Fact) -> Fact {

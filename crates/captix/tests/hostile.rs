@@ -990,3 +990,45 @@ fn budgets_per_block_are_bounded() {
     }
     assert_eq!(outcome(a.sign().expect("16").as_str(), &ok_call()), "allow");
 }
+
+/// A holder can sign a check whose expression's operations do not form one value (found by
+/// the `ticket` fuzz target, `fuzz/regressions/ticket/inspect-unprintable-expression`): Biscuit's
+/// printer would panic on it (its `Display` unwraps), so inspection shows the check as
+/// unprintable, and verification denies it like any failing foreign check.
+#[test]
+fn a_check_that_biscuit_cannot_print_is_inspected_and_denied() {
+    use biscuit_auth::builder::{
+        int, pred, string, var, Binary, Check, CheckKind, Expression, Op, Rule, Term,
+    };
+    let t = base();
+    let broken = |ops: Vec<Op>| Check {
+        queries: vec![Rule::new(
+            pred("query", &[] as &[Term]),
+            vec![pred("tool", &[var("t")])],
+            vec![Expression { ops }],
+            vec![],
+        )],
+        kind: CheckKind::One,
+    };
+    for ops in [
+        vec![Op::Value(int(1)), Op::Binary(Binary::Equal)],
+        vec![Op::Value(int(1)), Op::Value(string("x"))],
+        vec![Op::Binary(Binary::LessThan)],
+    ] {
+        let block = BlockBuilder::new()
+            .check(broken(ops.clone()))
+            .expect("check");
+        let text = appended(&t, block);
+        let unverified = captix::UnverifiedTicket::parse(&text).expect("parses");
+        let report = unverified.inspect();
+        assert!(
+            report.blocks[1]
+                .datalog
+                .contains("check with an expression that does not print"),
+            "{ops:?}: {}",
+            report.blocks[1].datalog
+        );
+        let c = call("list_invoices", r#"{"org":"acme","n":1}"#);
+        assert_ne!(outcome(&text, &c), "allow", "{ops:?}");
+    }
+}
