@@ -1,4 +1,4 @@
-//! Revocation sources (spec §4.11, §10.4): the trait, an in-memory set, and a file of ids
+//! Revocation sources (spec §4.8, §10.4): the trait, an in-memory set, and a file of ids
 //! reloaded when it changes.
 
 use std::collections::HashSet;

@@ -15,7 +15,7 @@ use crate::limits::{MAX_BLOCKS, MAX_TICKET_BYTES};
 /// scanners to find and tells a reader what the string is.
 pub const PREFIX: &str = "captix1_";
 
-/// A block's revocation id: its signature bytes (spec §4.11). Revoking it denies every ticket
+/// A block's revocation id: its signature bytes (spec §4.8). Revoking it denies every ticket
 /// that contains the block, i.e. the block's ticket and all its descendants.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RevocationId(pub Vec<u8>);
