@@ -28,6 +28,8 @@ pub fn run() -> Result<String, CliError> {
         .tool("list_invoices")
         .tool("get_invoice")
         .tool("create_refund")
+        .uri("invoices://acme/*")
+        .prompt("triage")
         .row(spec("*:org=acme")?)
         .row(spec("create_refund:amount<=500")?)
         .budget(budget("100/min")?)
@@ -46,7 +48,10 @@ pub fn run() -> Result<String, CliError> {
         o,
         "    --row '*:org=acme' --row 'create_refund:amount<=500' --budget 100/min --ttl 1h \\"
     );
-    let _ = writeln!(o, "    --resource {RESOURCE}");
+    let _ = writeln!(
+        o,
+        "    --uri 'invoices://acme/*' --prompt triage --resource {RESOURCE}"
+    );
     let _ = writeln!(o, "{}\n", render::short(ticket.as_str()));
     o.push_str(&render::inspect_text(&ticket.inspect(), false, None));
 
@@ -57,12 +62,17 @@ pub fn run() -> Result<String, CliError> {
     let sub = UnverifiedTicket::parse(ticket.as_str())?
         .attenuate()
         .tool("list_invoices")
+        .uri("invoices://acme/summary")
+        .no_prompts()
         .row(spec("list_invoices:status=open|paid")?)
         .budget(budget("3")?)
         .expires_at(now + 300)
         .sign_unverified()?;
     let _ = writeln!(o, "$ captix attenuate AGENT_TICKET --tool list_invoices --row 'list_invoices:status=open|paid' \\");
-    let _ = writeln!(o, "    --budget 3 --ttl 5min");
+    let _ = writeln!(
+        o,
+        "    --uri invoices://acme/summary --no-prompts --budget 3 --ttl 5min"
+    );
     let _ = writeln!(o, "{}\n", render::short(sub.as_str()));
     let report = sub.inspect();
     if let Some(b) = report.blocks.last() {
@@ -102,6 +112,39 @@ pub fn run() -> Result<String, CliError> {
     for (tool, args) in calls {
         check(o, &server, sub.as_str(), "sub-agent", tool, args, now);
     }
+    // Resources and prompts: granted by URI pattern and name, narrowed the same way.
+    for uri in [
+        "invoices://acme/summary",
+        "invoices://globex/summary",
+        "invoices://acme/../globex/summary",
+    ] {
+        let what = format!("resources/read {uri}");
+        show(
+            o,
+            "sub-agent",
+            &what,
+            Call::read(uri)
+                .map(|c| c.at(now))
+                .and_then(|c| server.check(sub.as_str(), &c)),
+        );
+    }
+    let what = "prompts/get triage";
+    show(
+        o,
+        "sub-agent",
+        what,
+        Call::prompt("triage")
+            .map(|c| c.at(now))
+            .and_then(|c| server.check(sub.as_str(), &c)),
+    );
+    show(
+        o,
+        "agent",
+        what,
+        Call::prompt("triage")
+            .map(|c| c.at(now))
+            .and_then(|c| server.check(ticket.as_str(), &c)),
+    );
 
     heading(o, "4. The sub-agent's budget of 3 calls (one spent above) runs out; each call also drew on the agent's 100/min");
     for _ in 0..3 {
@@ -195,14 +238,18 @@ fn check(o: &mut String, v: &Verifier, ticket: &str, who: &str, tool: &str, args
     let decision = Call::new(tool, args)
         .map(|c| c.at(now))
         .and_then(|c| v.check(ticket, &c));
+    show(o, who, &format!("{tool} {args}"), decision);
+}
+
+fn show(o: &mut String, who: &str, what: &str, decision: captix::Decision) {
     match decision {
         Ok(_) => {
-            let _ = writeln!(o, "{who:<9} {tool} {args}\n          ALLOW");
+            let _ = writeln!(o, "{who:<9} {what}\n          ALLOW");
         }
         Err(d) => {
             let _ = writeln!(
                 o,
-                "{who:<9} {tool} {args}\n          DENY {}: {}",
+                "{who:<9} {what}\n          DENY {}: {}",
                 d.code, d.reason
             );
         }

@@ -736,6 +736,9 @@ fn demo_tells_the_whole_story() {
         "DENY tool_not_granted",
         "DENY budget_exhausted",
         "DENY revoked",
+        "DENY uri_not_granted",
+        "DENY prompt_not_granted",
+        "resources/read invoices://acme/summary\n          ALLOW",
         "hash chain intact",
         "tools/list for the sub-agent: list_invoices",
     ] {
