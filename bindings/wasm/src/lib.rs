@@ -160,23 +160,14 @@ pub fn attenuate(ticket: &str, spec_json: &str) -> Result<String, JsValue> {
     }
     let parsed = parse_spec(&spec)?;
     let mut b = base.attenuate();
-    if let Some(tools) = &spec.tools {
-        b = b.no_tools();
-        for t in tools {
-            b = b.tool(t.clone());
-        }
+    if let Some(tools) = spec.tools.clone() {
+        b = b.only_tools(tools);
     }
-    if let Some(uris) = &spec.uris {
-        b = b.no_uris();
-        for u in uris {
-            b = b.uri(u.clone());
-        }
+    if let Some(uris) = spec.uris.clone() {
+        b = b.only_uris(uris);
     }
-    if let Some(prompts) = &spec.prompts {
-        b = b.no_prompts();
-        for p in prompts {
-            b = b.prompt(p.clone());
-        }
+    if let Some(prompts) = spec.prompts.clone() {
+        b = b.only_prompts(prompts);
     }
     let t = b.restrict(parsed).sign_unverified().map_err(from_captix)?;
     Ok(t.as_str().to_string())

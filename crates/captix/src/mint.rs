@@ -230,21 +230,24 @@ impl<B> Attenuation<'_, B> {
         self
     }
 
-    /// Forbids every tool call (an empty tool set); `.tool(…)` after it allows that tool.
-    pub fn no_tools(mut self) -> Self {
-        self.desc.tools = Some(Vec::new());
+    /// Limits the tools to exactly these, replacing what `.tool(…)` gave (an empty list: no
+    /// tool at all).
+    pub fn only_tools<S: Into<String>>(mut self, names: impl IntoIterator<Item = S>) -> Self {
+        self.desc.tools = Some(names.into_iter().map(Into::into).collect());
         self
     }
 
-    /// Forbids every resource read (an empty URI set); `.uri(…)` after it allows those.
-    pub fn no_uris(mut self) -> Self {
-        self.desc.uris = Some(Vec::new());
+    /// Limits the resources to exactly those these URI patterns admit, replacing what
+    /// `.uri(…)` gave (an empty list: no resource at all).
+    pub fn only_uris<S: Into<String>>(mut self, patterns: impl IntoIterator<Item = S>) -> Self {
+        self.desc.uris = Some(patterns.into_iter().map(Into::into).collect());
         self
     }
 
-    /// Forbids every prompt (an empty prompt set); `.prompt(…)` after it allows that one.
-    pub fn no_prompts(mut self) -> Self {
-        self.desc.prompts = Some(Vec::new());
+    /// Limits the prompts to exactly these, replacing what `.prompt(…)` gave (an empty list:
+    /// no prompt at all).
+    pub fn only_prompts<S: Into<String>>(mut self, names: impl IntoIterator<Item = S>) -> Self {
+        self.desc.prompts = Some(names.into_iter().map(Into::into).collect());
         self
     }
 

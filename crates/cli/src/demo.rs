@@ -63,7 +63,7 @@ pub fn run() -> Result<String, CliError> {
         .attenuate()
         .tool("list_invoices")
         .uri("invoices://acme/summary")
-        .no_prompts()
+        .only_prompts::<&str>([])
         .row(spec("list_invoices:status=open|paid")?)
         .budget(budget("3")?)
         .expires_at(now + 300)

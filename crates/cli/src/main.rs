@@ -253,24 +253,16 @@ fn attenuate(a: cli::AttenuateArgs) -> Result<Output, CliError> {
     let base = UnverifiedTicket::parse(&text)?;
     let parsed = parse_restrictions(&a.restrict)?;
     not_narrowing(&base, &a, &parsed)?;
+    // A list given (or forbidden with --no-…) restricts; none given leaves that kind alone.
     let mut b = base.attenuate();
-    if a.no_tools {
-        b = b.no_tools();
+    if a.no_tools || !a.tools.is_empty() {
+        b = b.only_tools(a.tools.clone());
     }
-    for t in &a.tools {
-        b = b.tool(t.clone());
+    if a.no_uris || !a.uris.is_empty() {
+        b = b.only_uris(a.uris.clone());
     }
-    if a.no_uris {
-        b = b.no_uris();
-    }
-    for u in &a.uris {
-        b = b.uri(u.clone());
-    }
-    if a.no_prompts {
-        b = b.no_prompts();
-    }
-    for p in &a.prompts {
-        b = b.prompt(p.clone());
+    if a.no_prompts || !a.prompts.is_empty() {
+        b = b.only_prompts(a.prompts.clone());
     }
     let t = b.restrict(parsed).sign_unverified().map_err(build_error)?;
     let ids = t

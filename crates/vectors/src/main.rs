@@ -1636,8 +1636,8 @@ fn main() {
     ));
     let nothing = docs
         .attenuate()
-        .no_uris()
-        .no_prompts()
+        .only_uris::<&str>([])
+        .only_prompts::<&str>([])
         .sign_with_rng(&mut g.rng)
         .expect("attenuate");
     g.push(V {

@@ -56,6 +56,15 @@ async fn server_with(config: captix_mcp::Config) -> Server {
 }
 
 impl Server {
+    /// The audit records written since the last call, parsed.
+    fn records(&self) -> Vec<serde_json::Value> {
+        self.audit
+            .drain()
+            .iter()
+            .map(|l| serde_json::from_str(l).expect("record"))
+            .collect()
+    }
+
     fn agent(&self) -> Ticket {
         Ticket::mint(&self.key, "billing-agent", "alice")
             .tool("list_invoices")
@@ -786,12 +795,7 @@ async fn methods_and_scopes_come_from_the_configuration() {
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("refunded"), "{body}");
     // Every request audited, with its method, target, identity and verdict.
-    let records: Vec<serde_json::Value> = s
-        .audit
-        .drain()
-        .iter()
-        .map(|l| serde_json::from_str(l).expect("record"))
-        .collect();
+    let records = s.records();
     let find = |method: &str, decision: &str| {
         records
             .iter()
@@ -1008,12 +1012,7 @@ async fn resources_and_prompts_are_granted_by_the_ticket() {
     assert!(body.contains("acme"), "{body}");
 
     // Audited: who read what, allowed or denied.
-    let records: Vec<serde_json::Value> = s
-        .audit
-        .drain()
-        .iter()
-        .map(|l| serde_json::from_str(l).expect("record"))
-        .collect();
+    let records = s.records();
     let reads: Vec<(&str, &str)> = records
         .iter()
         .filter(|r| r["method"] == "resources/read" && r["agent"] == "docs-agent")

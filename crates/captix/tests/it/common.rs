@@ -238,23 +238,14 @@ pub fn build(
     let mut t = apply!(b, auth).sign().expect("mint");
     for d in chain {
         let mut a = t.attenuate();
-        if let Some(tools) = &d.tools {
-            a = a.no_tools();
-            for tool in tools {
-                a = a.tool(tool.clone());
-            }
+        if let Some(tools) = d.tools.clone() {
+            a = a.only_tools(tools);
         }
-        if let Some(uris) = &d.uris {
-            a = a.no_uris();
-            for u in uris {
-                a = a.uri(u.clone());
-            }
+        if let Some(uris) = d.uris.clone() {
+            a = a.only_uris(uris);
         }
-        if let Some(prompts) = &d.prompts {
-            a = a.no_prompts();
-            for p in prompts {
-                a = a.prompt(p.clone());
-            }
+        if let Some(prompts) = d.prompts.clone() {
+            a = a.only_prompts(prompts);
         }
         t = apply!(a, d).sign().expect("attenuate");
     }
