@@ -145,6 +145,9 @@ export const LIFECYCLE = Object.freeze([
   'prompts/get',
 ]);
 
+/** Most requests one session may have in flight. */
+const MAX_IN_FLIGHT = 256;
+
 /** The methods the ticket itself decides, with the params member that names their target. */
 const CHECKED = Object.freeze({ 'tools/call': 'name', 'resources/read': 'uri', 'prompts/get': 'name' });
 
@@ -312,7 +315,24 @@ export function captixMiddleware(verifier, { authorizationServers, allowedOrigin
     }
     const { chain, root } = ownerOf(info);
     pending = Math.max(0, pending - 1);
-    sessions.set(k, { chain, root, expires: info.expires ?? Infinity, lastUsed: nowSecs() });
+    sessions.set(k, { chain, root, expires: info.expires ?? Infinity, lastUsed: nowSecs(), inFlight: new Set() });
+  };
+  // One request per JSON-RPC id in flight in a session (docs §14.4): a second request with the
+  // id of one in flight would receive the first one's answer (a filtered list, say) on a
+  // stream the middleware does not filter. Returns an error answer, or undefined.
+  const start = (res, session, id) => {
+    const b = sessions.get(sessionKey(session));
+    if (b === undefined || id === undefined) return undefined;
+    const key = typeof id === 'number' ? `n:${id}` : typeof id === 'string' ? `s:${id}` : `r:${JSON.stringify(id)}`;
+    const k = createHash('sha256').update(key).digest('hex');
+    if (b.inFlight.has(k)) return res.status(400).json(rpcError(null, -32600, 'a request with this id is already in flight in this session'));
+    if (b.inFlight.size >= MAX_IN_FLIGHT) {
+      res.set('Retry-After', '1');
+      return res.status(429).json(rpcError(null, -32600, 'too many requests in flight in this session'));
+    }
+    b.inFlight.add(k);
+    res.on('close', () => b.inFlight.delete(k));
+    return undefined;
   };
   const methodNeeds = (m) => {
     if (methodScopes.has(m)) return methodScopes.get(m);
@@ -388,6 +408,11 @@ export function captixMiddleware(verifier, { authorizationServers, allowedOrigin
         if (res.statusCode === 404) forget(sessionKey(session));
       });
     }
+    // Resuming a stream replays messages sent earlier, past the list filters of the requests
+    // they answered: not served (docs §14.2).
+    if (req.headers['last-event-id'] !== undefined) {
+      return res.status(400).json(rpcError(null, -32600, 'stream resumption (Last-Event-ID) is not served behind captix: replayed messages could not be filtered again'));
+    }
     if (req.method !== 'POST') return next();
     // A POST whose body the JSON parser did not read (another Content-Type) must never reach
     // the transport, which may read it itself: nothing unchecked passes.
@@ -407,6 +432,10 @@ export function captixMiddleware(verifier, { authorizationServers, allowedOrigin
     if (body.method === undefined) return next(); // a response to a request of the server's
     if (typeof body.method !== 'string') {
       return res.status(400).json(rpcError(body.id ?? null, -32600, 'the method is not a string'));
+    }
+    if (session !== undefined) {
+      const refused = start(res, session, body.id);
+      if (refused) return refused;
     }
     if (member === undefined) {
       const needs = methodNeeds(body.method);

@@ -158,13 +158,6 @@ impl Record {
         }
         r.chain = chain.to_vec();
         // Bounded: a target is request data of any length.
-        let bounded = |s: &str, max: usize| {
-            let mut end = s.len().min(max);
-            while !s.is_char_boundary(end) {
-                end -= 1;
-            }
-            s[..end].to_string()
-        };
         r.method = Some(bounded(method, 256));
         r.target = target.map(|t| bounded(t, 1024));
         r.set_verdict(denial);
@@ -178,7 +171,8 @@ impl Record {
                 self.decision = Some("deny".into());
                 self.code = Some(d.code.as_str().to_string());
                 self.block = d.block;
-                self.reason = Some(d.reason.clone());
+                // Bounded: a reason may quote request data.
+                self.reason = Some(bounded(&d.reason, 1024));
             }
         }
     }
@@ -191,6 +185,15 @@ impl Record {
         r.duration_ms = Some(duration_ms);
         r
     }
+}
+
+/// At most `max` bytes of `s`, cut on a character boundary.
+fn bounded(s: &str, max: usize) -> String {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_string()
 }
 
 fn redact(call: &Call, how: &Redaction) -> Option<serde_json::Map<String, serde_json::Value>> {

@@ -12,10 +12,16 @@ use crate::limits::MAX_URI_BYTES;
 
 /// Checks a resource URI, or, when `pattern`, a URI pattern (spec §4.11).
 pub fn validate_uri(uri: &str, pattern: bool) -> Result<(), Error> {
+    let what = if pattern {
+        "resource URI pattern"
+    } else {
+        "resource URI"
+    };
+    // The input is echoed bounded: a refused URI can be long, and reasons reach logs.
+    let shown = bounded(uri, 80);
     let bad = |why: &str| {
         Err(Error::InvalidRestriction(format!(
-            "{uri:?} is not a resource URI{}: {why} (spec §4.11)",
-            if pattern { " pattern" } else { "" }
+            "{shown} is not a {what}: {why} (spec §4.11)"
         )))
     };
     if uri.is_empty() || uri.len() > MAX_URI_BYTES {
@@ -29,35 +35,72 @@ pub fn validate_uri(uri: &str, pattern: bool) -> Result<(), Error> {
     if pattern && body.contains('*') {
         return bad("`*` may only end a pattern");
     }
+    if !body.is_ascii() {
+        return bad("characters outside ASCII must be percent-encoded");
+    }
     if body
-        .chars()
-        .any(|c| c.is_control() || c.is_whitespace() || c == '\\')
+        .bytes()
+        .any(|c| c.is_ascii_control() || c == b' ' || c == b'\\')
     {
         return bad("control characters, spaces and backslashes are refused");
     }
-    let scheme = body.split_once(':').map(|(s, _)| s);
-    let scheme_ok = scheme.is_some_and(|s| {
-        s.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
-    });
+    let Some((scheme, rest)) = body.split_once(':') else {
+        return bad("it must start with a scheme (`file:`, `https:`, …)");
+    };
+    let scheme_ok = scheme
+        .bytes()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic())
+        && scheme
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'));
     if !scheme_ok {
         return bad("it must start with a scheme (`file:`, `https:`, …)");
     }
-    if body
-        .split(['/', '?', '#'])
-        .any(|seg| seg == "." || seg == "..")
-    {
+    // `//authority`, then the path up to `?` or `#`.
+    let (authority, path) = match rest.strip_prefix("//") {
+        Some(r) => {
+            let end = r.find(['/', '?', '#']);
+            if pattern && uri.ends_with('*') && end.is_none() {
+                return bad("a prefix must reach the path: end the authority with `/`");
+            }
+            let end = end.unwrap_or(r.len());
+            (&r[..end], &r[end..])
+        }
+        None => ("", rest),
+    };
+    if authority.contains('@') {
+        return bad("user information (`@`) is refused");
+    }
+    let path = &path[..path.find(['?', '#']).unwrap_or(path.len())];
+    if path.contains("//") {
+        return bad("empty path segments (`//`) are refused");
+    }
+    // A segment is a dot segment when what precedes its first `;` is `.` or `..`.
+    let dot = |seg: &str| matches!(seg.split(';').next(), Some("." | ".."));
+    if body.split(['/', '?', '#']).any(dot) {
         return bad("`.` and `..` segments are refused");
     }
     let lower = body.to_ascii_lowercase();
-    if ["%2e", "%2f", "%5c", "%00"]
+    if ["%2e", "%2f", "%5c", "%00", "%25"]
         .iter()
         .any(|e| lower.contains(e))
     {
-        return bad("percent-encoded `.`, `/`, `\\` and NUL are refused");
+        return bad("percent-encoded `.`, `/`, `\\`, NUL and `%` are refused");
     }
     Ok(())
+}
+
+/// At most `max` bytes of `s` (on a character boundary), quoted, with `…` when cut.
+fn bounded(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return format!("{s:?}");
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{:?}…", &s[..end])
 }
 
 /// Whether the pattern admits the URI: equal, or, for a pattern ending in `*`, starting with
@@ -96,15 +139,39 @@ mod tests {
             "file:///docs/a\n",
             "no-scheme/a",
             "1http://x",
+            // Found by review: paths a server could resolve outside a prefix.
+            "file:///srv/docs//etc/passwd",
+            "file:///srv/docs/%252e%252e/secret",
+            "file:///srv/docs/..;/secret",
+            "file:///srv/docs/.;x/a",
+            "file:///srv/docs/\u{ff0e}\u{ff0e}/secret",
+            "file:///srv/docs/\u{2025}/secret",
+            "file:///srv/docs/\u{202e}txt.exe",
+            "invoices://acme@globex/summary",
         ] {
             assert!(validate_uri(bad, false).is_err(), "{bad:?}");
         }
         assert!(validate_uri(&"f:".repeat(MAX_URI_BYTES), false).is_err());
+        // The reason echoes a bounded part of what was refused.
+        let long = format!("invoices://acme/{}", "A".repeat(100_000));
+        let e = validate_uri(&long, false)
+            .expect_err("too long")
+            .to_string();
+        assert!(e.len() < 300, "{}", e.len());
+        // Query and fragment are not the path: `//` there is allowed, dot segments are not.
+        assert!(validate_uri("https://x.example/a?next=//b", false).is_ok());
     }
 
     #[test]
     fn patterns_are_a_uri_or_a_prefix_and_star() {
-        for ok in ["*", "file:///docs/*", "file:///docs/a.md", "db:*"] {
+        for ok in [
+            "*",
+            "file:///docs/*",
+            "file:///docs/a.md",
+            "db:*",
+            "invoices://acme/*",
+            "urn:x:*",
+        ] {
             assert!(validate_uri(ok, true).is_ok(), "{ok}");
         }
         for bad in [
@@ -113,9 +180,13 @@ mod tests {
             "file:///d*s/*",
             "/docs/*",
             "file:///../*",
+            "invoices://acme*",
+            "https://*",
         ] {
             assert!(validate_uri(bad, true).is_err(), "{bad:?}");
         }
+        // An exact pattern may name a URI without a path.
+        assert!(validate_uri("https://x.example", true).is_ok());
         // In a URI (not a pattern), `*` is an ordinary character.
         assert!(validate_uri("file:///a*", false).is_ok());
     }

@@ -22,13 +22,23 @@ use error::{io_reason, CliError};
 pub struct Output {
     /// Text for standard output.
     pub stdout: String,
+    /// Notes for standard error (the command succeeded; something deserves a look).
+    pub notes: String,
     /// The exit code.
     pub exit: i32,
 }
 
 impl Output {
     fn ok(stdout: String) -> Self {
-        Output { stdout, exit: 0 }
+        Output::exit(stdout, 0)
+    }
+
+    fn exit(stdout: String, exit: i32) -> Self {
+        Output {
+            stdout,
+            notes: String::new(),
+            exit,
+        }
     }
 }
 
@@ -36,7 +46,7 @@ fn main() {
     let cli = Cli::parse();
     let json = wants_json(&cli.command);
     let (stdout, stderr, exit) = match run(cli.command) {
-        Ok(o) => (o.stdout, String::new(), o.exit),
+        Ok(o) => (o.stdout, o.notes, o.exit),
         Err(e) if json => {
             let v = json!({ "error": { "code": e.code, "message": e.message, "hint": e.hint } });
             (format!("{v}\n"), String::new(), e.exit)
@@ -270,7 +280,37 @@ fn attenuate(a: cli::AttenuateArgs) -> Result<Output, CliError> {
         .iter()
         .map(|b| b.revocation_id.to_hex())
         .collect();
-    Ok(ticket_output(t.as_str(), ids, a.restrict.json))
+    let mut out = ticket_output(t.as_str(), ids, a.restrict.json);
+    out.notes = left_open(&base, &a);
+    Ok(out)
+}
+
+/// Spec §4.11: a tool list does not restrict resources or prompts. An attenuation that
+/// narrows the tools and leaves resources or prompts the ticket grants is said on standard
+/// error: the holder may have meant "only this tool".
+fn left_open(base: &UnverifiedTicket, a: &cli::AttenuateArgs) -> String {
+    let Some(authority) = base.blocks().first().and_then(|b| b.description()) else {
+        return String::new();
+    };
+    let narrows_tools = a.no_tools || !a.tools.is_empty();
+    let mut open = Vec::new();
+    if !authority.uri_grants.is_empty() && !a.no_uris && a.uris.is_empty() {
+        open.push(("resources", "--no-uris"));
+    }
+    if !authority.prompt_grants.is_empty() && !a.no_prompts && a.prompts.is_empty() {
+        open.push(("prompts", "--no-prompts"));
+    }
+    if !narrows_tools || open.is_empty() {
+        return String::new();
+    }
+    let what: Vec<&str> = open.iter().map(|(w, _)| *w).collect();
+    let flags: Vec<&str> = open.iter().map(|(_, f)| *f).collect();
+    format!(
+        "note: the tool list does not restrict {}: the new ticket still allows what the ticket \
+         allowed of them; add {} (or --uri/--prompt) to narrow them too\n",
+        what.join(" and "),
+        flags.join(" ")
+    )
 }
 
 /// An attenuation can only narrow (spec §4.9): a restriction that cannot (a later expiry, a
@@ -406,7 +446,7 @@ fn inspect(
     } else {
         render::inspect_text(&report, datalog, problem.as_ref())
     };
-    Ok(Output { stdout, exit })
+    Ok(Output::exit(stdout, exit))
 }
 
 fn verify(v: cli::VerifyArgs) -> Result<Output, CliError> {
@@ -470,7 +510,7 @@ fn verify(v: cli::VerifyArgs) -> Result<Output, CliError> {
         (Ok(a), false) => render::allowed_text(a, true),
         (Err(d), false) => render::denial_text(d),
     };
-    Ok(Output { stdout, exit })
+    Ok(Output::exit(stdout, exit))
 }
 
 /// `--arg org=acme --arg filter/status=open` → `{"org":"acme","filter":{"status":"open"}}`.
@@ -550,7 +590,7 @@ fn audit(command: AuditCommand) -> Result<Output, CliError> {
                 } else {
                     format!("BROKEN at line {}: {}\n", b.line, b.reason)
                 };
-                Ok(Output { stdout, exit: 1 })
+                Ok(Output::exit(stdout, 1))
             }
         },
         AuditCommand::Show { file, json } => {
@@ -587,10 +627,7 @@ fn audit(command: AuditCommand) -> Result<Output, CliError> {
                     ));
                     out
                 };
-                return Ok(Output {
-                    stdout: out,
-                    exit: 1,
-                });
+                return Ok(Output::exit(out, 1));
             }
             if json {
                 return Ok(Output::ok(format!(

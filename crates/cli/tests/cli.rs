@@ -377,6 +377,49 @@ fn resources_and_prompts() {
         ),
         1
     );
+    // Narrowing the tools of a ticket that grants resources and prompts says what it left.
+    let (code, both, err) = env.run(
+        &[
+            "mint",
+            "--key",
+            "root.key",
+            "--agent",
+            "a",
+            "--user",
+            "u",
+            "--tool",
+            "t",
+            "--uri",
+            "file:///d/*",
+            "--prompt",
+            "p",
+            "--resource",
+            "https://mcp.example/docs",
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = env.run(&["attenuate", both.trim(), "--tool", "t"], None);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("does not restrict resources and prompts")
+            && err.contains("--no-uris --no-prompts"),
+        "{err}"
+    );
+    let (code, _, err) = env.run(
+        &[
+            "attenuate",
+            both.trim(),
+            "--tool",
+            "t",
+            "--no-uris",
+            "--prompt",
+            "p",
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(err.is_empty(), "nothing left open: {err}");
     // Only one of --tool, --uri, --prompt.
     let (code, _, _) = env.run(
         &[

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::metadata::{metadata_location, Config};
-use crate::session::{Owner, Room, Sessions};
+use crate::session::{Owner, Room, Sessions, Start};
 
 /// The verified decision for a `tools/call`, `resources/read` or `prompts/get`, in the
 /// request extensions for handlers.
@@ -376,6 +376,20 @@ pub(crate) async fn guard(State(g): State<Arc<Guard>>, req: Request, next: Next)
             .insert(header::WWW_AUTHENTICATE, challenge(&g, None, &[]));
         return r;
     };
+    // Resuming a stream replays messages the server sent earlier, past the list filters of
+    // the requests they answered: not served (docs §14.2).
+    if req.headers().contains_key("last-event-id") {
+        return json_response(
+            StatusCode::BAD_REQUEST,
+            rpc_error(
+                None,
+                -32600,
+                "stream resumption (Last-Event-ID) is not served behind captix: replayed \
+                 messages could not be filtered again",
+                None,
+            ),
+        );
+    }
     let session: Option<Vec<u8>> = req
         .headers()
         .get("mcp-session-id")
@@ -549,9 +563,20 @@ pub(crate) async fn guard(State(g): State<Arc<Guard>>, req: Request, next: Next)
                 .unwrap_or(""),
         ),
     };
+    // One request per id in flight in a session, before anything is spent (docs §14.4).
+    let flight = match start(&g, session.as_deref(), envelope.id) {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
     let checked = match call {
         Ok(c) => g.verifier.check_audited(&token, &c.at(time)),
         Err(d) => {
+            // Authentication first: with a ticket that is not valid the answer is 401, and
+            // nothing of the refused request but its bounded target reaches the audit log.
+            let d = match g.verifier.ticket_info(&token, time) {
+                Ok(_) => d,
+                Err(invalid) => invalid,
+            };
             if let Some(r) = refused_call(&g, &token, envelope.id, method, Some(&name), &d, time) {
                 return r;
             }
@@ -570,6 +595,7 @@ pub(crate) async fn guard(State(g): State<Arc<Guard>>, req: Request, next: Next)
     if let (Some(s), StatusCode::NOT_FOUND) = (&session, response.status()) {
         g.sessions.forget(s);
     }
+    let response = hold(response, flight);
     match checked.audit_seq {
         Some(seq) => {
             let verifier = g.verifier.clone();
@@ -588,7 +614,7 @@ pub(crate) async fn guard(State(g): State<Arc<Guard>>, req: Request, next: Next)
 /// audited, admitted or not.
 #[allow(clippy::too_many_arguments)]
 async fn governed(
-    g: &Guard,
+    g: &Arc<Guard>,
     token: &str,
     method: &str,
     envelope: &Envelope<'_>,
@@ -665,9 +691,20 @@ async fn governed(
         }
         return r;
     }
-    let response = next
-        .run(Request::from_parts(parts, Body::from(bytes)))
-        .await;
+    let flight = match start(g, session.as_deref(), envelope.id) {
+        Ok(f) => f,
+        Err(r) => {
+            if reserved {
+                g.sessions.release(&owner(&info));
+            }
+            return r;
+        }
+    };
+    let response = hold(
+        next.run(Request::from_parts(parts, Body::from(bytes)))
+            .await,
+        flight,
+    );
     // A session the server created for this request belongs to this ticket's chain.
     let created = response
         .headers()
@@ -706,6 +743,124 @@ async fn governed(
             .await
         }
         _ => response,
+    }
+}
+
+/// A request in flight in its session: ends when its response body ends or is dropped.
+struct InFlight {
+    guard: Arc<Guard>,
+    session: Vec<u8>,
+    id: String,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.guard.sessions.finish(&self.session, &self.id);
+    }
+}
+
+/// Starts request `id` in `session` (docs §14.4): 400 when a request with the same id is in
+/// flight there (the server would answer both on one stream, past the layer's list filters),
+/// 429 when too many are.
+fn start(
+    g: &Arc<Guard>,
+    session: Option<&[u8]>,
+    id: Option<&RawValue>,
+) -> Result<Option<InFlight>, Response> {
+    let (Some(session), Some(id)) = (session, id) else {
+        return Ok(None);
+    };
+    let id = canonical_id(id);
+    match g.sessions.start(session, &id) {
+        Ok(()) => Ok(Some(InFlight {
+            guard: g.clone(),
+            session: session.to_vec(),
+            id,
+        })),
+        Err(Start::Duplicate) => Err(json_response(
+            StatusCode::BAD_REQUEST,
+            rpc_error(
+                None,
+                -32600,
+                "a request with this id is already in flight in this session",
+                None,
+            ),
+        )),
+        Err(Start::Busy) => {
+            let mut r = json_response(
+                StatusCode::TOO_MANY_REQUESTS,
+                rpc_error(
+                    None,
+                    -32600,
+                    "too many requests in flight in this session",
+                    None,
+                ),
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(1u32));
+            Err(r)
+        }
+    }
+}
+
+/// A JSON-RPC id as the server compares it (`1`, `1.0` and `1e0` are one id, `"1"` another),
+/// hashed: an id is request data of any length.
+fn canonical_id(id: &RawValue) -> String {
+    use sha2::Digest;
+    let text = match serde_json::from_str::<serde_json::Value>(id.get()) {
+        Ok(serde_json::Value::String(s)) => format!("s:{s}"),
+        Ok(serde_json::Value::Number(n)) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+            (Some(i), _, _) => format!("n:{i}"),
+            (_, Some(u), _) => format!("n:{u}"),
+            (_, _, Some(f)) if f.fract() == 0.0 && f.abs() < 9.0e18 => format!("n:{}", f as i64),
+            _ => format!("n:{n}"),
+        },
+        _ => format!("r:{}", id.get().trim()),
+    };
+    hex(&sha2::Sha256::digest(text.as_bytes()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The response, holding the request in flight until its body ends or is dropped.
+fn hold(response: Response, value: Option<InFlight>) -> Response {
+    let Some(value) = value else {
+        return response;
+    };
+    let (parts, body) = response.into_parts();
+    Response::from_parts(
+        parts,
+        Body::new(Holding {
+            inner: body,
+            _value: value,
+        }),
+    )
+}
+
+struct Holding {
+    inner: Body,
+    _value: InFlight,
+}
+
+impl http_body::Body for Holding {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 

@@ -11,7 +11,7 @@
 //! not mint new roots), and a binding lapses when its ticket expires or after `idle` seconds
 //! without use.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
@@ -22,6 +22,20 @@ struct Binding {
     root: String,
     expires: u64,
     last_used: u64,
+    /// JSON-RPC ids of the session's requests in flight (canonical text).
+    in_flight: HashSet<String>,
+}
+
+/// Most requests one session may have in flight.
+pub(crate) const MAX_IN_FLIGHT: usize = 256;
+
+/// Why a request may not start now in its session.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Start {
+    /// A request with this id is in flight: the server would answer both on one stream.
+    Duplicate,
+    /// [`MAX_IN_FLIGHT`] requests are in flight.
+    Busy,
 }
 
 #[derive(Default)]
@@ -175,8 +189,36 @@ impl Sessions {
                 root: owner.root.to_string(),
                 expires,
                 last_used: now,
+                in_flight: HashSet::new(),
             },
         );
+    }
+
+    /// Marks request `rpc_id` in flight in session `id` (docs §14.4). A server answers a
+    /// request on the stream of the last request that used its id: a second request with
+    /// the id of one in flight would receive the first one's answer (a list the layer
+    /// filters, say) on a stream the layer does not filter. Every `Ok` must end in
+    /// [`Sessions::finish`]. A session the table does not hold is not tracked (`Ok`).
+    pub(crate) fn start(&self, id: &[u8], rpc_id: &str) -> Result<(), Start> {
+        let mut t = self.lock();
+        let Some(b) = t.bindings.get_mut(&key(id)) else {
+            return Ok(());
+        };
+        if b.in_flight.contains(rpc_id) {
+            return Err(Start::Duplicate);
+        }
+        if b.in_flight.len() >= MAX_IN_FLIGHT {
+            return Err(Start::Busy);
+        }
+        b.in_flight.insert(rpc_id.to_string());
+        Ok(())
+    }
+
+    /// Ends request `rpc_id` of session `id` (its response ended or was dropped).
+    pub(crate) fn finish(&self, id: &[u8], rpc_id: &str) {
+        if let Some(b) = self.lock().bindings.get_mut(&key(id)) {
+            b.in_flight.remove(rpc_id);
+        }
     }
 
     /// Forgets a session (after the server deleted it).
@@ -250,6 +292,26 @@ mod tests {
         s.release(&C);
         s.forget(b"a1");
         s.reserve(&A, 21).expect("forgotten");
+    }
+
+    #[test]
+    fn one_id_is_in_flight_once_per_session() {
+        use super::{Start, MAX_IN_FLIGHT};
+        let s = Sessions::new(10, 10, 60);
+        s.reserve(&A, 0).expect("room");
+        s.bind(b"s", &A, 10_000, 0);
+        s.start(b"s", "n:1").expect("first");
+        assert_eq!(s.start(b"s", "n:1"), Err(Start::Duplicate));
+        s.start(b"s", "s:1")
+            .expect("the string \"1\" is another id");
+        s.finish(b"s", "n:1");
+        s.start(b"s", "n:1").expect("after the first ended");
+        for i in 0..MAX_IN_FLIGHT - 2 {
+            s.start(b"s", &format!("n:{}", i + 2)).expect("room");
+        }
+        assert_eq!(s.start(b"s", "n:x"), Err(Start::Busy));
+        s.start(b"other", "n:1")
+            .expect("an unknown session is not tracked");
     }
 
     #[test]

@@ -1517,6 +1517,34 @@ fn main() {
         "file:///docs/public/%2e%2e/private/salaries.md",
         "args_malformed",
     ));
+    g.push(read(
+        "uri_empty_segment_refused",
+        "an empty path segment reads as an absolute path in many path joins: refused",
+        &docs,
+        "file:///docs/public//etc/passwd",
+        "args_malformed",
+    ));
+    g.push(read(
+        "uri_double_encoding_refused",
+        "an encoded percent sign would become a dot for a server that decodes twice: refused",
+        &docs,
+        "file:///docs/public/%252e%252e/private",
+        "args_malformed",
+    ));
+    g.push(read(
+        "uri_non_ascii_refused",
+        "characters outside ASCII must be percent-encoded (fullwidth dots normalise to ..)",
+        &docs,
+        "file:///docs/public/\u{ff0e}\u{ff0e}/private",
+        "args_malformed",
+    ));
+    g.push(read(
+        "uri_userinfo_refused",
+        "user information in the authority is refused (a prefix could name another host)",
+        &docs,
+        "file://user@host/docs/public/a",
+        "args_malformed",
+    ));
     g.push(V {
         block: Some(0),
         ..read(

@@ -1042,3 +1042,124 @@ async fn resources_and_prompts_are_granted_by_the_ticket() {
         "{records:#?}"
     );
 }
+
+/// A request reuses the id of one in flight in its session: the server would answer the first
+/// on the second's stream, past the layer's list filters (found by review: a `resources/list`
+/// and a `ping` with one id leaked the unfiltered list). The second is refused, and the id is
+/// free again once the first has answered. Resuming a stream (`Last-Event-ID`) would replay
+/// what was sent unfiltered: refused too (docs §14.2, §14.4).
+#[tokio::test]
+async fn a_request_cannot_take_the_stream_of_another_in_flight() {
+    use axum::response::IntoResponse;
+    let key = SigningKey::from_seed(&[22u8; 32]);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let url = format!("http://{addr}/mcp");
+    let verifier = captix::Verifier::builder(KeySet::from(key.public()))
+        .resource(url.clone())
+        .build();
+    // A slow inner server: it creates a session on initialize and answers anything else after
+    // 300 ms, with the request's id.
+    let inner = axum::Router::new().route(
+        "/mcp",
+        axum::routing::post(|body: String| async move {
+            let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+            if v["method"] == "initialize" {
+                return (
+                    [("mcp-session-id", "s-1")],
+                    r#"{"jsonrpc":"2.0","id":1,"result":{}}"#.to_string(),
+                )
+                    .into_response();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            serde_json::json!({ "jsonrpc": "2.0", "id": v["id"], "result": {} })
+                .to_string()
+                .into_response()
+        }),
+    );
+    let app = captix_mcp::protect(inner, Arc::new(verifier), config()).expect("protect");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let t = Ticket::mint(&key, "a", "u")
+        .tool("list_invoices")
+        .expires_at(now() + 600)
+        .resource(url.clone())
+        .sign()
+        .expect("mint");
+    let auth = format!("Bearer {}", t.as_str());
+    let (status, head, _) = http(
+        addr,
+        "POST",
+        "/mcp",
+        &[("authorization", &auth)],
+        INITIALIZE,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let sid = session_of(&head).expect("session");
+    let ping = |id: &str| format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"ping"}}"#);
+    let headers = h(&auth, &sid);
+    let first = {
+        let (auth, sid, body) = (auth.clone(), sid.clone(), ping("7"));
+        tokio::spawn(async move { http(addr, "POST", "/mcp", &h(&auth, &sid), &body).await.0 })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    for same in ["7", "7.0", "7e0"] {
+        let (status, _, body) = http(addr, "POST", "/mcp", &headers, &ping(same)).await;
+        assert_eq!(status, 400, "{same}: {body}");
+        assert!(body.contains("already in flight"), "{body}");
+    }
+    let (status, _, _) = http(addr, "POST", "/mcp", &headers, &ping("\"7\"")).await;
+    assert_eq!(status, 200, "the string \"7\" is another id");
+    assert_eq!(first.await.expect("first"), 200);
+    let (status, _, _) = http(addr, "POST", "/mcp", &headers, &ping("7")).await;
+    assert_eq!(status, 200, "free again once answered");
+    let mut resume = headers.to_vec();
+    resume.push(("last-event-id", "0"));
+    let (status, _, body) = http(addr, "GET", "/mcp", &resume, "").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("Last-Event-ID"), "{body}");
+}
+
+/// A refused URI is not a way to write to the audit log without a ticket (found by review: a
+/// 900 KB URI with a garbage ticket was answered 400 and its text logged whole): the ticket is
+/// checked first (401), and what is recorded is bounded.
+#[tokio::test]
+async fn a_long_refused_uri_neither_skips_authentication_nor_fills_the_log() {
+    let s = server().await;
+    let uri = format!("invoices://acme/{}", "A".repeat(900_000));
+    let body = format!(
+        r#"{{"jsonrpc":"2.0","id":3,"method":"resources/read","params":{{"uri":"{uri}"}}}}"#
+    );
+    s.records();
+    let (status, _, answer) = s
+        .http(
+            "POST",
+            "/mcp",
+            &[("authorization", "Bearer captix1_garbage")],
+            &body,
+        )
+        .await;
+    assert_eq!(status, 401, "authentication first");
+    assert!(answer.len() < 4096, "{}", answer.len());
+    let ticket = Ticket::mint(&s.key, "a", "u")
+        .uri("invoices://acme/*")
+        .expires_at(now() + 600)
+        .resource(s.url.clone())
+        .sign()
+        .expect("mint");
+    let auth = format!("Bearer {}", ticket.as_str());
+    let (status, _, answer) = s
+        .http("POST", "/mcp", &[("authorization", &auth)], &body)
+        .await;
+    assert_eq!(status, 400, "too long a URI");
+    assert!(answer.len() < 4096, "{}", answer.len());
+    for r in s.records() {
+        assert!(
+            r.to_string().len() < 4096,
+            "a bounded record: {}",
+            r.to_string().len()
+        );
+    }
+}

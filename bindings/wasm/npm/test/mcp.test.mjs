@@ -268,6 +268,47 @@ test('a POST body the JSON parser did not read never reaches the transport', asy
   }
 });
 
+test('a request cannot take the stream of another in flight in its session; no stream resumption', async () => {
+  // Found by review: a resources/list and a slow request with the same id in one session got
+  // the unfiltered list on the second's stream. A slow stand-in server answers after 300 ms.
+  const app = express();
+  app.use(express.json());
+  const listener = await new Promise((resolve) => { const l = app.listen(0, '127.0.0.1', () => resolve(l)); });
+  const url = `http://127.0.0.1:${listener.address().port}/mcp`;
+  const verifier = new Verifier({ publicKeys: [key.publicKey], resource: url });
+  app.all('/mcp', captixMiddleware(verifier, { authorizationServers: ['https://as.example'] }), async (req, res) => {
+    if (req.body?.method === 'initialize') {
+      res.writeHead(200, { 'content-type': 'application/json', 'mcp-session-id': 's-1' });
+      return res.end(JSON.stringify({ jsonrpc: '2.0', id: req.body.id, result: {} }));
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    res.json({ jsonrpc: '2.0', id: req.body?.id ?? null, result: {} });
+  });
+  try {
+    const t = mint(key.secretKey, { agent: 'a', user: 'u', tools: ['list_invoices'], ttl: '1h', resource: url });
+    const auth = { authorization: `Bearer ${t}` };
+    let r = await post(url, auth, { jsonrpc: '2.0', id: 1, method: 'initialize', params: {} });
+    const headers = { ...auth, 'mcp-session-id': r.headers.get('mcp-session-id') };
+    const raw = (id) => fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...headers }, body: `{"jsonrpc":"2.0","id":${id},"method":"ping"}` });
+    const first = raw('7');
+    await new Promise((res) => setTimeout(res, 100));
+    for (const same of ['7', '7.0', '7e0']) {
+      r = await raw(same);
+      assert.equal(r.status, 400, same);
+      assert.match((await r.json()).error.message, /already in flight/);
+    }
+    assert.equal((await raw('"7"')).status, 200, 'the string "7" is another id');
+    assert.equal((await first).status, 200);
+    assert.equal((await raw('7')).status, 200, 'free again once answered');
+    r = await fetch(url, { method: 'GET', headers: { ...headers, 'last-event-id': '0' } });
+    assert.equal(r.status, 400);
+    assert.match((await r.json()).error.message, /Last-Event-ID/);
+  } finally {
+    verifier.free();
+    await new Promise((r) => listener.close(r));
+  }
+});
+
 test('a session belongs to the ticket chain that created it', async () => {
   // A stateful stand-in for the SDK transport: initialize hands out a session id.
   const v = new Verifier({ publicKeys: [key.publicKey], resource: 'http://127.0.0.1/mcp' });
