@@ -566,7 +566,7 @@ pub(crate) async fn guard(State(g): State<Arc<Guard>>, req: Request, next: Next)
     // One request per id in flight in a session, before anything is spent (docs §14.4).
     let flight = match start(&g, session.as_deref(), envelope.id) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let checked = match call {
         Ok(c) => g.verifier.check_audited(&token, &c.at(time)),
@@ -697,7 +697,7 @@ async fn governed(
             if reserved {
                 g.sessions.release(&owner(&info));
             }
-            return r;
+            return *r;
         }
     };
     let response = hold(
@@ -766,7 +766,7 @@ fn start(
     g: &Arc<Guard>,
     session: Option<&[u8]>,
     id: Option<&RawValue>,
-) -> Result<Option<InFlight>, Response> {
+) -> Result<Option<InFlight>, Box<Response>> {
     let (Some(session), Some(id)) = (session, id) else {
         return Ok(None);
     };
@@ -777,7 +777,7 @@ fn start(
             session: session.to_vec(),
             id,
         })),
-        Err(Start::Duplicate) => Err(json_response(
+        Err(Start::Duplicate) => Err(Box::new(json_response(
             StatusCode::BAD_REQUEST,
             rpc_error(
                 None,
@@ -785,7 +785,7 @@ fn start(
                 "a request with this id is already in flight in this session",
                 None,
             ),
-        )),
+        ))),
         Err(Start::Busy) => {
             let mut r = json_response(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -798,7 +798,7 @@ fn start(
             );
             r.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(1u32));
-            Err(r)
+            Err(Box::new(r))
         }
     }
 }
