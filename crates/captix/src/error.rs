@@ -38,6 +38,9 @@ pub enum Code {
     CheckFailed,
     /// A budget on the ticket's chain has no unit left in its window.
     BudgetExhausted,
+    /// A rate limit of the server's policy (per agent, user, both, or the tool in all) has no
+    /// unit left in its window (docs §16).
+    RateLimited,
     /// The call's arguments are not a JSON object.
     ArgsMalformed,
     /// The call's arguments contain an object with a duplicate key.
@@ -80,6 +83,7 @@ impl Code {
         Code::ArgDenied,
         Code::CheckFailed,
         Code::BudgetExhausted,
+        Code::RateLimited,
         Code::ArgsMalformed,
         Code::ArgsDuplicateKey,
         Code::ArgsTooLarge,
@@ -110,6 +114,7 @@ impl Code {
             Code::ArgDenied => "arg_denied",
             Code::CheckFailed => "check_failed",
             Code::BudgetExhausted => "budget_exhausted",
+            Code::RateLimited => "rate_limited",
             Code::ArgsMalformed => "args_malformed",
             Code::ArgsDuplicateKey => "args_duplicate_key",
             Code::ArgsTooLarge => "args_too_large",
@@ -143,6 +148,7 @@ impl Code {
             | Code::ArgDenied
             | Code::CheckFailed
             | Code::BudgetExhausted
+            | Code::RateLimited
             | Code::ArgsMalformed
             | Code::ArgsDuplicateKey
             | Code::ArgsTooLarge

@@ -67,6 +67,7 @@ mod inspect;
 mod keys;
 pub mod limits;
 mod mint;
+mod policy;
 mod reference;
 mod resource;
 mod restriction;
@@ -95,6 +96,7 @@ pub use forms::{
 pub use inspect::{BlockReport, Report, Signatures};
 pub use keys::{KeyId, KeySet, PublicKey, SigningKey};
 pub use mint::{Attenuation, Restrictions, TicketBuilder};
+pub use policy::{Limit, Per, Policy, PolicyError, ToolPolicy, MAX_LIMITS_PER_TOOL};
 #[cfg(feature = "test-util")]
 pub use reference::run_limits;
 pub use reference::verify;

@@ -11,13 +11,14 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::audit::{AuditSink, Record, Redaction};
-use crate::budget::{BudgetKey, BudgetStore, MemoryBudgets, NoBudgets, PreparedSpend, Spend};
+use crate::budget::{BudgetKey, BudgetStore, MemoryBudgets, PreparedSpend, Spend};
 use crate::cache::{Cache, Cached};
 use crate::call::Call;
 use crate::compiled::Compiled;
 use crate::decision::{Allowed, BudgetRef, Decision, Summary};
 use crate::error::{Code, Denial};
 use crate::keys::KeySet;
+use crate::policy::{Limit, Policy};
 use crate::restriction::{walk, Class, Restriction, Walk};
 use crate::revocation::{NoRevocations, RevocationSource};
 use crate::ticket::{check_size, RevocationId, Ticket};
@@ -43,6 +44,8 @@ pub struct VerifierBuilder {
     require_audience: bool,
     require_expiry: bool,
     max_lifetime: Option<u64>,
+    ticket_budgets: bool,
+    policy: Policy,
 }
 
 impl VerifierBuilder {
@@ -84,10 +87,18 @@ impl VerifierBuilder {
         self
     }
 
-    /// Enforces no budget: every call is admitted whatever its ticket's budgets say. The
-    /// unsafe choice, for stateless checks only (a verifier enforces budgets by default).
+    /// Enforces no ticket budget: every call is admitted whatever its ticket's budgets say.
+    /// The unsafe choice, for stateless checks only (a verifier enforces budgets by default).
+    /// The limits of a server policy still apply.
     pub fn without_budgets(mut self) -> Self {
-        self.budgets = Arc::new(NoBudgets);
+        self.ticket_budgets = false;
+        self
+    }
+
+    /// The server's own policy (docs §16): scopes per tool, and rate limits per agent, user,
+    /// (agent, user) or in all, spent with the ticket's budgets in one step of the store.
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
         self
     }
 
@@ -126,6 +137,8 @@ impl VerifierBuilder {
             require_expiry: self.require_expiry,
             max_lifetime: self.max_lifetime,
             misses: AtomicU64::new(0),
+            ticket_budgets: self.ticket_budgets,
+            policy: self.policy,
         }
     }
 }
@@ -145,18 +158,31 @@ pub struct Verifier {
     require_audience: bool,
     require_expiry: bool,
     max_lifetime: Option<u64>,
+    ticket_budgets: bool,
+    policy: Policy,
+}
+
+/// What an allowed (ticket, tool) needs on every call, made on its first: the policy's scope
+/// denial, if any, and the spend of the ticket's budgets and the policy's limits.
+struct Prepared {
+    scope: Option<Denial>,
+    /// The policy's limits, in the order their keys follow the ticket's budgets.
+    limits: Vec<Limit>,
+    /// How many of the keys are the ticket's budgets.
+    ticket_keys: usize,
+    spend: Box<dyn PreparedSpend>,
 }
 
 enum Path {
     Compiled {
         compiled: Compiled,
-        /// Per granted tool (same order as `compiled.grants()`): the prepared budget spend.
-        spends: Vec<OnceLock<Box<dyn PreparedSpend>>>,
+        /// Per granted tool (same order as `compiled.grants()`): what its calls spend.
+        spends: Vec<OnceLock<Prepared>>,
     },
     Reference {
         ticket: Box<Ticket>,
         summary: Arc<Summary>,
-        spends: Mutex<HashMap<String, Arc<dyn PreparedSpend>>>,
+        spends: Mutex<HashMap<String, Arc<Prepared>>>,
     },
 }
 
@@ -216,6 +242,8 @@ impl Verifier {
             require_audience: true,
             require_expiry: true,
             max_lifetime: None,
+            ticket_budgets: true,
+            policy: Policy::new(),
         }
     }
 
@@ -376,6 +404,8 @@ impl Verifier {
         tools.sort();
         tools.dedup();
         let summary = entry.summary();
+        // Docs §16: a tool whose policy scopes the ticket lacks is not callable here.
+        tools.retain(|t| self.policy.scope_denial(t, &summary.identity).is_none());
         Ok(TicketInfo {
             identity: summary.identity.clone(),
             tools,
@@ -417,9 +447,9 @@ impl Verifier {
             Path::Compiled { compiled, spends } => {
                 let i = compiled.evaluate(call, resource)?;
                 let allowed = compiled.allowed(i, call);
-                if let (Some(i), true) = (i, spend) {
-                    let spend = spends[i].get_or_init(|| self.prepare(&allowed, entry));
-                    charge(spend.as_ref(), call.time, &allowed)?;
+                if let Some(i) = i {
+                    let prepared = spends[i].get_or_init(|| self.prepare(&allowed, entry));
+                    self.apply(prepared, spend, call.time, &allowed)?;
                 }
                 Ok(allowed)
             }
@@ -435,14 +465,14 @@ impl Verifier {
                     c.resource = resource.map(str::to_string);
                     ticket.authorize_with(&c, summary.clone())?
                 };
-                if let (Some(tool), true) = (call.target.tool(), spend) {
-                    let spend = {
+                if let Some(tool) = call.target.tool() {
+                    let prepared = {
                         let mut map = spends.lock().unwrap_or_else(|e| e.into_inner());
                         map.entry(tool.to_string())
-                            .or_insert_with(|| Arc::from(self.prepare(&allowed, entry)))
+                            .or_insert_with(|| Arc::new(self.prepare(&allowed, entry)))
                             .clone()
                     };
-                    charge(spend.as_ref(), call.time, &allowed)?;
+                    self.apply(&prepared, spend, call.time, &allowed)?;
                 }
                 Ok(allowed)
             }
@@ -487,6 +517,11 @@ impl Verifier {
         Ok(())
     }
 
+    /// The server's policy (docs §16).
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
     /// This server's resource URI, normalized, if it has one.
     pub fn resource(&self) -> Option<&str> {
         self.resource.as_deref()
@@ -508,18 +543,59 @@ impl Verifier {
         Ok(())
     }
 
-    /// Prepares the budget spend of an allowed (ticket, tool), counting its heap on the entry.
-    fn prepare(&self, allowed: &Allowed, entry: &Entry) -> Box<dyn PreparedSpend> {
-        let keys = allowed
-            .budgets()
-            .iter()
-            .map(|b| budget_key(b, allowed))
-            .collect();
+    /// Prepares what an allowed (ticket, tool) needs on each call (docs §16): the policy's
+    /// scope denial, and one spend of the ticket's budgets followed by the policy's limits;
+    /// its heap is counted on the entry.
+    fn prepare(&self, allowed: &Allowed, entry: &Entry) -> Prepared {
+        let tool = allowed.tool().unwrap_or_default();
+        let identity = allowed.identity();
+        let mut keys: Vec<BudgetKey> = if self.ticket_budgets {
+            allowed
+                .budgets()
+                .iter()
+                .map(|b| budget_key(b, allowed))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let ticket_keys = keys.len();
+        let (limits, limit_keys): (Vec<Limit>, Vec<BudgetKey>) =
+            self.policy.keyed(tool, identity).into_iter().unzip();
+        keys.extend(limit_keys);
         let spend = self.budgets.prepare(keys);
-        entry
-            .spends_bytes
-            .fetch_add(spend.heap_bytes() + 64, Ordering::Relaxed);
-        spend
+        let scope = self.policy.scope_denial(tool, identity);
+        entry.spends_bytes.fetch_add(
+            spend.heap_bytes() + 64 + limits.len() * std::mem::size_of::<Limit>(),
+            Ordering::Relaxed,
+        );
+        Prepared {
+            scope,
+            limits,
+            ticket_keys,
+            spend,
+        }
+    }
+
+    /// The policy's scopes, then, when `spend`, the budgets and limits, all or nothing.
+    fn apply(&self, p: &Prepared, spend: bool, now: u64, allowed: &Allowed) -> Result<(), Denial> {
+        if let Some(d) = &p.scope {
+            return Err(d.clone());
+        }
+        if !spend {
+            return Ok(());
+        }
+        match p.spend.spend(now)? {
+            Spend::Spent => Ok(()),
+            Spend::Exhausted { which, retry_after } => match which.checked_sub(p.ticket_keys) {
+                None => Err(exhausted(which, retry_after, allowed)),
+                Some(i) => Err(crate::policy::rate_limited(
+                    allowed.tool().unwrap_or_default(),
+                    &p.limits[i],
+                    allowed.identity(),
+                    retry_after,
+                )),
+            },
+        }
     }
 
     /// The cached entry for these exact bytes, or a new one (parse, verify, compile).
@@ -648,22 +724,18 @@ fn budget_key(b: &BudgetRef, allowed: &Allowed) -> BudgetKey {
     }
 }
 
-fn charge(spend: &dyn PreparedSpend, now: u64, allowed: &Allowed) -> Result<(), Denial> {
-    match spend.spend(now)? {
-        Spend::Spent => Ok(()),
-        Spend::Exhausted { which, retry_after } => {
-            let b = &allowed.budgets()[which];
-            let when = match retry_after {
-                Some(s) => format!("; a call is possible again in {s}s"),
-                None => "; it never refills".to_string(),
-            };
-            let mut d = Denial::new(
-                Code::BudgetExhausted,
-                format!("block {}: budget {} is exhausted{when}", b.block, b.budget),
-            )
-            .at(b.block, format!("budget {}", b.budget));
-            d.retry_after = retry_after;
-            Err(d)
-        }
-    }
+/// The denial for the ticket budget at position `which` of an allowed call's budgets.
+fn exhausted(which: usize, retry_after: Option<u64>, allowed: &Allowed) -> Denial {
+    let b = &allowed.budgets()[which];
+    let when = match retry_after {
+        Some(s) => format!("; a call is possible again in {s}s"),
+        None => "; it never refills".to_string(),
+    };
+    let mut d = Denial::new(
+        Code::BudgetExhausted,
+        format!("block {}: budget {} is exhausted{when}", b.block, b.budget),
+    )
+    .at(b.block, format!("budget {}", b.budget));
+    d.retry_after = retry_after;
+    d
 }

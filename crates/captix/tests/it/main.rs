@@ -5,5 +5,6 @@ mod common;
 mod flow;
 mod interop;
 mod laws;
+mod policy;
 mod vectors;
 mod verifier;
