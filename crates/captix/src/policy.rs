@@ -309,6 +309,10 @@ impl Policy {
     }
 }
 
+/// The root of every budget key of a server policy (a chain's keys have its authority
+/// block's revocation id): stores that group keys by root put the policy's together.
+pub const POLICY_ROOT: &[u8] = b"captix-policy";
+
 /// The budget key of a limit for one call (docs §16): the state of `limit` for this tool
 /// selector and, by its [`Per`], this agent and/or user. Keys of the policy share the root
 /// `captix-policy`; their id is a hash of what they count, so an agent or user name of any
@@ -328,7 +332,7 @@ pub(crate) fn limit_key(sel: &str, limit: &Limit, index: u32, identity: &Identit
         .as_bytes(),
     );
     BudgetKey {
-        root: b"captix-policy".to_vec(),
+        root: POLICY_ROOT.to_vec(),
         block: id.to_vec(),
         index,
         max_calls: limit.max_calls,

@@ -68,7 +68,7 @@ pub fn denial_status(d: &Denial) -> StatusCode {
 /// The HTTP status for a denial code (spec §8).
 pub fn http_status(code: Code) -> StatusCode {
     match code {
-        Code::BudgetExhausted => StatusCode::TOO_MANY_REQUESTS,
+        Code::BudgetExhausted | Code::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         Code::ArgsMalformed | Code::ArgsDuplicateKey | Code::ArgsTooLarge | Code::ArgsTooDeep => {
             StatusCode::BAD_REQUEST
         }
@@ -585,6 +585,14 @@ pub(crate) async fn guard(State(g): State<Arc<Guard>>, req: Request, next: Next)
     };
     let allowed = match checked.decision {
         Ok(a) => a,
+        // The server policy's scopes (docs §16): the challenge names what the call needs.
+        Err(d) if d.code == Code::ScopeMissing => {
+            let mut needs = needs;
+            needs.extend(g.verifier.policy().scopes(&name));
+            needs.sort_unstable();
+            needs.dedup();
+            return denied_needing(&g, envelope.id, &d, &needs);
+        }
         Err(d) => return denied(&g, envelope.id, &d),
     };
     parts.extensions.insert(McpDecision { allowed });

@@ -73,7 +73,7 @@ pub fn protect(
         })?
         .to_string();
     let (_, metadata_path) = metadata::metadata_location(&resource);
-    let document = metadata::document(&resource, &config);
+    let document = metadata::document(&resource, &config, verifier.policy());
     let state = Arc::new(guard::Guard::new(verifier, config, &resource));
     Ok(Router::new()
         .route(

@@ -221,11 +221,16 @@ pub(crate) fn metadata_location(resource: &str) -> (String, String) {
 /// The metadata document (computed once by `protect`).
 pub(crate) type Document = Arc<serde_json::Value>;
 
-pub(crate) fn document(resource: &str, c: &Config) -> Document {
+pub(crate) fn document(resource: &str, c: &Config, policy: &captix::Policy) -> Document {
+    // Every scope the configuration or the verifier's policy (docs §16) names.
+    let mut scopes = c.scopes_supported();
+    scopes.extend(policy.all_scopes().into_iter().map(String::from));
+    scopes.sort();
+    scopes.dedup();
     Arc::new(serde_json::json!({
         "resource": resource,
         "authorization_servers": c.authorization_servers,
-        "scopes_supported": c.scopes_supported(),
+        "scopes_supported": scopes,
         "bearer_methods_supported": ["header"],
     }))
 }

@@ -172,11 +172,16 @@ impl PreparedSpend for RedisSpend {
 impl BudgetStore for RedisBudgets {
     fn prepare(&self, keys: Vec<BudgetKey>) -> Box<dyn PreparedSpend> {
         let names: Vec<String> = keys.iter().map(|k| self.key(k)).collect();
-        // A chain's keys must share a slot: they do, by construction (one root per call).
-        let refused = keys
-            .windows(2)
-            .any(|w| w[0].root != w[1].root)
-            .then(|| "budgets of one call come from different chains".to_string());
+        // A chain's keys share a slot by construction (one root per call); the server
+        // policy's limits (docs §16) share another. Nothing else may join them: a key of a
+        // second chain would mean a bug upstream. (On a Redis Cluster the two slots of a
+        // call with a policy fail closed: docs §15.)
+        let mut roots: Vec<&[u8]> = keys.iter().map(|k| k.root.as_slice()).collect();
+        roots.sort_unstable();
+        roots.dedup();
+        let chains = roots.iter().filter(|r| **r != captix::POLICY_ROOT).count();
+        let refused =
+            (chains > 1).then(|| "budgets of one call come from different chains".to_string());
         Box::new(RedisSpend {
             conn: self.conn.clone(),
             script: self.script.clone(),

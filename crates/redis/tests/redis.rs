@@ -398,3 +398,70 @@ fn version_1_values_keep_their_meaning() {
     );
     assert_eq!(p.spend(1020).expect("spend"), Spend::Spent);
 }
+
+/// The server policy on Redis (docs §16): 64 concurrent spenders on two verifiers sharing one
+/// Redis never exceed a limit per agent nor one in all, spent in the same script as the
+/// tickets' budgets.
+#[test]
+fn a_policy_holds_across_replicas_and_threads() {
+    let r = Redis::start();
+    let k = SigningKey::from_seed(&[37u8; 32]);
+    let keys = KeySet::from(k.public());
+    let policy = "[tool.t]\nlimits = [\"5/hour per agent\", \"7/hour\"]\n";
+    let replica = || {
+        Arc::new(
+            Verifier::builder(keys.clone())
+                .budgets(Arc::new(
+                    RedisBudgets::new(&r.url(), Options::default()).expect("budgets"),
+                ))
+                .policy(captix::Policy::from_toml(policy).expect("policy"))
+                .build(),
+        )
+    };
+    let replicas = [replica(), replica()];
+    let at = now();
+    let tickets: Vec<(String, String)> = (0..64)
+        .map(|i| {
+            let agent = if i < 48 { "a" } else { "b" };
+            let t = Ticket::mint(&k, agent, format!("u{i}"))
+                .tool("t")
+                .budget("100".parse().expect("b"))
+                .expires_at(at + 600)
+                .sign()
+                .expect("mint");
+            (agent.to_string(), t.as_str().to_string())
+        })
+        .collect();
+    let allowed = std::sync::Mutex::new(Vec::new());
+    let codes = std::sync::Mutex::new(std::collections::BTreeSet::new());
+    std::thread::scope(|s| {
+        for (i, (agent, t)) in tickets.iter().enumerate() {
+            let (v, allowed, codes) = (&replicas[i % 2], &allowed, &codes);
+            s.spawn(move || {
+                let call = Call::new("t", "{}").expect("call").at(at);
+                for _ in 0..2 {
+                    match v.check(t, &call) {
+                        Ok(_) => allowed.lock().expect("lock").push(agent.clone()),
+                        Err(d) => {
+                            codes.lock().expect("lock").insert(d.code.to_string());
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let allowed = allowed.into_inner().expect("lock");
+    let of = |a: &str| allowed.iter().filter(|x| *x == a).count();
+    let seen = codes.lock().expect("lock").clone();
+    assert_eq!(allowed.len(), 7, "7/hour in all: {allowed:?} {seen:?}");
+    assert!(of("a") <= 5, "5/hour per agent: {allowed:?}");
+    assert!(
+        of("a") >= 1 && of("b") >= 1 || allowed.len() == 7,
+        "{allowed:?}"
+    );
+    assert_eq!(
+        codes.into_inner().expect("lock"),
+        ["rate_limited".to_string()].into_iter().collect(),
+        "every refusal names the policy"
+    );
+}

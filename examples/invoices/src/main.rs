@@ -36,6 +36,10 @@ struct Args {
     /// METHOD or METHOD=SCOPE (e.g. resources/list; repeatable). Others are refused, 403
     #[arg(long = "allow-method", value_name = "METHOD[=SCOPE]")]
     allow_methods: Vec<String>,
+    /// The server's own policy (TOML: scopes and rate limits per tool, per agent, per user;
+    /// docs §16), shared with every replica that reads the same file
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
     /// Append the audit log to this file
     #[arg(long)]
     audit: Option<PathBuf>,
@@ -91,6 +95,13 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                 options,
                 Duration::from_secs(1),
             )?));
+    }
+    if let Some(p) = &args.policy {
+        let text = std::fs::read_to_string(p)
+            .map_err(|e| format!("could not read the policy {}: {e}", p.display()))?;
+        let policy =
+            captix::Policy::from_toml(&text).map_err(|e| format!("{}: {e}", p.display()))?;
+        builder = builder.policy(policy);
     }
     if let Some(p) = &args.revoked {
         builder = builder.revocations(Arc::new(FileRevocations::open(p, Duration::from_secs(1))?));

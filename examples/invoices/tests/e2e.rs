@@ -30,6 +30,14 @@ async fn server() -> Server {
 }
 
 async fn server_with(config: captix_mcp::Config) -> Server {
+    server_built(config, |b| b).await
+}
+
+/// A server whose verifier `customize` finishes (a policy, say).
+async fn server_built(
+    config: captix_mcp::Config,
+    customize: impl FnOnce(captix::VerifierBuilder) -> captix::VerifierBuilder,
+) -> Server {
     let key = SigningKey::from_seed(&[21u8; 32]);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -42,8 +50,8 @@ async fn server_with(config: captix_mcp::Config) -> Server {
         .resource(url.clone())
         .budgets(Arc::new(MemoryBudgets::new()))
         .revocations(revoked.clone())
-        .audit(audit.clone(), Redaction::Keep)
-        .build();
+        .audit(audit.clone(), Redaction::Keep);
+    let verifier = customize(verifier).build();
     let app = captix_example_invoices::app(Arc::new(verifier), config).expect("app");
     tokio::spawn(async move { axum::serve(listener, app).await });
     Server {
@@ -1162,4 +1170,86 @@ async fn a_long_refused_uri_neither_skips_authentication_nor_fills_the_log() {
             r.to_string().len()
         );
     }
+}
+
+/// The server's policy over HTTP (docs §16): a tool whose scope the ticket lacks is not listed
+/// and its call gets 403 `insufficient_scope` naming the scope; a rate limit gets 429 with
+/// `Retry-After`; the metadata advertises the policy's scopes; the audit log says which
+/// layer refused.
+#[tokio::test]
+async fn the_server_policy_answers_403_and_429() {
+    let policy = captix::Policy::from_toml(
+        "[tool.create_refund]\nscopes = [\"invoices:write\"]\n\
+         [tool.list_invoices]\nlimits = [\"2/hour per agent\"]\n",
+    )
+    .expect("policy");
+    let s = server_built(config(), move |b| b.policy(policy)).await;
+    let plain = s.agent();
+    let c = s.client(plain.as_str()).await;
+    let mut names: Vec<String> = c
+        .list_all_tools()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|t| t.name.to_string())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        vec!["get_invoice", "list_invoices"],
+        "no create_refund without its scope"
+    );
+    drop(c);
+    let auth = format!("Bearer {}", plain.as_str());
+    let rpc = |tool: &str, args: &str| {
+        format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"{tool}","arguments":{args}}}}}"#
+        )
+    };
+    let (status, head, body) = s
+        .http(
+            "POST",
+            "/mcp",
+            &[("authorization", &auth)],
+            &rpc("create_refund", r#"{"org":"acme","id":1,"amount":5}"#),
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        head.contains("error=\"insufficient_scope\", scope=\"invoices:write\""),
+        "{head}"
+    );
+    assert!(body.contains("scope_missing"), "{body}");
+    let (_, head, _) = s
+        .http("POST", "/mcp", &[("authorization", &auth)], INITIALIZE)
+        .await;
+    let sid = session_of(&head).expect("session");
+    let list = rpc("list_invoices", r#"{"org":"acme"}"#);
+    for _ in 0..2 {
+        let (status, _, body) = s.http("POST", "/mcp", &h(&auth, &sid), &list).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, head, body) = s.http("POST", "/mcp", &h(&auth, &sid), &list).await;
+    assert_eq!(status, 429, "{body}");
+    assert!(head.contains("retry-after: 1800"), "{head}");
+    assert!(
+        body.contains("rate_limited") && body.contains("per agent"),
+        "{body}"
+    );
+    let (_, _, meta) = s
+        .http("GET", "/.well-known/oauth-protected-resource/mcp", &[], "")
+        .await;
+    assert!(meta.contains("invoices:write"), "{meta}");
+    let records = s.records();
+    let limited = records
+        .iter()
+        .find(|r| r["code"] == "rate_limited")
+        .expect("audited");
+    assert!(
+        limited["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("server policy"),
+        "{limited}"
+    );
 }
