@@ -229,6 +229,8 @@ struct Options {
     allow_tickets_without_audience: bool,
     /// Refuse tickets valid longer than this many seconds from the check.
     max_lifetime: Option<u64>,
+    /// The server policy, as the TOML text of its file (docs §16).
+    policy: Option<String>,
 }
 
 fn yes() -> bool {
@@ -266,6 +268,10 @@ impl WasmVerifier {
         }
         if let Some(n) = o.cache_bytes {
             b = b.cache_bytes(n);
+        }
+        if let Some(text) = &o.policy {
+            let p = captix::Policy::from_toml(text).map_err(|e| error("invalid_policy", e))?;
+            b = b.policy(p);
         }
         if o.allow_tickets_without_expiry {
             b = b.allow_tickets_without_expiry();
@@ -361,6 +367,19 @@ impl WasmVerifier {
                 .allows(ticket, &c.at(time.max(0.0) as u64))
                 .is_ok()
         })
+    }
+
+    /// The scopes the server policy requires for calls of `tool` (JSON array), for the
+    /// `scope=` of a challenge.
+    #[wasm_bindgen(js_name = policyScopes)]
+    pub fn policy_scopes(&self, tool: &str) -> Result<String, JsValue> {
+        to_json(&self.inner.policy().scopes(tool))
+    }
+
+    /// Every scope the server policy names (JSON array), for `scopes_supported`.
+    #[wasm_bindgen(js_name = policyAllScopes)]
+    pub fn policy_all_scopes(&self) -> Result<String, JsValue> {
+        to_json(&self.inner.policy().all_scopes())
     }
 
     /// The address in WebAssembly memory of a buffer of at least `len` bytes, into which the
