@@ -15,6 +15,7 @@ export type Code =
   | 'arg_denied'
   | 'check_failed'
   | 'budget_exhausted'
+  | 'rate_limited'
   | 'args_malformed'
   | 'args_duplicate_key'
   | 'args_too_large'
@@ -209,11 +210,17 @@ export interface VerifierOptions {
   allowTicketsWithoutAudience?: boolean;
   /** Refuse tickets valid longer than this from the check (seconds, or e.g. '1h'). */
   maxLifetime?: number | string;
+  /** The server policy's TOML text (docs §16), the file the Rust layer reads too. */
+  policy?: string;
 }
 
 export declare class Verifier {
   constructor(options: VerifierOptions);
   check(ticket: string, call: Call): Decision;
+  /** The scopes the server policy requires for calls of `tool`. */
+  policyScopes(tool: string): string[];
+  /** Every scope the server policy names. */
+  readonly policyAllScopes: string[];
   /** Whether a read or prompt request is allowed now, without an audit record (for lists). */
   allows(ticket: string, call: { uri: string; time?: Date | number } | { prompt: string; time?: Date | number }): boolean;
   callableTools(ticket: string, time?: Date | number): string[];

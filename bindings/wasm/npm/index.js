@@ -133,6 +133,8 @@ export class Verifier {
    * @param {object} options `{ publicKeys, resource, budgets = true, audit, redact, cacheBytes,
    *   allowTicketsWithoutExpiry = false, allowTicketsWithoutAudience = false, maxLifetime }`;
    *   `maxLifetime` (seconds or a duration such as '1h') refuses tickets valid longer than that;
+   *   `policy` is the server policy's TOML text (docs §16: scopes and rate limits per tool,
+   *   per agent, per user), the same file the Rust layer reads;
    *   `audit` is a function called with each audit record.
    */
   constructor({
@@ -145,6 +147,7 @@ export class Verifier {
     allowTicketsWithoutExpiry = false,
     allowTicketsWithoutAudience = false,
     maxLifetime,
+    policy,
   } = {}) {
     if (!Array.isArray(publicKeys) || publicKeys.length === 0) throw invalid('publicKeys must be a non-empty array');
     if (audit !== undefined && typeof audit !== 'function') throw invalid('audit must be a function');
@@ -160,6 +163,7 @@ export class Verifier {
         allowTicketsWithoutExpiry,
         allowTicketsWithoutAudience,
         maxLifetime: maxLifetime === undefined ? undefined : duration(maxLifetime),
+        policy,
       }),
     ));
   }
@@ -224,6 +228,16 @@ export class Verifier {
     const [method, name] = target({ uri, prompt });
     const when = seconds(time, 'time') ?? now();
     return guarded(() => this.#inner.allows(ticketText(ticket), method, name, when));
+  }
+
+  /** The scopes the server policy requires for calls of `tool` (for a challenge's `scope=`). */
+  policyScopes(tool) {
+    return guarded(() => JSON.parse(this.#inner.policyScopes(String(tool))));
+  }
+
+  /** Every scope the server policy names (for the metadata's `scopes_supported`). */
+  get policyAllScopes() {
+    return guarded(() => JSON.parse(this.#inner.policyAllScopes()));
   }
 
   /** The tools this ticket may call now (for `tools/list`); throws if the ticket is invalid. */

@@ -27,6 +27,7 @@ export function httpStatus(code) {
     case 'wrong_resource':
       return 401;
     case 'budget_exhausted':
+    case 'rate_limited':
       return 429;
     case 'args_malformed':
     case 'args_duplicate_key':
@@ -148,6 +149,9 @@ export const LIFECYCLE = Object.freeze([
 /** Most requests one session may have in flight. */
 const MAX_IN_FLIGHT = 256;
 
+/** Longest event-stream line the middleware reads when it looks for an answer. */
+const MAX_LINE = 16 << 20;
+
 /** The methods the ticket itself decides, with the params member that names their target. */
 const CHECKED = Object.freeze({ 'tools/call': 'name', 'resources/read': 'uri', 'prompts/get': 'name' });
 
@@ -245,7 +249,7 @@ export function captixMiddleware(verifier, { authorizationServers, allowedOrigin
   const methodScopes = scopeMap('methods', methods);
   const toolNeeds = scopeMap('toolScopes', toolScopes);
   const extra = scopeMap('scopes', { scopes });
-  const supported = [...new Set([...extra.get('scopes'), ...[...methodScopes.values()].flat(), ...[...toolNeeds.values()].flat()])].sort();
+  const supported = [...new Set([...extra.get('scopes'), ...[...methodScopes.values()].flat(), ...[...toolNeeds.values()].flat(), ...verifier.policyAllScopes])].sort();
   const { origin: own, path: metadataPath } = metadataLocation(resource);
   const resourceMetadataUrl = own + metadataPath;
   // Streamable HTTP: browser requests from other origins are refused (DNS rebinding).
@@ -319,20 +323,61 @@ export function captixMiddleware(verifier, { authorizationServers, allowedOrigin
   };
   // One request per JSON-RPC id in flight in a session (docs §14.4): a second request with the
   // id of one in flight would receive the first one's answer (a filtered list, say) on a
-  // stream the middleware does not filter. Returns an error answer, or undefined.
+  // stream the middleware does not filter. An id is free again once its answer went out
+  // whole; a request the server saw but did not answer on its stream (the client went away,
+  // it was cancelled) keeps its id taken while the session lives: the server may still
+  // answer it, on the stream of the next request with that id. Returns an error answer, or
+  // undefined (and `res.captixFlight`, to mark when the server gets the request).
+  const idKey = (id) => createHash('sha256').update(typeof id === 'number' ? `n:${id}` : typeof id === 'string' ? `s:${id}` : `r:${JSON.stringify(id)}`).digest('hex');
   const start = (res, session, id) => {
     const b = sessions.get(sessionKey(session));
     if (b === undefined || id === undefined) return undefined;
-    const key = typeof id === 'number' ? `n:${id}` : typeof id === 'string' ? `s:${id}` : `r:${JSON.stringify(id)}`;
-    const k = createHash('sha256').update(key).digest('hex');
-    if (b.inFlight.has(k)) return res.status(400).json(rpcError(null, -32600, 'a request with this id is already in flight in this session'));
+    const k = idKey(id);
+    if (b.inFlight.has(k)) return res.status(400).json(rpcError(null, -32600, 'a request with this id is in flight in this session, or went unanswered in it: use a new id'));
     if (b.inFlight.size >= MAX_IN_FLIGHT) {
       res.set('Retry-After', '1');
       return res.status(429).json(rpcError(null, -32600, 'too many requests in flight in this session'));
     }
     b.inFlight.add(k);
-    res.on('close', () => b.inFlight.delete(k));
+    const flight = { forwarded: false, seen: false };
+    res.captixFlight = flight;
+    watchAnswer(res, k, flight);
+    res.on('close', () => {
+      const sse = String(res.getHeader('content-type') ?? '').startsWith('text/event-stream');
+      const answered = res.writableFinished && res.statusCode < 300 && (!sse || flight.seen);
+      if (!flight.forwarded || answered) b.inFlight.delete(k);
+    });
     return undefined;
+  };
+  // Notes when an event stream carries the response to the request whose id hashes to `k`.
+  const watchAnswer = (res, k, flight) => {
+    const { write, end } = res;
+    let line = '';
+    const scan = (chunk, encoding) => {
+      if (chunk === undefined || chunk === null || typeof chunk === 'function') return;
+      line += Buffer.isBuffer(chunk) ? chunk.toString('utf8') : String(chunk);
+      const lines = line.split('\n');
+      line = lines.pop() ?? '';
+      if (line.length > MAX_LINE) line = '';
+      for (const l of lines) {
+        if (!l.startsWith('data:')) continue;
+        try {
+          const v = JSON.parse(l.slice(5).trim());
+          if (v && (v.result !== undefined || v.error !== undefined) && v.id !== undefined && idKey(v.id) === k) flight.seen = true;
+        } catch {
+          // not JSON: not the answer
+        }
+      }
+    };
+    res.write = function (chunk, encoding, cb) {
+      scan(chunk, encoding);
+      return write.call(this, chunk, encoding, cb);
+    };
+    res.end = function (chunk, encoding, cb) {
+      scan(chunk, encoding);
+      scan('\n');
+      return end.call(this, chunk, encoding, cb);
+    };
   };
   const methodNeeds = (m) => {
     if (methodScopes.has(m)) return methodScopes.get(m);
@@ -435,8 +480,16 @@ export function captixMiddleware(verifier, { authorizationServers, allowedOrigin
     }
     if (session !== undefined) {
       const refused = start(res, session, body.id);
-      if (refused) return refused;
+      if (refused) {
+        record(token, body.method, target, { decision: 'deny', code: 'args_malformed', reason: 'a request with this id is in flight in this session, or went unanswered in it' });
+        return refused;
+      }
     }
+    // The server gets the request: from here its id stays taken until it is answered.
+    const forward = () => {
+      if (res.captixFlight) res.captixFlight.forwarded = true;
+      return next();
+    };
     if (member === undefined) {
       const needs = methodNeeds(body.method);
       let denial;
@@ -500,7 +553,7 @@ export function captixMiddleware(verifier, { authorizationServers, allowedOrigin
           if (Array.isArray(arr)) v.result[items] = arr.filter((it) => typeof it?.[key] === 'string' && allowed(it[key]));
         });
       }
-      return next();
+      return forward();
     }
     // tools/call, resources/read, prompts/get: the ticket decides.
     const name = body.params?.[member];
@@ -531,9 +584,13 @@ export function captixMiddleware(verifier, { authorizationServers, allowedOrigin
     const decision = verifier.check(token, call);
     if (decision.decision === 'allow') {
       auth.extra.decision = decision;
-      return next();
+      return forward();
     }
-    return deny(res, body.id ?? null, decision);
+    // The server policy's scopes (docs §16): the challenge names what the call needs.
+    const scope = decision.code === 'scope_missing' && body.method === 'tools/call'
+      ? [...new Set([...needs, ...verifier.policyScopes(name)])].sort()
+      : [];
+    return deny(res, body.id ?? null, decision, scope);
   };
   const metadata = Object.freeze(protectedResourceMetadata({ resource, authorizationServers, scopes: supported }));
   middleware.metadataPath = metadataPath;

@@ -76,10 +76,20 @@ pub fn validate_uri(uri: &str, pattern: bool) -> Result<(), Error> {
     if path.contains("//") {
         return bad("empty path segments (`//`) are refused");
     }
-    // A segment is a dot segment when what precedes its first `;` is `.` or `..`.
-    let dot = |seg: &str| matches!(seg.split(';').next(), Some("." | ".."));
-    if body.split(['/', '?', '#']).any(dot) {
-        return bad("`.` and `..` segments are refused");
+    // Each segment (between `/`, `?`, `#`) decoded once: escapes well formed, no encoded
+    // control character or byte outside ASCII (overlong and fullwidth dots), and no segment
+    // that is only dots once what follows a `;` and white space around are dropped (`..`,
+    // `..;x`, `..%3b`, `..%20`, `%2e%2e`).
+    for seg in body.split(['/', '?', '#']) {
+        let decoded = match percent_decoded(seg) {
+            Ok(d) => d,
+            Err(why) => return bad(why),
+        };
+        let head = decoded.split(|b| *b == b';').next().unwrap_or_default();
+        let head = head.trim_ascii();
+        if !head.is_empty() && head.iter().all(|b| *b == b'.') {
+            return bad("`.` and `..` segments are refused, encoded or not");
+        }
     }
     let lower = body.to_ascii_lowercase();
     if ["%2e", "%2f", "%5c", "%00", "%25"]
@@ -89,6 +99,32 @@ pub fn validate_uri(uri: &str, pattern: bool) -> Result<(), Error> {
         return bad("percent-encoded `.`, `/`, `\\`, NUL and `%` are refused");
     }
     Ok(())
+}
+
+/// A segment with its `%XX` escapes decoded; refused: an escape that is not `%` and two hex
+/// digits, an encoded control character, an encoded byte outside ASCII.
+fn percent_decoded(seg: &str) -> Result<Vec<u8>, &'static str> {
+    let bytes = seg.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'%' {
+            out.push(bytes[i]);
+            i += 1;
+            continue;
+        }
+        let hex = |b: Option<&u8>| b.and_then(|b| (*b as char).to_digit(16));
+        let (Some(hi), Some(lo)) = (hex(bytes.get(i + 1)), hex(bytes.get(i + 2))) else {
+            return Err("a `%` must start an escape of two hex digits");
+        };
+        let b = (hi * 16 + lo) as u8;
+        if !(0x20..0x7f).contains(&b) {
+            return Err("encoded control characters and bytes outside ASCII are refused");
+        }
+        out.push(b);
+        i += 3;
+    }
+    Ok(out)
 }
 
 /// At most `max` bytes of `s` (on a character boundary), quoted, with `…` when cut.
@@ -123,6 +159,9 @@ mod tests {
             "file:///docs/a.md",
             "https://x.example/a?b=c",
             "db://acme/inv%20oice",
+            "file:///docs/a..b",
+            "file:///docs/.hidden",
+            "file:///docs/a;v=1",
         ] {
             assert!(validate_uri(ok, false).is_ok(), "{ok}");
         }
@@ -148,6 +187,17 @@ mod tests {
             "file:///srv/docs/\u{2025}/secret",
             "file:///srv/docs/\u{202e}txt.exe",
             "invoices://acme@globex/summary",
+            // Found by the second review: encodings a lenient server decodes to dots.
+            "file:///srv/docs/%ef%bc%8e%ef%bc%8e/secret",
+            "file:///srv/docs/%c0%ae%c0%ae/secret",
+            "file:///srv/docs/%e0%80%ae/secret",
+            "file:///srv/docs/%u002e%u002e/secret",
+            "file:///srv/docs/..%3b/secret",
+            "file:///srv/docs/..%20/secret",
+            "file:///srv/docs/..%09/secret",
+            "file:///srv/docs/%%32%65/secret",
+            "file:///srv/docs/%2",
+            "file:///srv/docs/.../secret",
         ] {
             assert!(validate_uri(bad, false).is_err(), "{bad:?}");
         }

@@ -379,6 +379,9 @@ pub(crate) async fn guard(State(g): State<Arc<Guard>>, req: Request, next: Next)
     // Resuming a stream replays messages the server sent earlier, past the list filters of
     // the requests they answered: not served (docs §14.2).
     if req.headers().contains_key("last-event-id") {
+        if let Err(d) = g.verifier.ticket_info(&token, time) {
+            return denied(&g, None, &d);
+        }
         return json_response(
             StatusCode::BAD_REQUEST,
             rpc_error(
@@ -458,6 +461,9 @@ pub(crate) async fn guard(State(g): State<Arc<Guard>>, req: Request, next: Next)
     // budget is spent or any decision is logged.
     if let Some(h) = parts.headers.get("mcp-method") {
         if Some(h.as_bytes()) != envelope.method.as_deref().map(str::as_bytes) {
+            if let Err(d) = g.verifier.ticket_info(&token, time) {
+                return denied(&g, envelope.id, &d);
+            }
             return mismatch(envelope.id, "Mcp-Method", "method");
         }
     }
@@ -518,17 +524,31 @@ pub(crate) async fn guard(State(g): State<Arc<Guard>>, req: Request, next: Next)
     };
     if let Some(h) = parts.headers.get("mcp-name") {
         if header_value(h.as_bytes()).as_deref() != Some(name.as_bytes()) {
+            if let Err(d) = g.verifier.ticket_info(&token, time) {
+                return denied(&g, envelope.id, &d);
+            }
             return mismatch(envelope.id, "Mcp-Name", &format!("params.{member}"));
         }
     }
-    // The session and the server's scopes, before any spend. (A ticket that is not valid
-    // falls through to the check, which refuses and audits it.)
+    // The session and the server's scopes, before any spend. (Without a session, a ticket
+    // that is not valid falls through to the check, which refuses and audits it.)
     let mut needs = g.config.method_needs(method).unwrap_or_default();
     if method == captix::TOOLS_CALL {
         needs.extend(g.config.tool_needs(&name));
     }
     if session.is_some() || !needs.is_empty() {
-        if let Ok(info) = g.verifier.ticket_info(&token, time) {
+        let info = g.verifier.ticket_info(&token, time);
+        if let (Err(d), Some(_)) = (&info, &session) {
+            // Authentication first: nothing of the session is consulted for such a ticket.
+            return match g
+                .verifier
+                .record_request(time, method, Some(&name), None, Some(d))
+            {
+                Ok(_) => denied(&g, envelope.id, d),
+                Err(e) => denied(&g, envelope.id, &e),
+            };
+        }
+        if let Ok(info) = info {
             if let Some(s) = &session {
                 if !g.sessions.belongs(s, &owner(&info), time) {
                     return no_session(&g, envelope.id, method, Some(&name), &info, time);
@@ -566,7 +586,20 @@ pub(crate) async fn guard(State(g): State<Arc<Guard>>, req: Request, next: Next)
     // One request per id in flight in a session, before anything is spent (docs §14.4).
     let flight = match start(&g, session.as_deref(), envelope.id) {
         Ok(f) => f,
-        Err(r) => return *r,
+        Err(r) => {
+            let info = g.verifier.ticket_info(&token, time).ok();
+            let d = in_flight_denial();
+            return match g.verifier.record_request(
+                time,
+                method,
+                Some(&name),
+                info.as_ref(),
+                Some(&d),
+            ) {
+                Ok(_) => *r,
+                Err(e) => denied(&g, envelope.id, &e),
+            };
+        }
     };
     let checked = match call {
         Ok(c) => g.verifier.check_audited(&token, &c.at(time)),
@@ -597,6 +630,11 @@ pub(crate) async fn guard(State(g): State<Arc<Guard>>, req: Request, next: Next)
     };
     parts.extensions.insert(McpDecision { allowed });
     let started = Instant::now();
+    let mut flight = flight;
+    if let Some(f) = flight.as_mut() {
+        // From here the server has the request, even if this future is dropped.
+        f.forwarded = true;
+    }
     let response = next
         .run(Request::from_parts(parts, Body::from(bytes.clone())))
         .await;
@@ -681,6 +719,15 @@ async fn governed(
         (d, _) => d,
     };
     let reserved = creates && denial.is_none();
+    // One request per id in flight in the session (docs §14.4), audited when refused.
+    let (flight, refusal) = match denial {
+        Some(_) => (None, None),
+        None => match start(g, session.as_deref(), envelope.id) {
+            Ok(f) => (f, None),
+            Err(r) => (None, Some(r)),
+        },
+    };
+    let denial = denial.or_else(|| refusal.as_ref().map(|_| in_flight_denial()));
     if let Err(e) = g
         .verifier
         .record_request(time, method, target, Some(&info), denial.as_ref())
@@ -689,6 +736,9 @@ async fn governed(
             g.sessions.release(&owner(&info));
         }
         return denied(g, envelope.id, &e);
+    }
+    if let Some(r) = refusal {
+        return *r;
     }
     if let Some(d) = denial {
         let mut r = denied_needing(g, envelope.id, &d, needs.as_deref().unwrap_or_default());
@@ -699,15 +749,11 @@ async fn governed(
         }
         return r;
     }
-    let flight = match start(g, session.as_deref(), envelope.id) {
-        Ok(f) => f,
-        Err(r) => {
-            if reserved {
-                g.sessions.release(&owner(&info));
-            }
-            return *r;
-        }
-    };
+    let mut flight = flight;
+    if let Some(f) = flight.as_mut() {
+        // From here the server has the request, even if this future is dropped.
+        f.forwarded = true;
+    }
     let response = hold(
         next.run(Request::from_parts(parts, Body::from(bytes)))
             .await,
@@ -754,16 +800,25 @@ async fn governed(
     }
 }
 
-/// A request in flight in its session: ends when its response body ends or is dropped.
+/// A request in flight in its session. Its id is free again only once its answer has gone
+/// out whole (a JSON body that ended, or an event stream that carried a response with its
+/// id and ended): a server whose client went away, or that was told to cancel, may still
+/// answer later on the stream of the next request with the same id (found by review), so an
+/// id that was not answered stays taken while the session lives.
 struct InFlight {
     guard: Arc<Guard>,
     session: Vec<u8>,
     id: String,
+    /// Whether the server saw the request (one the layer refused frees its id at once).
+    forwarded: bool,
+    answered: bool,
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.guard.sessions.finish(&self.session, &self.id);
+        if !self.forwarded || self.answered {
+            self.guard.sessions.finish(&self.session, &self.id);
+        }
     }
 }
 
@@ -784,13 +839,16 @@ fn start(
             guard: g.clone(),
             session: session.to_vec(),
             id,
+            forwarded: false,
+            answered: false,
         })),
         Err(Start::Duplicate) => Err(Box::new(json_response(
             StatusCode::BAD_REQUEST,
             rpc_error(
                 None,
                 -32600,
-                "a request with this id is already in flight in this session",
+                "a request with this id is in flight in this session, or went unanswered in \
+                 it: use a new id",
                 None,
             ),
         ))),
@@ -811,20 +869,39 @@ fn start(
     }
 }
 
+/// The audit log's denial for a request refused by [`start`].
+fn in_flight_denial() -> Denial {
+    Denial::new(
+        Code::ArgsMalformed,
+        "a request with this id is in flight in this session, or went unanswered in it",
+    )
+}
+
 /// A JSON-RPC id as the server compares it (`1`, `1.0` and `1e0` are one id, `"1"` another),
 /// hashed: an id is request data of any length.
 fn canonical_id(id: &RawValue) -> String {
-    use sha2::Digest;
-    let text = match serde_json::from_str::<serde_json::Value>(id.get()) {
-        Ok(serde_json::Value::String(s)) => format!("s:{s}"),
-        Ok(serde_json::Value::Number(n)) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+    match serde_json::from_str::<serde_json::Value>(id.get()) {
+        Ok(v) => canonical_value(&v),
+        Err(_) => hashed(&format!("r:{}", id.get().trim())),
+    }
+}
+
+fn canonical_value(id: &serde_json::Value) -> String {
+    let text = match id {
+        serde_json::Value::String(s) => format!("s:{s}"),
+        serde_json::Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
             (Some(i), _, _) => format!("n:{i}"),
             (_, Some(u), _) => format!("n:{u}"),
             (_, _, Some(f)) if f.fract() == 0.0 && f.abs() < 9.0e18 => format!("n:{}", f as i64),
             _ => format!("n:{n}"),
         },
-        _ => format!("r:{}", id.get().trim()),
+        other => format!("r:{other}"),
     };
+    hashed(&text)
+}
+
+fn hashed(text: &str) -> String {
+    use sha2::Digest;
     hex(&sha2::Sha256::digest(text.as_bytes()))
 }
 
@@ -832,24 +909,72 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The response, holding the request in flight until its body ends or is dropped.
+/// The response, holding the request in flight until its answer has gone out (or for good).
 fn hold(response: Response, value: Option<InFlight>) -> Response {
     let Some(value) = value else {
         return response;
     };
     let (parts, body) = response.into_parts();
+    let sse = is_sse(&parts);
+    let ok = parts.status.is_success();
     Response::from_parts(
         parts,
         Body::new(Holding {
             inner: body,
-            _value: value,
+            flight: value,
+            sse,
+            ok,
+            line: Vec::new(),
+            seen: false,
         }),
     )
 }
 
 struct Holding {
     inner: Body,
-    _value: InFlight,
+    flight: InFlight,
+    sse: bool,
+    ok: bool,
+    /// The event-stream line being read (bounded by [`MAX_RESPONSE`]).
+    line: Vec<u8>,
+    /// Whether the stream carried the response to the request.
+    seen: bool,
+}
+
+impl Holding {
+    /// Reads the event-stream bytes line by line, for a response with the request's id.
+    fn scan(&mut self, data: &[u8]) {
+        for &b in data {
+            if b != b'\n' {
+                if self.line.len() < MAX_RESPONSE {
+                    self.line.push(b);
+                }
+                continue;
+            }
+            let line = std::mem::take(&mut self.line);
+            let Some(json) = line.strip_prefix(b"data:") else {
+                continue;
+            };
+            if let Ok(v) = serde_json::from_slice::<serde_json::Value>(json.trim_ascii()) {
+                let answer = v.get("result").is_some() || v.get("error").is_some();
+                if answer
+                    && v.get("id")
+                        .is_some_and(|i| canonical_value(i) == self.flight.id)
+                {
+                    self.seen = true;
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Holding {
+    fn drop(&mut self) {
+        // A body of known length may be dropped once its last byte went out, unpolled.
+        if http_body::Body::is_end_stream(&self.inner) {
+            self.flight.answered = self.ok && (!self.sse || self.seen);
+        }
+    }
 }
 
 impl http_body::Body for Holding {
@@ -860,7 +985,22 @@ impl http_body::Body for Holding {
         self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
-        std::pin::Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+        let this = self.get_mut();
+        let polled = std::pin::Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            std::task::Poll::Ready(Some(Ok(frame))) if this.sse => {
+                if let Some(data) = frame.data_ref() {
+                    let data = data.clone();
+                    this.scan(&data);
+                }
+            }
+            // The whole body went out: a JSON answer, or a stream that carried it.
+            std::task::Poll::Ready(None) => {
+                this.flight.answered = this.ok && (!this.sse || this.seen);
+            }
+            _ => {}
+        }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {

@@ -295,7 +295,7 @@ test('a request cannot take the stream of another in flight in its session; no s
     for (const same of ['7', '7.0', '7e0']) {
       r = await raw(same);
       assert.equal(r.status, 400, same);
-      assert.match((await r.json()).error.message, /already in flight/);
+      assert.match((await r.json()).error.message, /in flight/);
     }
     assert.equal((await raw('"7"')).status, 200, 'the string "7" is another id');
     assert.equal((await first).status, 200);
@@ -303,9 +303,55 @@ test('a request cannot take the stream of another in flight in its session; no s
     r = await fetch(url, { method: 'GET', headers: { ...headers, 'last-event-id': '0' } });
     assert.equal(r.status, 400);
     assert.match((await r.json()).error.message, /Last-Event-ID/);
+    // A request whose client went away was never answered on its stream: its id stays taken
+    // (the server may still answer it on the next request's stream; found by review).
+    const gone = new AbortController();
+    const abandoned = fetch(url, { method: 'POST', signal: gone.signal, headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...headers }, body: '{"jsonrpc":"2.0","id":8,"method":"ping"}' }).catch(() => 'aborted');
+    await new Promise((res) => setTimeout(res, 50));
+    gone.abort();
+    assert.equal(await abandoned, 'aborted');
+    await new Promise((res) => setTimeout(res, 400));
+    assert.equal((await raw('8')).status, 400, 'an unanswered id is not reused');
+    // A request the middleware refused itself never reached the server: its id is free.
+    r = await post(url, { ...headers, 'mcp-name': 'other' }, { jsonrpc: '2.0', id: 11, method: 'tools/call', params: { name: 'list_invoices', arguments: {} } });
+    assert.equal(r.status, 400);
+    assert.equal((await raw('11')).status, 200);
   } finally {
     verifier.free();
     await new Promise((r) => listener.close(r));
+  }
+});
+
+test('the server policy: 403 naming its scope, 429 for its limits, tools/list without the tool', async () => {
+  // The same TOML file the Rust example server reads with --policy (docs §16).
+  const policy = '[tool.create_refund]\nscopes = ["invoices:write"]\n[tool.list_invoices]\nlimits = ["2/hour per agent"]\n';
+  const s = await startServer({ verifierOptions: { publicKeys: [key.publicKey], policy } });
+  try {
+    const t = mint(key.secretKey, { agent: 'p-agent', user: 'alice', tools: ['list_invoices', 'create_refund'], rows: ['*:org=acme'], ttl: '1h', resource: s.url });
+    const c = new Client({ name: 'policy', version: '1.0.0' });
+    await c.connect(new StreamableHTTPClientTransport(new URL(s.url), { requestInit: { headers: { Authorization: `Bearer ${t}` } } }));
+    assert.deepEqual((await c.listTools()).tools.map((x) => x.name), ['list_invoices'], 'no create_refund without its scope');
+    await c.close();
+    const rpc = (name, args) => ({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name, arguments: args } });
+    let r = await post(s.url, { authorization: `Bearer ${t}` }, rpc('create_refund', { org: 'acme', id: 1, amount: 5 }));
+    assert.equal(r.status, 403);
+    assert.match(r.headers.get('www-authenticate'), /error="insufficient_scope", scope="invoices:write"/);
+    assert.equal((await r.json()).captix.code, 'scope_missing');
+    for (let i = 0; i < 2; i++) {
+      r = await post(s.url, { authorization: `Bearer ${t}` }, rpc('list_invoices', { org: 'acme' }));
+      assert.equal(r.status, 200);
+    }
+    r = await post(s.url, { authorization: `Bearer ${t}` }, rpc('list_invoices', { org: 'acme' }));
+    assert.equal(r.status, 429);
+    assert.equal(r.headers.get('retry-after'), '1800');
+    const d = await r.json();
+    assert.equal(d.captix.code, 'rate_limited');
+    assert.match(d.captix.reason, /per agent/);
+    const meta = await (await fetch(new URL('/.well-known/oauth-protected-resource/mcp', s.url))).json();
+    assert.ok(meta.scopes_supported.includes('invoices:write'));
+    assert.throws(() => new Verifier({ publicKeys: [key.publicKey], policy: '[tool.t]\nlimits = ["10 per agent"]\n' }), (e) => e.code === 'invalid_policy' && /line 2, column 11/.test(e.message));
+  } finally {
+    await s.close();
   }
 });
 
