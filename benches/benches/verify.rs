@@ -9,6 +9,7 @@
 //!   in-memory budget spend.
 //! - `peers/*`: jsonwebtoken HS256 and EdDSA verify; tenuo decode + verify + authorize (with its
 //!   proof of possession), and tenuo chain verify at 4 links.
+//! - `warm_policy/captix/4`: the warm check at 4 blocks with a server policy of 3 limits.
 //! - `threads/captix/{1,2}`: warm checks per second on 1 and 2 threads, each thread with its own
 //!   ticket (time per check across all threads).
 //! - `mcp_roundtrip/{without_layer,with_layer}`: a `tools/call` over loopback HTTP to the
@@ -199,6 +200,31 @@ fn cold_and_warm(c: &mut Criterion) {
         });
     }
     warm.finish();
+
+    // Docs §16: the same warm check with a server policy of three limits (per agent, per user,
+    // in all), spent with the ticket's budget in one step of the memory store.
+    let policy = captix::Policy::from_toml(
+        "[tool.\"*\"]\nlimits = [\"1000000000/min per agent\", \"1000000000/min per user\", \
+         \"1000000000/min\"]\n",
+    )
+    .expect("policy");
+    let mut g = c.benchmark_group("warm_policy");
+    let t = chain(4);
+    let v = Verifier::builder(keys.clone())
+        .resource(RES)
+        .budgets(Arc::new(MemoryBudgets::new()))
+        .policy(policy)
+        .build();
+    v.check(t.as_str(), &call).expect("first sight");
+    g.bench_with_input(BenchmarkId::new("captix", 4), &4, |b, _| {
+        b.iter(|| {
+            black_box(
+                v.check(black_box(t.as_str()), black_box(&call))
+                    .expect("allowed"),
+            )
+        })
+    });
+    g.finish();
 }
 
 fn base64_decode(s: &str) -> Vec<u8> {

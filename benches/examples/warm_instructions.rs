@@ -2,7 +2,7 @@
 
 use captix::{Call, KeySet, SigningKey, Ticket, Verifier};
 use std::sync::Arc;
-/// Runs N warm checks of a ticket of B blocks (arguments: N B), after one cold check: the
+/// Runs N warm checks of a ticket of B blocks (arguments: N B [policy]), after one cold check: the
 /// difference of the instruction counts of two runs, over N, is the cost of one warm check
 /// (`scripts/instructions`), stable on a noisy machine where wall-clock times are not.
 fn main() {
@@ -37,10 +37,19 @@ fn main() {
             .sign()
             .expect("bench setup");
     }
-    let v = Verifier::builder(KeySet::from(k.public()))
+    let mut builder = Verifier::builder(KeySet::from(k.public()))
         .resource("https://mcp.example/invoices")
-        .budgets(Arc::new(captix::budget::MemoryBudgets::new()))
-        .build();
+        .budgets(Arc::new(captix::budget::MemoryBudgets::new()));
+    // A third argument `policy`: a server policy of three limits (docs §16).
+    if std::env::args().nth(3).as_deref() == Some("policy") {
+        let policy = captix::Policy::from_toml(
+            "[tool.\"*\"]\nlimits = [\"1000000000/min per agent\", \
+             \"1000000000/min per user\", \"1000000000/min\"]\n",
+        )
+        .expect("bench setup");
+        builder = builder.policy(policy);
+    }
+    let v = builder.build();
     let c = Call::new("list_invoices", r#"{"org":"acme","status":"open"}"#)
         .expect("bench setup")
         .at(now);
