@@ -139,6 +139,7 @@ impl VerifierBuilder {
             misses: AtomicU64::new(0),
             ticket_budgets: self.ticket_budgets,
             policy: self.policy,
+            decisions: (0..=Code::ALL.len()).map(|_| AtomicU64::new(0)).collect(),
         }
     }
 }
@@ -160,6 +161,8 @@ pub struct Verifier {
     max_lifetime: Option<u64>,
     ticket_budgets: bool,
     policy: Policy,
+    /// Decisions by code (docs §16.3): `allow` first, then each of [`Code::ALL`].
+    decisions: Box<[AtomicU64]>,
 }
 
 /// What an allowed (ticket, tool) needs on every call, made on its first: the policy's scope
@@ -269,6 +272,11 @@ impl Verifier {
     /// [`Verifier::check_audited`] on the ticket's bytes.
     pub fn check_audited_bytes(&self, ticket: &[u8], call: &Call) -> Checked {
         let (decision, entry) = self.decide(ticket, call);
+        self.count(
+            call.target.method(),
+            call.target.name(),
+            decision.as_ref().err(),
+        );
         let Some(sink) = &self.audit else {
             return Checked {
                 decision,
@@ -317,6 +325,7 @@ impl Verifier {
         info: Option<&TicketInfo>,
         denial: Option<&Denial>,
     ) -> Result<Option<u64>, Denial> {
+        self.count(method, target.unwrap_or_default(), denial);
         let Some(sink) = &self.audit else {
             return Ok(None);
         };
@@ -515,6 +524,44 @@ impl Verifier {
             .at(0, "audience required"));
         }
         Ok(())
+    }
+
+    /// Counts a decision and emits it as a `tracing` event (docs §16.3): target
+    /// `captix::metrics`, level DEBUG, the field `monotonic_counter.captix.decisions` (the
+    /// convention of OpenTelemetry's tracing bridge) with `decision`, `code`, `method` and
+    /// `called` (the tool, URI or prompt). Without a subscriber it costs a flag check.
+    fn count(&self, method: &str, target: &str, denial: Option<&Denial>) {
+        let (index, code) = match denial {
+            None => (0, "allow"),
+            Some(d) => (
+                Code::ALL
+                    .iter()
+                    .position(|c| *c == d.code)
+                    .map_or(0, |i| i + 1),
+                d.code.as_str(),
+            ),
+        };
+        self.decisions[index].fetch_add(1, Ordering::Relaxed);
+        let decision = if denial.is_none() { "allow" } else { "deny" };
+        tracing::event!(
+            target: "captix::metrics",
+            tracing::Level::DEBUG,
+            monotonic_counter.captix.decisions = 1u64,
+            decision,
+            code,
+            method,
+            called = target,
+        );
+    }
+
+    /// How many decisions this verifier made, by code (`allow` first, then every code of
+    /// spec §8 in order, zeros included): checks and recorded requests alike.
+    pub fn decisions(&self) -> Vec<(&'static str, u64)> {
+        std::iter::once("allow")
+            .chain(Code::ALL.iter().map(|c| c.as_str()))
+            .zip(self.decisions.iter())
+            .map(|(code, n)| (code, n.load(Ordering::Relaxed)))
+            .collect()
     }
 
     /// The server's policy (docs §16).

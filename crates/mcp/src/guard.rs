@@ -602,7 +602,20 @@ pub(crate) async fn guard(State(g): State<Arc<Guard>>, req: Request, next: Next)
         }
     };
     let checked = match call {
-        Ok(c) => g.verifier.check_audited(&token, &c.at(time)),
+        Ok(c) => {
+            let began = Instant::now();
+            let checked = g.verifier.check_audited(&token, &c.at(time));
+            // Docs §16.3: the check's latency, for OpenTelemetry's tracing bridge.
+            let micros = u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX);
+            tracing::event!(
+                target: "captix::metrics",
+                tracing::Level::DEBUG,
+                histogram.captix.check_duration_us = micros,
+                method,
+                code = checked.decision.as_ref().err().map_or("allow", |d| d.code.as_str()),
+            );
+            checked
+        }
         Err(d) => {
             // Authentication first: with a ticket that is not valid the answer is 401, and
             // nothing of the refused request but its bounded target reaches the audit log.
