@@ -3,7 +3,7 @@
 //!
 //! > A ticket's budgets limit one chain; an issuer may mint many chains for one agent or one
 //! > user. A server policy limits calls of a tool per agent, per user, per (agent, user) or in
-//! > all, and may require scopes. The [`crate::Verifier`] applies it after the ticket allows a
+//! > all, and may require scopes. The `Verifier` applies it after the ticket allows a
 //! > tool call: a missing scope is `scope_missing`; otherwise the policy's limits and the
 //! > ticket's budgets are spent together, all or nothing, in one step of the budget store, and
 //! > an exhausted limit is `rate_limited` with the time until it refills.

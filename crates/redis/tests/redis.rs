@@ -465,3 +465,61 @@ fn a_policy_holds_across_replicas_and_threads() {
         "every refusal names the policy"
     );
 }
+
+/// Every key of a policy on Redis (docs §16): per user across agents, per (agent, user), and a
+/// refusal that spends neither the ticket's budget nor the other limits.
+#[test]
+fn policy_limits_per_user_and_per_pair_on_redis() {
+    let r = Redis::start();
+    let k = SigningKey::from_seed(&[38u8; 32]);
+    let v = Verifier::builder(KeySet::from(k.public()))
+        .budgets(Arc::new(
+            RedisBudgets::new(&r.url(), Options::default()).expect("budgets"),
+        ))
+        .policy(
+            captix::Policy::from_toml(
+                "[tool.t]\nlimits = [\"3/hour per user\", \"2/hour per agent and user\"]\n",
+            )
+            .expect("policy"),
+        )
+        .build();
+    let at = now();
+    let ticket = |agent: &str, user: &str, budget: &str| {
+        Ticket::mint(&k, agent, user)
+            .tool("t")
+            .budget(budget.parse().expect("b"))
+            .expires_at(at + 600)
+            .sign()
+            .expect("mint")
+            .as_str()
+            .to_string()
+    };
+    let call = Call::new("t", "{}").expect("call").at(at);
+    let code = |t: &str| match v.check(t, &call) {
+        Ok(_) => "allow".to_string(),
+        Err(d) => d.code.to_string(),
+    };
+    let (a, b, c) = (
+        ticket("a", "alice", "100"),
+        ticket("b", "alice", "100"),
+        ticket("a", "carol", "1"),
+    );
+    assert_eq!(code(&a), "allow");
+    assert_eq!(code(&a), "allow");
+    assert_eq!(code(&a), "rate_limited", "2/hour for (a, alice)");
+    assert_eq!(code(&b), "allow", "(b, alice): alice's third");
+    assert_eq!(code(&b), "rate_limited", "3/hour for alice");
+    assert_eq!(code(&c), "allow", "carol's own");
+    assert_eq!(
+        code(&c),
+        "budget_exhausted",
+        "the ticket's lifetime budget of 1"
+    );
+    let c2 = ticket("a", "carol", "100");
+    assert_eq!(
+        code(&c2),
+        "allow",
+        "the refusal above spent nothing of (a, carol)"
+    );
+    assert_eq!(code(&c2), "rate_limited");
+}
