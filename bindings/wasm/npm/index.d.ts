@@ -210,8 +210,11 @@ export interface VerifierOptions {
   allowTicketsWithoutAudience?: boolean;
   /** Refuse tickets valid longer than this from the check (seconds, or e.g. '1h'). */
   maxLifetime?: number | string;
-  /** The server policy's TOML text (docs §16), the file the Rust layer reads too. */
-  policy?: string;
+  /**
+   * The server policy (docs §16): the TOML text of its file (the one the Rust layer reads), or
+   * the same shape as an object, `{ tool: { NAME: { scopes?: string[], limits?: string[] } } }`.
+   */
+  policy?: string | { tool?: Record<string, { scopes?: string[]; limits?: string[] }> };
 }
 
 export declare class Verifier {

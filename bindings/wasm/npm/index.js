@@ -1,5 +1,6 @@
 // captix for JavaScript: mint, attenuate, inspect and verify capability tickets.
 // A thin layer over the WebAssembly core: every decision is made by the Rust library.
+import { parse as parseToml } from 'smol-toml';
 import * as wasm from './wasm/captix_wasm.js';
 
 /** Every stable error code (spec §8). */
@@ -110,6 +111,20 @@ export function inspect(ticket, { publicKeys } = {}) {
 
 const ALLOW_CACHE_LIMIT = 10_000;
 
+/**
+ * The server policy's value (docs §16): TOML text (the file the Rust layer reads too), read
+ * here so the WebAssembly module carries no TOML parser; or the same shape as an object.
+ */
+function policyValue(policy) {
+  if (policy === undefined || (typeof policy === 'object' && policy !== null)) return policy;
+  if (typeof policy !== 'string') throw invalid('policy must be TOML text or an object');
+  try {
+    return parseToml(policy);
+  } catch (e) {
+    throw new CaptixError(`policy line ${e.line}, column ${e.column}: ${String(e.message).split('\n')[0]}`, { code: 'invalid_policy' });
+  }
+}
+
 /** The method and name of a call: exactly one of `tool`, `uri`, `prompt`, a string. */
 function target({ tool, uri, prompt }) {
   const given = [['tools/call', tool], ['resources/read', uri], ['prompts/get', prompt]]
@@ -163,7 +178,7 @@ export class Verifier {
         allowTicketsWithoutExpiry,
         allowTicketsWithoutAudience,
         maxLifetime: maxLifetime === undefined ? undefined : duration(maxLifetime),
-        policy,
+        policy: policyValue(policy),
       }),
     ));
   }

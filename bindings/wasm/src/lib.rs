@@ -229,8 +229,8 @@ struct Options {
     allow_tickets_without_audience: bool,
     /// Refuse tickets valid longer than this many seconds from the check.
     max_lifetime: Option<u64>,
-    /// The server policy, as the TOML text of its file (docs §16).
-    policy: Option<String>,
+    /// The server policy, the value of its file (docs §16; JavaScript reads the TOML).
+    policy: Option<serde_json::Value>,
 }
 
 fn yes() -> bool {
@@ -269,8 +269,9 @@ impl WasmVerifier {
         if let Some(n) = o.cache_bytes {
             b = b.cache_bytes(n);
         }
-        if let Some(text) = &o.policy {
-            let p = captix::Policy::from_toml(text).map_err(|e| error("invalid_policy", e))?;
+        if let Some(value) = &o.policy {
+            let p = captix::Policy::from_json(&value.to_string())
+                .map_err(|e| error("invalid_policy", e))?;
             b = b.policy(p);
         }
         if o.allow_tickets_without_expiry {

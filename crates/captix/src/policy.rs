@@ -130,32 +130,39 @@ pub struct Policy {
     tools: BTreeMap<ToolSel, ToolPolicy>,
 }
 
-/// A policy file that does not read: where, and why.
+/// A policy file that does not read: where, and why. `line` and `column` are 1-based, or 0
+/// when the input had no lines to point at (a JSON value built in memory): the message then
+/// names the tool and the entry.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("policy line {line}, column {column}: {message}")]
+#[error("{}{message}", if *line > 0 { format!("policy line {line}, column {column}: ") } else { "policy: ".to_string() })]
 pub struct PolicyError {
-    /// 1-based line.
+    /// 1-based line, 0 when not known.
     pub line: usize,
-    /// 1-based column (in characters).
+    /// 1-based column (in characters), 0 when not known.
     pub column: usize,
     /// What is wrong.
     pub message: String,
 }
 
+/// The file's shape, whatever its syntax: `{"tool": {NAME: {"scopes": [..], "limits": [..]}}}`,
+/// each string with where it was read (`S`: a TOML span, or nothing for JSON).
 #[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct File {
-    #[serde(default)]
-    tool: BTreeMap<toml::Spanned<String>, ToolTable>,
+#[serde(
+    deny_unknown_fields,
+    bound(deserialize = "S: serde::Deserialize<'de> + Ord")
+)]
+struct File<S: Ord> {
+    #[serde(default = "BTreeMap::new")]
+    tool: BTreeMap<S, ToolTable<S>>,
 }
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ToolTable {
-    #[serde(default)]
-    scopes: Vec<toml::Spanned<String>>,
-    #[serde(default)]
-    limits: Vec<toml::Spanned<String>>,
+struct ToolTable<S> {
+    #[serde(default = "Vec::new")]
+    scopes: Vec<S>,
+    #[serde(default = "Vec::new")]
+    limits: Vec<S>,
 }
 
 /// Most limits one tool (with `*`) may have: each is a budget key spent on every call.
@@ -175,7 +182,10 @@ impl Policy {
         self
     }
 
-    /// Reads the TOML form; errors name the line and column.
+    /// Reads the TOML form; errors name the line and column. (Not on WebAssembly, whose
+    /// module stays small: the npm package parses TOML in JavaScript and gives the value to
+    /// [`Policy::from_json`].)
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn from_toml(text: &str) -> Result<Policy, PolicyError> {
         let at = |span: std::ops::Range<usize>, message: String| {
             let before = &text[..span.start.min(text.len())];
@@ -187,33 +197,62 @@ impl Policy {
                 message,
             }
         };
-        let file: File = toml::from_str(text).map_err(|e| {
+        let file: File<toml::Spanned<String>> = toml::from_str(text).map_err(|e| {
             let span = e.span().unwrap_or(0..0);
             at(span, e.message().to_string())
         })?;
+        Policy::build(file, |s| (s.get_ref().as_str(), s.span()), at)
+    }
+
+    /// Reads the JSON form, the same shape as the TOML file:
+    /// `{"tool": {"create_refund": {"scopes": [..], "limits": [..]}}}`. Syntax errors name the
+    /// line and column; the others name the tool and the entry.
+    pub fn from_json(text: &str) -> Result<Policy, PolicyError> {
+        let file: File<String> = serde_json::from_str(text).map_err(|e| PolicyError {
+            line: e.line(),
+            column: e.column(),
+            message: e.to_string(),
+        })?;
+        Policy::build(
+            file,
+            |s| (s.as_str(), ()),
+            |(), message| PolicyError {
+                line: 0,
+                column: 0,
+                message,
+            },
+        )
+    }
+
+    /// The policy of a read file; `get` gives a string and where it was read, `at` an error
+    /// there.
+    fn build<S: Ord, W>(
+        file: File<S>,
+        get: impl Fn(&S) -> (&str, W),
+        at: impl Fn(W, String) -> PolicyError,
+    ) -> Result<Policy, PolicyError> {
         let mut policy = Policy::new();
-        for (name, table) in file.tool {
-            let tool: ToolSel = name
-                .get_ref()
+        for (name, table) in &file.tool {
+            let (n, w) = get(name);
+            let tool: ToolSel = n
                 .parse()
-                .map_err(|e: Error| at(name.span(), e.to_string()))?;
+                .map_err(|e: Error| at(w, format!("tool {n:?}: {e}")))?;
             let mut scopes = Vec::new();
-            for s in table.scopes {
-                if !scope_token(s.get_ref()) {
-                    let m = format!(
-                        "{:?} is not an OAuth scope-token (RFC 6749 §3.3)",
-                        s.get_ref()
-                    );
-                    return Err(at(s.span(), m));
+            for s in &table.scopes {
+                let (v, w) = get(s);
+                if !scope_token(v) {
+                    let m =
+                        format!("tool {n:?}: {v:?} is not an OAuth scope-token (RFC 6749 §3.3)");
+                    return Err(at(w, m));
                 }
-                scopes.push(s.into_inner());
+                scopes.push(v.to_string());
             }
             let mut limits = Vec::new();
-            for l in table.limits {
-                let limit: Limit = l
-                    .get_ref()
+            for l in &table.limits {
+                let (v, w) = get(l);
+                let limit: Limit = v
                     .parse()
-                    .map_err(|e: Error| at(l.span(), e.to_string()))?;
+                    .map_err(|e: Error| at(w, format!("tool {n:?}: {e}")))?;
                 limits.push(limit);
             }
             policy = policy.tool(tool, scopes, limits);
@@ -228,8 +267,8 @@ impl Policy {
             };
             if t.limits.len() + with_any > MAX_LIMITS_PER_TOOL {
                 return Err(PolicyError {
-                    line: 1,
-                    column: 1,
+                    line: 0,
+                    column: 0,
                     message: format!(
                         "tool {tool} has {} limits with those of \"*\": at most {MAX_LIMITS_PER_TOOL}",
                         t.limits.len() + with_any
@@ -471,6 +510,20 @@ limits = ["600/min per agent and user"]
         // A "*" limit counts every tool together.
         let any = |tool: &str| p.keyed(tool, &id("a1", "u1"))[0].1.block.clone();
         assert_eq!(any("create_refund"), any("list_invoices"));
+    }
+
+    #[test]
+    fn the_json_form_is_the_same_policy() {
+        let json = r#"{"tool": {"create_refund": {"scopes": ["invoices:write"],
+            "limits": ["10/min per agent", "100/hour per user", "1000/min"]},
+            "*": {"limits": ["600/min per agent and user"]}}}"#;
+        assert_eq!(Policy::from_json(json), Policy::from_toml(FILE));
+        let e = Policy::from_json(r#"{"tool": {"t": {"limits": ["10 per agent"]}}}"#)
+            .expect_err("no window");
+        assert_eq!((e.line, e.column), (0, 0));
+        assert!(e.to_string().starts_with("policy: tool \"t\""), "{e}");
+        let e = Policy::from_json("{\"tool\": {\"t\": {\"rate\": 1}}}").expect_err("unknown");
+        assert_eq!(e.line, 1, "{e}");
     }
 
     #[test]

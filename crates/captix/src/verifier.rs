@@ -529,7 +529,8 @@ impl Verifier {
     /// Counts a decision and emits it as a `tracing` event (docs §16.3): target
     /// `captix::metrics`, level DEBUG, the field `monotonic_counter.captix.decisions` (the
     /// convention of OpenTelemetry's tracing bridge) with `decision`, `code`, `method` and
-    /// `called` (the tool, URI or prompt). Without a subscriber it costs a flag check.
+    /// `called` (the tool, URI or prompt). Without a subscriber it costs a flag check; on
+    /// WebAssembly only the count is kept.
     fn count(&self, method: &str, target: &str, denial: Option<&Denial>) {
         let (index, code) = match denial {
             None => (0, "allow"),
@@ -542,12 +543,14 @@ impl Verifier {
             ),
         };
         self.decisions[index].fetch_add(1, Ordering::Relaxed);
-        let decision = if denial.is_none() { "allow" } else { "deny" };
+        #[cfg(target_arch = "wasm32")]
+        let _ = (method, target, code);
+        #[cfg(not(target_arch = "wasm32"))]
         tracing::event!(
             target: "captix::metrics",
             tracing::Level::DEBUG,
             monotonic_counter.captix.decisions = 1u64,
-            decision,
+            decision = if denial.is_none() { "allow" } else { "deny" },
             code,
             method,
             called = target,

@@ -349,7 +349,11 @@ test('the server policy: 403 naming its scope, 429 for its limits, tools/list wi
     assert.match(d.captix.reason, /per agent/);
     const meta = await (await fetch(new URL('/.well-known/oauth-protected-resource/mcp', s.url))).json();
     assert.ok(meta.scopes_supported.includes('invoices:write'));
-    assert.throws(() => new Verifier({ publicKeys: [key.publicKey], policy: '[tool.t]\nlimits = ["10 per agent"]\n' }), (e) => e.code === 'invalid_policy' && /line 2, column 11/.test(e.message));
+    assert.throws(() => new Verifier({ publicKeys: [key.publicKey], policy: '[tool.t]\nlimits = ["10 per agent"]\n' }), (e) => e.code === 'invalid_policy' && /tool "t": .*limit "10 per agent": a server limit needs a window/.test(e.message));
+    assert.throws(() => new Verifier({ publicKeys: [key.publicKey], policy: '[tool.t]\nlimits = [\n' }), (e) => e.code === 'invalid_policy' && /^policy line \d+, column \d+/.test(e.message));
+    // The object form is the same policy.
+    const v = new Verifier({ publicKeys: [key.publicKey], policy: { tool: { create_refund: { scopes: ['invoices:write'] } } } });
+    assert.deepEqual(v.policyScopes('create_refund'), ['invoices:write']);
   } finally {
     await s.close();
   }
