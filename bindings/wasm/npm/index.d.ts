@@ -222,6 +222,8 @@ export declare class Verifier {
   check(ticket: string, call: Call): Decision;
   /** The scopes the server policy requires for calls of `tool`. */
   policyScopes(tool: string): string[];
+  /** Decisions made so far, by code (`allow` first), for metrics. */
+  readonly decisions: Record<string, number>;
   /** Every scope the server policy names. */
   readonly policyAllScopes: string[];
   /** Whether a read or prompt request is allowed now, without an audit record (for lists). */

@@ -250,6 +250,11 @@ export class Verifier {
     return guarded(() => JSON.parse(this.#inner.policyScopes(String(tool))));
   }
 
+  /** Decisions made so far, by code: `{ allow, malformed, ... }` (docs §16.3), for metrics. */
+  get decisions() {
+    return guarded(() => JSON.parse(this.#inner.decisions()));
+  }
+
   /** Every scope the server policy names (for the metadata's `scopes_supported`). */
   get policyAllScopes() {
     return guarded(() => JSON.parse(this.#inner.policyAllScopes()));

@@ -377,6 +377,17 @@ impl WasmVerifier {
         to_json(&self.inner.policy().scopes(tool))
     }
 
+    /// Decisions made so far by code (JSON object, `allow` first; docs §16.3).
+    pub fn decisions(&self) -> Result<String, JsValue> {
+        let map: serde_json::Map<String, serde_json::Value> = self
+            .inner
+            .decisions()
+            .into_iter()
+            .map(|(code, n)| (code.to_string(), n.into()))
+            .collect();
+        to_json(&map)
+    }
+
     /// Every scope the server policy names (JSON array), for `scopes_supported`.
     #[wasm_bindgen(js_name = policyAllScopes)]
     pub fn policy_all_scopes(&self) -> Result<String, JsValue> {

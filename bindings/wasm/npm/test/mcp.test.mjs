@@ -349,6 +349,12 @@ test('the server policy: 403 naming its scope, 429 for its limits, tools/list wi
     assert.match(d.captix.reason, /per agent/);
     const meta = await (await fetch(new URL('/.well-known/oauth-protected-resource/mcp', s.url))).json();
     assert.ok(meta.scopes_supported.includes('invoices:write'));
+    // Metrics: decisions by code, the refusals of the policy among them.
+    const counts = s.verifier.decisions;
+    assert.equal(counts.rate_limited, 1);
+    assert.equal(counts.scope_missing, 1);
+    assert.ok(counts.allow >= 2, JSON.stringify(counts));
+    assert.equal(counts.expired, 0);
     assert.throws(() => new Verifier({ publicKeys: [key.publicKey], policy: '[tool.t]\nlimits = ["10 per agent"]\n' }), (e) => e.code === 'invalid_policy' && /tool "t": .*limit "10 per agent": a server limit needs a window/.test(e.message));
     assert.throws(() => new Verifier({ publicKeys: [key.publicKey], policy: '[tool.t]\nlimits = [\n' }), (e) => e.code === 'invalid_policy' && /^policy line \d+, column \d+/.test(e.message));
     // The object form is the same policy.
