@@ -210,4 +210,7 @@ fn many_threads_never_exceed_a_limit() {
         }
     });
     assert_eq!(allowed.into_inner(), 2, "2/min in all, 64 attempts");
+    // Counted by each thread in its own shard, summed when read.
+    let counts: std::collections::HashMap<_, _> = v.decisions().into_iter().collect();
+    assert_eq!((counts["allow"], counts["rate_limited"]), (2, 62));
 }
