@@ -83,6 +83,15 @@ pub struct Record {
     /// For outcome records: how long the call took, in milliseconds.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub duration_ms: Option<u64>,
+    /// For issuer records: the audience asked for or granted.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub resource: Option<String>,
+    /// For issuer records: the scopes the client asked for (space-separated, bounded).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub scope_requested: Option<String>,
+    /// For `grant` records: the scopes granted.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub scope_granted: Option<String>,
     /// SHA-256 (hex) of the previous line's bytes, or [`GENESIS`].
     pub prev: String,
 }
@@ -108,8 +117,33 @@ impl Record {
             decision_seq: None,
             outcome: None,
             duration_ms: None,
+            resource: None,
+            scope_requested: None,
+            scope_granted: None,
             prev: String::new(),
         }
+    }
+
+    /// An issuer record (docs §17.7): `kind` is `grant`, `refusal` or `revocation`; `agent`
+    /// is the client, `user` the subject, `chain` the ticket's revocation id, `code` and
+    /// `reason` the OAuth error of a refusal. Request data is bounded here.
+    pub fn issuer(
+        kind: &str,
+        time: u64,
+        client: Option<&str>,
+        user: Option<&str>,
+        scope_requested: Option<&str>,
+        refusal: Option<(&str, &str)>,
+    ) -> Self {
+        let mut r = Record::empty(kind, time);
+        r.agent = client.map(|c| bounded(c, 256));
+        r.user = user.map(|u| bounded(u, 256));
+        r.scope_requested = scope_requested.map(|s| bounded(s, 1024));
+        if let Some((code, reason)) = refusal {
+            r.code = Some(bounded(code, 64));
+            r.reason = Some(bounded(reason, 1024));
+        }
+        r
     }
 
     /// A decision record (seq and prev are set by the sink).

@@ -96,7 +96,9 @@ pub use forms::{
 pub use inspect::{BlockReport, Report, Signatures};
 pub use keys::{KeyId, KeySet, PublicKey, SigningKey};
 pub use mint::{Attenuation, Restrictions, TicketBuilder};
-pub use policy::{Limit, Per, Policy, PolicyError, ToolPolicy, MAX_LIMITS_PER_TOOL, POLICY_ROOT};
+pub use policy::{
+    is_scope_token, Limit, Per, Policy, PolicyError, ToolPolicy, MAX_LIMITS_PER_TOOL, POLICY_ROOT,
+};
 #[cfg(feature = "test-util")]
 pub use reference::run_limits;
 pub use reference::verify;

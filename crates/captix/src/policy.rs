@@ -240,7 +240,7 @@ impl Policy {
             let mut scopes = Vec::new();
             for s in &table.scopes {
                 let (v, w) = get(s);
-                if !scope_token(v) {
+                if !is_scope_token(v) {
                     let m =
                         format!("tool {n:?}: {v:?} is not an OAuth scope-token (RFC 6749 §3.3)");
                     return Err(at(w, m));
@@ -421,9 +421,11 @@ pub(crate) fn rate_limited(
     d
 }
 
-/// An RFC 6749 scope-token: `1*( %x21 / %x23-5B / %x5D-7E )`.
-fn scope_token(s: &str) -> bool {
+/// Whether `s` is an RFC 6749 §3.3 scope-token, `1*( %x21 / %x23-5B / %x5D-7E )`, of at
+/// most 256 bytes (a bound of captix's: scopes travel in headers and tickets).
+pub fn is_scope_token(s: &str) -> bool {
     !s.is_empty()
+        && s.len() <= 256
         && s.bytes()
             .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
 }

@@ -146,6 +146,31 @@ pub fn audit_text(records: &[Record]) -> String {
                     r.duration_ms.unwrap_or(0)
                 );
             }
+            "grant" | "refusal" | "revocation" => {
+                let who = match (&r.agent, &r.user) {
+                    (Some(a), Some(u)) => format!("{a} for {u}"),
+                    (Some(a), None) => a.clone(),
+                    _ => "(unknown client)".into(),
+                };
+                let what = match r.kind.as_str() {
+                    "grant" => "GRANT".to_string(),
+                    "revocation" => "REVOKE".to_string(),
+                    _ => format!("REFUSE {}", r.code.as_deref().unwrap_or("?")),
+                };
+                let scopes = r
+                    .scope_granted
+                    .as_ref()
+                    .or(r.scope_requested.as_ref())
+                    .map(|s| format!("scope {s:?}"))
+                    .unwrap_or_default();
+                let _ = writeln!(s, "#{:<4} {when}  {what:<22} {who}  {scopes}", r.seq);
+                if let Some(reason) = &r.reason {
+                    let _ = writeln!(s, "       {reason}");
+                }
+                if let Some(id) = r.chain.first() {
+                    let _ = writeln!(s, "       ticket {}", short(id));
+                }
+            }
             _ => {
                 let who = match (&r.agent, &r.user) {
                     (Some(a), Some(u)) => format!("{a} for {u}"),

@@ -183,12 +183,7 @@ impl Config {
             }
         }
         for s in self.scopes_supported() {
-            // RFC 6749 §3.3 scope-token: %x21 / %x23-5B / %x5D-7E
-            let ok = !s.is_empty()
-                && s.len() <= 256
-                && s.bytes()
-                    .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b));
-            if !ok {
+            if !captix::is_scope_token(s) {
                 return Err(ConfigError(format!(
                     "scope {s:?} is not an RFC 6749 scope-token"
                 )));

@@ -14,6 +14,8 @@ mod budgets;
 mod revocations;
 
 pub use budgets::{RedisBudgets, CLOCK_SKEW_MARGIN};
+/// The `redis` crate this one is built on, for callers of [`Conn::with`].
+pub use redis;
 pub use revocations::RedisRevocations;
 
 use std::time::Duration;
@@ -40,15 +42,17 @@ fn unavailable(e: impl std::fmt::Display) -> captix::Denial {
     captix::budget::store_unavailable(&format!("redis: {e}"))
 }
 
-/// One lazily (re)connected connection.
-struct Conn {
+/// One lazily (re)connected connection, for other captix crates that keep state in the same
+/// Redis (the issuer's store).
+pub struct Conn {
     client: redis::Client,
     timeout: Duration,
     conn: std::sync::Mutex<Option<redis::Connection>>,
 }
 
 impl Conn {
-    fn new(url: &str, timeout: Duration) -> Result<Self, captix::Error> {
+    /// A connection to `url` (made on first use), with this timeout on every call.
+    pub fn new(url: &str, timeout: Duration) -> Result<Self, captix::Error> {
         let client = redis::Client::open(url).map_err(|e| {
             captix::Error::InvalidRestriction(format!("invalid redis URL {url:?}: {e}"))
         })?;
@@ -60,8 +64,8 @@ impl Conn {
     }
 
     /// Runs `f` on the connection, connecting first if needed; a failed call drops the
-    /// connection so the next call reconnects.
-    fn with<T>(
+    /// connection so the next call reconnects. Failures are `store_unavailable` denials.
+    pub fn with<T>(
         &self,
         f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>,
     ) -> Result<T, captix::Denial> {

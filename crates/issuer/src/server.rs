@@ -1,0 +1,445 @@
+//! The endpoints (docs §17.3): RFC 8414 metadata, the token endpoint (`client_credentials`,
+//! RFC 6749 §4.4, with RFC 8707 and RFC 9396) and RFC 7009 revocation.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use zeroize::Zeroizing;
+
+use crate::client_auth::{Presented, JWT_BEARER};
+use crate::error::{quote, OAuthError};
+use crate::grant::{self, DETAILS_TYPE};
+use crate::Issuer;
+
+/// At most this many bytes of form: a revocation carries a ticket (at most 16 KiB), which
+/// percent-encoding can triple.
+const MAX_FORM: usize = 64 * 1024;
+/// At most this many form parameters.
+const MAX_PARAMS: usize = 16;
+/// The `realm` of the `WWW-Authenticate` of a 401: a fixed value, never request data.
+const CHALLENGE: &str = "Basic realm=\"captix-issuer\", charset=\"UTF-8\"";
+
+/// The routes, under the issuer URL's path (RFC 8414 §3.1 path insertion for the metadata).
+pub fn router(issuer: Arc<Issuer>) -> Router {
+    let path = issuer.path();
+    Router::new()
+        .route(
+            &format!("/.well-known/oauth-authorization-server{path}"),
+            get(metadata),
+        )
+        .route(&format!("{path}/token"), post(token))
+        .route(&format!("{path}/revoke"), post(revoke))
+        .with_state(issuer)
+}
+
+async fn metadata(State(issuer): State<Arc<Issuer>>) -> Response {
+    let state = issuer.state();
+    let c = &state.config;
+    let methods = [
+        "client_secret_basic",
+        "client_secret_post",
+        "private_key_jwt",
+    ];
+    let body = serde_json::json!({
+        "issuer": c.issuer,
+        "token_endpoint": format!("{}/token", c.issuer),
+        "revocation_endpoint": format!("{}/revoke", c.issuer),
+        "grant_types_supported": ["client_credentials"],
+        "response_types_supported": [],
+        "token_endpoint_auth_methods_supported": methods,
+        "token_endpoint_auth_signing_alg_values_supported": ["EdDSA"],
+        "revocation_endpoint_auth_methods_supported": methods,
+        "revocation_endpoint_auth_signing_alg_values_supported": ["EdDSA"],
+        "scopes_supported": c.policy.scopes.keys().collect::<Vec<_>>(),
+        "authorization_details_types_supported": [DETAILS_TYPE],
+    });
+    ([(header::CACHE_CONTROL, "max-age=300")], axum::Json(body)).into_response()
+}
+
+/// A decoded form: each name once.
+type Form = BTreeMap<String, Zeroizing<String>>;
+
+/// RFC 6749 §3.2: form-encoded, POST, no parameter twice.
+async fn read_form(headers: &HeaderMap, body: Body) -> Result<Form, OAuthError> {
+    let form_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
+        .unwrap_or(false);
+    if !form_type {
+        return Err(OAuthError::invalid_request(
+            "the body must be application/x-www-form-urlencoded",
+        ));
+    }
+    let bytes = axum::body::to_bytes(body, MAX_FORM)
+        .await
+        .map_err(|_| OAuthError::invalid_request("the body is larger than 64 KiB"))?;
+    let mut form = Form::new();
+    for (i, (k, v)) in form_urlencoded::parse(&bytes).enumerate() {
+        if i >= MAX_PARAMS {
+            return Err(OAuthError::invalid_request("too many parameters"));
+        }
+        let name = k.into_owned();
+        if form.contains_key(&name) {
+            // RFC 6749 §3.2 (and RFC 8707 §2: one resource per ticket, which has one audience).
+            let why = format!("parameter {} is repeated", quote(&name, 40));
+            return Err(if name == "resource" {
+                OAuthError::invalid_target("one resource per request: a ticket has one audience")
+            } else {
+                OAuthError::invalid_request(why)
+            });
+        }
+        form.insert(name, Zeroizing::new(v.into_owned()));
+    }
+    Ok(form)
+}
+
+/// RFC 6749 §2.3: exactly one way of authenticating the client.
+fn presented(headers: &HeaderMap, form: &Form) -> Result<Presented, OAuthError> {
+    let basic = headers
+        .get(header::AUTHORIZATION)
+        .map(|v| {
+            let v = v.to_str().unwrap_or("");
+            let (scheme, rest) = v.split_once(' ').unwrap_or((v, ""));
+            if !scheme.eq_ignore_ascii_case("basic") {
+                return Err(OAuthError::invalid_client(
+                    "only the Basic scheme is accepted in Authorization",
+                ));
+            }
+            let raw = Zeroizing::new(
+                base64::decode(rest.trim())
+                    .map_err(|_| OAuthError::invalid_client("malformed Basic credentials"))?,
+            );
+            let text = std::str::from_utf8(&raw)
+                .map_err(|_| OAuthError::invalid_client("malformed Basic credentials"))?;
+            let (id, secret) = text
+                .split_once(':')
+                .ok_or_else(|| OAuthError::invalid_client("malformed Basic credentials"))?;
+            // RFC 6749 §2.3.1: both are form-urlencoded before Basic encoding.
+            let decode = |s: &str| {
+                let plus = s.replace('+', " ");
+                form_urlencoded::parse(format!("x={}", plus.replace('&', "%26")).as_bytes())
+                    .next()
+                    .map(|(_, v)| v.into_owned())
+                    .unwrap_or_default()
+            };
+            Ok(Presented::Secret {
+                id: decode(id),
+                secret: Zeroizing::new(decode(secret)),
+                basic: true,
+            })
+        })
+        .transpose()?;
+    let get = |k: &str| form.get(k).map(|v| v.as_str().to_string());
+    let post = form.get("client_secret").map(|s| Presented::Secret {
+        id: get("client_id").unwrap_or_default(),
+        secret: s.clone(),
+        basic: false,
+    });
+    let jwt = match (get("client_assertion_type"), form.get("client_assertion")) {
+        (None, None) => None,
+        (Some(t), Some(a)) if t == JWT_BEARER => Some(Presented::Assertion {
+            id: get("client_id"),
+            jwt: a.as_str().to_string(),
+        }),
+        (Some(_), Some(_)) => {
+            return Err(OAuthError::invalid_client(format!(
+                "client_assertion_type must be {JWT_BEARER}"
+            )))
+        }
+        _ => {
+            return Err(OAuthError::invalid_request(
+                "client_assertion and client_assertion_type go together",
+            ))
+        }
+    };
+    match (basic, post, jwt) {
+        (Some(p), None, None) | (None, Some(p), None) | (None, None, Some(p)) => {
+            if let Presented::Secret { basic: true, .. } = &p {
+                if form.contains_key("client_id") && get("client_id") != client_id_of(&p) {
+                    return Err(OAuthError::invalid_request(
+                        "client_id differs from the Basic credentials",
+                    ));
+                }
+            }
+            Ok(p)
+        }
+        (None, None, None) => Err(OAuthError::invalid_client(
+            "no client authentication (Basic, client_secret or client_assertion)",
+        )),
+        _ => Err(OAuthError::invalid_request(
+            "more than one client authentication method (RFC 6749 §2.3)",
+        )),
+    }
+}
+
+fn client_id_of(p: &Presented) -> Option<String> {
+    match p {
+        Presented::Secret { id, .. } => Some(id.clone()),
+        Presented::Assertion { id, .. } => id.clone(),
+    }
+}
+
+fn no_store(status: StatusCode, body: Option<serde_json::Value>) -> Response {
+    let mut r = match body {
+        Some(b) => (status, axum::Json(b)).into_response(),
+        None => status.into_response(),
+    };
+    let h = r.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    r
+}
+
+fn refuse(e: &OAuthError) -> Response {
+    let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
+    let mut r = no_store(status, Some(e.body()));
+    if e.status == 401 {
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(CHALLENGE),
+        );
+    }
+    if e.status == 503 {
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    r
+}
+
+async fn token(State(issuer): State<Arc<Issuer>>, headers: HeaderMap, body: Body) -> Response {
+    let form = match read_form(&headers, body).await {
+        Ok(f) => f,
+        Err(e) => {
+            issuer.refused(None, None, &e);
+            return refuse(&e);
+        }
+    };
+    // Minting signs and the store may touch the disk: off the async workers.
+    let answer =
+        tokio::task::spawn_blocking(move || issuer.token(&headers, &form, crate::now())).await;
+    match answer {
+        Ok(Ok(body)) => no_store(StatusCode::OK, Some(body)),
+        Ok(Err(e)) => refuse(&e),
+        Err(_) => refuse(&OAuthError::unavailable(
+            "the request could not be completed",
+        )),
+    }
+}
+
+async fn revoke(State(issuer): State<Arc<Issuer>>, headers: HeaderMap, body: Body) -> Response {
+    let form = match read_form(&headers, body).await {
+        Ok(f) => f,
+        Err(e) => {
+            issuer.refused(None, None, &e);
+            return refuse(&e);
+        }
+    };
+    let answer =
+        tokio::task::spawn_blocking(move || issuer.revoke(&headers, &form, crate::now())).await;
+    match answer {
+        Ok(Ok(())) => no_store(StatusCode::OK, None),
+        Ok(Err(e)) => refuse(&e),
+        Err(_) => refuse(&OAuthError::unavailable(
+            "the request could not be completed",
+        )),
+    }
+}
+
+impl Issuer {
+    /// The token endpoint's work, after the form is read: authenticate, decide, mint, record,
+    /// audit. Every refusal is audited.
+    pub(crate) fn token(
+        &self,
+        headers: &HeaderMap,
+        form: &Form,
+        now: u64,
+    ) -> Result<serde_json::Value, OAuthError> {
+        let scope = form.get("scope").map(|s| s.as_str());
+        let claimed = form.get("client_id").map(|s| s.as_str());
+        let result = self.token_inner(headers, form, now);
+        match &result {
+            Ok((_, client)) => {
+                let _ = client;
+            }
+            Err((e, client)) => self.refused(client.as_deref().or(claimed), scope, e),
+        }
+        result.map(|(body, _)| body).map_err(|(e, _)| e)
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn token_inner(
+        &self,
+        headers: &HeaderMap,
+        form: &Form,
+        now: u64,
+    ) -> Result<(serde_json::Value, String), (OAuthError, Option<String>)> {
+        let state = self.state();
+        let p = presented(headers, form).map_err(|e| (e, None))?;
+        let claimed = client_id_of(&p);
+        let client = crate::client_auth::authenticate(
+            &p,
+            &state.config.policy,
+            &state.config.issuer,
+            self.store.as_ref(),
+            now,
+        )
+        .map_err(|e| (e, claimed))?;
+        let fail = |e: OAuthError| (e, Some(client.clone()));
+        match form.get("grant_type").map(|g| g.as_str()) {
+            None => return Err(fail(OAuthError::invalid_request("grant_type is required"))),
+            Some("client_credentials") => {}
+            Some(other) => {
+                return Err(fail(OAuthError::unsupported_grant_type(format!(
+                    "grant_type {} is not supported here (client_credentials is)",
+                    quote(other, 60)
+                ))))
+            }
+        }
+        let req = grant::Request {
+            client: &client,
+            scope: form.get("scope").map(|s| s.as_str()),
+            resource: form.get("resource").map(|s| s.as_str()),
+            details: form.get("authorization_details").map(|s| s.as_str()),
+        };
+        let g = grant::decide(&state.config.policy, &req).map_err(fail)?;
+        let ticket = g
+            .mint(&state.key, &state.config.issuer, now)
+            .map_err(|e| fail(OAuthError::unavailable(format!("could not mint: {e}"))))?;
+        let id = ticket
+            .revocation_ids()
+            .next()
+            .map(|r| r.to_hex())
+            .unwrap_or_default();
+        let scopes = g.scopes.join(" ");
+        self.store
+            .record(&crate::store::Issued {
+                revocation_id: id.clone(),
+                client: client.clone(),
+                user: g.user.clone(),
+                scopes: scopes.clone(),
+                resource: g.resource.clone(),
+                issued: now,
+                expires: now.saturating_add(g.lifetime),
+                revoked: None,
+            })
+            .map_err(|e| fail(OAuthError::unavailable(e.to_string())))?;
+        let mut record = captix::audit::Record::issuer(
+            "grant",
+            now,
+            Some(&client),
+            Some(&g.user),
+            req.scope,
+            None,
+        );
+        record.chain = vec![id];
+        record.resource = Some(g.resource.clone());
+        record.scope_granted = Some(scopes.clone());
+        // An unaudited grant is not given (as an unaudited call is not allowed).
+        self.audit(record)
+            .map_err(|e| fail(OAuthError::unavailable(e)))?;
+        let mut body = serde_json::json!({
+            "access_token": ticket.as_str(),
+            "token_type": "Bearer",
+            "expires_in": g.lifetime,
+            "scope": scopes,
+        });
+        if let Some(d) = &g.details {
+            body["authorization_details"] = serde_json::json!([d]);
+        }
+        Ok((body, client))
+    }
+
+    /// RFC 7009: the client revokes a ticket it was issued (or one attenuated from it). An
+    /// unknown or invalid token is not an error (§2.2); a ticket issued to another client is.
+    pub(crate) fn revoke(
+        &self,
+        headers: &HeaderMap,
+        form: &Form,
+        now: u64,
+    ) -> Result<(), OAuthError> {
+        let state = self.state();
+        let p = presented(headers, form).inspect_err(|e| self.refused(None, None, e))?;
+        let claimed = client_id_of(&p);
+        let client = crate::client_auth::authenticate(
+            &p,
+            &state.config.policy,
+            &state.config.issuer,
+            self.store.as_ref(),
+            now,
+        )
+        .inspect_err(|e| self.refused(claimed.as_deref(), None, e))?;
+        let Some(text) = form.get("token") else {
+            let e = OAuthError::invalid_request("token is required");
+            self.refused(Some(&client), None, &e);
+            return Err(e);
+        };
+        // Only tickets this issuer signed: garbage never reaches the servers' revocation list.
+        let Ok(ticket) = captix::Ticket::parse(text, &state.keys) else {
+            return Ok(());
+        };
+        let chain: Vec<String> = ticket.revocation_ids().map(|r| r.to_hex()).collect();
+        let authority = chain.first().cloned().unwrap_or_default();
+        let record = self
+            .store
+            .issued(&authority)
+            .map_err(|e| OAuthError::unavailable(e.to_string()))?;
+        if record.as_ref().map(|r| r.client.as_str()) != Some(client.as_str()) {
+            let e = OAuthError::unauthorized_client(
+                "this ticket was not issued to the authenticated client",
+            );
+            self.refused(Some(&client), None, &e);
+            return Err(e);
+        }
+        // The presented ticket's last block: it and every ticket attenuated from it. For a
+        // ticket as issued, that is its authority block: the whole chain.
+        let last = ticket
+            .revocation_ids()
+            .last()
+            .cloned()
+            .ok_or_else(|| OAuthError::invalid_request("the ticket has no blocks"))?;
+        self.revocations
+            .revoke(&last)
+            .map_err(|e| OAuthError::unavailable(format!("could not revoke: {e}")))?;
+        if chain.len() == 1 {
+            self.store
+                .mark_revoked(&authority, now)
+                .map_err(|e| OAuthError::unavailable(e.to_string()))?;
+        }
+        let mut r = captix::audit::Record::issuer(
+            "revocation",
+            now,
+            Some(&client),
+            record.as_ref().map(|r| r.user.as_str()),
+            None,
+            None,
+        );
+        r.chain = chain;
+        r.resource = record.map(|r| r.resource);
+        self.audit(r).map_err(OAuthError::unavailable)?;
+        Ok(())
+    }
+
+    /// Audits a refusal (best effort: the refusal stands whether or not it is written).
+    pub(crate) fn refused(&self, client: Option<&str>, scope: Option<&str>, e: &OAuthError) {
+        let r = captix::audit::Record::issuer(
+            "refusal",
+            crate::now(),
+            client,
+            None,
+            scope,
+            Some((e.code, &e.description)),
+        );
+        let _ = self.audit(r);
+    }
+}
