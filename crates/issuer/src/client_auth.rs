@@ -52,7 +52,7 @@ pub fn new_secret() -> Result<Zeroizing<String>, crate::Error> {
     let mut bytes = Zeroizing::new([0u8; 32]);
     getrandom::getrandom(&mut *bytes)
         .map_err(|e| crate::Error::Io(format!("no randomness: {e}")))?;
-    let b64 = base64::encode_config(&*bytes, base64::URL_SAFE_NO_PAD);
+    let b64 = base64::encode_config(&bytes[..], base64::URL_SAFE_NO_PAD);
     Ok(Zeroizing::new(format!("cxs_{b64}")))
 }
 

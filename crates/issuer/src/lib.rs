@@ -52,7 +52,7 @@ pub struct Issuer {
     state: RwLock<Arc<State>>,
     config_path: Option<PathBuf>,
     store: Box<dyn Store>,
-    audit: Option<Box<dyn AuditSink>>,
+    audit: Option<Arc<dyn AuditSink>>,
     revocations: Revocations,
 }
 
@@ -127,8 +127,8 @@ impl Issuer {
 
     /// An issuer over a read configuration and a given store (tests, embedding).
     pub fn with_store(config: Config, store: Box<dyn Store>) -> Result<Issuer, Error> {
-        let audit: Option<Box<dyn AuditSink>> = match &config.audit {
-            Some(p) => Some(Box::new(
+        let audit: Option<Arc<dyn AuditSink>> = match &config.audit {
+            Some(p) => Some(Arc::new(
                 FileAudit::open(p, Durability::Flush)
                     .map_err(|e| Error::Io(format!("audit log {}: {e}", p.display())))?,
             )),
@@ -145,7 +145,7 @@ impl Issuer {
     }
 
     /// Replaces the audit sink (tests: a memory sink).
-    pub fn audit_to(mut self, sink: Box<dyn AuditSink>) -> Self {
+    pub fn audit_to(mut self, sink: Arc<dyn AuditSink>) -> Self {
         self.audit = Some(sink);
         self
     }
