@@ -82,8 +82,59 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Run the OAuth 2.1 authorization server that mints tickets from a policy (docs §17)
+    #[cfg(feature = "issuer")]
+    Issuer {
+        #[command(subcommand)]
+        command: IssuerCommand,
+    },
     /// Tell the whole story on built-in defaults: mint, attenuate, calls, budgets, revocation, audit
     Demo,
+}
+
+#[cfg(feature = "issuer")]
+#[derive(Debug, Subcommand)]
+pub enum IssuerCommand {
+    /// Serve the token, revocation and metadata endpoints until Ctrl-C; SIGHUP re-reads the
+    /// keys and the policy
+    Serve {
+        /// The issuer's configuration (TOML)
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Check a configuration and print the ticket it would mint for a client, in inspect's
+    /// words (exit 1 when the request would be refused)
+    CheckPolicy {
+        /// The issuer's configuration (TOML)
+        file: PathBuf,
+        /// The client (agent) asking
+        #[arg(long, value_name = "ID")]
+        client: String,
+        /// The user it acts for (default: the client's own user)
+        #[arg(long, value_name = "USER")]
+        user: Option<String>,
+        /// Requested scopes (repeatable, or space-separated; default: all the client may have)
+        #[arg(long = "scope", value_name = "SCOPE")]
+        scopes: Vec<String>,
+        /// The resource (RFC 8707); needed when the file has several
+        #[arg(long, value_name = "URI")]
+        resource: Option<String>,
+        /// RFC 9396 authorization_details (a JSON array)
+        #[arg(long, value_name = "JSON")]
+        details: Option<String>,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Give a client a new secret (replacing its old one); the secret is printed once and only
+    /// its hash is stored
+    ClientSecret {
+        /// The issuer's configuration (TOML), which names the client and the store
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// The client id
+        client: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

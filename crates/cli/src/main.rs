@@ -4,6 +4,8 @@
 mod cli;
 mod demo;
 mod error;
+#[cfg(feature = "issuer")]
+mod issuer;
 mod render;
 
 use std::io::{IsTerminal, Read, Write};
@@ -69,6 +71,12 @@ fn wants_json(c: &Command) -> bool {
             command: AuditCommand::Verify { json, .. } | AuditCommand::Show { json, .. },
         } => *json,
         Command::Revoke { json, .. } => *json,
+        #[cfg(feature = "issuer")]
+        Command::Issuer {
+            command: cli::IssuerCommand::CheckPolicy { json, .. },
+        } => *json,
+        #[cfg(feature = "issuer")]
+        Command::Issuer { .. } => false,
         Command::Demo => false,
     }
 }
@@ -92,6 +100,8 @@ fn run(command: Command) -> Result<Output, CliError> {
             redis,
             json,
         } => revoke(&ids, file.as_deref(), redis.as_deref(), json),
+        #[cfg(feature = "issuer")]
+        Command::Issuer { command } => issuer::run(command),
         Command::Demo => demo::run().map(Output::ok),
     }
 }

@@ -974,3 +974,75 @@ fn revoke_a_ticket_and_verify_against_the_file() {
     let (code, _, err) = env.run(&["revoke", "not-an-id", "--file", "revoked.txt"], None);
     assert_eq!(code, 2, "{err}");
 }
+
+#[test]
+fn issuer_check_policy_and_client_secret() {
+    let env = Env::new("issuer");
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/invoices/issuer.toml");
+    let text = std::fs::read_to_string(example).expect("example config");
+    std::fs::write(env.dir.join("issuer.toml"), &text).expect("write");
+    // check-policy reads the policy only: no key, no store is touched.
+    let (code, out, err) = env.run(
+        &["issuer", "check-policy", "issuer.toml", "--client", "refund-bot"],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    for line in [
+        "policy ok: refund-bot acting for svc-refunds gets scope \"invoices:read invoices:refund\"",
+        "  grants         list_invoices, get_invoice, create_refund",
+        "  restriction    resource http://127.0.0.1:8788/mcp",
+        "  restriction    row create_refund:/org = \"acme\"",
+        "  restriction    row create_refund:/amount <= 500",
+        "  budget         create_refund:5 calls per 1h",
+    ] {
+        assert!(out.contains(line), "{line}\n{out}");
+    }
+    assert!(!env.dir.join("issuer.db").exists(), "check-policy opened the store");
+    let (code, out, _) = env.run(
+        &[
+            "issuer", "check-policy", "issuer.toml", "--client", "billing-bot", "--scope",
+            "invoices:refund", "--json",
+        ],
+        None,
+    );
+    assert_eq!(code, 1, "a refused request exits 1");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v["error"]["error"], "invalid_scope");
+    let details = r#"[{"type":"captix","tools":["list_invoices"]}]"#;
+    let (code, out, _) = env.run(
+        &["issuer", "check-policy", "issuer.toml", "--client", "billing-bot", "--details", details, "--json"],
+        None,
+    );
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(
+        v["ticket"]["blocks"][0]["description"]["grants"],
+        serde_json::json!(["list_invoices"])
+    );
+    // A bad policy names the line and the reason.
+    std::fs::write(env.dir.join("bad.toml"), text.replace("amount<=500", "amount<=x")).expect("write");
+    env.snap(
+        "issuer_check_policy_bad",
+        &["issuer", "check-policy", "bad.toml", "--client", "billing-bot"],
+        None,
+    );
+    // client-secret: shown once, a new one each time, only for clients of the file.
+    let (code, _, err) = env.run(&["keygen", "--out", "issuer"], None);
+    assert_eq!(code, 0, "{err}");
+    let (code, first, err) = env.run(&["issuer", "client-secret", "--config", "issuer.toml", "billing-bot"], None);
+    assert_eq!(code, 0, "{err}");
+    assert!(first.starts_with("cxs_") && first.len() == 48, "{first}");
+    assert!(err.contains("shown once"), "{err}");
+    let (_, second, _) = env.run(&["issuer", "client-secret", "--config", "issuer.toml", "billing-bot"], None);
+    assert_ne!(first, second);
+    let db = std::fs::read(env.dir.join("issuer.db")).expect("store");
+    assert!(
+        !db.windows(first.trim().len()).any(|w| w == first.trim().as_bytes()),
+        "only the secret's hash is stored"
+    );
+    env.snap(
+        "issuer_client_secret_unknown",
+        &["issuer", "client-secret", "--config", "issuer.toml", "nobody"],
+        None,
+    );
+}

@@ -21,6 +21,8 @@ pub const MAX_DETAILS: usize = 8192;
 pub struct Request<'a> {
     /// The authenticated client id.
     pub client: &'a str,
+    /// The user the ticket acts for; `None` for the client's own (`client_credentials`).
+    pub user: Option<&'a str>,
     /// The `scope` parameter, if given (space-separated).
     pub scope: Option<&'a str>,
     /// The `resource` parameter, if given.
@@ -208,9 +210,10 @@ pub fn decide(policy: &Mapping, req: &Request<'_>) -> Result<Grant, OAuthError> 
         )));
     }
 
+    let user = req.user.unwrap_or(&client.user);
     let mut g = Grant {
         client: req.client.to_string(),
-        user: client.user.clone(),
+        user: user.to_string(),
         scopes,
         resource,
         tools: vec![],
@@ -222,16 +225,22 @@ pub fn decide(policy: &Mapping, req: &Request<'_>) -> Result<Grant, OAuthError> 
         details: None,
     };
     let empty = Default::default();
-    let attrs = policy.users.get(&client.user).unwrap_or(&empty);
+    let attrs = policy.users.get(user).unwrap_or(&empty);
     for name in &g.scopes {
         let s = &policy.scopes[name];
         push_new(&mut g.tools, &s.tools);
         push_new(&mut g.uris, &s.uris);
         push_new(&mut g.prompts, &s.prompts);
         for r in &s.rows {
-            // The configuration was checked: every template of this client's scopes fills.
+            // For a client's own user the configuration was checked: every template fills.
+            // Another user may lack an attribute: then nothing is granted, never an
+            // unrestricted tool.
             let f = r.fill(attrs).ok_or_else(|| {
-                OAuthError::invalid_scope(format!("scope {name} needs a user attribute"))
+                OAuthError::invalid_scope(format!(
+                    "scope {name} needs attribute {} of user {}",
+                    r.attribute.as_deref().unwrap_or("?"),
+                    quote(user, 64)
+                ))
             })?;
             if !g.rows.contains(&f) {
                 g.rows.push(f);
@@ -427,6 +436,7 @@ org = "acme"
     fn ask<'a>(scope: Option<&'a str>, details: Option<&'a str>) -> Request<'a> {
         Request {
             client: "bot",
+            user: None,
             scope,
             resource: Some("https://mcp.example/mcp"),
             details,
@@ -547,6 +557,17 @@ org = "acme"
             assert_eq!(e.code, "invalid_authorization_details", "{bad}");
             assert!(e.description.contains(says), "{bad}: {}", e.description);
         }
+    }
+
+    #[test]
+    fn another_user_without_the_attribute_gets_nothing() {
+        let mut r = ask(Some("read"), None);
+        r.user = Some("alice");
+        let e = decide(&policy(), &r).expect_err("no org for alice");
+        assert_eq!(e.code, "invalid_scope");
+        assert!(e.description.contains("attribute org"), "{}", e.description);
+        r.scope = Some("write");
+        assert_eq!(decide(&policy(), &r).expect("no template").user, "alice");
     }
 
     #[test]

@@ -267,23 +267,19 @@ impl Issuer {
     ) -> Result<serde_json::Value, OAuthError> {
         let scope = form.get("scope").map(|s| s.as_str());
         let claimed = form.get("client_id").map(|s| s.as_str());
-        let result = self.token_inner(headers, form, now);
-        match &result {
-            Ok((_, client)) => {
-                let _ = client;
-            }
-            Err((e, client)) => self.refused(client.as_deref().or(claimed), scope, e),
-        }
-        result.map(|(body, _)| body).map_err(|(e, _)| e)
+        self.token_inner(headers, form, now).map_err(|(e, client)| {
+            self.refused(client.as_deref().or(claimed), scope, &e);
+            e
+        })
     }
 
-    #[allow(clippy::type_complexity)]
+    /// A refusal carries the client id it names, authenticated or not, for the audit log.
     fn token_inner(
         &self,
         headers: &HeaderMap,
         form: &Form,
         now: u64,
-    ) -> Result<(serde_json::Value, String), (OAuthError, Option<String>)> {
+    ) -> Result<serde_json::Value, (OAuthError, Option<String>)> {
         let state = self.state();
         let p = presented(headers, form).map_err(|e| (e, None))?;
         let claimed = client_id_of(&p);
@@ -308,6 +304,7 @@ impl Issuer {
         }
         let req = grant::Request {
             client: &client,
+            user: None,
             scope: form.get("scope").map(|s| s.as_str()),
             resource: form.get("resource").map(|s| s.as_str()),
             details: form.get("authorization_details").map(|s| s.as_str()),
@@ -357,7 +354,7 @@ impl Issuer {
         if let Some(d) = &g.details {
             body["authorization_details"] = serde_json::json!([d]);
         }
-        Ok((body, client))
+        Ok(body)
     }
 
     /// RFC 7009: the client revokes a ticket it was issued (or one attenuated from it). An
