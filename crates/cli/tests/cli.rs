@@ -983,7 +983,13 @@ fn issuer_check_policy_and_client_secret() {
     std::fs::write(env.dir.join("issuer.toml"), &text).expect("write");
     // check-policy reads the policy only: no key, no store is touched.
     let (code, out, err) = env.run(
-        &["issuer", "check-policy", "issuer.toml", "--client", "refund-bot"],
+        &[
+            "issuer",
+            "check-policy",
+            "issuer.toml",
+            "--client",
+            "refund-bot",
+        ],
         None,
     );
     assert_eq!(code, 0, "{err}");
@@ -997,11 +1003,20 @@ fn issuer_check_policy_and_client_secret() {
     ] {
         assert!(out.contains(line), "{line}\n{out}");
     }
-    assert!(!env.dir.join("issuer.db").exists(), "check-policy opened the store");
+    assert!(
+        !env.dir.join("issuer.db").exists(),
+        "check-policy opened the store"
+    );
     let (code, out, _) = env.run(
         &[
-            "issuer", "check-policy", "issuer.toml", "--client", "billing-bot", "--scope",
-            "invoices:refund", "--json",
+            "issuer",
+            "check-policy",
+            "issuer.toml",
+            "--client",
+            "billing-bot",
+            "--scope",
+            "invoices:refund",
+            "--json",
         ],
         None,
     );
@@ -1010,7 +1025,16 @@ fn issuer_check_policy_and_client_secret() {
     assert_eq!(v["error"]["error"], "invalid_scope");
     let details = r#"[{"type":"captix","tools":["list_invoices"]}]"#;
     let (code, out, _) = env.run(
-        &["issuer", "check-policy", "issuer.toml", "--client", "billing-bot", "--details", details, "--json"],
+        &[
+            "issuer",
+            "check-policy",
+            "issuer.toml",
+            "--client",
+            "billing-bot",
+            "--details",
+            details,
+            "--json",
+        ],
         None,
     );
     assert_eq!(code, 0);
@@ -1020,29 +1044,64 @@ fn issuer_check_policy_and_client_secret() {
         serde_json::json!(["list_invoices"])
     );
     // A bad policy names the line and the reason.
-    std::fs::write(env.dir.join("bad.toml"), text.replace("amount<=500", "amount<=x")).expect("write");
+    std::fs::write(
+        env.dir.join("bad.toml"),
+        text.replace("amount<=500", "amount<=x"),
+    )
+    .expect("write");
     env.snap(
         "issuer_check_policy_bad",
-        &["issuer", "check-policy", "bad.toml", "--client", "billing-bot"],
+        &[
+            "issuer",
+            "check-policy",
+            "bad.toml",
+            "--client",
+            "billing-bot",
+        ],
         None,
     );
     // client-secret: shown once, a new one each time, only for clients of the file.
     let (code, _, err) = env.run(&["keygen", "--out", "issuer"], None);
     assert_eq!(code, 0, "{err}");
-    let (code, first, err) = env.run(&["issuer", "client-secret", "--config", "issuer.toml", "billing-bot"], None);
+    let (code, first, err) = env.run(
+        &[
+            "issuer",
+            "client-secret",
+            "--config",
+            "issuer.toml",
+            "billing-bot",
+        ],
+        None,
+    );
     assert_eq!(code, 0, "{err}");
     assert!(first.starts_with("cxs_") && first.len() == 48, "{first}");
     assert!(err.contains("shown once"), "{err}");
-    let (_, second, _) = env.run(&["issuer", "client-secret", "--config", "issuer.toml", "billing-bot"], None);
+    let (_, second, _) = env.run(
+        &[
+            "issuer",
+            "client-secret",
+            "--config",
+            "issuer.toml",
+            "billing-bot",
+        ],
+        None,
+    );
     assert_ne!(first, second);
     let db = std::fs::read(env.dir.join("issuer.db")).expect("store");
     assert!(
-        !db.windows(first.trim().len()).any(|w| w == first.trim().as_bytes()),
+        !db.windows(first.trim().len())
+            .any(|w| w == first.trim().as_bytes()),
         "only the secret's hash is stored"
     );
     env.snap(
         "issuer_client_secret_unknown",
-        &["issuer", "client-secret", "--config", "issuer.toml", "nobody"],
+        &[
+            "issuer",
+            "client-secret",
+            "--config",
+            "issuer.toml",
+            "nobody",
+        ],
         None,
     );
 }

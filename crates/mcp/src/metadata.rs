@@ -183,7 +183,7 @@ impl Config {
             }
         }
         for s in self.scopes_supported() {
-            if !captix::is_scope_token(s) {
+            if !captix::is_scope_token(&s) {
                 return Err(ConfigError(format!(
                     "scope {s:?} is not an RFC 6749 scope-token"
                 )));

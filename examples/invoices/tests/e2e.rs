@@ -12,6 +12,9 @@ use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::ServiceExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+#[path = "e2e/issuer.rs"]
+mod issuer;
+
 struct Server {
     addr: std::net::SocketAddr,
     url: String,
@@ -115,7 +118,13 @@ async fn http(
     body: &str,
 ) -> (u16, String, String) {
     let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let mut req = format!("{method} {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\ncontent-type: application/json\r\naccept: application/json, text/event-stream\r\ncontent-length: {}\r\n", body.len());
+    let mut req = format!("{method} {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\naccept: application/json, text/event-stream\r\ncontent-length: {}\r\n", body.len());
+    if !headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+    {
+        req.push_str("content-type: application/json\r\n");
+    }
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
