@@ -353,46 +353,6 @@ pub fn open(at: &crate::config::StoreAt) -> Result<Box<dyn Store>, Error> {
 mod tests {
     use super::*;
 
-    /// The laws every store keeps; run on SQLite here and on Redis in `tests/it/redis.rs`.
-    pub fn laws(s: &dyn Store) {
-        assert_eq!(s.secret_hash("bot").expect("read"), None);
-        s.set_secret_hash("bot", &[1; 32]).expect("set");
-        s.set_secret_hash("bot", &[2; 32]).expect("replace");
-        assert_eq!(s.secret_hash("bot").expect("read"), Some([2; 32]));
-        let exp = unix_now() + 60;
-        assert!(s.use_assertion("bot", "j1", exp).expect("first"));
-        assert!(!s.use_assertion("bot", "j1", exp).expect("replay"));
-        assert!(s.use_assertion("bot2", "j1", exp).expect("another client"));
-        assert!(s.use_assertion("bot", "j1\0x", exp).expect("another id"));
-        let t = Issued {
-            revocation_id: "ab".repeat(32),
-            client: "bot".into(),
-            user: "svc".into(),
-            scopes: "read write".into(),
-            resource: "https://mcp.example/mcp".into(),
-            issued: 10,
-            expires: unix_now() + 600,
-            revoked: None,
-        };
-        s.record(&t).expect("record");
-        assert_eq!(s.issued(&t.revocation_id).expect("read"), Some(t.clone()));
-        s.mark_revoked(&t.revocation_id, 20).expect("revoke");
-        s.mark_revoked(&t.revocation_id, 30).expect("again");
-        assert_eq!(
-            s.issued(&t.revocation_id)
-                .expect("read")
-                .and_then(|r| r.revoked),
-            Some(20),
-            "the first revocation time stays"
-        );
-        assert_eq!(s.issued("cd").expect("read"), None);
-    }
-
-    #[test]
-    fn sqlite_keeps_the_laws() {
-        laws(&SqliteStore::memory().expect("db"));
-    }
-
     #[test]
     fn sqlite_survives_a_reopen_and_is_private() {
         let dir = std::env::temp_dir().join(format!("captix-issuer-{}", std::process::id()));

@@ -3,6 +3,7 @@
 
 mod metadata;
 mod revoke;
+mod store;
 mod token;
 
 use std::path::PathBuf;
