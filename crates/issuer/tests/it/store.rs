@@ -4,7 +4,6 @@
 use captix_issuer::store::{Issued, RedisStore, SqliteStore, Store};
 
 #[path = "../../../redis/tests/support/server.rs"]
-#[allow(dead_code)]
 mod server;
 
 fn laws(s: &dyn Store, replica: &dyn Store) {
