@@ -215,6 +215,8 @@ pub fn run() -> Result<String, CliError> {
         "\n$ captix audit verify audit.jsonl\nok: {} records, hash chain intact",
         records.len()
     );
+    #[cfg(feature = "issuer")]
+    crate::demo_issuer::run(o)?;
     let _ = writeln!(
         o,
         "\nNext: `captix keygen --out root`, then `captix mint --help` to make your own tickets."
@@ -222,7 +224,7 @@ pub fn run() -> Result<String, CliError> {
     Ok(out)
 }
 
-fn heading(o: &mut String, title: &str) {
+pub(crate) fn heading(o: &mut String, title: &str) {
     let _ = writeln!(o, "\n== {title}\n");
 }
 
@@ -234,7 +236,15 @@ fn budget(s: &str) -> Result<captix::Budget, CliError> {
     Ok(s.parse()?)
 }
 
-fn check(o: &mut String, v: &Verifier, ticket: &str, who: &str, tool: &str, args: &str, now: u64) {
+pub(crate) fn check(
+    o: &mut String,
+    v: &Verifier,
+    ticket: &str,
+    who: &str,
+    tool: &str,
+    args: &str,
+    now: u64,
+) {
     let decision = Call::new(tool, args)
         .map(|c| c.at(now))
         .and_then(|c| v.check(ticket, &c));

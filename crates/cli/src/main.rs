@@ -3,6 +3,8 @@
 
 mod cli;
 mod demo;
+#[cfg(feature = "issuer")]
+mod demo_issuer;
 mod error;
 #[cfg(feature = "issuer")]
 mod issuer;

@@ -163,7 +163,8 @@ pub fn audit_text(records: &[Record]) -> String {
                     .or(r.scope_requested.as_ref())
                     .map(|s| format!("scope {s:?}"))
                     .unwrap_or_default();
-                let _ = writeln!(s, "#{:<4} {when}  {what:<22} {who}  {scopes}", r.seq);
+                let line = format!("#{:<4} {when}  {what:<22} {who}  {scopes}", r.seq);
+                let _ = writeln!(s, "{}", line.trim_end());
                 if let Some(reason) = &r.reason {
                     let _ = writeln!(s, "       {reason}");
                 }

@@ -784,6 +784,12 @@ fn demo_tells_the_whole_story() {
         "resources/read invoices://acme/summary\n          ALLOW",
         "hash chain intact",
         "tools/list for the sub-agent: list_invoices",
+        // The issuer over HTTP: a grant from the policy, checked, revoked, audited.
+        "token_type \"Bearer\", scope \"invoices:read\", expires_in 300",
+        "  restriction    row list_invoices:/org = \"acme\"",
+        "RFC 7009: 200\nbot       list_invoices {\"org\":\"acme\"}\n          DENY revoked",
+        "GRANT                  billing-bot for svc-billing  scope \"invoices:read\"",
+        "REVOKE                 billing-bot for svc-billing\n",
     ] {
         assert!(out.contains(needle), "demo lacks {needle:?}:\n{out}");
     }

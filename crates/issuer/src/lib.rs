@@ -281,6 +281,63 @@ pub fn run(path: &Path) -> Result<(), Error> {
     })
 }
 
+/// An issuer serving on its own thread (embedding, `captix demo`); it stops when dropped.
+pub struct Running {
+    addr: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Where it listens.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Serves `issuer` on `listener` from a new thread with its own runtime.
+pub fn spawn(issuer: Arc<Issuer>, listener: std::net::TcpListener) -> Result<Running, Error> {
+    let io = |e: std::io::Error| Error::Io(format!("could not start the issuer: {e}"));
+    let addr = listener.local_addr().map_err(io)?;
+    listener.set_nonblocking(true).map_err(io)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(io)?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("captix-issuer".into())
+        .spawn(move || {
+            rt.block_on(async move {
+                let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+                    return;
+                };
+                let _ = axum::serve(listener, router(issuer))
+                    .with_graceful_shutdown(async {
+                        let _ = stopped.await;
+                    })
+                    .await;
+            });
+        })
+        .map_err(io)?;
+    Ok(Running {
+        addr,
+        stop: Some(stop),
+        thread: Some(thread),
+    })
+}
+
 async fn shutdown() {
     #[cfg(unix)]
     {
