@@ -93,6 +93,19 @@ pub fn env() -> Env {
 }
 
 pub fn env_at(issuer_url: &str) -> Env {
+    env_with(
+        issuer_url,
+        |t| t,
+        || Box::new(captix_issuer::store::SqliteStore::memory().expect("db")),
+    )
+}
+
+/// An issuer whose configuration text `edit` changes, over the store `store` makes.
+pub fn env_with(
+    issuer_url: &str,
+    edit: impl Fn(String) -> String,
+    store: impl Fn() -> Box<dyn captix_issuer::Store>,
+) -> Env {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
     let dir = std::env::temp_dir().join(format!(
@@ -105,14 +118,12 @@ pub fn env_at(issuer_url: &str) -> Env {
     let key = SigningKey::from_seed(&[42; 32]);
     key.save(&dir.join("issuer.key")).expect("key file");
     let agent_key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
-    let config = Config::parse(&config_text(issuer_url, &agent_key), &dir).expect("config");
+    let text = edit(config_text(issuer_url, &agent_key));
+    let config = Config::parse(&text, &dir).expect("config");
     let audit = Arc::new(MemoryAudit::new());
-    let issuer = Issuer::with_store(
-        config,
-        Box::new(captix_issuer::store::SqliteStore::memory().expect("db")),
-    )
-    .expect("issuer")
-    .audit_to(audit.clone());
+    let issuer = Issuer::with_store(config, store())
+        .expect("issuer")
+        .audit_to(audit.clone());
     let secret = issuer.new_client_secret("billing-bot").expect("secret");
     let other_secret = issuer.new_client_secret("other-bot").expect("secret");
     Env {

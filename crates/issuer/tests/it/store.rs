@@ -72,3 +72,74 @@ fn redis_keeps_the_laws_across_replicas_and_fails_closed() {
         "no replay check, no pass"
     );
 }
+
+/// Two issuer replicas on one Redis: a secret made on one works on the other, an assertion
+/// used on one is refused on the other, a revocation on one reaches a server's Redis
+/// revocation source.
+#[tokio::test]
+async fn two_issuer_replicas_share_one_redis() {
+    let r = server::Redis::start();
+    let url = r.url();
+    let edit = |t: String| {
+        t.replace(
+            r#"revocations = "revoked.txt""#,
+            &format!("revocations = \"{url}\"\nstore = \"{url}\""),
+        )
+    };
+    let store = || -> Box<dyn Store> { Box::new(RedisStore::new(&url).expect("store")) };
+    let one = crate::env_with("https://as.example", edit, store);
+    let two = crate::env_with("https://as.example", edit, store);
+    // `two` made billing-bot's secret last: it works on both replicas, the first one does not.
+    let cc = [
+        ("grant_type", "client_credentials"),
+        ("resource", crate::RESOURCE),
+    ];
+    let b = crate::basic("billing-bot", &two.secret);
+    let ticket = one.post("/token", &[("authorization", &b)], &cc).await;
+    assert_eq!(ticket.status, axum::http::StatusCode::OK, "{}", ticket.body);
+    let stale = crate::basic("billing-bot", &one.secret);
+    assert_eq!(
+        two.post("/token", &[("authorization", &stale)], &cc)
+            .await
+            .status,
+        401
+    );
+    // One assertion, two replicas: the second use is a replay.
+    let jwt = one.assertion("shared-jti", "https://as.example");
+    let kind = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+    let params = [
+        cc[0],
+        cc[1],
+        ("client_assertion_type", kind),
+        ("client_assertion", jwt.as_str()),
+    ];
+    assert_eq!(one.post("/token", &[], &params).await.status, 200);
+    assert_eq!(two.post("/token", &[], &params).await.status, 401);
+    // Revoked through replica two (the ticket was issued by one): a server sees it.
+    let text = ticket.body["access_token"]
+        .as_str()
+        .expect("ticket")
+        .to_string();
+    let a = two
+        .post("/revoke", &[("authorization", &b)], &[("token", &text)])
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let source = captix_redis::RedisRevocations::new(
+        &url,
+        captix_redis::Options::default(),
+        std::time::Duration::from_secs(1),
+    )
+    .expect("revocations");
+    let verifier = captix::Verifier::builder(captix::KeySet::from(one.key.public()))
+        .resource(crate::RESOURCE)
+        .revocations(std::sync::Arc::new(source))
+        .without_budgets()
+        .build();
+    let call = captix::Call::new("list_invoices", r#"{"org":"acme"}"#)
+        .expect("call")
+        .at(crate::now());
+    assert_eq!(
+        verifier.check(&text, &call).expect_err("revoked").code,
+        captix::Code::Revoked
+    );
+}
