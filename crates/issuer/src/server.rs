@@ -227,7 +227,8 @@ async fn token(State(issuer): State<Arc<Issuer>>, headers: HeaderMap, body: Body
     };
     // Minting signs and the store may touch the disk: off the async workers.
     let answer =
-        tokio::task::spawn_blocking(move || issuer.token(&headers, &form, crate::now())).await;
+        tokio::task::spawn_blocking(move || issuer.token(&headers, &form, crate::issuer::now()))
+            .await;
     match answer {
         Ok(Ok(body)) => no_store(StatusCode::OK, Some(body)),
         Ok(Err(e)) => refuse(&e),
@@ -246,7 +247,8 @@ async fn revoke(State(issuer): State<Arc<Issuer>>, headers: HeaderMap, body: Bod
         }
     };
     let answer =
-        tokio::task::spawn_blocking(move || issuer.revoke(&headers, &form, crate::now())).await;
+        tokio::task::spawn_blocking(move || issuer.revoke(&headers, &form, crate::issuer::now()))
+            .await;
     match answer {
         Ok(Ok(())) => no_store(StatusCode::OK, None),
         Ok(Err(e)) => refuse(&e),
@@ -431,7 +433,7 @@ impl Issuer {
     pub(crate) fn refused(&self, client: Option<&str>, scope: Option<&str>, e: &OAuthError) {
         let r = captix::audit::Record::issuer(
             "refusal",
-            crate::now(),
+            crate::issuer::now(),
             client,
             None,
             scope,

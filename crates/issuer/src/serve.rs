@@ -1,0 +1,126 @@
+//! Serving: until a signal (`captix issuer serve`), or from a thread (embedding, the demo).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::{router, Error, Issuer};
+
+/// Serves the issuer of the configuration file at `path` until Ctrl-C (or SIGTERM); SIGHUP
+/// re-reads the keys and the policy (docs §17.5).
+pub fn run(path: &Path) -> Result<(), Error> {
+    let issuer = Arc::new(Issuer::open(path)?);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Io(format!("could not start the runtime: {e}")))?;
+    rt.block_on(async move {
+        let addr = issuer.state().config.listen;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| Error::Io(format!("could not listen on {addr}: {e}")))?;
+        let local = listener
+            .local_addr()
+            .map_err(|e| Error::Io(e.to_string()))?;
+        let state = issuer.state();
+        println!(
+            "captix issuer {} on http://{local} (metadata: {}/.well-known/oauth-authorization-server{})",
+            state.config.issuer,
+            state.config.issuer.split('/').take(3).collect::<Vec<_>>().join("/"),
+            issuer.path()
+        );
+        #[cfg(unix)]
+        {
+            let again = issuer.clone();
+            tokio::spawn(async move {
+                use tokio::signal::unix::{signal, SignalKind};
+                let Ok(mut hup) = signal(SignalKind::hangup()) else {
+                    return;
+                };
+                while hup.recv().await.is_some() {
+                    match again.reload() {
+                        Ok(()) => eprintln!("captix issuer: configuration reloaded"),
+                        Err(e) => eprintln!("captix issuer: reload refused, keeping the old configuration: {e}"),
+                    }
+                }
+            });
+        }
+        axum::serve(listener, router(issuer))
+            .with_graceful_shutdown(shutdown())
+            .await
+            .map_err(|e| Error::Io(e.to_string()))
+    })
+}
+
+/// An issuer serving on its own thread (embedding, `captix demo`); it stops when dropped.
+pub struct Running {
+    addr: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Where it listens.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Serves `issuer` on `listener` from a new thread with its own runtime.
+pub fn spawn(issuer: Arc<Issuer>, listener: std::net::TcpListener) -> Result<Running, Error> {
+    let io = |e: std::io::Error| Error::Io(format!("could not start the issuer: {e}"));
+    let addr = listener.local_addr().map_err(io)?;
+    listener.set_nonblocking(true).map_err(io)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(io)?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("captix-issuer".into())
+        .spawn(move || {
+            rt.block_on(async move {
+                let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+                    return;
+                };
+                let _ = axum::serve(listener, router(issuer))
+                    .with_graceful_shutdown(async {
+                        let _ = stopped.await;
+                    })
+                    .await;
+            });
+        })
+        .map_err(io)?;
+    Ok(Running {
+        addr,
+        stop: Some(stop),
+        thread: Some(thread),
+    })
+}
+
+async fn shutdown() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut term) = signal(SignalKind::terminate()) else {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
