@@ -71,6 +71,13 @@ impl Revocations {
     }
 }
 
+impl State {
+    /// The id of the key that signs new tickets.
+    pub fn key_id(&self) -> captix::KeyId {
+        self.key.key_id()
+    }
+}
+
 fn load_state(config: Config) -> Result<State, Error> {
     let mut keys = KeySet::new();
     let mut signing = None;

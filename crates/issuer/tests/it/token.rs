@@ -388,3 +388,33 @@ async fn a_reload_rotates_the_signing_key_without_a_restart() {
         StatusCode::OK
     );
 }
+
+#[tokio::test]
+async fn a_reload_reads_the_file_again_and_a_bad_file_changes_nothing() {
+    let e = env();
+    let path = e.dir.join("issuer.toml");
+    let text = crate::config_text("https://as.example", &e.agent_key);
+    std::fs::write(&path, &text).expect("config");
+    let issuer = captix_issuer::Issuer::open(&path).expect("open");
+    let new_key = captix::SigningKey::from_seed(&[44; 32]);
+    new_key.save(&e.dir.join("new.key")).expect("key");
+    std::fs::write(
+        &path,
+        text.replace(
+            r#"keys = ["issuer.key"]"#,
+            r#"keys = ["new.key", "issuer.key"]"#,
+        ),
+    )
+    .expect("rotate");
+    issuer.reload().expect("reload");
+    let signing = |i: &captix_issuer::Issuer| i.state().key_id();
+    assert_eq!(signing(&issuer), new_key.key_id());
+    std::fs::write(&path, "issuer = ").expect("break");
+    let err = issuer.reload().expect_err("a broken file");
+    assert!(err.to_string().contains("line 1"), "{err}");
+    assert_eq!(
+        signing(&issuer),
+        new_key.key_id(),
+        "the running state is kept"
+    );
+}
