@@ -75,17 +75,17 @@ pub fn authenticate(
 ) -> Result<String, OAuthError> {
     match presented {
         Presented::Secret { id, secret, .. } => {
-            let stored = match policy.clients.get(id) {
-                Some(c) if c.public_key.is_none() => store
-                    .secret_hash(id)
-                    .map_err(|e| OAuthError::unavailable(e.to_string()))?,
-                _ => None,
-            };
-            // The same work whether or not the client exists: hash and compare.
+            // The same work whatever the id names (a secret client, a key client, nothing):
+            // one store lookup, one hash, one constant-time comparison, one answer.
+            let lookup = if id.len() <= 128 { id.as_str() } else { "" };
+            let stored = store
+                .secret_hash(lookup)
+                .map_err(|e| OAuthError::unavailable(e.to_string()))?;
+            let usable = matches!(policy.clients.get(id), Some(c) if c.public_key.is_none());
             let presented = secret_hash(secret);
             let known = stored.unwrap_or([0xA5; 32]);
             let equal: bool = presented.ct_eq(&known).into();
-            if equal && stored.is_some() {
+            if equal && stored.is_some() && usable {
                 Ok(id.clone())
             } else {
                 Err(OAuthError::invalid_client(
@@ -145,6 +145,11 @@ fn check_assertion(
     if jwt.len() > MAX_ASSERTION {
         return Err(bad("longer than 4096 bytes"));
     }
+    // RFC 7515 §2: base64url without padding; a padded form is another encoding of the same
+    // bytes, refused rather than normalized.
+    if jwt.contains('=') {
+        return Err(bad("padding in a JWS part"));
+    }
     let mut parts = jwt.split('.');
     let (Some(h), Some(p), Some(s), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -170,19 +175,20 @@ fn check_assertion(
     if form_id.is_some_and(|id| id != claims.sub) {
         return Err(bad("client_id is not the assertion's subject"));
     }
+    let sig = b64(s)
+        .and_then(|b| ed25519_dalek::Signature::from_slice(&b).ok())
+        .ok_or_else(|| bad("the signature is not 64 bytes of base64url"))?;
+    // One answer for an unknown subject, a subject without a key and a wrong signature: the
+    // answer does not tell which client ids exist.
+    let not_signed = || bad("not signed with the key registered for its subject");
     let key = policy
         .clients
         .get(&claims.sub)
         .and_then(|c| c.public_key.as_ref())
-        .ok_or_else(|| bad("no key is registered for its subject"))?;
-    let sig = b64(s)
-        .and_then(|b| ed25519_dalek::Signature::from_slice(&b).ok())
-        .ok_or_else(|| bad("the signature is not 64 bytes of base64url"))?;
-    let vk = ed25519_dalek::VerifyingKey::from_bytes(&key.to_bytes())
-        .map_err(|_| bad("the registered key is not a valid Ed25519 key"))?;
+        .ok_or_else(not_signed)?;
+    let vk = ed25519_dalek::VerifyingKey::from_bytes(&key.to_bytes()).map_err(|_| not_signed())?;
     let signed = &jwt.as_bytes()[..h.len() + 1 + p.len()];
-    vk.verify_strict(signed, &sig)
-        .map_err(|_| bad("bad signature"))?;
+    vk.verify_strict(signed, &sig).map_err(|_| not_signed())?;
     let token_endpoint = format!("{issuer}/token");
     let names_us = |a: &str| a == issuer || a == token_endpoint;
     let aud_ok = match &claims.aud {
@@ -267,7 +273,7 @@ mod tests {
         let list_aud = claims("bot", "bot", "[\"x\",\"https://as.example\"]", now + 60);
         assert!(check_assertion(&jwt(&key, h, &list_aud), Some("bot"), &m, iss, now).is_ok());
         let cases = [
-            (jwt(&other, h, &good), "bad signature"),
+            (jwt(&other, h, &good), "not signed with the key"),
             (jwt(&key, r#"{"alg":"none"}"#, &good), "alg must be EdDSA"),
             (jwt(&key, r#"{"alg":"HS256"}"#, &good), "alg must be EdDSA"),
             (
@@ -288,8 +294,9 @@ mod tests {
                     h,
                     &claims("eve", "eve", "\"https://as.example\"", now + 60),
                 ),
-                "no key",
+                "not signed with the key",
             ),
+            (format!("{}=", jwt(&key, h, &good)), "padding"),
             (
                 jwt(
                     &key,

@@ -101,7 +101,8 @@ impl RowTemplate {
         let Some(name) = &self.attribute else {
             return Some(self.filter.clone());
         };
-        let value = attrs.get(name)?.clone();
+        // An empty value would make a prefix row admit everything: it is no value.
+        let value = attrs.get(name).filter(|v| !v.is_empty())?.clone();
         let mut f = self.filter.clone();
         f.constraint = match f.constraint {
             Constraint::Prefix(_) => Constraint::Prefix(value),
@@ -219,7 +220,7 @@ impl Config {
             }
         };
 
-        let issuer = file.issuer.get_ref().trim_end_matches('/').to_string();
+        let issuer = file.issuer.get_ref().clone();
         check_issuer(&issuer).map_err(|m| at(file.issuer.span(), m))?;
         let listen = match &file.listen {
             None => SocketAddr::from(([127, 0, 0, 1], 8789)),
@@ -321,10 +322,13 @@ impl Config {
             ));
         }
         for (user, attrs) in &file.users {
-            let map = attrs
-                .iter()
-                .map(|(k, v)| (k.get_ref().clone(), v.get_ref().clone()))
-                .collect();
+            let mut map = BTreeMap::new();
+            for (k, v) in attrs {
+                if v.get_ref().is_empty() {
+                    return Err(at(v.span(), format!("user {:?}: attribute {:?} is empty (a prefix row of it would admit everything)", user.get_ref(), k.get_ref())));
+                }
+                map.insert(k.get_ref().clone(), v.get_ref().clone());
+            }
             policy.users.insert(user.get_ref().clone(), map);
         }
         for (id, c) in &file.clients {
@@ -368,8 +372,20 @@ fn check_issuer(issuer: &str) -> Result<(), String> {
     if issuer.contains(['?', '#']) {
         return bad("must have no query or fragment (RFC 8414 §2)");
     }
-    if !issuer.bytes().all(|b| b.is_ascii_graphic()) {
-        return bad("must be printable ASCII without spaces");
+    // RFC 8414 §3.3: the metadata's `issuer` is this exact string, and the endpoints' paths
+    // are built from it: no trailing `/` to strip, and a path of plain segments only (it
+    // becomes a route; `{x}` or `*` would match any path).
+    if issuer.ends_with('/') {
+        return bad("must not end with `/` (the metadata names it exactly as written)");
+    }
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-._~".contains(c);
+    if !authority.chars().all(|c| plain(c) || "[]:".contains(c)) {
+        return bad("the host must be a name, an IPv4 address or a bracketed IPv6 address, with an optional port");
+    }
+    if !path.split('/').skip(1).all(|seg| !seg.is_empty() && seg != "." && seg != ".." && seg.chars().all(plain)) {
+        return bad("the path must be segments of letters, digits, `-`, `.`, `_` or `~`");
     }
     Ok(())
 }

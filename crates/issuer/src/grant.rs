@@ -15,6 +15,8 @@ pub const DETAILS_TYPE: &str = "captix";
 const MAX_SCOPES: usize = 32;
 /// At most this many bytes of `authorization_details`.
 pub const MAX_DETAILS: usize = 8192;
+/// At most this many row filters in a ticket the issuer mints.
+pub const MAX_ROWS: usize = 64;
 
 /// What a client asks for.
 #[derive(Clone, Debug, Default)]
@@ -379,6 +381,21 @@ fn narrow(g: &mut Grant, text: &str) -> Result<(), OAuthError> {
     }
     g.rows.extend(rows);
     g.budgets.extend(budgets);
+    // The request's own excess is its error (400), not the server's (a ticket that cannot be
+    // signed would otherwise answer 503, and a client would retry it forever).
+    if g.rows.len() > MAX_ROWS {
+        return Err(OAuthError::invalid_details(format!(
+            "{} row filters: at most {MAX_ROWS}",
+            g.rows.len()
+        )));
+    }
+    if g.budgets.len() > captix::limits::MAX_BUDGETS_PER_BLOCK {
+        return Err(OAuthError::invalid_details(format!(
+            "{} budgets: at most {}",
+            g.budgets.len(),
+            captix::limits::MAX_BUDGETS_PER_BLOCK
+        )));
+    }
     // RFC 9396 §7: the response carries what was granted, with every member filled in.
     g.details = Some(Granted {
         kind: DETAILS_TYPE.into(),
