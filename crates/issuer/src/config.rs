@@ -16,6 +16,11 @@ use crate::error::ConfigError;
 pub const MAX_LIFETIME: u64 = 86_400;
 /// The lifetime when the file names none: 15 minutes.
 pub const DEFAULT_LIFETIME: u64 = 900;
+/// How many tickets a client may get when the file does not say: 60 an hour.
+pub const DEFAULT_TICKETS: crate::store::IssueLimit = crate::store::IssueLimit {
+    max: 60,
+    window: 3600,
+};
 
 /// A read and checked configuration.
 #[derive(Clone, Debug)]
@@ -113,7 +118,7 @@ impl RowTemplate {
 }
 
 /// One client (an agent, by OAuth client id).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Client {
     /// The scopes it may have.
     pub scopes: Vec<String>,
@@ -126,6 +131,21 @@ pub struct Client {
     /// Its public key for `private_key_jwt` (RFC 7523, EdDSA); without one it authenticates
     /// with a client secret.
     pub public_key: Option<PublicKey>,
+    /// How many tickets it may get in a window (`tickets = "60/hour"`, the default).
+    pub tickets: crate::store::IssueLimit,
+}
+
+impl Default for Client {
+    fn default() -> Self {
+        Client {
+            scopes: vec![],
+            user: String::new(),
+            lifetime: None,
+            budgets: vec![],
+            public_key: None,
+            tickets: DEFAULT_TICKETS,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -178,6 +198,7 @@ struct ClientT {
     #[serde(default)]
     budgets: Vec<Spanned<String>>,
     public_key: Option<Spanned<String>>,
+    tickets: Option<Spanned<String>>,
 }
 
 /// At most this many bytes of configuration.
@@ -384,7 +405,11 @@ fn check_issuer(issuer: &str) -> Result<(), String> {
     if !authority.chars().all(|c| plain(c) || "[]:".contains(c)) {
         return bad("the host must be a name, an IPv4 address or a bracketed IPv6 address, with an optional port");
     }
-    if !path.split('/').skip(1).all(|seg| !seg.is_empty() && seg != "." && seg != ".." && seg.chars().all(plain)) {
+    if !path
+        .split('/')
+        .skip(1)
+        .all(|seg| !seg.is_empty() && seg != "." && seg != ".." && seg.chars().all(plain))
+    {
         return bad("the path must be segments of letters, digits, `-`, `.`, `_` or `~`");
     }
     Ok(())
@@ -585,6 +610,23 @@ fn client_of(
             }
         }
         client.budgets.push(budget);
+    }
+    if let Some(t) = &c.tickets {
+        // The budget form without a tool: `N/WINDOW`, a window required.
+        let b: Budget = t
+            .get_ref()
+            .parse()
+            .map_err(|e: captix::Error| err(t, format!("tickets: {e}")))?;
+        if b.tool != ToolSel::Any || b.window == 0 || b.max_calls == 0 {
+            return Err(err(
+                t,
+                format!("tickets {:?}: write N/WINDOW, like 60/hour", t.get_ref()),
+            ));
+        }
+        client.tickets = crate::store::IssueLimit {
+            max: b.max_calls,
+            window: b.window,
+        };
     }
     if let Some(k) = &c.public_key {
         client.public_key =

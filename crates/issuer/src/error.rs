@@ -73,8 +73,11 @@ pub struct OAuthError {
     pub code: &'static str,
     /// `error_description`: printable ASCII (RFC 6749 §5.2 allows %x20-21 / %x23-5B / %x5D-7E).
     pub description: String,
-    /// The HTTP status: 400, 401 for `invalid_client`, 503 when the store fails.
+    /// The HTTP status: 400, 401 for `invalid_client`, 429 past a client's ticket limit,
+    /// 503 when the store fails.
     pub status: u16,
+    /// `Retry-After` seconds, for 429 and 503.
+    pub retry_after: Option<u64>,
 }
 
 impl OAuthError {
@@ -83,6 +86,7 @@ impl OAuthError {
             code,
             description: ascii_description(&description.into()),
             status,
+            retry_after: None,
         }
     }
     /// `invalid_request`: a missing, repeated or malformed parameter.
@@ -120,7 +124,15 @@ impl OAuthError {
     /// `temporarily_unavailable` (503): the store or the revocation target failed; nothing
     /// was issued or revoked.
     pub fn unavailable(d: impl Into<String>) -> Self {
-        Self::new("temporarily_unavailable", 503, d)
+        let mut e = Self::new("temporarily_unavailable", 503, d);
+        e.retry_after = Some(1);
+        e
+    }
+    /// 429 `temporarily_unavailable`: the client had its share of tickets for now.
+    pub fn too_many(d: impl Into<String>, retry_after: u64) -> Self {
+        let mut e = Self::new("temporarily_unavailable", 429, d);
+        e.retry_after = Some(retry_after);
+        e
     }
     /// The response body.
     pub fn body(&self) -> serde_json::Value {

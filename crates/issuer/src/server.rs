@@ -15,6 +15,7 @@ use zeroize::Zeroizing;
 use crate::client_auth::{Presented, JWT_BEARER};
 use crate::error::{quote, OAuthError};
 use crate::grant::{self, DETAILS_TYPE};
+use crate::store::Revoked;
 use crate::Issuer;
 
 /// At most this many bytes of form: a revocation carries a ticket (at most 16 KiB), which
@@ -22,6 +23,9 @@ use crate::Issuer;
 const MAX_FORM: usize = 64 * 1024;
 /// At most this many form parameters.
 const MAX_PARAMS: usize = 16;
+/// At most this many revoked tickets attenuated from one issued ticket (each is a line in
+/// every server's revocation set; past it, the client revokes the issued ticket).
+const MAX_REVOKED_UNDER: u64 = 64;
 /// The `realm` of the `WWW-Authenticate` of a 401: a fixed value, never request data.
 const CHALLENGE: &str = "Basic realm=\"captix-issuer\", charset=\"UTF-8\"";
 
@@ -210,9 +214,10 @@ fn refuse(e: &OAuthError) -> Response {
             HeaderValue::from_static(CHALLENGE),
         );
     }
-    if e.status == 503 {
-        r.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    if let Some(secs) = e.retry_after {
+        if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+            r.headers_mut().insert(header::RETRY_AFTER, v);
+        }
     }
     r
 }
@@ -312,27 +317,54 @@ impl Issuer {
             details: form.get("authorization_details").map(|s| s.as_str()),
         };
         let g = grant::decide(&state.config.policy, &req).map_err(fail)?;
-        let ticket = g
-            .mint(&state.key, &state.config.issuer, now)
-            .map_err(|e| fail(OAuthError::unavailable(format!("could not mint: {e}"))))?;
+        let ticket = g.mint(&state.key, &state.config.issuer, now).map_err(|e| {
+            fail(if req.details.is_some() {
+                OAuthError::invalid_details(format!("the ticket asked for cannot be made: {e}"))
+            } else {
+                OAuthError::unavailable(format!("could not mint: {e}"))
+            })
+        })?;
         let id = ticket
             .revocation_ids()
             .next()
             .map(|r| r.to_hex())
             .unwrap_or_default();
         let scopes = g.scopes.join(" ");
-        self.store
-            .record(&crate::store::Issued {
-                revocation_id: id.clone(),
-                client: client.clone(),
-                user: g.user.clone(),
-                scopes: scopes.clone(),
-                resource: g.resource.clone(),
-                issued: now,
-                expires: now.saturating_add(g.lifetime),
-                revoked: None,
-            })
+        let limit = state
+            .config
+            .policy
+            .clients
+            .get(&client)
+            .map_or(crate::config::DEFAULT_TICKETS, |c| c.tickets);
+        let recorded = self
+            .store
+            .record(
+                &crate::store::Issued {
+                    revocation_id: id.clone(),
+                    client: client.clone(),
+                    user: g.user.clone(),
+                    scopes: scopes.clone(),
+                    resource: g.resource.clone(),
+                    issued: now,
+                    expires: now.saturating_add(g.lifetime),
+                    revoked: None,
+                },
+                limit,
+            )
             .map_err(|e| fail(OAuthError::unavailable(e.to_string())))?;
+        if !recorded {
+            // Budgets count per ticket chain: without this cap, a client would refill them by
+            // asking for a new ticket (docs §17.2).
+            return Err(fail(OAuthError::too_many(
+                format!(
+                    "client {} was issued {} tickets in the last {}",
+                    quote(&client, 64),
+                    limit.max,
+                    captix::format_duration(limit.window)
+                ),
+                limit.window,
+            )));
+        }
         let mut record = captix::audit::Record::issuer(
             "grant",
             now,
@@ -389,16 +421,27 @@ impl Issuer {
         };
         let chain: Vec<String> = ticket.revocation_ids().map(|r| r.to_hex()).collect();
         let authority = chain.first().cloned().unwrap_or_default();
+        let unavailable = |e: crate::Error| OAuthError::unavailable(e.to_string());
         let record = self
             .store
-            .issued(&authority)
-            .map_err(|e| OAuthError::unavailable(e.to_string()))?;
-        if record.as_ref().map(|r| r.client.as_str()) != Some(client.as_str()) {
-            let e = OAuthError::unauthorized_client(
-                "this ticket was not issued to the authenticated client",
-            );
-            self.refused(Some(&client), None, &e);
-            return Err(e);
+            .issued(&client, &authority)
+            .map_err(unavailable)?
+            .ok_or_else(|| {
+                let e = OAuthError::unauthorized_client(
+                    "this ticket was not issued to the authenticated client",
+                );
+                self.refused(Some(&client), None, &e);
+                e
+            })?;
+        // Nothing to write for a ticket no server accepts any more: expired, or its root
+        // already revoked (which covers every ticket attenuated from it).
+        let expired = ticket
+            .expires()
+            .unwrap_or(record.expires)
+            .min(record.expires)
+            <= now;
+        if expired || record.revoked.is_some() {
+            return Ok(());
         }
         // The presented ticket's last block: it and every ticket attenuated from it. For a
         // ticket as issued, that is its authority block: the whole chain.
@@ -407,24 +450,42 @@ impl Issuer {
             .last()
             .cloned()
             .ok_or_else(|| OAuthError::invalid_request("the ticket has no blocks"))?;
-        self.revocations
-            .revoke(&last)
-            .map_err(|e| OAuthError::unavailable(format!("could not revoke: {e}")))?;
-        if chain.len() == 1 {
-            self.store
-                .mark_revoked(&authority, now)
-                .map_err(|e| OAuthError::unavailable(e.to_string()))?;
+        let outcome = self
+            .store
+            .revoke(
+                &client,
+                &authority,
+                &last.to_hex(),
+                now,
+                MAX_REVOKED_UNDER,
+                &mut || {
+                    self.revocations
+                        .revoke(&last)
+                        .map_err(|e| crate::Error::Io(format!("could not revoke: {e}")))
+                },
+            )
+            .map_err(unavailable)?;
+        match outcome {
+            Revoked::New => {}
+            Revoked::Already => return Ok(()),
+            Revoked::TooMany => {
+                let e = OAuthError::invalid_request(format!(
+                    "{MAX_REVOKED_UNDER} tickets attenuated from this one are revoked already: revoke the ticket itself"
+                ));
+                self.refused(Some(&client), None, &e);
+                return Err(e);
+            }
         }
         let mut r = captix::audit::Record::issuer(
             "revocation",
             now,
             Some(&client),
-            record.as_ref().map(|r| r.user.as_str()),
+            Some(&record.user),
             None,
             None,
         );
         r.chain = chain;
-        r.resource = record.map(|r| r.resource);
+        r.resource = Some(record.resource);
         self.audit(r).map_err(OAuthError::unavailable)?;
         Ok(())
     }

@@ -27,7 +27,28 @@ pub struct Issued {
     pub revoked: Option<u64>,
 }
 
-/// Where the issuer keeps its state. Every method is one atomic step.
+/// A per-client issuance limit: at most `max` tickets in any `window` seconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IssueLimit {
+    /// Tickets.
+    pub max: u64,
+    /// Seconds.
+    pub window: u64,
+}
+
+/// What a revocation did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Revoked {
+    /// The id is newly revoked: write it where the servers read.
+    New,
+    /// It was revoked before: nothing to write.
+    Already,
+    /// The ticket already has the most revoked descendants allowed: revoke the ticket itself.
+    TooMany,
+}
+
+/// Where the issuer keeps its state. Every method is one atomic step, also across replicas
+/// sharing the store.
 pub trait Store: Send + Sync {
     /// The client's secret hash, if it has one.
     fn secret_hash(&self, client: &str) -> Result<Option<[u8; 32]>, Error>;
@@ -35,10 +56,22 @@ pub trait Store: Send + Sync {
     fn set_secret_hash(&self, client: &str, hash: &[u8; 32]) -> Result<(), Error>;
     /// Marks an assertion id used until `expires`; false if it was used before (a replay).
     fn use_assertion(&self, client: &str, jti: &str, expires: u64) -> Result<bool, Error>;
-    /// Records an issued ticket.
-    fn record(&self, issued: &Issued) -> Result<(), Error>;
-    /// The record of a ticket, by its authority block's revocation id.
-    fn issued(&self, revocation_id: &str) -> Result<Option<Issued>, Error>;
-    /// Marks a ticket revoked.
-    fn mark_revoked(&self, revocation_id: &str, at: u64) -> Result<(), Error>;
+    /// Records an issued ticket unless its client already got `limit.max` tickets in the
+    /// `limit.window` seconds before `issued.issued`; false (nothing recorded) then.
+    fn record(&self, issued: &Issued, limit: IssueLimit) -> Result<bool, Error>;
+    /// The record of a ticket issued to `client`, by its authority block's revocation id.
+    fn issued(&self, client: &str, revocation_id: &str) -> Result<Option<Issued>, Error>;
+    /// Revokes `id`, the ticket `root` (issued to `client`) or a ticket attenuated from it;
+    /// at most `max_under` distinct ids per root. For a new id it calls `write` (which puts
+    /// the id where the servers read it) before recording it: if `write` fails, nothing is
+    /// recorded and a retry writes again. Revoking the root marks its record.
+    fn revoke(
+        &self,
+        client: &str,
+        root: &str,
+        id: &str,
+        at: u64,
+        max_under: u64,
+        write: &mut dyn FnMut() -> Result<(), Error>,
+    ) -> Result<Revoked, Error>;
 }

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::sync::Mutex;
 
-use crate::store::{Issued, Store};
+use crate::store::{IssueLimit, Issued, Revoked, Store};
 use crate::Error;
 
 fn db(e: impl std::fmt::Display) -> Error {
@@ -39,6 +39,12 @@ impl SqliteStore {
                  revocation_id TEXT PRIMARY KEY, client TEXT NOT NULL, user TEXT NOT NULL,
                  scopes TEXT NOT NULL, resource TEXT NOT NULL, issued INTEGER NOT NULL,
                  expires INTEGER NOT NULL, revoked INTEGER);
+             CREATE INDEX IF NOT EXISTS tickets_client ON tickets (client, issued);
+             CREATE INDEX IF NOT EXISTS tickets_expires ON tickets (expires);
+             CREATE TABLE IF NOT EXISTS revoked (
+                 id TEXT PRIMARY KEY, root TEXT NOT NULL, expires INTEGER NOT NULL);
+             CREATE INDEX IF NOT EXISTS revoked_root ON revoked (root);
+             CREATE INDEX IF NOT EXISTS revoked_expires ON revoked (expires);
              CREATE TABLE IF NOT EXISTS assertions (
                  client TEXT NOT NULL, jti TEXT NOT NULL, expires INTEGER NOT NULL,
                  PRIMARY KEY (client, jti));
@@ -72,6 +78,23 @@ fn unix_now() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+/// Records are kept this long after their ticket expires (long enough to answer about it).
+const KEEP_AFTER_EXPIRY: u64 = 86_400;
+
+fn row_to_issued(r: &rusqlite::Row<'_>) -> rusqlite::Result<Issued> {
+    let int = |i: usize| r.get::<_, i64>(i).map(|v| v.max(0) as u64);
+    Ok(Issued {
+        revocation_id: r.get(0)?,
+        client: r.get(1)?,
+        user: r.get(2)?,
+        scopes: r.get(3)?,
+        resource: r.get(4)?,
+        issued: int(5)?,
+        expires: int(6)?,
+        revoked: r.get::<_, Option<i64>>(7)?.map(|v| v.max(0) as u64),
+    })
 }
 
 impl Store for SqliteStore {
@@ -116,69 +139,156 @@ impl Store for SqliteStore {
         Ok(n == 1)
     }
 
-    fn record(&self, t: &Issued) -> Result<(), Error> {
-        self.conn()
-            .execute(
-                "INSERT INTO tickets (revocation_id, client, user, scopes, resource, issued, expires, revoked)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL)",
-                rusqlite::params![
-                    t.revocation_id,
-                    t.client,
-                    t.user,
-                    t.scopes,
-                    t.resource,
-                    t.issued as i64,
-                    t.expires as i64
-                ],
+    fn record(&self, t: &Issued, limit: IssueLimit) -> Result<bool, Error> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(db)?;
+        let old = unix_now().saturating_sub(KEEP_AFTER_EXPIRY) as i64;
+        tx.execute("DELETE FROM tickets WHERE expires < ?1", [old])
+            .map_err(db)?;
+        tx.execute("DELETE FROM revoked WHERE expires < ?1", [old])
+            .map_err(db)?;
+        let since = t.issued.saturating_sub(limit.window) as i64;
+        let count: i64 = tx
+            .query_row(
+                "SELECT COUNT(*) FROM tickets WHERE client = ?1 AND issued > ?2",
+                rusqlite::params![t.client, since],
+                |r| r.get(0),
             )
             .map_err(db)?;
-        Ok(())
+        if count.max(0) as u64 >= limit.max {
+            return Ok(false);
+        }
+        tx.execute(
+            "INSERT INTO tickets (revocation_id, client, user, scopes, resource, issued, expires, revoked)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL)",
+            rusqlite::params![
+                t.revocation_id,
+                t.client,
+                t.user,
+                t.scopes,
+                t.resource,
+                t.issued as i64,
+                t.expires as i64
+            ],
+        )
+        .map_err(db)?;
+        tx.commit().map_err(db)?;
+        Ok(true)
     }
 
-    fn issued(&self, revocation_id: &str) -> Result<Option<Issued>, Error> {
+    fn issued(&self, client: &str, revocation_id: &str) -> Result<Option<Issued>, Error> {
         let conn = self.conn();
         let mut q = conn
             .prepare_cached(
                 "SELECT revocation_id, client, user, scopes, resource, issued, expires, revoked
-                 FROM tickets WHERE revocation_id = ?1",
+                 FROM tickets WHERE revocation_id = ?1 AND client = ?2",
             )
             .map_err(db)?;
-        let mut rows = q.query([revocation_id]).map_err(db)?;
-        let Some(r) = rows.next().map_err(db)? else {
-            return Ok(None);
-        };
-        let int = |i: usize| r.get::<_, i64>(i).map(|v| v.max(0) as u64);
-        Ok(Some(Issued {
-            revocation_id: r.get(0).map_err(db)?,
-            client: r.get(1).map_err(db)?,
-            user: r.get(2).map_err(db)?,
-            scopes: r.get(3).map_err(db)?,
-            resource: r.get(4).map_err(db)?,
-            issued: int(5).map_err(db)?,
-            expires: int(6).map_err(db)?,
-            revoked: r
-                .get::<_, Option<i64>>(7)
-                .map_err(db)?
-                .map(|v| v.max(0) as u64),
-        }))
+        let mut rows = q.query([revocation_id, client]).map_err(db)?;
+        match rows.next().map_err(db)? {
+            Some(r) => Ok(Some(row_to_issued(r).map_err(db)?)),
+            None => Ok(None),
+        }
     }
 
-    fn mark_revoked(&self, revocation_id: &str, at: u64) -> Result<(), Error> {
-        self.conn()
-            .execute(
-                "UPDATE tickets SET revoked = ?2 WHERE revocation_id = ?1 AND revoked IS NULL",
-                rusqlite::params![revocation_id, at as i64],
+    fn revoke(
+        &self,
+        client: &str,
+        root: &str,
+        id: &str,
+        at: u64,
+        max_under: u64,
+        write: &mut dyn FnMut() -> Result<(), Error>,
+    ) -> Result<Revoked, Error> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(db)?;
+        let expires: Option<i64> = tx
+            .query_row(
+                "SELECT expires FROM tickets WHERE revocation_id = ?1 AND client = ?2",
+                [root, client],
+                |r| r.get(0),
+            )
+            .map(Some)
+            .or_else(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                e => Err(e),
+            })
+            .map_err(db)?;
+        let Some(expires) = expires else {
+            return Err(Error::Store(format!("no ticket {root} of client {client}")));
+        };
+        let known: i64 = tx
+            .query_row("SELECT COUNT(*) FROM revoked WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .map_err(db)?;
+        if known > 0 {
+            return Ok(Revoked::Already);
+        }
+        let under: i64 = tx
+            .query_row(
+                "SELECT COUNT(*) FROM revoked WHERE root = ?1",
+                [root],
+                |r| r.get(0),
             )
             .map_err(db)?;
-        Ok(())
+        if id != root && under.max(0) as u64 >= max_under {
+            return Ok(Revoked::TooMany);
+        }
+        write()?;
+        tx.execute(
+            "INSERT INTO revoked (id, root, expires) VALUES (?1, ?2, ?3)",
+            rusqlite::params![id, root, expires],
+        )
+        .map_err(db)?;
+        if id == root {
+            tx.execute(
+                "UPDATE tickets SET revoked = ?2 WHERE revocation_id = ?1 AND revoked IS NULL",
+                rusqlite::params![root, at as i64],
+            )
+            .map_err(db)?;
+        }
+        tx.commit().map_err(db)?;
+        Ok(Revoked::New)
     }
 }
 
-/// The Redis store, shared by every issuer replica (docs §17.6 key layout).
+/// The Redis store, shared by every issuer replica (docs §17.6 key layout). Every key of a
+/// client shares its hash tag, so each multi-key step is one script on one node of a cluster.
 pub struct RedisStore {
     conn: captix_redis::Conn,
     prefix: String,
 }
+
+/// `record`: KEYS issued zset, ticket hash; ARGV now, since, max, rid, expireat, window,
+/// then the record's fields.
+const RECORD: &str = r"
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[4])
+redis.call('EXPIRE', KEYS[1], ARGV[6])
+redis.call('HSET', KEYS[2], 'client', ARGV[7], 'user', ARGV[8], 'scopes', ARGV[9],
+  'resource', ARGV[10], 'issued', ARGV[1], 'expires', ARGV[11])
+redis.call('EXPIREAT', KEYS[2], ARGV[5])
+return 1
+";
+
+/// `revoke`, first step (read only): KEYS ticket hash, revoked set; ARGV id, root, max.
+/// 0 new, 1 already, 2 too many, 3 no such ticket.
+const REVOKE_CHECK: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 3 end
+if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then return 1 end
+if ARGV[1] ~= ARGV[2] and redis.call('SCARD', KEYS[2]) >= tonumber(ARGV[3]) then return 2 end
+return 0
+";
+
+/// `revoke`, after the write: KEYS ticket hash, revoked set; ARGV id, root, at.
+const REVOKE_MARK: &str = r"
+redis.call('SADD', KEYS[2], ARGV[1])
+redis.call('EXPIREAT', KEYS[2], redis.call('EXPIRETIME', KEYS[1]))
+if ARGV[1] == ARGV[2] then redis.call('HSETNX', KEYS[1], 'revoked', ARGV[3]) end
+return 0
+";
 
 impl RedisStore {
     /// Connects (lazily) to `url`.
@@ -197,8 +307,9 @@ impl RedisStore {
         self.conn.with(f).map_err(|d| Error::Store(d.reason))
     }
 
-    fn ticket_key(&self, revocation_id: &str) -> String {
-        format!("{}:ticket:{revocation_id}", self.prefix)
+    /// A key of this client's: `captix:issuer:{<hex id>}:<rest>`.
+    fn key(&self, client: &str, rest: &str) -> String {
+        format!("{}:{{{}}}:{rest}", self.prefix, hex::encode(client))
     }
 }
 
@@ -227,9 +338,10 @@ impl Store for RedisStore {
 
     fn use_assertion(&self, client: &str, jti: &str, expires: u64) -> Result<bool, Error> {
         use sha2::Digest as _;
-        // One key per (client, jti), unambiguous whatever the two hold.
-        let id = hex::encode(sha2::Sha256::digest(format!("{client}\0{jti}")));
-        let key = format!("{}:jti:{id}", self.prefix);
+        let key = self.key(
+            client,
+            &format!("jti:{}", hex::encode(sha2::Sha256::digest(jti))),
+        );
         let set: Option<String> = self.with(|c| {
             captix_redis::redis::cmd("SET")
                 .arg(&key)
@@ -242,37 +354,31 @@ impl Store for RedisStore {
         Ok(set.is_some())
     }
 
-    fn record(&self, t: &Issued) -> Result<(), Error> {
-        let key = self.ticket_key(&t.revocation_id);
-        self.with(|c| {
-            captix_redis::redis::pipe()
-                .atomic()
-                .cmd("HSET")
-                .arg(&key)
-                .arg("client")
-                .arg(&t.client)
-                .arg("user")
-                .arg(&t.user)
-                .arg("scopes")
-                .arg(&t.scopes)
-                .arg("resource")
-                .arg(&t.resource)
-                .arg("issued")
+    fn record(&self, t: &Issued, limit: IssueLimit) -> Result<bool, Error> {
+        let issued = self.key(&t.client, "issued");
+        let ticket = self.key(&t.client, &format!("ticket:{}", t.revocation_id));
+        let ok: i64 = self.with(|c| {
+            captix_redis::redis::Script::new(RECORD)
+                .key(&issued)
+                .key(&ticket)
                 .arg(t.issued)
-                .arg("expires")
+                .arg(t.issued.saturating_sub(limit.window))
+                .arg(limit.max)
+                .arg(&t.revocation_id)
+                .arg(t.expires.saturating_add(KEEP_AFTER_EXPIRY))
+                .arg(limit.window.max(1))
+                .arg(&t.client)
+                .arg(&t.user)
+                .arg(&t.scopes)
+                .arg(&t.resource)
                 .arg(t.expires)
-                .ignore()
-                // Kept a day past expiry: long enough to answer a revocation of it.
-                .cmd("EXPIREAT")
-                .arg(&key)
-                .arg(t.expires.saturating_add(86_400))
-                .ignore()
-                .query::<()>(c)
-        })
+                .invoke(c)
+        })?;
+        Ok(ok == 1)
     }
 
-    fn issued(&self, revocation_id: &str) -> Result<Option<Issued>, Error> {
-        let key = self.ticket_key(revocation_id);
+    fn issued(&self, client: &str, revocation_id: &str) -> Result<Option<Issued>, Error> {
+        let key = self.key(client, &format!("ticket:{revocation_id}"));
         let map: std::collections::HashMap<String, String> =
             self.with(|c| captix_redis::redis::cmd("HGETALL").arg(&key).query(c))?;
         if map.is_empty() {
@@ -292,15 +398,45 @@ impl Store for RedisStore {
         }))
     }
 
-    fn mark_revoked(&self, revocation_id: &str, at: u64) -> Result<(), Error> {
-        let key = self.ticket_key(revocation_id);
+    fn revoke(
+        &self,
+        client: &str,
+        root: &str,
+        id: &str,
+        at: u64,
+        max_under: u64,
+        write: &mut dyn FnMut() -> Result<(), Error>,
+    ) -> Result<Revoked, Error> {
+        let ticket = self.key(client, &format!("ticket:{root}"));
+        let set = self.key(client, &format!("revoked:{root}"));
+        // Check, write, mark: two replicas revoking one id at once may both write it (the
+        // servers' set absorbs a duplicate); a failed write marks nothing.
+        let r: i64 = self.with(|c| {
+            captix_redis::redis::Script::new(REVOKE_CHECK)
+                .key(&ticket)
+                .key(&set)
+                .arg(id)
+                .arg(root)
+                .arg(max_under)
+                .invoke(c)
+        })?;
+        match r {
+            0 => {}
+            1 => return Ok(Revoked::Already),
+            2 => return Ok(Revoked::TooMany),
+            _ => return Err(Error::Store(format!("no ticket {root} of client {client}"))),
+        }
+        write()?;
         self.with(|c| {
-            captix_redis::redis::cmd("HSETNX")
-                .arg(&key)
-                .arg("revoked")
+            captix_redis::redis::Script::new(REVOKE_MARK)
+                .key(&ticket)
+                .key(&set)
+                .arg(id)
+                .arg(root)
                 .arg(at)
-                .query::<()>(c)
-        })
+                .invoke::<i64>(c)
+        })?;
+        Ok(Revoked::New)
     }
 }
 

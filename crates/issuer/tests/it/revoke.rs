@@ -155,3 +155,82 @@ async fn invalid_or_foreign_tokens_are_not_errors_and_not_written() {
     let missing = e.post("/revoke", &[("authorization", &auth)], &[]).await;
     assert_eq!(missing.body["error"], "invalid_request");
 }
+
+#[tokio::test]
+async fn a_revocation_is_written_once_and_descendants_are_bounded() {
+    let e = env();
+    let ticket = e.ticket(&[CC, RES]).await;
+    let auth = basic("billing-bot", &e.secret);
+    let parent = captix::UnverifiedTicket::parse(&ticket).expect("parse");
+    // A sub-agent's tickets: each revocable once, at most 64 under one issued ticket.
+    for n in 0..64 {
+        let child = parent
+            .attenuate()
+            .budget(format!("{}", n + 1).parse().expect("budget"))
+            .sign_unverified()
+            .expect("child");
+        for _ in 0..2 {
+            let a = e
+                .post(
+                    "/revoke",
+                    &[("authorization", &auth)],
+                    &[("token", child.as_str())],
+                )
+                .await;
+            assert_eq!(a.status, StatusCode::OK);
+        }
+    }
+    assert_eq!(revoked(&e).len(), 64, "each child once");
+    let one_more = parent
+        .attenuate()
+        .tool("get_invoice")
+        .sign_unverified()
+        .expect("child");
+    let a = e
+        .post(
+            "/revoke",
+            &[("authorization", &auth)],
+            &[("token", one_more.as_str())],
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert!(a.body["error_description"]
+        .as_str()
+        .unwrap_or("")
+        .contains("revoke the ticket itself"));
+    // The ticket itself: written once; after it, its descendants need nothing more.
+    for _ in 0..3 {
+        let a = e
+            .post(
+                "/revoke",
+                &[("authorization", &auth)],
+                &[("token", &ticket)],
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::OK);
+    }
+    let a = e
+        .post(
+            "/revoke",
+            &[("authorization", &auth)],
+            &[("token", one_more.as_str())],
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(revoked(&e).len(), 65);
+    // An expired ticket is not written: no server accepts it anyway.
+    let short = parent
+        .attenuate()
+        .expires_at(crate::now() - 1)
+        .sign_unverified()
+        .expect("child");
+    let a = e
+        .post(
+            "/revoke",
+            &[("authorization", &auth)],
+            &[("token", short.as_str())],
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(revoked(&e).len(), 65);
+}

@@ -1,10 +1,23 @@
 //! The stores keep the same laws: SQLite (the default) and Redis (many issuer replicas), the
 //! latter against a real redis-server on loopback, started here.
 
-use captix_issuer::store::{Issued, RedisStore, SqliteStore, Store};
+use captix_issuer::store::{IssueLimit, Issued, RedisStore, Revoked, SqliteStore, Store};
 
 #[path = "../../../redis/tests/support/server.rs"]
 mod server;
+
+fn issued(id: &str, at: u64) -> Issued {
+    Issued {
+        revocation_id: id.into(),
+        client: "bot".into(),
+        user: "svc".into(),
+        scopes: "read write".into(),
+        resource: "https://mcp.example/mcp".into(),
+        issued: at,
+        expires: at + 600,
+        revoked: None,
+    }
+}
 
 fn laws(s: &dyn Store, replica: &dyn Store) {
     assert_eq!(s.secret_hash("bot").expect("read"), None);
@@ -19,31 +32,96 @@ fn laws(s: &dyn Store, replica: &dyn Store) {
         .expect("replay elsewhere"));
     assert!(s.use_assertion("bot2", "j1", exp).expect("another client"));
     assert!(s.use_assertion("bot", "j1\0x", exp).expect("another id"));
-    let t = Issued {
-        revocation_id: "ab".repeat(32),
-        client: "bot".into(),
-        user: "svc".into(),
-        scopes: "read write".into(),
-        resource: "https://mcp.example/mcp".into(),
-        issued: 10,
-        expires: crate::now() + 600,
-        revoked: None,
-    };
-    s.record(&t).expect("record");
+
+    // Issuance: at most 3 tickets a minute per client, counted over every replica.
+    let now = crate::now();
+    let three = IssueLimit { max: 3, window: 60 };
+    let ids: Vec<String> = (0..5).map(|i| format!("{i:02x}").repeat(32)).collect();
+    assert!(s
+        .record(&issued(&ids[0], now - 61), three)
+        .expect("old one"));
+    assert!(s.record(&issued(&ids[1], now - 10), three).expect("1"));
+    assert!(replica.record(&issued(&ids[2], now - 5), three).expect("2"));
+    assert!(s.record(&issued(&ids[3], now), three).expect("3"));
+    assert!(!replica
+        .record(&issued(&ids[4], now), three)
+        .expect("4th in the window"));
     assert_eq!(
-        replica.issued(&t.revocation_id).expect("read"),
+        s.issued("bot", &ids[4]).expect("read"),
+        None,
+        "a refused one is not kept"
+    );
+    let mut other = issued(&ids[4], now);
+    other.client = "bot2".into();
+    assert!(s
+        .record(&other, three)
+        .expect("another client has its own count"));
+
+    // Records are per client.
+    let t = issued(&ids[1], now - 10);
+    assert_eq!(
+        replica.issued("bot", &t.revocation_id).expect("read"),
         Some(t.clone())
     );
-    replica.mark_revoked(&t.revocation_id, 20).expect("revoke");
-    s.mark_revoked(&t.revocation_id, 30).expect("again");
     assert_eq!(
-        s.issued(&t.revocation_id)
-            .expect("read")
-            .and_then(|r| r.revoked),
-        Some(20),
-        "the first revocation time stays"
+        replica.issued("bot2", &t.revocation_id).expect("read"),
+        None
     );
-    assert_eq!(s.issued("cd").expect("read"), None);
+
+    // Revocation: written once, recorded after the write, at most 2 descendants here.
+    let mut writes = 0;
+    let mut ok = || {
+        writes += 1;
+        Ok(())
+    };
+    let root = &t.revocation_id;
+    let child = |n: u8| format!("{n:02x}").repeat(64);
+    assert_eq!(
+        s.revoke("bot", root, &child(1), 20, 2, &mut ok)
+            .expect("child"),
+        Revoked::New
+    );
+    assert_eq!(
+        replica
+            .revoke("bot", root, &child(1), 21, 2, &mut ok)
+            .expect("again"),
+        Revoked::Already
+    );
+    let mut failing = || Err(captix_issuer::Error::Io("disk full".into()));
+    assert!(s
+        .revoke("bot", root, &child(2), 22, 2, &mut failing)
+        .is_err());
+    assert_eq!(
+        s.revoke("bot", root, &child(2), 23, 2, &mut ok)
+            .expect("a failed write is retried"),
+        Revoked::New
+    );
+    assert_eq!(
+        s.revoke("bot", root, &child(3), 24, 2, &mut ok)
+            .expect("third"),
+        Revoked::TooMany
+    );
+    assert_eq!(
+        s.revoke("bot", root, root, 25, 2, &mut ok)
+            .expect("the root"),
+        Revoked::New
+    );
+    assert_eq!(
+        replica
+            .revoke("bot", root, root, 26, 2, &mut ok)
+            .expect("root again"),
+        Revoked::Already
+    );
+    assert_eq!(
+        s.issued("bot", root).expect("read").and_then(|r| r.revoked),
+        Some(25),
+        "the root's record is marked once"
+    );
+    assert!(
+        s.revoke("bot2", root, root, 27, 2, &mut ok).is_err(),
+        "not bot2's ticket"
+    );
+    assert_eq!(writes, 3, "each new id written once, nothing else");
 }
 
 #[test]

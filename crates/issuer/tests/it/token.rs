@@ -418,3 +418,32 @@ async fn a_reload_reads_the_file_again_and_a_bad_file_changes_nothing() {
         "the running state is kept"
     );
 }
+
+#[tokio::test]
+async fn a_client_gets_a_bounded_number_of_tickets() {
+    // Budgets count per ticket chain: a new ticket starts them afresh, so the issuer caps
+    // how many tickets a client gets (`tickets`, default 60 an hour).
+    let e = crate::env_with(
+        "https://as.example",
+        |t| {
+            t.replace(
+                "user = \"svc-billing\"",
+                "user = \"svc-billing\"\ntickets = \"3/hour\"",
+            )
+        },
+        || Box::new(captix_issuer::store::SqliteStore::memory().expect("db")),
+    );
+    for _ in 0..3 {
+        e.ticket(&[CC, RES]).await;
+    }
+    let a = e.token(&[CC, RES]).await;
+    assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS, "{}", a.body);
+    assert_eq!(a.body["error"], "temporarily_unavailable");
+    assert_eq!(a.headers["retry-after"], "3600");
+    // Another client is not affected.
+    let other = basic("other-bot", &e.other_secret);
+    let b = e
+        .post("/token", &[("authorization", &other)], &[CC, RES])
+        .await;
+    assert_eq!(b.status, StatusCode::OK, "{}", b.body);
+}
