@@ -36,7 +36,7 @@ pub use error::{ConfigError, Error, OAuthError};
 #[cfg(feature = "server")]
 pub use issuer::{Issuer, State};
 #[cfg(feature = "server")]
-pub use serve::{run, spawn, Running};
+pub use serve::{run, serve_within, spawn, spawn_within, Limits, Running};
 #[cfg(feature = "server")]
 pub use server::router;
 pub use store::Store;

@@ -1,9 +1,70 @@
 //! Serving: until a signal (`captix issuer serve`), or from a thread (embedding, the demo).
 
+use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::{router, Error, Issuer};
+
+/// What one client can hold of the server: connections and time (docs §17.3).
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Open connections at once; past it, new ones are closed at once.
+    pub max_connections: usize,
+    /// Time to send the request line and headers.
+    pub header_timeout: Duration,
+    /// Time for a whole connection: one request (no keep-alive), body and answer included.
+    pub connection_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 1024,
+            header_timeout: Duration::from_secs(10),
+            connection_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Serves `app` on `listener` within `limits` until `stop` completes. One request per
+/// connection: a token endpoint needs no keep-alive, and an idle connection is one that a
+/// slow client holds.
+pub async fn serve_within(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    limits: Limits,
+    stop: impl Future<Output = ()>,
+) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    tokio::pin!(stop);
+    loop {
+        let accepted = tokio::select! {
+            () = &mut stop => return,
+            a = listener.accept() => a,
+        };
+        let Ok((stream, _)) = accepted else {
+            // Out of file descriptors, say: let it pass rather than spin.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            drop(stream);
+            continue;
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        tokio::spawn(async move {
+            let mut http = hyper::server::conn::http1::Builder::new();
+            http.timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(limits.header_timeout)
+                .keep_alive(false);
+            let conn = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            let _ = tokio::time::timeout(limits.connection_timeout, conn).await;
+            drop(slot);
+        });
+    }
+}
 
 /// Serves the issuer of the configuration file at `path` until Ctrl-C (or SIGTERM); SIGHUP
 /// re-reads the keys and the policy (docs §17.5).
@@ -44,10 +105,8 @@ pub fn run(path: &Path) -> Result<(), Error> {
                 }
             });
         }
-        axum::serve(listener, router(issuer))
-            .with_graceful_shutdown(shutdown())
-            .await
-            .map_err(|e| Error::Io(e.to_string()))
+        serve_within(listener, router(issuer), Limits::default(), shutdown()).await;
+        Ok(())
     })
 }
 
@@ -78,6 +137,15 @@ impl Drop for Running {
 
 /// Serves `issuer` on `listener` from a new thread with its own runtime.
 pub fn spawn(issuer: Arc<Issuer>, listener: std::net::TcpListener) -> Result<Running, Error> {
+    spawn_within(issuer, listener, Limits::default())
+}
+
+/// [`spawn`] with other limits.
+pub fn spawn_within(
+    issuer: Arc<Issuer>,
+    listener: std::net::TcpListener,
+    limits: Limits,
+) -> Result<Running, Error> {
     let io = |e: std::io::Error| Error::Io(format!("could not start the issuer: {e}"));
     let addr = listener.local_addr().map_err(io)?;
     listener.set_nonblocking(true).map_err(io)?;
@@ -93,11 +161,10 @@ pub fn spawn(issuer: Arc<Issuer>, listener: std::net::TcpListener) -> Result<Run
                 let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
                     return;
                 };
-                let _ = axum::serve(listener, router(issuer))
-                    .with_graceful_shutdown(async {
-                        let _ = stopped.await;
-                    })
-                    .await;
+                let stop = async {
+                    let _ = stopped.await;
+                };
+                serve_within(listener, router(issuer), limits, stop).await;
             });
         })
         .map_err(io)?;

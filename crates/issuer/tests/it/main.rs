@@ -1,6 +1,7 @@
 //! The issuer's endpoints against their RFCs, through the router (no sockets).
 #![allow(missing_docs)]
 
+mod limits;
 mod metadata;
 mod revoke;
 mod store;
