@@ -92,6 +92,10 @@ pub struct Record {
     /// For `grant` records: the scopes granted.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub scope_granted: Option<String>,
+    /// For `refusal` records: the client id a request claimed without authenticating
+    /// (request data, not an identity; `agent` is only ever an authenticated client).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub claimed: Option<String>,
     /// SHA-256 (hex) of the previous line's bytes, or [`GENESIS`].
     pub prev: String,
 }
@@ -120,6 +124,7 @@ impl Record {
             resource: None,
             scope_requested: None,
             scope_granted: None,
+            claimed: None,
             prev: String::new(),
         }
     }

@@ -147,10 +147,11 @@ pub fn audit_text(records: &[Record]) -> String {
                 );
             }
             "grant" | "refusal" | "revocation" => {
-                let who = match (&r.agent, &r.user) {
-                    (Some(a), Some(u)) => format!("{a} for {u}"),
-                    (Some(a), None) => a.clone(),
-                    _ => "(unknown client)".into(),
+                let who = match (&r.agent, &r.user, &r.claimed) {
+                    (Some(a), Some(u), _) => format!("{} for {}", clean(a), clean(u)),
+                    (Some(a), None, _) => clean(a),
+                    (None, _, Some(c)) => format!("claimed {:?} (not authenticated)", c),
+                    _ => "(no client)".into(),
                 };
                 let what = match r.kind.as_str() {
                     "grant" => "GRANT".to_string(),
@@ -163,10 +164,11 @@ pub fn audit_text(records: &[Record]) -> String {
                     .or(r.scope_requested.as_ref())
                     .map(|s| format!("scope {s:?}"))
                     .unwrap_or_default();
+                let what = clean(&what);
                 let line = format!("#{:<4} {when}  {what:<22} {who}  {scopes}", r.seq);
                 let _ = writeln!(s, "{}", line.trim_end());
                 if let Some(reason) = &r.reason {
-                    let _ = writeln!(s, "       {reason}");
+                    let _ = writeln!(s, "       {}", clean(reason));
                 }
                 if let Some(id) = r.chain.first() {
                     let _ = writeln!(s, "       ticket {}", short(id));
@@ -174,7 +176,7 @@ pub fn audit_text(records: &[Record]) -> String {
             }
             _ => {
                 let who = match (&r.agent, &r.user) {
-                    (Some(a), Some(u)) => format!("{a} for {u}"),
+                    (Some(a), Some(u)) => format!("{} for {}", clean(a), clean(u)),
                     _ => "(unreadable ticket)".into(),
                 };
                 let args = r
@@ -182,7 +184,7 @@ pub fn audit_text(records: &[Record]) -> String {
                     .as_ref()
                     .map(|a| {
                         a.iter()
-                            .map(|(k, v)| format!("{k}={v}"))
+                            .map(|(k, v)| clean(&format!("{k}={v}")))
                             .collect::<Vec<_>>()
                             .join(" ")
                     })
@@ -195,10 +197,10 @@ pub fn audit_text(records: &[Record]) -> String {
                     s,
                     "#{:<4} {when}  {verdict:<22} {who}  {} {args}",
                     r.seq,
-                    r.tool.as_deref().unwrap_or("?")
+                    clean(r.tool.as_deref().unwrap_or("?"))
                 );
                 if let Some(reason) = &r.reason {
-                    let _ = writeln!(s, "       {reason}");
+                    let _ = writeln!(s, "       {}", clean(reason));
                 }
                 if r.chain.len() > 1 {
                     let chain: Vec<String> = r.chain.iter().map(|c| short(c)).collect();
@@ -208,4 +210,60 @@ pub fn audit_text(records: &[Record]) -> String {
         }
     }
     s
+}
+
+/// Text from a record for a terminal: control characters (newlines, escape sequences) are
+/// written escaped, so a value can neither forge a line nor drive the terminal.
+fn clean(s: &str) -> String {
+    if !s.chars().any(char::is_control) {
+        return s.to_string();
+    }
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_values_cannot_forge_lines_or_drive_the_terminal() {
+        let mut refusal = Record::issuer(
+            "refusal",
+            1_800_000_000,
+            None,
+            None,
+            None,
+            Some(("invalid_client", "no")),
+        );
+        refusal.claimed = Some("x\n#99   GRANT  refund-bot\u{1b}[2K".into());
+        let mut decision = Record::issuer(
+            "grant",
+            1_800_000_000,
+            Some("a\nb"),
+            Some("u\u{7}"),
+            None,
+            None,
+        );
+        decision.reason = Some("r\r\n#2 fake".into());
+        let text = audit_text(&[refusal, decision]);
+        assert_eq!(
+            text.lines().count(),
+            4,
+            "two records of two lines each: {text}"
+        );
+        assert!(!text.contains('\u{1b}') && !text.contains('\u{7}') && !text.contains('\r'));
+        assert!(
+            text.contains("claimed \"x\\n#99   GRANT  refund-bot\\u{1b}[2K\" (not authenticated)"),
+            "{text}"
+        );
+        assert!(text.contains("a\\nb for u\\u{7}"), "{text}");
+    }
 }

@@ -28,6 +28,8 @@ pub struct Issuer {
     pub(crate) store: Box<dyn Store>,
     audit: Option<Arc<dyn AuditSink>>,
     pub(crate) revocations: Revocations,
+    /// Unauthenticated refusals: (second, recorded in it, left out since the last recorded).
+    pub(crate) unauthenticated: Mutex<(u64, u32, u64)>,
 }
 
 /// Where revocations go (the servers' revocation source).
@@ -122,6 +124,7 @@ impl Issuer {
             store,
             audit,
             revocations,
+            unauthenticated: Mutex::new((0, 0, 0)),
         })
     }
 

@@ -226,7 +226,7 @@ async fn token(State(issuer): State<Arc<Issuer>>, headers: HeaderMap, body: Body
     let form = match read_form(&headers, body).await {
         Ok(f) => f,
         Err(e) => {
-            issuer.refused(None, None, &e);
+            issuer.refused(&Caller::Unknown, None, &e);
             return refuse(&e);
         }
     };
@@ -247,7 +247,7 @@ async fn revoke(State(issuer): State<Arc<Issuer>>, headers: HeaderMap, body: Bod
     let form = match read_form(&headers, body).await {
         Ok(f) => f,
         Err(e) => {
-            issuer.refused(None, None, &e);
+            issuer.refused(&Caller::Unknown, None, &e);
             return refuse(&e);
         }
     };
@@ -273,23 +273,26 @@ impl Issuer {
         now: u64,
     ) -> Result<serde_json::Value, OAuthError> {
         let scope = form.get("scope").map(|s| s.as_str());
-        let claimed = form.get("client_id").map(|s| s.as_str());
-        self.token_inner(headers, form, now).map_err(|(e, client)| {
-            self.refused(client.as_deref().or(claimed), scope, &e);
+        self.token_inner(headers, form, now).map_err(|(e, caller)| {
+            self.refused(&caller, scope, &e);
             e
         })
     }
 
-    /// A refusal carries the client id it names, authenticated or not, for the audit log.
+    /// A refusal carries who asked, authenticated or not, for the audit log.
     fn token_inner(
         &self,
         headers: &HeaderMap,
         form: &Form,
         now: u64,
-    ) -> Result<serde_json::Value, (OAuthError, Option<String>)> {
+    ) -> Result<serde_json::Value, (OAuthError, Caller)> {
         let state = self.state();
-        let p = presented(headers, form).map_err(|e| (e, None))?;
-        let claimed = client_id_of(&p);
+        let claimed_in_form = || {
+            form.get("client_id")
+                .map_or(Caller::Unknown, |c| Caller::Claimed(c.as_str().to_string()))
+        };
+        let p = presented(headers, form).map_err(|e| (e, claimed_in_form()))?;
+        let claimed = client_id_of(&p).map_or(Caller::Unknown, Caller::Claimed);
         let client = crate::client_auth::authenticate(
             &p,
             &state.config.policy,
@@ -298,7 +301,7 @@ impl Issuer {
             now,
         )
         .map_err(|e| (e, claimed))?;
-        let fail = |e: OAuthError| (e, Some(client.clone()));
+        let fail = |e: OAuthError| (e, Caller::Client(client.clone()));
         match form.get("grant_type").map(|g| g.as_str()) {
             None => return Err(fail(OAuthError::invalid_request("grant_type is required"))),
             Some("client_credentials") => {}
@@ -400,8 +403,9 @@ impl Issuer {
         now: u64,
     ) -> Result<(), OAuthError> {
         let state = self.state();
-        let p = presented(headers, form).inspect_err(|e| self.refused(None, None, e))?;
-        let claimed = client_id_of(&p);
+        let p =
+            presented(headers, form).inspect_err(|e| self.refused(&Caller::Unknown, None, e))?;
+        let claimed = client_id_of(&p).map_or(Caller::Unknown, Caller::Claimed);
         let client = crate::client_auth::authenticate(
             &p,
             &state.config.policy,
@@ -409,10 +413,11 @@ impl Issuer {
             self.store.as_ref(),
             now,
         )
-        .inspect_err(|e| self.refused(claimed.as_deref(), None, e))?;
+        .inspect_err(|e| self.refused(&claimed, None, e))?;
+        let caller = Caller::Client(client.clone());
         let Some(text) = form.get("token") else {
             let e = OAuthError::invalid_request("token is required");
-            self.refused(Some(&client), None, &e);
+            self.refused(&caller, None, &e);
             return Err(e);
         };
         // Only tickets this issuer signed: garbage never reaches the servers' revocation list.
@@ -430,7 +435,7 @@ impl Issuer {
                 let e = OAuthError::unauthorized_client(
                     "this ticket was not issued to the authenticated client",
                 );
-                self.refused(Some(&client), None, &e);
+                self.refused(&caller, None, &e);
                 e
             })?;
         // Nothing to write for a ticket no server accepts any more: expired, or its root
@@ -472,7 +477,7 @@ impl Issuer {
                 let e = OAuthError::invalid_request(format!(
                     "{MAX_REVOKED_UNDER} tickets attenuated from this one are revoked already: revoke the ticket itself"
                 ));
-                self.refused(Some(&client), None, &e);
+                self.refused(&caller, None, &e);
                 return Err(e);
             }
         }
@@ -490,16 +495,115 @@ impl Issuer {
         Ok(())
     }
 
-    /// Audits a refusal (best effort: the refusal stands whether or not it is written).
-    pub(crate) fn refused(&self, client: Option<&str>, scope: Option<&str>, e: &OAuthError) {
-        let r = captix::audit::Record::issuer(
+    /// Audits a refusal (best effort: the refusal stands whether or not it is written). A
+    /// caller that did not authenticate is named only as `claimed`, and such refusals are
+    /// recorded at most [`UNAUTHENTICATED_PER_SECOND`] a second: past it they are counted,
+    /// and the next recorded one says how many were left out (anyone can send them; the log
+    /// must not fill the disk that grants need).
+    pub(crate) fn refused(&self, caller: &Caller, scope: Option<&str>, e: &OAuthError) {
+        let now = crate::issuer::now();
+        let mut reason = e.description.clone();
+        if !matches!(caller, Caller::Client(_)) {
+            match self.unauthenticated_gate(now) {
+                None => return,
+                Some(0) => {}
+                Some(skipped) => reason.push_str(&format!(
+                    " ({skipped} more unauthenticated refusals not recorded)"
+                )),
+            }
+        }
+        let client = match caller {
+            Caller::Client(c) => Some(c.as_str()),
+            _ => None,
+        };
+        let mut r = captix::audit::Record::issuer(
             "refusal",
-            crate::issuer::now(),
+            now,
             client,
             None,
             scope,
-            Some((e.code, &e.description)),
+            Some((e.code, &reason)),
         );
+        if let Caller::Claimed(c) = caller {
+            r.claimed = Some(c.chars().take(128).collect());
+        }
         let _ = self.audit(r);
+    }
+}
+
+impl Issuer {
+    /// Whether an unauthenticated refusal at `now` is recorded: `Some(n)` with the number
+    /// left out since the last recorded one, or `None` (counted, not recorded).
+    fn unauthenticated_gate(&self, now: u64) -> Option<u64> {
+        let mut gate = self
+            .unauthenticated
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let (second, count, skipped) = &mut *gate;
+        if *second != now {
+            (*second, *count) = (now, 0);
+        }
+        if *count >= UNAUTHENTICATED_PER_SECOND {
+            *skipped += 1;
+            return None;
+        }
+        *count += 1;
+        Some(std::mem::take(skipped))
+    }
+}
+
+/// Who made a request, as far as the issuer knows.
+pub(crate) enum Caller {
+    /// No client id at all.
+    Unknown,
+    /// A client id that did not authenticate: request data, never trusted as an identity.
+    Claimed(String),
+    /// An authenticated client.
+    Client(String),
+}
+
+/// Unauthenticated refusals recorded per second at most.
+pub(crate) const UNAUTHENTICATED_PER_SECOND: u32 = 20;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unauthenticated_refusals_are_recorded_at_most_so_often_and_counted() {
+        let text = r#"
+issuer = "https://as.example"
+keys = ["k.key"]
+revocations = "r"
+[resources."https://mcp.example/mcp"]
+scopes = ["s"]
+[scopes.s]
+tools = ["t"]
+"#;
+        let dir = std::env::temp_dir().join(format!("captix-issuer-gate-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        captix::SigningKey::generate()
+            .save(&dir.join("k.key"))
+            .expect("key");
+        let config = crate::Config::parse(text, &dir).expect("config");
+        let store = crate::store::SqliteStore::memory().expect("db");
+        let issuer = Issuer::with_store(config, Box::new(store)).expect("issuer");
+        for _ in 0..UNAUTHENTICATED_PER_SECOND {
+            assert_eq!(issuer.unauthenticated_gate(100), Some(0));
+        }
+        for _ in 0..7 {
+            assert_eq!(
+                issuer.unauthenticated_gate(100),
+                None,
+                "over the rate: counted only"
+            );
+        }
+        assert_eq!(
+            issuer.unauthenticated_gate(101),
+            Some(7),
+            "the next one says how many"
+        );
+        assert_eq!(issuer.unauthenticated_gate(101), Some(0));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

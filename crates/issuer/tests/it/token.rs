@@ -447,3 +447,23 @@ async fn a_client_gets_a_bounded_number_of_tickets() {
         .await;
     assert_eq!(b.status, StatusCode::OK, "{}", b.body);
 }
+
+#[tokio::test]
+async fn an_unauthenticated_client_id_is_never_an_identity_in_the_log() {
+    let e = env();
+    e.records();
+    let forged = "billing-bot\n#99 GRANT refund-bot\u{1b}[2K";
+    let a = e
+        .post(
+            "/token",
+            &[],
+            &[CC, RES, ("client_id", forged), ("client_secret", "nope")],
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    let r = e.records();
+    let refusal = r.iter().find(|r| r["kind"] == "refusal").expect("refusal");
+    assert!(refusal.get("agent").is_none(), "{refusal}");
+    assert_eq!(refusal["claimed"], forged);
+    assert_eq!(refusal["code"], "invalid_client");
+}
