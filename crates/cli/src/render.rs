@@ -146,7 +146,7 @@ pub fn audit_text(records: &[Record]) -> String {
                     r.duration_ms.unwrap_or(0)
                 );
             }
-            "grant" | "refusal" | "revocation" => {
+            "grant" | "refusal" | "revocation" | "client_secret" => {
                 let who = match (&r.agent, &r.user, &r.claimed) {
                     (Some(a), Some(u), _) => format!("{} for {}", clean(a), clean(u)),
                     (Some(a), None, _) => clean(a),
@@ -156,6 +156,7 @@ pub fn audit_text(records: &[Record]) -> String {
                 let what = match r.kind.as_str() {
                     "grant" => "GRANT".to_string(),
                     "revocation" => "REVOKE".to_string(),
+                    "client_secret" => "NEW SECRET".to_string(),
                     _ => format!("REFUSE {}", r.code.as_deref().unwrap_or("?")),
                 };
                 let scopes = r

@@ -159,6 +159,8 @@ struct File {
     revocations: Spanned<String>,
     lifetime: Option<Spanned<String>>,
     #[serde(default)]
+    behind_tls_proxy: bool,
+    #[serde(default)]
     resources: BTreeMap<Spanned<String>, ResourceT>,
     #[serde(default)]
     scopes: BTreeMap<Spanned<String>, ScopeT>,
@@ -255,6 +257,12 @@ impl Config {
                 )
             })?,
         };
+        // `serve` speaks plain HTTP: secrets and tickets cross the wire in the clear unless a
+        // TLS proxy in front terminates the connection. Loopback only, unless the file says so.
+        if !listen.ip().is_loopback() && !file.behind_tls_proxy {
+            let span = file.listen.as_ref().map_or(0..0, |l| l.span());
+            return Err(at(span, format!("listen {listen}: not a loopback address; the issuer serves plain HTTP, so put a TLS proxy in front and set behind_tls_proxy = true")));
+        }
         if file.keys.get_ref().is_empty() {
             return Err(at(
                 file.keys.span(),
@@ -737,6 +745,12 @@ org = "acme"
                 "not defined",
             ),
             ("keys = [\"issuer.key\"]", "keys = []", 3, "at least one"),
+            (
+                "keys = [\"issuer.key\"]",
+                "listen = \"0.0.0.0:8789\"\nkeys = [\"k\"]",
+                3,
+                "TLS proxy",
+            ),
             (
                 "tools = [\"list_invoices\", \"get_invoice\"]",
                 "tools = [\"list invoices\\n\"]",

@@ -192,6 +192,9 @@ impl Issuer {
         let secret = client_auth::new_secret()?;
         self.store
             .set_secret_hash(client, &client_auth::secret_hash(&secret))?;
+        // Who could authenticate as whom changed: that is audited too (never the secret).
+        let record = Record::issuer("client_secret", now(), Some(client), None, None, None);
+        self.audit(record).map_err(Error::Io)?;
         Ok(secret)
     }
 
