@@ -223,27 +223,22 @@ fn refuse(e: &OAuthError) -> Response {
 }
 
 async fn token(State(issuer): State<Arc<Issuer>>, headers: HeaderMap, body: Body) -> Response {
-    let form = match read_form(&headers, body).await {
-        Ok(f) => f,
-        Err(e) => {
-            issuer.refused(&Caller::Unknown, None, &e);
-            return refuse(&e);
-        }
-    };
-    // Minting signs and the store may touch the disk: off the async workers.
-    let answer =
-        tokio::task::spawn_blocking(move || issuer.token(&headers, &form, crate::issuer::now()))
-            .await;
-    match answer {
-        Ok(Ok(body)) => no_store(StatusCode::OK, Some(body)),
-        Ok(Err(e)) => refuse(&e),
-        Err(_) => refuse(&OAuthError::unavailable(
-            "the request could not be completed",
-        )),
-    }
+    answer(issuer, headers, body, Issuer::token, Some).await
 }
 
 async fn revoke(State(issuer): State<Arc<Issuer>>, headers: HeaderMap, body: Body) -> Response {
+    answer(issuer, headers, body, Issuer::revoke, |()| None).await
+}
+
+/// An endpoint: read the form, then do `work` off the async workers (minting signs, the
+/// store may touch the disk); 200 with `body(result)` or the OAuth error.
+async fn answer<T: Send + 'static>(
+    issuer: Arc<Issuer>,
+    headers: HeaderMap,
+    body: Body,
+    work: fn(&Issuer, &HeaderMap, &Form, u64) -> Result<T, OAuthError>,
+    ok_body: fn(T) -> Option<serde_json::Value>,
+) -> Response {
     let form = match read_form(&headers, body).await {
         Ok(f) => f,
         Err(e) => {
@@ -251,11 +246,11 @@ async fn revoke(State(issuer): State<Arc<Issuer>>, headers: HeaderMap, body: Bod
             return refuse(&e);
         }
     };
-    let answer =
-        tokio::task::spawn_blocking(move || issuer.revoke(&headers, &form, crate::issuer::now()))
+    let done =
+        tokio::task::spawn_blocking(move || work(&issuer, &headers, &form, crate::issuer::now()))
             .await;
-    match answer {
-        Ok(Ok(())) => no_store(StatusCode::OK, None),
+    match done {
+        Ok(Ok(t)) => no_store(StatusCode::OK, ok_body(t)),
         Ok(Err(e)) => refuse(&e),
         Err(_) => refuse(&OAuthError::unavailable(
             "the request could not be completed",

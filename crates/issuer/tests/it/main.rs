@@ -238,6 +238,26 @@ impl Env {
     }
 }
 
+/// What a server reading `source` answers for a call of `ticket` (the issuer's key trusted).
+pub fn server_says(
+    e: &Env,
+    source: impl captix::revocation::RevocationSource + 'static,
+    ticket: &str,
+) -> Result<(), captix::Code> {
+    let verifier = captix::Verifier::builder(captix::KeySet::from(e.key.public()))
+        .resource(RESOURCE)
+        .revocations(Arc::new(source))
+        .without_budgets()
+        .build();
+    let call = captix::Call::new("list_invoices", r#"{"org":"acme"}"#)
+        .expect("call")
+        .at(now());
+    verifier
+        .check(ticket, &call)
+        .map(|_| ())
+        .map_err(|d| d.code)
+}
+
 pub fn form(params: &[(&str, &str)]) -> String {
     let mut s = form_urlencoded::Serializer::new(String::new());
     for (k, v) in params {
