@@ -282,20 +282,7 @@ impl Issuer {
         now: u64,
     ) -> Result<serde_json::Value, (OAuthError, Caller)> {
         let state = self.state();
-        let claimed_in_form = || {
-            form.get("client_id")
-                .map_or(Caller::Unknown, |c| Caller::Claimed(c.as_str().to_string()))
-        };
-        let p = presented(headers, form).map_err(|e| (e, claimed_in_form()))?;
-        let claimed = client_id_of(&p).map_or(Caller::Unknown, Caller::Claimed);
-        let client = crate::client_auth::authenticate(
-            &p,
-            &state.config.policy,
-            &state.config.issuer,
-            self.store.as_ref(),
-            now,
-        )
-        .map_err(|e| (e, claimed))?;
+        let client = self.client(&state, headers, form, now)?;
         let fail = |e: OAuthError| (e, Caller::Client(client.clone()));
         match form.get("grant_type").map(|g| g.as_str()) {
             None => return Err(fail(OAuthError::invalid_request("grant_type is required"))),
@@ -389,6 +376,30 @@ impl Issuer {
         Ok(body)
     }
 
+    /// The authenticated client of a request, or the refusal and who claimed to ask.
+    fn client(
+        &self,
+        state: &crate::State,
+        headers: &HeaderMap,
+        form: &Form,
+        now: u64,
+    ) -> Result<String, (OAuthError, Caller)> {
+        let claimed_in_form = || {
+            form.get("client_id")
+                .map_or(Caller::Unknown, |c| Caller::Claimed(c.as_str().to_string()))
+        };
+        let p = presented(headers, form).map_err(|e| (e, claimed_in_form()))?;
+        let claimed = client_id_of(&p).map_or(Caller::Unknown, Caller::Claimed);
+        crate::client_auth::authenticate(
+            &p,
+            &state.config.policy,
+            &state.config.issuer,
+            self.store.as_ref(),
+            now,
+        )
+        .map_err(|e| (e, claimed))
+    }
+
     /// RFC 7009: the client revokes a ticket it was issued (or one attenuated from it). An
     /// unknown or invalid token is not an error (§2.2); a ticket issued to another client is.
     pub(crate) fn revoke(
@@ -398,17 +409,12 @@ impl Issuer {
         now: u64,
     ) -> Result<(), OAuthError> {
         let state = self.state();
-        let p =
-            presented(headers, form).inspect_err(|e| self.refused(&Caller::Unknown, None, e))?;
-        let claimed = client_id_of(&p).map_or(Caller::Unknown, Caller::Claimed);
-        let client = crate::client_auth::authenticate(
-            &p,
-            &state.config.policy,
-            &state.config.issuer,
-            self.store.as_ref(),
-            now,
-        )
-        .inspect_err(|e| self.refused(&claimed, None, e))?;
+        let client = self
+            .client(&state, headers, form, now)
+            .map_err(|(e, who)| {
+                self.refused(&who, None, &e);
+                e
+            })?;
         let caller = Caller::Client(client.clone());
         let Some(text) = form.get("token") else {
             let e = OAuthError::invalid_request("token is required");
