@@ -1,6 +1,7 @@
 //! Serving: until a signal (`captix issuer serve`), or from a thread (embedding, the demo).
 
 use std::future::Future;
+use std::io::Write as _;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -83,12 +84,16 @@ pub fn run(path: &Path) -> Result<(), Error> {
             .local_addr()
             .map_err(|e| Error::Io(e.to_string()))?;
         let state = issuer.state();
-        println!(
-            "captix issuer {} on http://{local} (metadata: {}/.well-known/oauth-authorization-server{})",
+        // A closed stdout (a supervisor that went away) is not an error.
+        let origin = state.config.issuer.split('/').take(3).collect::<Vec<_>>().join("/");
+        let mut out = std::io::stdout();
+        let _ = writeln!(
+            out,
+            "captix issuer {} listening on {local}\nmetadata: {origin}/.well-known/oauth-authorization-server{}",
             state.config.issuer,
-            state.config.issuer.split('/').take(3).collect::<Vec<_>>().join("/"),
             issuer.path()
         );
+        let _ = out.flush();
         #[cfg(unix)]
         {
             let again = issuer.clone();
