@@ -284,6 +284,9 @@ struct Tail {
     file: std::fs::File,
     seq: u64,
     prev: String,
+    /// The file's length after this sink's last write: another length means another process
+    /// appended since (docs §11.3).
+    end: u64,
 }
 
 /// An append-only JSON-lines file sink with a hash chain.
@@ -308,17 +311,21 @@ impl FileAudit {
             use std::os::unix::fs::OpenOptionsExt;
             opts.mode(0o600);
         }
-        let mut file = opts.open(&path).map_err(io)?;
-        let (seq, prev, torn) = last_line(&mut file).map_err(io)?;
-        if torn {
-            // A line cut short (machine crash mid-write): end it so the next line starts clean;
-            // `captix audit verify` reports the cut line.
-            file.write_all(b"\n").map_err(io)?;
-        }
+        let file = opts.open(&path).map_err(io)?;
+        let mut tail = Tail {
+            file,
+            seq: 0,
+            prev: GENESIS.to_string(),
+            end: u64::MAX,
+        };
+        tail.file.lock().map_err(io)?;
+        let caught_up = catch_up(&mut tail);
+        let _ = tail.file.unlock();
+        caught_up.map_err(io)?;
         Ok(FileAudit {
             path,
             durability,
-            tail: Mutex::new(Tail { file, seq, prev }),
+            tail: Mutex::new(tail),
         })
     }
 
@@ -326,6 +333,25 @@ impl FileAudit {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// Continues the chain from the file's last complete line if the file is not as this sink
+/// left it (first open, or another process appended). Call with the file locked.
+fn catch_up(tail: &mut Tail) -> std::io::Result<()> {
+    let len = tail.file.metadata()?.len();
+    if len == tail.end {
+        return Ok(());
+    }
+    let (seq, prev, torn) = last_line(&mut tail.file)?;
+    let mut end = len;
+    if torn {
+        // A line cut short (machine crash mid-write): end it so the next line starts clean;
+        // `captix audit verify` reports the cut line.
+        tail.file.write_all(b"\n")?;
+        end += 1;
+    }
+    (tail.seq, tail.prev, tail.end) = (seq, prev, end);
+    Ok(())
 }
 
 /// Finds the seq and hash of the last complete line, and whether the file ends mid-line.
@@ -357,8 +383,28 @@ fn last_line(file: &mut std::fs::File) -> std::io::Result<(u64, String, bool)> {
 }
 
 impl AuditSink for FileAudit {
-    fn append(&self, mut record: Record) -> Result<u64, Denial> {
+    /// Appends under an exclusive lock of the file (advisory, `flock`): several processes
+    /// may write one log (a server and `captix issuer client-secret`, say), each continuing
+    /// the chain from the last line whoever wrote it.
+    fn append(&self, record: Record) -> Result<u64, Denial> {
         let mut tail = self.tail.lock().unwrap_or_else(|e| e.into_inner());
+        let fail = |e: std::io::Error| {
+            Denial::new(
+                Code::StoreUnavailable,
+                format!("could not write the audit log {}: {e}", self.path.display()),
+            )
+        };
+        tail.file.lock().map_err(fail)?;
+        let written = catch_up(&mut tail)
+            .map_err(fail)
+            .and_then(|()| self.write_locked(&mut tail, record));
+        let _ = tail.file.unlock();
+        written
+    }
+}
+
+impl FileAudit {
+    fn write_locked(&self, tail: &mut Tail, mut record: Record) -> Result<u64, Denial> {
         record.seq = tail.seq + 1;
         record.prev = tail.prev.clone();
         let mut line = serde_json::to_vec(&record)
@@ -377,6 +423,7 @@ impl AuditSink for FileAudit {
         }
         tail.seq = record.seq;
         tail.prev = hash;
+        tail.end = tail.end.saturating_add(line.len() as u64);
         Ok(record.seq)
     }
 }
@@ -578,6 +625,41 @@ mod tests {
             .expect("append");
         let text = std::fs::read_to_string(&path).expect("read");
         assert_eq!(verify_log(text.as_bytes()).expect_err("torn").line, 5);
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    #[test]
+    fn two_writers_of_one_log_keep_one_chain() {
+        // A server and `captix issuer client-secret` append to the same file: each continues
+        // from the last line, whoever wrote it.
+        let dir = std::env::temp_dir().join(format!("captix-audit-two-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let path = dir.join("audit.jsonl");
+        let _ = std::fs::remove_file(&path);
+        let a = std::sync::Arc::new(FileAudit::open(&path, Durability::Flush).expect("a"));
+        let b = std::sync::Arc::new(FileAudit::open(&path, Durability::Flush).expect("b"));
+        let mut seqs = vec![];
+        for i in 0..6 {
+            let sink = if i % 3 == 0 { &b } else { &a };
+            seqs.push(sink.append(Record::outcome(i, 1, "success", 1)).expect("append"));
+        }
+        assert_eq!(seqs, [1, 2, 3, 4, 5, 6]);
+        // Concurrently too.
+        let threads: Vec<_> = [a.clone(), b.clone()]
+            .into_iter()
+            .map(|sink| {
+                std::thread::spawn(move || {
+                    for i in 0..50 {
+                        sink.append(Record::outcome(i, 1, "success", 1)).expect("append");
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("thread");
+        }
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert_eq!(verify_log(text.as_bytes()).expect("one intact chain").len(), 106);
         std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 }
