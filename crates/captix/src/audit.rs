@@ -641,7 +641,10 @@ mod tests {
         let mut seqs = vec![];
         for i in 0..6 {
             let sink = if i % 3 == 0 { &b } else { &a };
-            seqs.push(sink.append(Record::outcome(i, 1, "success", 1)).expect("append"));
+            seqs.push(
+                sink.append(Record::outcome(i, 1, "success", 1))
+                    .expect("append"),
+            );
         }
         assert_eq!(seqs, [1, 2, 3, 4, 5, 6]);
         // Concurrently too.
@@ -650,7 +653,8 @@ mod tests {
             .map(|sink| {
                 std::thread::spawn(move || {
                     for i in 0..50 {
-                        sink.append(Record::outcome(i, 1, "success", 1)).expect("append");
+                        sink.append(Record::outcome(i, 1, "success", 1))
+                            .expect("append");
                     }
                 })
             })
@@ -659,7 +663,10 @@ mod tests {
             t.join().expect("thread");
         }
         let text = std::fs::read_to_string(&path).expect("read");
-        assert_eq!(verify_log(text.as_bytes()).expect("one intact chain").len(), 106);
+        assert_eq!(
+            verify_log(text.as_bytes()).expect("one intact chain").len(),
+            106
+        );
         std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 }

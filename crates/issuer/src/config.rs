@@ -30,6 +30,9 @@ pub struct Config {
     pub issuer: String,
     /// Where `serve` listens.
     pub listen: SocketAddr,
+    /// A TLS proxy terminates connections in front (`listen` may then be non-loopback, and
+    /// the per-address connection limit is the proxy's).
+    pub behind_tls_proxy: bool,
     /// Signing key files, the first signs (§17.5 rotation); all are the issuer's.
     pub keys: Vec<PathBuf>,
     /// Where clients' secrets, issued tickets and used assertions are kept.
@@ -367,6 +370,7 @@ impl Config {
         Ok(Config {
             issuer,
             listen,
+            behind_tls_proxy: file.behind_tls_proxy,
             keys,
             store,
             audit: file.audit.as_ref().map(path),

@@ -28,8 +28,9 @@ pub struct Issuer {
     pub(crate) store: Box<dyn Store>,
     audit: Option<Arc<dyn AuditSink>>,
     pub(crate) revocations: Revocations,
-    /// Unauthenticated refusals: (second, recorded in it, left out since the last recorded).
-    pub(crate) unauthenticated: Mutex<(u64, u32, u64)>,
+    /// Refusal gates, per client and one for every unauthenticated caller: (second, recorded
+    /// in it, left out since the last recorded).
+    pub(crate) refusal_gates: Mutex<std::collections::HashMap<Option<String>, (u64, u32, u64)>>,
 }
 
 /// Where revocations go (the servers' revocation source).
@@ -124,7 +125,7 @@ impl Issuer {
             store,
             audit,
             revocations,
-            unauthenticated: Mutex::new((0, 0, 0)),
+            refusal_gates: Mutex::new(std::collections::HashMap::new()),
         })
     }
 
@@ -154,15 +155,21 @@ impl Issuer {
     pub fn replace(&self, config: Config) -> Result<(), Error> {
         let old = self.state();
         let o = &old.config;
-        if (&o.issuer, o.listen, &o.store, &o.audit, &o.revocations)
-            != (
-                &config.issuer,
-                config.listen,
-                &config.store,
-                &config.audit,
-                &config.revocations,
-            )
-        {
+        if (
+            &o.issuer,
+            o.listen,
+            o.behind_tls_proxy,
+            &o.store,
+            &o.audit,
+            &o.revocations,
+        ) != (
+            &config.issuer,
+            config.listen,
+            config.behind_tls_proxy,
+            &config.store,
+            &config.audit,
+            &config.revocations,
+        ) {
             return Err(Error::Io(
                 "issuer, listen, store, audit and revocations change only at a restart".into(),
             ));
@@ -190,11 +197,12 @@ impl Issuer {
             Some(_) => {}
         }
         let secret = client_auth::new_secret()?;
-        self.store
-            .set_secret_hash(client, &client_auth::secret_hash(&secret))?;
-        // Who could authenticate as whom changed: that is audited too (never the secret).
+        // Who can authenticate as whom changes: audited first (never the secret), so a log
+        // that cannot be written leaves the old secret in place.
         let record = Record::issuer("client_secret", now(), Some(client), None, None, None);
         self.audit(record).map_err(Error::Io)?;
+        self.store
+            .set_secret_hash(client, &client_auth::secret_hash(&secret))?;
         Ok(secret)
     }
 

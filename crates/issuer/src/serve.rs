@@ -13,6 +13,9 @@ use crate::{router, Error, Issuer};
 pub struct Limits {
     /// Open connections at once; past it, new ones are closed at once.
     pub max_connections: usize,
+    /// Open connections at once from one address (behind a TLS proxy every connection comes
+    /// from the proxy: then [`Limits::max_connections`], and the proxy's limits apply).
+    pub per_peer: usize,
     /// Time to send the request line and headers.
     pub header_timeout: Duration,
     /// Time for a whole connection: one request (no keep-alive), body and answer included.
@@ -23,6 +26,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_connections: 1024,
+            per_peer: 32,
             header_timeout: Duration::from_secs(10),
             connection_timeout: Duration::from_secs(30),
         }
@@ -39,15 +43,20 @@ pub async fn serve_within(
     stop: impl Future<Output = ()>,
 ) {
     let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let peers = Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
     tokio::pin!(stop);
     loop {
         let accepted = tokio::select! {
             () = &mut stop => return,
             a = listener.accept() => a,
         };
-        let Ok((stream, _)) = accepted else {
+        let Ok((stream, peer)) = accepted else {
             // Out of file descriptors, say: let it pass rather than spin.
             tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let Some(peer_slot) = PeerSlot::take(&peers, peer.ip(), limits.per_peer) else {
+            drop(stream);
             continue;
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
@@ -62,8 +71,43 @@ pub async fn serve_within(
                 .keep_alive(false);
             let conn = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
             let _ = tokio::time::timeout(limits.connection_timeout, conn).await;
-            drop(slot);
+            drop((slot, peer_slot));
         });
+    }
+}
+
+type Peers = Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>;
+
+/// One of an address's connections; given back when dropped.
+struct PeerSlot {
+    peers: Peers,
+    ip: std::net::IpAddr,
+}
+
+impl PeerSlot {
+    fn take(peers: &Peers, ip: std::net::IpAddr, max: usize) -> Option<PeerSlot> {
+        let mut map = peers.lock().unwrap_or_else(|e| e.into_inner());
+        let n = map.entry(ip).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(PeerSlot {
+            peers: peers.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for PeerSlot {
+    fn drop(&mut self) {
+        let mut map = self.peers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = map.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.ip);
+            }
+        }
     }
 }
 
@@ -110,7 +154,11 @@ pub fn run(path: &Path) -> Result<(), Error> {
                 }
             });
         }
-        serve_within(listener, router(issuer), Limits::default(), shutdown()).await;
+        let mut limits = Limits::default();
+        if state.config.behind_tls_proxy {
+            limits.per_peer = limits.max_connections;
+        }
+        serve_within(listener, router(issuer), limits, shutdown()).await;
         Ok(())
     })
 }

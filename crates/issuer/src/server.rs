@@ -15,7 +15,7 @@ use zeroize::Zeroizing;
 use crate::client_auth::{Presented, JWT_BEARER};
 use crate::error::{quote, OAuthError};
 use crate::grant::{self, DETAILS_TYPE};
-use crate::store::Revoked;
+use crate::store::{Recorded, Revoked};
 use crate::Issuer;
 
 /// At most this many bytes of form: a revocation carries a ticket (at most 16 KiB), which
@@ -337,7 +337,7 @@ impl Issuer {
                 limit,
             )
             .map_err(|e| fail(OAuthError::unavailable(e.to_string())))?;
-        if !recorded {
+        if let Recorded::Full { retry_after } = recorded {
             // Budgets count per ticket chain: without this cap, a client would refill them by
             // asking for a new ticket (docs §17.2).
             return Err(fail(OAuthError::too_many(
@@ -347,7 +347,7 @@ impl Issuer {
                     limit.max,
                     captix::format_duration(limit.window)
                 ),
-                limit.window,
+                retry_after,
             )));
         }
         let mut record = captix::audit::Record::issuer(
@@ -497,22 +497,30 @@ impl Issuer {
     }
 
     /// Audits a refusal (best effort: the refusal stands whether or not it is written). A
-    /// caller that did not authenticate is named only as `claimed`, and such refusals are
-    /// recorded at most [`UNAUTHENTICATED_PER_SECOND`] a second: past it they are counted,
-    /// and the next recorded one says how many were left out (anyone can send them; the log
-    /// must not fill the disk that grants need).
+    /// caller that did not authenticate is named only as `claimed`. Refusals are recorded at
+    /// most [`UNAUTHENTICATED_PER_SECOND`] a second for all unauthenticated callers together
+    /// and [`CLIENT_REFUSALS_PER_SECOND`] for each client; past that they are counted, and the
+    /// next recorded one says how many were left out (a full disk would stop grants, which
+    /// must be audited).
     pub(crate) fn refused(&self, caller: &Caller, scope: Option<&str>, e: &OAuthError) {
         let now = crate::issuer::now();
         let mut reason = e.description.clone();
-        if !matches!(caller, Caller::Client(_)) {
-            match self.unauthenticated_gate(now) {
-                None => return,
-                Some(0) => {}
-                Some(skipped) => reason.push_str(&format!(
-                    " ({skipped} more unauthenticated refusals not recorded)"
-                )),
+        let (gate, per_second) = match caller {
+            Caller::Client(c) => (Some(c.as_str()), CLIENT_REFUSALS_PER_SECOND),
+            _ => (None, UNAUTHENTICATED_PER_SECOND),
+        };
+        match self.refusal_gate(gate, per_second, now) {
+            None => return,
+            Some(0) => {}
+            Some(skipped) => {
+                reason.push_str(&format!(" ({skipped} more such refusals not recorded)"))
             }
         }
+        // Anyone can send these: little of what they send is kept.
+        let scope_kept = match caller {
+            Caller::Client(_) => scope,
+            _ => scope.map(|s| &s[..floor_char_boundary(s, 128)]),
+        };
         let client = match caller {
             Caller::Client(c) => Some(c.as_str()),
             _ => None,
@@ -522,7 +530,7 @@ impl Issuer {
             now,
             client,
             None,
-            scope,
+            scope_kept,
             Some((e.code, &reason)),
         );
         if let Caller::Claimed(c) = caller {
@@ -533,24 +541,32 @@ impl Issuer {
 }
 
 impl Issuer {
-    /// Whether an unauthenticated refusal at `now` is recorded: `Some(n)` with the number
-    /// left out since the last recorded one, or `None` (counted, not recorded).
-    fn unauthenticated_gate(&self, now: u64) -> Option<u64> {
-        let mut gate = self
-            .unauthenticated
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        let (second, count, skipped) = &mut *gate;
+    /// Whether a refusal at `now` through `gate` (a client, or `None` for every
+    /// unauthenticated caller) is recorded: `Some(n)` with the number left out since the last
+    /// recorded one, or `None` (counted, not recorded).
+    fn refusal_gate(&self, gate: Option<&str>, per_second: u32, now: u64) -> Option<u64> {
+        let mut gates = self.refusal_gates.lock().unwrap_or_else(|e| e.into_inner());
+        // Keys are configured clients and `None`: the map is bounded by the configuration.
+        let (second, count, skipped) = gates.entry(gate.map(str::to_string)).or_default();
         if *second != now {
             (*second, *count) = (now, 0);
         }
-        if *count >= UNAUTHENTICATED_PER_SECOND {
+        if *count >= per_second {
             *skipped += 1;
             return None;
         }
         *count += 1;
         Some(std::mem::take(skipped))
     }
+}
+
+/// The largest index at most `max` that is a character boundary of `s`.
+fn floor_char_boundary(s: &str, max: usize) -> usize {
+    let mut i = max.min(s.len());
+    while !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
 }
 
 /// Who made a request, as far as the issuer knows.
@@ -563,8 +579,10 @@ pub(crate) enum Caller {
     Client(String),
 }
 
-/// Unauthenticated refusals recorded per second at most.
-pub(crate) const UNAUTHENTICATED_PER_SECOND: u32 = 20;
+/// Refusals of unauthenticated requests recorded per second at most, all callers together.
+pub(crate) const UNAUTHENTICATED_PER_SECOND: u32 = 5;
+/// Refusals of one authenticated client recorded per second at most.
+pub(crate) const CLIENT_REFUSALS_PER_SECOND: u32 = 20;
 
 #[cfg(test)]
 mod tests {
@@ -590,21 +608,28 @@ tools = ["t"]
         let store = crate::store::SqliteStore::memory().expect("db");
         let issuer = Issuer::with_store(config, Box::new(store)).expect("issuer");
         for _ in 0..UNAUTHENTICATED_PER_SECOND {
-            assert_eq!(issuer.unauthenticated_gate(100), Some(0));
-        }
-        for _ in 0..7 {
             assert_eq!(
-                issuer.unauthenticated_gate(100),
-                None,
-                "over the rate: counted only"
+                issuer.refusal_gate(None, UNAUTHENTICATED_PER_SECOND, 100),
+                Some(0)
             );
         }
+        for _ in 0..7 {
+            let over = issuer.refusal_gate(None, UNAUTHENTICATED_PER_SECOND, 100);
+            assert_eq!(over, None, "over the rate: counted only");
+        }
+        // A client has its own gate: strangers cannot use it up.
+        assert_eq!(issuer.refusal_gate(Some("bot"), 1, 100), Some(0));
+        assert_eq!(issuer.refusal_gate(Some("bot"), 1, 100), None);
         assert_eq!(
-            issuer.unauthenticated_gate(101),
+            issuer.refusal_gate(None, UNAUTHENTICATED_PER_SECOND, 101),
             Some(7),
             "the next one says how many"
         );
-        assert_eq!(issuer.unauthenticated_gate(101), Some(0));
+        assert_eq!(
+            issuer.refusal_gate(None, UNAUTHENTICATED_PER_SECOND, 101),
+            Some(0)
+        );
+        assert_eq!(issuer.refusal_gate(Some("bot"), 1, 101), Some(1));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

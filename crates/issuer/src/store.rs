@@ -27,6 +27,9 @@ pub struct Issued {
     pub revoked: Option<u64>,
 }
 
+/// The longest `tickets` window: records are kept at least this long (SQLite).
+pub const MAX_TICKETS_WINDOW: u64 = 7 * 86_400;
+
 /// A per-client issuance limit: at most `max` tickets in any `window` seconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct IssueLimit {
@@ -34,6 +37,19 @@ pub struct IssueLimit {
     pub max: u64,
     /// Seconds.
     pub window: u64,
+}
+
+/// Whether a grant was recorded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recorded {
+    /// Recorded: the ticket may be given.
+    Yes,
+    /// The client had its share: the oldest of its tickets in the window leaves it in this
+    /// many seconds.
+    Full {
+        /// Seconds until a ticket may be given again.
+        retry_after: u64,
+    },
 }
 
 /// What a revocation did.
@@ -57,8 +73,8 @@ pub trait Store: Send + Sync {
     /// Marks an assertion id used until `expires`; false if it was used before (a replay).
     fn use_assertion(&self, client: &str, jti: &str, expires: u64) -> Result<bool, Error>;
     /// Records an issued ticket unless its client already got `limit.max` tickets in the
-    /// `limit.window` seconds before `issued.issued`; false (nothing recorded) then.
-    fn record(&self, issued: &Issued, limit: IssueLimit) -> Result<bool, Error>;
+    /// `limit.window` seconds before `issued.issued` (nothing recorded then).
+    fn record(&self, issued: &Issued, limit: IssueLimit) -> Result<Recorded, Error>;
     /// The record of a ticket issued to `client`, by its authority block's revocation id.
     fn issued(&self, client: &str, revocation_id: &str) -> Result<Option<Issued>, Error>;
     /// Revokes `id`, the ticket `root` (issued to `client`) or a ticket attenuated from it;

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::sync::Mutex;
 
-use crate::store::{IssueLimit, Issued, Revoked, Store};
+use crate::store::{IssueLimit, Issued, Recorded, Revoked, Store, MAX_TICKETS_WINDOW};
 use crate::Error;
 
 fn db(e: impl std::fmt::Display) -> Error {
@@ -139,24 +139,32 @@ impl Store for SqliteStore {
         Ok(n == 1)
     }
 
-    fn record(&self, t: &Issued, limit: IssueLimit) -> Result<bool, Error> {
+    fn record(&self, t: &Issued, limit: IssueLimit) -> Result<Recorded, Error> {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(db)?;
-        let old = unix_now().saturating_sub(KEEP_AFTER_EXPIRY) as i64;
-        tx.execute("DELETE FROM tickets WHERE expires < ?1", [old])
-            .map_err(db)?;
+        let now = unix_now();
+        let old = now.saturating_sub(KEEP_AFTER_EXPIRY) as i64;
+        // Kept a day past expiry, and as long as the longest `tickets` window counts them.
+        tx.execute(
+            "DELETE FROM tickets WHERE expires < ?1 AND issued < ?2",
+            [old, now.saturating_sub(MAX_TICKETS_WINDOW) as i64],
+        )
+        .map_err(db)?;
         tx.execute("DELETE FROM revoked WHERE expires < ?1", [old])
             .map_err(db)?;
         let since = t.issued.saturating_sub(limit.window) as i64;
-        let count: i64 = tx
+        let (count, oldest): (i64, Option<i64>) = tx
             .query_row(
-                "SELECT COUNT(*) FROM tickets WHERE client = ?1 AND issued > ?2",
+                "SELECT COUNT(*), MIN(issued) FROM tickets WHERE client = ?1 AND issued > ?2",
                 rusqlite::params![t.client, since],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .map_err(db)?;
         if count.max(0) as u64 >= limit.max {
-            return Ok(false);
+            let leaves = (oldest.unwrap_or(since).max(0) as u64).saturating_add(limit.window);
+            return Ok(Recorded::Full {
+                retry_after: leaves.saturating_sub(t.issued).max(1),
+            });
         }
         tx.execute(
             "INSERT INTO tickets (revocation_id, client, user, scopes, resource, issued, expires, revoked)
@@ -173,7 +181,7 @@ impl Store for SqliteStore {
         )
         .map_err(db)?;
         tx.commit().map_err(db)?;
-        Ok(true)
+        Ok(Recorded::Yes)
     }
 
     fn issued(&self, client: &str, revocation_id: &str) -> Result<Option<Issued>, Error> {
@@ -261,16 +269,19 @@ pub struct RedisStore {
 }
 
 /// `record`: KEYS issued zset, ticket hash; ARGV now, since, max, rid, expireat, window,
-/// then the record's fields.
+/// then the record's fields. Returns {1, 0} recorded, or {0, issue time of the oldest}.
 const RECORD: &str = r"
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then
+  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  return {0, tonumber(oldest[2])}
+end
 redis.call('ZADD', KEYS[1], ARGV[1], ARGV[4])
 redis.call('EXPIRE', KEYS[1], ARGV[6])
 redis.call('HSET', KEYS[2], 'client', ARGV[7], 'user', ARGV[8], 'scopes', ARGV[9],
   'resource', ARGV[10], 'issued', ARGV[1], 'expires', ARGV[11])
 redis.call('EXPIREAT', KEYS[2], ARGV[5])
-return 1
+return {1, 0}
 ";
 
 /// `revoke`, first step (read only): KEYS ticket hash, revoked set; ARGV id, root, max.
@@ -354,10 +365,10 @@ impl Store for RedisStore {
         Ok(set.is_some())
     }
 
-    fn record(&self, t: &Issued, limit: IssueLimit) -> Result<bool, Error> {
+    fn record(&self, t: &Issued, limit: IssueLimit) -> Result<Recorded, Error> {
         let issued = self.key(&t.client, "issued");
         let ticket = self.key(&t.client, &format!("ticket:{}", t.revocation_id));
-        let ok: i64 = self.with(|c| {
+        let (ok, oldest): (i64, u64) = self.with(|c| {
             captix_redis::redis::Script::new(RECORD)
                 .key(&issued)
                 .key(&ticket)
@@ -374,7 +385,13 @@ impl Store for RedisStore {
                 .arg(t.expires)
                 .invoke(c)
         })?;
-        Ok(ok == 1)
+        if ok == 1 {
+            return Ok(Recorded::Yes);
+        }
+        let leaves = oldest.saturating_add(limit.window);
+        Ok(Recorded::Full {
+            retry_after: leaves.saturating_sub(t.issued).max(1),
+        })
     }
 
     fn issued(&self, client: &str, revocation_id: &str) -> Result<Option<Issued>, Error> {

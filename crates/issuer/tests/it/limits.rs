@@ -24,11 +24,37 @@ fn until_closed(s: &mut TcpStream) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn get_metadata(addr: std::net::SocketAddr) -> String {
-    let mut s = TcpStream::connect(addr).expect("connect");
+/// A connection to `addr` from the loopback address `from` (127.0.0.x).
+fn connect_from(from: [u8; 4], addr: std::net::SocketAddr) -> TcpStream {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind(std::net::SocketAddr::from((from, 0)))
+            .expect("bind");
+        let stream = socket.connect(addr).await.expect("connect");
+        let std = stream.into_std().expect("std");
+        std.set_nonblocking(false).expect("blocking");
+        std
+    })
+}
+
+fn get_metadata(from: [u8; 4], addr: std::net::SocketAddr) -> String {
+    let mut s = connect_from(from, addr);
     s.write_all(b"GET /.well-known/oauth-authorization-server HTTP/1.1\r\nhost: x\r\n\r\n")
         .expect("write");
     until_closed(&mut s)
+}
+
+/// A request that stops halfway through its headers.
+fn half_sent(from: [u8; 4], addr: std::net::SocketAddr) -> TcpStream {
+    let mut s = connect_from(from, addr);
+    s.write_all(b"POST /token HTTP/1.1\r\nhost: x\r\n")
+        .expect("write");
+    s
 }
 
 #[test]
@@ -36,35 +62,50 @@ fn slow_and_idle_clients_cannot_lock_others_out() {
     let e = env();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let limits = Limits {
-        max_connections: 2,
-        header_timeout: Duration::from_millis(300),
-        connection_timeout: Duration::from_secs(2),
+        max_connections: 3,
+        per_peer: 2,
+        // Long enough that the steps below happen well inside it on a busy machine.
+        header_timeout: Duration::from_secs(2),
+        connection_timeout: Duration::from_secs(4),
     };
     let running = captix_issuer::spawn_within(e.issuer.clone(), listener, limits).expect("spawn");
     let addr = running.addr();
+    let (a, b, c, d) = (
+        [127, 0, 0, 1],
+        [127, 0, 0, 2],
+        [127, 0, 0, 3],
+        [127, 0, 0, 4],
+    );
     assert!(
-        get_metadata(addr).starts_with("HTTP/1.1 200"),
+        get_metadata(a, addr).starts_with("HTTP/1.1 200"),
         "served, one request per connection"
     );
 
-    // Two half-sent requests fill the server; a third connection is closed at once.
-    let mut slow_headers = TcpStream::connect(addr).expect("connect");
-    slow_headers
-        .write_all(b"POST /token HTTP/1.1\r\nhost: x\r\n")
-        .expect("write");
-    let mut slow_body = TcpStream::connect(addr).expect("connect");
+    // One address holds two half-sent requests: its third connection is closed at once...
+    let mut slow_headers = half_sent(a, addr);
+    let mut slow_body = connect_from(a, addr);
     slow_body
         .write_all(b"POST /token HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: 1000\r\n\r\ngrant_type")
         .expect("write");
     std::thread::sleep(Duration::from_millis(100));
-    let mut third = TcpStream::connect(addr).expect("connect");
+    let mut third = connect_from(a, addr);
     let _ = third.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n");
     assert_eq!(until_closed(&mut third), "", "closed without an answer");
+    // ...while another address is served.
+    assert!(get_metadata(b, addr).starts_with("HTTP/1.1 200"));
+    // The server's own cap: a third address fills it; a fourth is closed at once.
+    let mut slow_other = half_sent(c, addr);
+    std::thread::sleep(Duration::from_millis(100));
+    let mut fourth = connect_from(d, addr);
+    let _ = fourth.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n");
+    assert_eq!(until_closed(&mut fourth), "", "closed without an answer");
 
-    // The header deadline closes the first, the connection deadline the second...
+    // The header deadline closes the half-sent ones, the connection deadline the slow body...
     until_closed(&mut slow_headers);
+    until_closed(&mut slow_other);
     until_closed(&mut slow_body);
-    // ...and the server answers again.
-    assert!(get_metadata(addr).starts_with("HTTP/1.1 200"));
+    // ...and the server answers everyone again.
+    assert!(get_metadata(a, addr).starts_with("HTTP/1.1 200"));
+    assert!(get_metadata(d, addr).starts_with("HTTP/1.1 200"));
     drop(running);
 }

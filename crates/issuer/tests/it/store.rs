@@ -1,7 +1,7 @@
 //! The stores keep the same laws: SQLite (the default) and Redis (many issuer replicas), the
 //! latter against a real redis-server on loopback, started here.
 
-use captix_issuer::store::{IssueLimit, Issued, RedisStore, Revoked, SqliteStore, Store};
+use captix_issuer::store::{IssueLimit, Issued, Recorded, RedisStore, Revoked, SqliteStore, Store};
 
 #[path = "../../../redis/tests/support/server.rs"]
 mod server;
@@ -37,15 +37,22 @@ fn laws(s: &dyn Store, replica: &dyn Store) {
     let now = crate::now();
     let three = IssueLimit { max: 3, window: 60 };
     let ids: Vec<String> = (0..5).map(|i| format!("{i:02x}").repeat(32)).collect();
-    assert!(s
-        .record(&issued(&ids[0], now - 61), three)
-        .expect("old one"));
-    assert!(s.record(&issued(&ids[1], now - 10), three).expect("1"));
-    assert!(replica.record(&issued(&ids[2], now - 5), three).expect("2"));
-    assert!(s.record(&issued(&ids[3], now), three).expect("3"));
-    assert!(!replica
-        .record(&issued(&ids[4], now), three)
-        .expect("4th in the window"));
+    let yes = Recorded::Yes;
+    assert_eq!(
+        s.record(&issued(&ids[0], now - 61), three).expect("old"),
+        yes
+    );
+    assert_eq!(s.record(&issued(&ids[1], now - 10), three).expect("1"), yes);
+    assert_eq!(
+        replica.record(&issued(&ids[2], now - 5), three).expect("2"),
+        yes
+    );
+    assert_eq!(s.record(&issued(&ids[3], now), three).expect("3"), yes);
+    // Full: the oldest in the window (issued 10 s ago) leaves it in 50 s.
+    assert_eq!(
+        replica.record(&issued(&ids[4], now), three).expect("4th"),
+        Recorded::Full { retry_after: 50 }
+    );
     assert_eq!(
         s.issued("bot", &ids[4]).expect("read"),
         None,
@@ -53,9 +60,26 @@ fn laws(s: &dyn Store, replica: &dyn Store) {
     );
     let mut other = issued(&ids[4], now);
     other.client = "bot2".into();
-    assert!(s
-        .record(&other, three)
-        .expect("another client has its own count"));
+    assert_eq!(
+        s.record(&other, three)
+            .expect("another client has its own count"),
+        yes
+    );
+
+    // A week's limit counts tickets long expired (records outlive their tickets that long).
+    let week = IssueLimit {
+        max: 1,
+        window: 7 * 86_400,
+    };
+    let mut long_ago = issued(&"ee".repeat(32), now - 3 * 86_400);
+    long_ago.client = "weekly".into();
+    assert_eq!(s.record(&long_ago, week).expect("then"), yes);
+    let mut today = issued(&"ef".repeat(32), now);
+    today.client = "weekly".into();
+    assert!(matches!(
+        replica.record(&today, week).expect("now"),
+        Recorded::Full { .. }
+    ));
 
     // Records are per client.
     let t = issued(&ids[1], now - 10);

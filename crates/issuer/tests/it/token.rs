@@ -439,7 +439,13 @@ async fn a_client_gets_a_bounded_number_of_tickets() {
     let a = e.token(&[CC, RES]).await;
     assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS, "{}", a.body);
     assert_eq!(a.body["error"], "temporarily_unavailable");
-    assert_eq!(a.headers["retry-after"], "3600");
+    // Until the first of the three leaves the hour.
+    let retry: u64 = a.headers["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("secs");
+    assert!((3000..=3600).contains(&retry), "{retry}");
     // Another client is not affected.
     let other = basic("other-bot", &e.other_secret);
     let b = e
