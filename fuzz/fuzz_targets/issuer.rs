@@ -13,8 +13,8 @@ use std::sync::OnceLock;
 use captix_issuer::client_auth::{authenticate, Presented};
 use captix_issuer::config::Mapping;
 use captix_issuer::grant::{decide, Request};
-use captix_issuer::store::{Issued, Store};
-use captix_issuer::{Config, Error};
+use captix_issuer::store::MemoryStore;
+use captix_issuer::Config;
 use libfuzzer_sys::fuzz_target;
 
 const POLICY: &str = r#"
@@ -54,30 +54,6 @@ fn policy() -> &'static Mapping {
     })
 }
 
-/// A store that has seen nothing.
-struct Empty;
-
-impl Store for Empty {
-    fn secret_hash(&self, _: &str) -> Result<Option<[u8; 32]>, Error> {
-        Ok(None)
-    }
-    fn set_secret_hash(&self, _: &str, _: &[u8; 32]) -> Result<(), Error> {
-        Ok(())
-    }
-    fn use_assertion(&self, _: &str, _: &str, _: u64) -> Result<bool, Error> {
-        Ok(true)
-    }
-    fn record(&self, _: &Issued) -> Result<(), Error> {
-        Ok(())
-    }
-    fn issued(&self, _: &str) -> Result<Option<Issued>, Error> {
-        Ok(None)
-    }
-    fn mark_revoked(&self, _: &str, _: u64) -> Result<(), Error> {
-        Ok(())
-    }
-}
-
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
@@ -95,7 +71,13 @@ fuzz_target!(|data: &[u8]| {
                 id: None,
                 jwt: rest.to_string(),
             };
-            let r = authenticate(&p, policy(), "https://as.example", &Empty, 1_800_000_000);
+            let r = authenticate(
+                &p,
+                policy(),
+                "https://as.example",
+                &MemoryStore::new(),
+                1_800_000_000,
+            );
             assert!(r.is_err(), "an assertion passed without the client's key");
         }
         _ => {}

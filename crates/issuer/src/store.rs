@@ -91,3 +91,116 @@ pub trait Store: Send + Sync {
         write: &mut dyn FnMut() -> Result<(), Error>,
     ) -> Result<Revoked, Error>;
 }
+
+/// A store in memory: one process, nothing kept across restarts (tests, embedding, `captix
+/// issuer check-policy`). Keeps the same laws as the SQLite and Redis stores.
+#[derive(Default)]
+pub struct MemoryStore {
+    inner: std::sync::Mutex<Memory>,
+}
+
+#[derive(Default)]
+struct Memory {
+    secrets: std::collections::HashMap<String, [u8; 32]>,
+    assertions: std::collections::HashMap<(String, String), u64>,
+    tickets: std::collections::HashMap<(String, String), Issued>,
+    revoked: std::collections::HashMap<String, std::collections::HashSet<String>>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn inner(&self) -> std::sync::MutexGuard<'_, Memory> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Store for MemoryStore {
+    fn secret_hash(&self, client: &str) -> Result<Option<[u8; 32]>, Error> {
+        Ok(self.inner().secrets.get(client).copied())
+    }
+
+    fn set_secret_hash(&self, client: &str, hash: &[u8; 32]) -> Result<(), Error> {
+        self.inner().secrets.insert(client.to_string(), *hash);
+        Ok(())
+    }
+
+    fn use_assertion(&self, client: &str, jti: &str, expires: u64) -> Result<bool, Error> {
+        let mut m = self.inner();
+        let now = crate::config::unix_now();
+        m.assertions.retain(|_, exp| exp.saturating_add(120) >= now);
+        let key = (client.to_string(), jti.to_string());
+        if m.assertions.contains_key(&key) {
+            return Ok(false);
+        }
+        m.assertions.insert(key, expires);
+        Ok(true)
+    }
+
+    fn record(&self, t: &Issued, limit: IssueLimit) -> Result<Recorded, Error> {
+        let mut m = self.inner();
+        let now = crate::config::unix_now();
+        m.tickets.retain(|_, r| {
+            r.expires.saturating_add(86_400) >= now
+                || r.issued.saturating_add(MAX_TICKETS_WINDOW) >= now
+        });
+        let since = t.issued.saturating_sub(limit.window);
+        let mine: Vec<u64> = m
+            .tickets
+            .values()
+            .filter(|r| r.client == t.client && r.issued > since)
+            .map(|r| r.issued)
+            .collect();
+        if mine.len() as u64 >= limit.max {
+            let oldest = mine.iter().min().copied().unwrap_or(since);
+            return Ok(Recorded::Full {
+                retry_after: oldest
+                    .saturating_add(limit.window)
+                    .saturating_sub(t.issued)
+                    .max(1),
+            });
+        }
+        m.tickets
+            .insert((t.client.clone(), t.revocation_id.clone()), t.clone());
+        Ok(Recorded::Yes)
+    }
+
+    fn issued(&self, client: &str, revocation_id: &str) -> Result<Option<Issued>, Error> {
+        let key = (client.to_string(), revocation_id.to_string());
+        Ok(self.inner().tickets.get(&key).cloned())
+    }
+
+    fn revoke(
+        &self,
+        client: &str,
+        root: &str,
+        id: &str,
+        at: u64,
+        max_under: u64,
+        write: &mut dyn FnMut() -> Result<(), Error>,
+    ) -> Result<Revoked, Error> {
+        let mut m = self.inner();
+        let key = (client.to_string(), root.to_string());
+        if !m.tickets.contains_key(&key) {
+            return Err(Error::Store(format!("no ticket {root} of client {client}")));
+        }
+        let under = m.revoked.entry(root.to_string()).or_default();
+        if under.contains(id) {
+            return Ok(Revoked::Already);
+        }
+        if id != root && under.len() as u64 >= max_under {
+            return Ok(Revoked::TooMany);
+        }
+        write()?;
+        under.insert(id.to_string());
+        if id == root {
+            if let Some(r) = m.tickets.get_mut(&key) {
+                r.revoked.get_or_insert(at);
+            }
+        }
+        Ok(Revoked::New)
+    }
+}

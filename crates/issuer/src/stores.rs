@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::sync::Mutex;
 
+use crate::config::unix_now;
 use crate::store::{IssueLimit, Issued, Recorded, Revoked, Store, MAX_TICKETS_WINDOW};
 use crate::Error;
 
@@ -71,13 +72,6 @@ fn restrict(path: &Path) -> Result<(), Error> {
 #[cfg(not(unix))]
 fn restrict(_: &Path) -> Result<(), Error> {
     Ok(())
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 /// Records are kept this long after their ticket expires (long enough to answer about it).

@@ -1291,7 +1291,11 @@ fn main() {
         ticket: format!(
             "{PREFIX}{}",
             base64::encode_config(&bytes, base64::URL_SAFE)
-        ) + if bytes.len() % 3 == 0 { "==" } else { "" },
+        ) + if bytes.len().is_multiple_of(3) {
+            "=="
+        } else {
+            ""
+        },
         ..v(
             "text_padded_base64",
             "6.1",

@@ -149,6 +149,12 @@ fn laws(s: &dyn Store, replica: &dyn Store) {
 }
 
 #[test]
+fn memory_keeps_the_laws() {
+    let m = captix_issuer::store::MemoryStore::new();
+    laws(&m, &m);
+}
+
+#[test]
 fn sqlite_keeps_the_laws_across_connections() {
     let dir = std::env::temp_dir().join(format!("captix-issuer-store-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
