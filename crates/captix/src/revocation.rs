@@ -2,6 +2,7 @@
 //! reloaded when it changes.
 
 use std::collections::HashSet;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
@@ -41,6 +42,15 @@ impl MemoryRevocations {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert(id.0.clone());
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// Adds ids to the set (one generation step for all of them).
+    pub fn extend(&self, ids: impl IntoIterator<Item = Vec<u8>>) {
+        self.ids
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(ids);
         self.generation.fetch_add(1, Ordering::Release);
     }
 
@@ -89,18 +99,39 @@ impl RevocationSource for NoRevocations {
 }
 
 /// A text file of revoked ids, one hex id per line (`#` comments and blank lines ignored),
-/// reloaded when its modification time or size changes. The file is looked at no more often
-/// than the poll interval, so a revocation written to it is enforced within that interval
-/// (docs §10.4). An unreadable or invalid file keeps the last good set and is reported by
-/// [`FileRevocations::reload`]; a file that disappears means nothing is revoked only if it
-/// never existed.
+/// looked at no more often than the poll interval, so a revocation written to it is enforced
+/// within that interval (docs §10.4). Appending is the normal change and costs a read of the
+/// appended lines only; a file replaced, shortened or rewritten is read whole. A last line
+/// without its newline is read once it is complete. An unreadable or invalid file keeps the
+/// last good set and is reported by [`FileRevocations::reload`]; a file that disappears means
+/// nothing is revoked only if it never existed.
 #[derive(Debug)]
 pub struct FileRevocations {
     path: PathBuf,
     set: MemoryRevocations,
     poll: Duration,
-    last: Mutex<(Instant, Option<(SystemTime, u64)>)>,
+    /// When the file was last looked at (checks read it without waiting for a reload).
+    checked: Mutex<Instant>,
+    /// What was read of it; held by the one thread that reloads.
+    read: Mutex<ReadSoFar>,
 }
+
+/// How much of the file the set holds.
+#[derive(Debug, Default)]
+struct ReadSoFar {
+    /// Modification time and size when last read.
+    stamp: Option<(SystemTime, u64)>,
+    /// The file's identity (inode on Unix): another one is another file.
+    identity: u64,
+    /// Bytes read, up to and including the last complete line's newline.
+    offset: u64,
+    /// That last complete line, newline included: if the bytes before `offset` are no
+    /// longer these, the file was rewritten and is read whole.
+    last_line: Vec<u8>,
+}
+
+/// At most this many bytes of one line (an id is 128 hex digits).
+const MAX_LINE: usize = 4096;
 
 impl FileRevocations {
     /// Reads the file now; polls it at most once per `poll` afterwards (1 s is a good value).
@@ -109,66 +140,139 @@ impl FileRevocations {
             path: path.as_ref().to_path_buf(),
             set: MemoryRevocations::new(),
             poll,
-            last: Mutex::new((Instant::now(), None)),
+            checked: Mutex::new(Instant::now()),
+            read: Mutex::new(ReadSoFar::default()),
         };
         me.reload()?;
         Ok(me)
     }
 
-    /// Rereads the file if it changed; returns whether the set was replaced.
+    /// Reads what changed in the file; returns whether the set changed.
     pub fn reload(&self) -> Result<bool, crate::Error> {
+        let mut read = self.read.lock().unwrap_or_else(|e| e.into_inner());
+        self.reload_locked(&mut read)
+    }
+
+    fn reload_locked(&self, read: &mut ReadSoFar) -> Result<bool, crate::Error> {
         let io = |e| crate::Error::Io {
             context: format!("could not read revocation file {}", self.path.display()),
             source: e,
         };
-        let meta = match std::fs::metadata(&self.path) {
-            Ok(m) => m,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
-                last.0 = Instant::now();
-                return Ok(false);
-            }
+        *self.checked.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+        let mut file = match std::fs::File::open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(io(e)),
         };
+        let meta = file.metadata().map_err(io)?;
         let stamp = (meta.modified().map_err(io)?, meta.len());
-        {
-            let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
-            last.0 = Instant::now();
-            if last.1 == Some(stamp) {
-                return Ok(false);
-            }
+        if read.stamp == Some(stamp) {
+            return Ok(false);
         }
-        let text = std::fs::read_to_string(&self.path).map_err(io)?;
+        let identity = file_identity(&meta);
+        let appended = identity == read.identity
+            && read.offset > 0
+            && meta.len() >= read.offset
+            && same_bytes_at(
+                &mut file,
+                read.offset - read.last_line.len() as u64,
+                &read.last_line,
+            )
+            .map_err(io)?;
+        let from = if appended { read.offset } else { 0 };
+        let mut bytes = Vec::new();
+        file.seek(SeekFrom::Start(from)).map_err(io)?;
+        file.read_to_end(&mut bytes).map_err(io)?;
+        // Only complete lines: a line being written is read when its newline is there.
+        let complete = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
         let mut ids = HashSet::new();
-        for (n, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
+        let lines = bytes[..complete].split(|b| *b == b'\n');
+        for (n, line) in lines.enumerate() {
+            let text = std::str::from_utf8(line).unwrap_or("\u{fffd}").trim();
+            if text.is_empty() || text.starts_with('#') {
                 continue;
             }
-            let id = RevocationId::from_hex(line).map_err(|e| {
+            let id = if line.len() <= MAX_LINE {
+                RevocationId::from_hex(text)
+            } else {
+                Err(crate::Error::InvalidRestriction("line too long".into()))
+            }
+            .map_err(|e| {
                 crate::Error::InvalidRestriction(format!(
-                    "{} line {}: {e}",
+                    "{} {}: {e}",
                     self.path.display(),
-                    n + 1
+                    if appended {
+                        format!("line {} of those appended", n + 1)
+                    } else {
+                        format!("line {}", n + 1)
+                    }
                 ))
             })?;
             ids.insert(id.0);
         }
-        self.set.replace(ids);
-        self.last.lock().unwrap_or_else(|e| e.into_inner()).1 = Some(stamp);
-        Ok(true)
+        let last_start = bytes[..complete.saturating_sub(1)]
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map_or(0, |i| i + 1);
+        if complete > 0 {
+            read.last_line = bytes[last_start..complete].to_vec();
+        } else if !appended {
+            read.last_line.clear();
+        }
+        read.offset = from + complete as u64;
+        read.identity = identity;
+        // A torn last line leaves the stamp unset, so the next look reads on from `offset`.
+        read.stamp = (complete == bytes.len()).then_some(stamp);
+        if appended {
+            let changed = !ids.is_empty();
+            if changed {
+                self.set.extend(ids);
+            }
+            Ok(changed)
+        } else {
+            self.set.replace(ids);
+            Ok(true)
+        }
     }
 
     fn maybe_reload(&self) {
-        let due = {
-            let last = self.last.lock().unwrap_or_else(|e| e.into_inner());
-            last.0.elapsed() >= self.poll
-        };
-        if due {
+        let due = self
+            .checked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .elapsed()
+            >= self.poll;
+        if !due {
+            return;
+        }
+        // One thread reads; the others go on with the set as it is.
+        if let Ok(mut read) = self.read.try_lock() {
             // An unreadable file keeps the last good set; `reload` reports why.
-            let _ = self.reload();
+            let _ = self.reload_locked(&mut read);
         }
     }
+}
+
+/// Whether the file holds `expected` at `at`.
+fn same_bytes_at(file: &mut std::fs::File, at: u64, expected: &[u8]) -> std::io::Result<bool> {
+    let mut got = vec![0u8; expected.len()];
+    file.seek(SeekFrom::Start(at))?;
+    match file.read_exact(&mut got) {
+        Ok(()) => Ok(got == expected),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(unix)]
+fn file_identity(meta: &std::fs::Metadata) -> u64 {
+    use std::os::unix::fs::MetadataExt as _;
+    meta.ino() ^ meta.dev().rotate_left(32)
+}
+
+#[cfg(not(unix))]
+fn file_identity(_: &std::fs::Metadata) -> u64 {
+    0
 }
 
 impl RevocationSource for FileRevocations {
@@ -222,6 +326,56 @@ mod tests {
         assert!(f.reload().is_err(), "invalid line reported");
         assert_eq!(f.generation(), g, "the last good set is kept");
         assert_eq!(f.first_revoked(&chain).expect("ok"), Some(0));
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    #[test]
+    fn appended_lines_are_read_alone_and_other_changes_read_the_whole_file() {
+        let dir = std::env::temp_dir().join(format!("captix-rev-append-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let path = dir.join("revoked.txt");
+        let id = |b: u8| RevocationId(vec![b; 64]);
+        let line = |b: u8| format!("{}\n", id(b).to_hex());
+        let revoked = |f: &FileRevocations, b: u8| f.first_revoked(&[id(b)]).expect("ok").is_some();
+        std::fs::write(&path, format!("# ids\n{}{}", line(1), line(2))).expect("write");
+        let f = FileRevocations::open(&path, Duration::ZERO).expect("open");
+        assert!(revoked(&f, 1) && revoked(&f, 2) && !revoked(&f, 3));
+        let append = |text: &str| {
+            use std::io::Write as _;
+            let mut w = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&path)
+                .expect("open");
+            w.write_all(text.as_bytes()).expect("append");
+        };
+        // An append: read from where the last read ended.
+        append(&line(3));
+        assert!(f.reload().expect("reload"));
+        assert!(revoked(&f, 1) && revoked(&f, 3));
+        let offset = f.read.lock().expect("lock").offset;
+        assert_eq!(offset, std::fs::metadata(&path).expect("meta").len());
+        // A line being written is not read (and is no error) until its newline comes.
+        let four = line(4);
+        append(&four[..50]);
+        assert!(!f.reload().expect("half a line is no error"));
+        assert!(!revoked(&f, 4));
+        append(&four[50..]);
+        assert!(f.reload().expect("now complete"));
+        assert!(revoked(&f, 4));
+        // An invalid appended line is reported; nothing of it applies, and fixing it works.
+        append("zz\n");
+        assert!(f.reload().is_err());
+        assert!(revoked(&f, 4));
+        // Rewritten (not appended): read whole, so a removed id is no longer revoked.
+        std::fs::write(&path, format!("{}{}", line(2), line(5))).expect("rewrite");
+        assert!(f.reload().expect("reload"));
+        assert!(!revoked(&f, 1) && revoked(&f, 2) && !revoked(&f, 3) && revoked(&f, 5));
+        // Replaced by another file (write and rename), longer than before: read whole too.
+        let other = dir.join("revoked.new");
+        std::fs::write(&other, format!("{}{}{}", line(6), line(7), line(8))).expect("new");
+        std::fs::rename(&other, &path).expect("rename");
+        assert!(f.reload().expect("reload"));
+        assert!(!revoked(&f, 2) && revoked(&f, 6) && revoked(&f, 8));
         std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 }
