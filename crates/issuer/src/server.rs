@@ -302,6 +302,33 @@ impl Issuer {
             details: form.get("authorization_details").map(|s| s.as_str()),
         };
         let g = grant::decide(&state.config.policy, &req).map_err(fail)?;
+        let limit = state
+            .config
+            .policy
+            .clients
+            .get(&client)
+            .map_or(crate::config::DEFAULT_TICKETS, |c| c.tickets);
+        let over = |retry_after| {
+            // Budgets count per ticket chain: without this cap, a client would refill them by
+            // asking for a new ticket (docs §17.2).
+            fail(OAuthError::too_many(
+                format!(
+                    "client {} was issued {} tickets in the last {}",
+                    quote(&client, 64),
+                    limit.max,
+                    captix::format_duration(limit.window)
+                ),
+                retry_after,
+            ))
+        };
+        // Answered before anything is signed; `record` below decides atomically.
+        let room = self
+            .store
+            .room(&client, now, limit)
+            .map_err(|e| fail(OAuthError::unavailable(e.to_string())))?;
+        if let Recorded::Full { retry_after } = room {
+            return Err(over(retry_after));
+        }
         let ticket = g.mint(&state.key, &state.config.issuer, now).map_err(|e| {
             fail(if req.details.is_some() {
                 OAuthError::invalid_details(format!("the ticket asked for cannot be made: {e}"))
@@ -315,12 +342,6 @@ impl Issuer {
             .map(|r| r.to_hex())
             .unwrap_or_default();
         let scopes = g.scopes.join(" ");
-        let limit = state
-            .config
-            .policy
-            .clients
-            .get(&client)
-            .map_or(crate::config::DEFAULT_TICKETS, |c| c.tickets);
         let recorded = self
             .store
             .record(
@@ -338,17 +359,7 @@ impl Issuer {
             )
             .map_err(|e| fail(OAuthError::unavailable(e.to_string())))?;
         if let Recorded::Full { retry_after } = recorded {
-            // Budgets count per ticket chain: without this cap, a client would refill them by
-            // asking for a new ticket (docs §17.2).
-            return Err(fail(OAuthError::too_many(
-                format!(
-                    "client {} was issued {} tickets in the last {}",
-                    quote(&client, 64),
-                    limit.max,
-                    captix::format_duration(limit.window)
-                ),
-                retry_after,
-            )));
+            return Err(over(retry_after));
         }
         let mut record = captix::audit::Record::issuer(
             "grant",

@@ -52,6 +52,23 @@ pub enum Recorded {
     },
 }
 
+impl Recorded {
+    /// `Full` when `count` tickets (the oldest issued at `oldest`) fill `limit` at `now`.
+    pub fn of(count: u64, oldest: Option<u64>, limit: IssueLimit, now: u64) -> Recorded {
+        if count < limit.max {
+            return Recorded::Yes;
+        }
+        let since = now.saturating_sub(limit.window);
+        Recorded::Full {
+            retry_after: oldest
+                .unwrap_or(since)
+                .saturating_add(limit.window)
+                .saturating_sub(now)
+                .max(1),
+        }
+    }
+}
+
 /// What a revocation did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Revoked {
@@ -72,6 +89,9 @@ pub trait Store: Send + Sync {
     fn set_secret_hash(&self, client: &str, hash: &[u8; 32]) -> Result<(), Error>;
     /// Marks an assertion id used until `expires`; false if it was used before (a replay).
     fn use_assertion(&self, client: &str, jti: &str, expires: u64) -> Result<bool, Error>;
+    /// Whether a ticket issued to `client` at `now` would be recorded under `limit` (read
+    /// only: a refusal is answered before anything is signed; `record` decides atomically).
+    fn room(&self, client: &str, now: u64, limit: IssueLimit) -> Result<Recorded, Error>;
     /// Records an issued ticket unless its client already got `limit.max` tickets in the
     /// `limit.window` seconds before `issued.issued` (nothing recorded then).
     fn record(&self, issued: &Issued, limit: IssueLimit) -> Result<Recorded, Error>;
@@ -107,6 +127,21 @@ struct Memory {
     revoked: std::collections::HashMap<String, std::collections::HashSet<String>>,
 }
 
+impl Memory {
+    fn room(&self, client: &str, now: u64, limit: IssueLimit) -> Recorded {
+        let since = now.saturating_sub(limit.window);
+        let mine = self
+            .tickets
+            .values()
+            .filter(|r| r.client == client && r.issued > since)
+            .map(|r| r.issued);
+        let (count, oldest) = mine.fold((0u64, None::<u64>), |(n, o), t| {
+            (n + 1, Some(o.map_or(t, |o| o.min(t))))
+        });
+        Recorded::of(count, oldest, limit, now)
+    }
+}
+
 impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
@@ -140,6 +175,10 @@ impl Store for MemoryStore {
         Ok(true)
     }
 
+    fn room(&self, client: &str, now: u64, limit: IssueLimit) -> Result<Recorded, Error> {
+        Ok(self.inner().room(client, now, limit))
+    }
+
     fn record(&self, t: &Issued, limit: IssueLimit) -> Result<Recorded, Error> {
         let mut m = self.inner();
         let now = crate::config::unix_now();
@@ -147,25 +186,12 @@ impl Store for MemoryStore {
             r.expires.saturating_add(86_400) >= now
                 || r.issued.saturating_add(MAX_TICKETS_WINDOW) >= now
         });
-        let since = t.issued.saturating_sub(limit.window);
-        let mine: Vec<u64> = m
-            .tickets
-            .values()
-            .filter(|r| r.client == t.client && r.issued > since)
-            .map(|r| r.issued)
-            .collect();
-        if mine.len() as u64 >= limit.max {
-            let oldest = mine.iter().min().copied().unwrap_or(since);
-            return Ok(Recorded::Full {
-                retry_after: oldest
-                    .saturating_add(limit.window)
-                    .saturating_sub(t.issued)
-                    .max(1),
-            });
+        let room = m.room(&t.client, t.issued, limit);
+        if room == Recorded::Yes {
+            m.tickets
+                .insert((t.client.clone(), t.revocation_id.clone()), t.clone());
         }
-        m.tickets
-            .insert((t.client.clone(), t.revocation_id.clone()), t.clone());
-        Ok(Recorded::Yes)
+        Ok(room)
     }
 
     fn issued(&self, client: &str, revocation_id: &str) -> Result<Option<Issued>, Error> {

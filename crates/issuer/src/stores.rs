@@ -91,7 +91,30 @@ fn row_to_issued(r: &rusqlite::Row<'_>) -> rusqlite::Result<Issued> {
     })
 }
 
+/// `Store::room` on a connection (or in a transaction).
+fn sqlite_room(
+    conn: &rusqlite::Connection,
+    client: &str,
+    now: u64,
+    limit: IssueLimit,
+) -> Result<Recorded, Error> {
+    let since = now.saturating_sub(limit.window) as i64;
+    let (count, oldest): (i64, Option<i64>) = conn
+        .query_row(
+            "SELECT COUNT(*), MIN(issued) FROM tickets WHERE client = ?1 AND issued > ?2",
+            rusqlite::params![client, since],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .map_err(db)?;
+    let oldest = oldest.map(|o| o.max(0) as u64);
+    Ok(Recorded::of(count.max(0) as u64, oldest, limit, now))
+}
+
 impl Store for SqliteStore {
+    fn room(&self, client: &str, now: u64, limit: IssueLimit) -> Result<Recorded, Error> {
+        sqlite_room(&self.conn(), client, now, limit)
+    }
+
     fn secret_hash(&self, client: &str) -> Result<Option<[u8; 32]>, Error> {
         let conn = self.conn();
         let mut q = conn
@@ -146,19 +169,9 @@ impl Store for SqliteStore {
         .map_err(db)?;
         tx.execute("DELETE FROM revoked WHERE expires < ?1", [old])
             .map_err(db)?;
-        let since = t.issued.saturating_sub(limit.window) as i64;
-        let (count, oldest): (i64, Option<i64>) = tx
-            .query_row(
-                "SELECT COUNT(*), MIN(issued) FROM tickets WHERE client = ?1 AND issued > ?2",
-                rusqlite::params![t.client, since],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .map_err(db)?;
-        if count.max(0) as u64 >= limit.max {
-            let leaves = (oldest.unwrap_or(since).max(0) as u64).saturating_add(limit.window);
-            return Ok(Recorded::Full {
-                retry_after: leaves.saturating_sub(t.issued).max(1),
-            });
+        let room = sqlite_room(&tx, &t.client, t.issued, limit)?;
+        if room != Recorded::Yes {
+            return Ok(room);
         }
         tx.execute(
             "INSERT INTO tickets (revocation_id, client, user, scopes, resource, issued, expires, revoked)
@@ -278,6 +291,14 @@ redis.call('EXPIREAT', KEYS[2], ARGV[5])
 return {1, 0}
 ";
 
+/// `room`: KEYS issued zset; ARGV since, max. Returns {1, 0} room, or {0, oldest}.
+const ROOM: &str = r"
+local n = redis.call('ZCOUNT', KEYS[1], '(' .. ARGV[1], '+inf')
+if n < tonumber(ARGV[2]) then return {1, 0} end
+local oldest = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+return {0, tonumber(oldest[2])}
+";
+
 /// `revoke`, first step (read only): KEYS ticket hash, revoked set; ARGV id, root, max.
 /// 0 new, 1 already, 2 too many, 3 no such ticket.
 const REVOKE_CHECK: &str = r"
@@ -319,6 +340,22 @@ impl RedisStore {
 }
 
 impl Store for RedisStore {
+    fn room(&self, client: &str, now: u64, limit: IssueLimit) -> Result<Recorded, Error> {
+        let issued = self.key(client, "issued");
+        let (ok, oldest): (i64, u64) = self.with(|c| {
+            captix_redis::redis::Script::new(ROOM)
+                .key(&issued)
+                .arg(now.saturating_sub(limit.window))
+                .arg(limit.max)
+                .invoke(c)
+        })?;
+        Ok(if ok == 1 {
+            Recorded::Yes
+        } else {
+            Recorded::of(limit.max, Some(oldest), limit, now)
+        })
+    }
+
     fn secret_hash(&self, client: &str) -> Result<Option<[u8; 32]>, Error> {
         let key = format!("{}:secrets", self.prefix);
         let v: Option<Vec<u8>> = self.with(|c| {
@@ -382,10 +419,7 @@ impl Store for RedisStore {
         if ok == 1 {
             return Ok(Recorded::Yes);
         }
-        let leaves = oldest.saturating_add(limit.window);
-        Ok(Recorded::Full {
-            retry_after: leaves.saturating_sub(t.issued).max(1),
-        })
+        Ok(Recorded::of(limit.max, Some(oldest), limit, t.issued))
     }
 
     fn issued(&self, client: &str, revocation_id: &str) -> Result<Option<Issued>, Error> {

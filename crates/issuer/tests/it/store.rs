@@ -48,7 +48,12 @@ fn laws(s: &dyn Store, replica: &dyn Store) {
         yes
     );
     assert_eq!(s.record(&issued(&ids[3], now), three).expect("3"), yes);
-    // Full: the oldest in the window (issued 10 s ago) leaves it in 50 s.
+    // Full: the oldest in the window (issued 10 s ago) leaves it in 50 s; `room` says so
+    // beforehand, on every replica, and nothing else changes.
+    let full = Recorded::Full { retry_after: 50 };
+    assert_eq!(s.room("bot", now, three).expect("room"), full);
+    assert_eq!(replica.room("bot", now, three).expect("room"), full);
+    assert_eq!(s.room("bot2", now, three).expect("room"), yes);
     assert_eq!(
         replica.record(&issued(&ids[4], now), three).expect("4th"),
         Recorded::Full { retry_after: 50 }
