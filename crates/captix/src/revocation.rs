@@ -253,6 +253,20 @@ impl FileRevocations {
     }
 }
 
+/// Appends ids to a revocation file (created if missing), all lines in one write, synced
+/// before it returns: the writer of `captix revoke --file` and of the issuer. Readers
+/// ([`FileRevocations`]) read appended lines only and never take half a line.
+pub fn append_to_file(path: &Path, ids: &[RevocationId]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let lines: String = ids.iter().map(|id| format!("{}\n", id.to_hex())).collect();
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    f.write_all(lines.as_bytes())?;
+    f.sync_data()
+}
+
 /// Whether the file holds `expected` at `at`.
 fn same_bytes_at(file: &mut std::fs::File, at: u64, expected: &[u8]) -> std::io::Result<bool> {
     let mut got = vec![0u8; expected.len()];

@@ -702,30 +702,9 @@ fn revoke(
     if let Some(url) = redis {
         revoke_in_redis(url, &parsed)?;
     } else if let Some(path) = file {
-        use std::io::Write as _;
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|e| {
-                CliError::io(format!(
-                    "could not open revocation file {}: {}",
-                    path.display(),
-                    io_reason(&e)
-                ))
-            })?;
-        for id in &parsed {
-            writeln!(f, "{}", id.to_hex()).map_err(|e| {
-                CliError::io(format!(
-                    "could not write {}: {}",
-                    path.display(),
-                    io_reason(&e)
-                ))
-            })?;
-        }
-        f.sync_all().map_err(|e| {
+        captix::revocation::append_to_file(path, &parsed).map_err(|e| {
             CliError::io(format!(
-                "could not write {}: {}",
+                "could not write revocation file {}: {}",
                 path.display(),
                 io_reason(&e)
             ))

@@ -35,14 +35,14 @@ pub struct Issuer {
 
 /// Where revocations go (the servers' revocation source).
 pub(crate) enum Revocations {
-    File(PathBuf, Mutex<()>),
+    File(PathBuf),
     Redis(Box<captix_redis::RedisRevocations>),
 }
 
 impl Revocations {
     fn open(at: &config::RevocationsAt) -> Result<Self, Error> {
         Ok(match at {
-            config::RevocationsAt::File(p) => Revocations::File(p.clone(), Mutex::new(())),
+            config::RevocationsAt::File(p) => Revocations::File(p.clone()),
             config::RevocationsAt::Redis(url) => Revocations::Redis(Box::new(
                 captix_redis::RedisRevocations::new(
                     url,
@@ -56,17 +56,8 @@ impl Revocations {
 
     pub(crate) fn revoke(&self, id: &RevocationId) -> Result<(), String> {
         match self {
-            Revocations::File(path, lock) => {
-                use std::io::Write as _;
-                let _guard = lock.lock().unwrap_or_else(|e| e.into_inner());
-                let mut f = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
-                // One write per line: readers never see half an id.
-                f.write_all(format!("{}\n", id.to_hex()).as_bytes())
-                    .and_then(|()| f.sync_data())
+            Revocations::File(path) => {
+                captix::revocation::append_to_file(path, std::slice::from_ref(id))
                     .map_err(|e| format!("{}: {e}", path.display()))
             }
             Revocations::Redis(r) => r.revoke(id).map_err(|d| d.reason),

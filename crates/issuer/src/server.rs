@@ -129,17 +129,19 @@ fn presented(headers: &HeaderMap, form: &Form) -> Result<Presented, OAuthError> 
             let (id, secret) = text
                 .split_once(':')
                 .ok_or_else(|| OAuthError::invalid_client("malformed Basic credentials"))?;
-            // RFC 6749 §2.3.1: both are form-urlencoded before Basic encoding.
-            let decode = |s: &str| {
-                let plus = s.replace('+', " ");
-                form_urlencoded::parse(format!("x={}", plus.replace('&', "%26")).as_bytes())
-                    .next()
-                    .map(|(_, v)| v.into_owned())
-                    .unwrap_or_default()
+            // RFC 6749 §2.3.1: both are form-urlencoded before Basic encoding. Decoded
+            // without an intermediate copy that would outlive the zeroized one.
+            let decode = |s: &str| -> Result<Zeroizing<String>, OAuthError> {
+                let plus = Zeroizing::new(s.replace('+', " "));
+                let bytes: Zeroizing<Vec<u8>> =
+                    Zeroizing::new(percent_encoding::percent_decode_str(&plus).collect());
+                std::str::from_utf8(&bytes)
+                    .map(|t| Zeroizing::new(t.to_string()))
+                    .map_err(|_| OAuthError::invalid_client("malformed Basic credentials"))
             };
             Ok(Presented::Secret {
-                id: decode(id),
-                secret: Zeroizing::new(decode(secret)),
+                id: decode(id)?.to_string(),
+                secret: decode(secret)?,
                 basic: true,
             })
         })

@@ -29,6 +29,8 @@ pub struct Issued {
 
 /// The longest `tickets` window: records are kept at least this long (SQLite).
 pub const MAX_TICKETS_WINDOW: u64 = 7 * 86_400;
+/// Records are kept this long after their ticket expires (long enough to answer about it).
+pub(crate) const KEEP_AFTER_EXPIRY: u64 = 86_400;
 
 /// A per-client issuance limit: at most `max` tickets in any `window` seconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -183,7 +185,7 @@ impl Store for MemoryStore {
         let mut m = self.inner();
         let now = crate::config::unix_now();
         m.tickets.retain(|_, r| {
-            r.expires.saturating_add(86_400) >= now
+            r.expires.saturating_add(KEEP_AFTER_EXPIRY) >= now
                 || r.issued.saturating_add(MAX_TICKETS_WINDOW) >= now
         });
         let room = m.room(&t.client, t.issued, limit);

@@ -4,7 +4,9 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use crate::config::unix_now;
-use crate::store::{IssueLimit, Issued, Recorded, Revoked, Store, MAX_TICKETS_WINDOW};
+use crate::store::{
+    IssueLimit, Issued, Recorded, Revoked, Store, KEEP_AFTER_EXPIRY, MAX_TICKETS_WINDOW,
+};
 use crate::Error;
 
 fn db(e: impl std::fmt::Display) -> Error {
@@ -73,9 +75,6 @@ fn restrict(path: &Path) -> Result<(), Error> {
 fn restrict(_: &Path) -> Result<(), Error> {
     Ok(())
 }
-
-/// Records are kept this long after their ticket expires (long enough to answer about it).
-const KEEP_AFTER_EXPIRY: u64 = 86_400;
 
 fn row_to_issued(r: &rusqlite::Row<'_>) -> rusqlite::Result<Issued> {
     let int = |i: usize| r.get::<_, i64>(i).map(|v| v.max(0) as u64);
