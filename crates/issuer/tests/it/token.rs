@@ -473,3 +473,32 @@ async fn an_unauthenticated_client_id_is_never_an_identity_in_the_log() {
     assert_eq!(refusal["claimed"], forged);
     assert_eq!(refusal["code"], "invalid_client");
 }
+
+#[tokio::test]
+async fn basic_credentials_are_form_urlencoded_inside() {
+    let e = env();
+    let raw = |s: &str| format!("Basic {}", base64::encode(s));
+    let h = |v: String| vec![("authorization".to_string(), v)];
+    let call = |headers: Vec<(String, String)>| {
+        let e = &e;
+        async move {
+            let hs: Vec<(&str, &str)> = headers
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            e.post("/token", &hs, &[CC, RES]).await
+        }
+    };
+    // RFC 6749 §2.3.1: the id and secret are decoded after base64.
+    let encoded = raw(&format!("billing%2Dbot:{}", e.secret));
+    assert_eq!(call(h(encoded)).await.status, StatusCode::OK);
+    // Bytes that are not UTF-8 once decoded, or a secret that only matches undecoded: 401.
+    for bad in [
+        raw("billing-bot:%FF%FE"),
+        raw(&format!("billing-bot:{}%", e.secret)),
+    ] {
+        let a = call(h(bad)).await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(a.body["error"], "invalid_client");
+    }
+}
