@@ -9,7 +9,7 @@ export const codes = Object.freeze(JSON.parse(wasm.codes()));
 const now = () => Math.floor(Date.now() / 1000);
 const utf8 = new TextEncoder();
 const memory = wasm.wasmMemory();
-const [MAX_TICKET_BYTES, MAX_ARGS_BYTES] = wasm.limits();
+const [MAX_TICKET_BYTES, MAX_ARGS_BYTES, MAX_TOOL_NAME_BYTES] = wasm.limits();
 
 // WebAssembly memory grows to the largest input ever copied in and never shrinks. A string of
 // more than `max` UTF-16 units is more than `max` UTF-8 bytes, so one unit past the limit is
@@ -127,6 +127,7 @@ function policyValue(policy) {
 
 /** The method and name of a call: exactly one of `tool`, `uri`, `prompt`, a string. */
 function target({ tool, uri, prompt }) {
+  if (typeof tool === 'string' && uri === undefined && prompt === undefined) return ['tools/call', tool];
   const given = [['tools/call', tool], ['resources/read', uri], ['prompts/get', prompt]]
     .filter(([, v]) => v !== undefined);
   if (given.length !== 1 || typeof given[0][1] !== 'string') {
@@ -134,6 +135,8 @@ function target({ tool, uri, prompt }) {
   }
   return given[0];
 }
+
+const TOOL_CALL = Object.freeze(['tools/call']);
 
 /** Checks tool calls against tickets: cached, with budgets, revocation and audit. */
 export class Verifier {
@@ -190,13 +193,16 @@ export class Verifier {
    * @returns the decision: `{ decision: 'allow', tool | uri | prompt, identity, filters, budgets,
    *   expires, chain }` or `{ decision: 'deny', code, reason, block, restriction, retry_after }`.
    */
-  check(ticket, { tool, uri, prompt, arguments: args, time } = {}) {
-    const [method, name] = target({ tool, uri, prompt });
+  check(ticket, call = {}) {
+    const { tool, arguments: args, time } = call;
+    // A tool call (the common case) is recognized without building anything.
+    const isTool = typeof tool === 'string' && call.uri === undefined && call.prompt === undefined;
+    const [method, name] = isTool ? TOOL_CALL : target(call);
     const when = seconds(time, 'time') ?? now();
     let decision;
     let lines;
     try {
-      decision = method === 'tools/call'
+      decision = isTool
         ? this.#decide(ticketText(ticket), tool, args, when)
         : JSON.parse(this.#inner.checkTarget(ticketText(ticket), method, name, when));
       lines = this.#audit ? JSON.parse(this.#inner.drainAudit()) : undefined;
@@ -208,29 +214,30 @@ export class Verifier {
     return decision;
   }
 
-  #decide(t, tool, args, when) {
+  #decide(t, name, args, when) {
+    const tool = clip(name, MAX_TOOL_NAME_BYTES);
     const text = clip(typeof args === 'string' ? args : JSON.stringify(args ?? {}), MAX_ARGS_BYTES);
-    // Encode the ticket and arguments straight into WebAssembly memory: no allocation, no copy.
-    const need = (t.length + text.length) * 3;
+    // The ticket, tool name and arguments are encoded straight into WebAssembly memory (no
+    // allocation, no copy) and only numbers cross the boundary. A UTF-16 unit is at most
+    // three UTF-8 bytes.
+    const need = (t.length + tool.length + text.length) * 3;
     if (need > this.#cap || this.#view.buffer !== memory.buffer) {
       this.#cap = Math.max(need, this.#cap);
       this.#ptr = this.#inner.scratch(this.#cap);
       this.#view = new Uint8Array(memory.buffer, this.#ptr, this.#cap);
     }
-    const a = utf8.encodeInto(t, this.#view);
-    const b = utf8.encodeInto(text, this.#view.subarray(a.written));
-    const out = this.#inner.checkScratch(a.written, b.written, tool, when);
-    let decision;
-    if (out.charCodeAt(0) === 65 /* 'A' */) {
-      // An allowed decision is the same for every call of a ticket and tool: parse it once.
-      decision = this.#allowed.get(out);
-      if (!decision) {
-        if (this.#allowed.size >= ALLOW_CACHE_LIMIT) this.#allowed.clear();
-        decision = deepFreeze(JSON.parse(this.#inner.lastAllowedJson()));
-        this.#allowed.set(out, decision);
-      }
-    } else {
-      decision = JSON.parse(out);
+    const a = utf8.encodeInto(t, this.#view).written;
+    const b = utf8.encodeInto(tool, this.#view.subarray(a)).written;
+    const c = utf8.encodeInto(text, this.#view.subarray(a + b)).written;
+    const id = this.#inner.checkScratch(a, b, c, when);
+    if (id === 0) return JSON.parse(this.#inner.lastJson());
+    // An allowed decision is the same for every call of a ticket and tool (its id says
+    // which): parsed once, shared frozen.
+    let decision = this.#allowed.get(id);
+    if (!decision) {
+      if (this.#allowed.size >= ALLOW_CACHE_LIMIT) this.#allowed.clear();
+      decision = deepFreeze(JSON.parse(this.#inner.lastJson()));
+      this.#allowed.set(id, decision);
     }
     return decision;
   }

@@ -243,10 +243,11 @@ pub struct WasmVerifier {
     inner: Verifier,
     revocations: Arc<MemoryRevocations>,
     audit: Option<Arc<MemoryAudit>>,
-    /// Where JavaScript writes the ticket and arguments (`scratch`, then `checkScratch`).
+    /// Where JavaScript writes the ticket, tool name and arguments (`scratch`, then
+    /// `checkScratch`).
     scratch: Vec<u8>,
-    /// The JSON of the last allowed decision, for `lastAllowedJson`.
-    last_allowed: std::cell::RefCell<Option<captix::Allowed>>,
+    /// The last decision `checkScratch` made, for `lastJson`.
+    last: std::cell::RefCell<Option<captix::Decision>>,
 }
 
 #[wasm_bindgen]
@@ -296,7 +297,7 @@ impl WasmVerifier {
             revocations,
             audit,
             scratch: Vec::new(),
-            last_allowed: Default::default(),
+            last: Default::default(),
         })
     }
 
@@ -395,7 +396,8 @@ impl WasmVerifier {
     }
 
     /// The address in WebAssembly memory of a buffer of at least `len` bytes, into which the
-    /// caller writes a ticket followed by the arguments' JSON text before `checkScratch`.
+    /// caller writes a ticket, the tool's name and the arguments' JSON text, one after the
+    /// other, before `checkScratch`.
     pub fn scratch(&mut self, len: usize) -> usize {
         if self.scratch.len() < len {
             self.scratch = vec![0; len.next_power_of_two()];
@@ -403,40 +405,44 @@ impl WasmVerifier {
         self.scratch.as_ptr() as usize
     }
 
-    /// `check` on the ticket (`ticket_len` bytes) and arguments (`args_len` bytes) written to the
-    /// scratch buffer. An allowed call returns `A<id>` (see `lastAllowedJson`); a denial its JSON.
+    /// `check` on the ticket (`ticket_len` bytes), tool name (`tool_len`) and arguments
+    /// (`args_len`) written to the scratch buffer. Returns the decision's id (see
+    /// `Allowed::decision_id`, a positive integer below 2^53) for an allow, 0 for a denial;
+    /// `lastJson` gives the decision's JSON. Nothing crosses the boundary but three lengths,
+    /// a time and a number: the warm path allocates no JavaScript string.
     #[wasm_bindgen(js_name = checkScratch)]
     pub fn check_scratch(
         &self,
         ticket_len: usize,
+        tool_len: usize,
         args_len: usize,
-        tool: &str,
         time: f64,
-    ) -> Result<String, JsValue> {
+    ) -> Result<f64, JsValue> {
         let end = ticket_len
-            .checked_add(args_len)
+            .checked_add(tool_len)
+            .and_then(|n| n.checked_add(args_len))
             .filter(|e| *e <= self.scratch.len())
             .ok_or_else(|| error("invalid_argument", "lengths beyond the scratch buffer"))?;
-        let (ticket, args) = self.scratch[..end].split_at(ticket_len);
+        let (ticket, rest) = self.scratch[..end].split_at(ticket_len);
+        let (tool, args) = rest.split_at(tool_len);
+        // JavaScript's encoder writes well-formed UTF-8 (lone surrogates become U+FFFD).
+        let tool = std::str::from_utf8(tool)
+            .map_err(|_| error("invalid_argument", "the tool name is not UTF-8"))?;
         let decision = self.call(ticket, tool, args, time);
-        Ok(match decision {
-            Ok(a) => {
-                let id = a.decision_id();
-                *self.last_allowed.borrow_mut() = Some(a);
-                format!("A{id}")
-            }
-            Err(_) => captix::decision_json(&decision),
-        })
+        // An id is a counter: below 2^53 it is exact as a JavaScript number.
+        let id = decision.as_ref().map_or(0.0, |a| a.decision_id() as f64);
+        *self.last.borrow_mut() = Some(decision);
+        Ok(id)
     }
 
-    /// The JSON of the last allowed decision returned by `checkScratch`.
-    #[wasm_bindgen(js_name = lastAllowedJson)]
-    pub fn last_allowed_json(&self) -> String {
-        self.last_allowed
-            .borrow()
-            .as_ref()
-            .map(|a| a.to_json().to_string())
-            .unwrap_or_default()
+    /// The JSON of the last decision `checkScratch` made.
+    #[wasm_bindgen(js_name = lastJson)]
+    pub fn last_json(&self) -> String {
+        match &*self.last.borrow() {
+            Some(Ok(a)) => a.to_json().to_string(),
+            Some(d) => captix::decision_json(d),
+            None => "null".into(),
+        }
     }
 
     /// The tools the ticket may call at `time` (JSON array); throws if the ticket is invalid.
@@ -526,11 +532,11 @@ pub fn wasm_memory() -> JsValue {
 }
 
 /// The input limits the JS layer applies before copying into this module's memory (which
-/// never shrinks): `[ticket bytes, argument bytes]` (spec §7.1).
+/// never shrinks): `[ticket bytes, argument bytes, tool name bytes]` (spec §7.1).
 #[wasm_bindgen]
 pub fn limits() -> Vec<u32> {
-    use captix::limits::{MAX_ARGS_BYTES, MAX_TICKET_BYTES};
-    [MAX_TICKET_BYTES, MAX_ARGS_BYTES]
+    use captix::limits::{MAX_ARGS_BYTES, MAX_TICKET_BYTES, MAX_TOOL_NAME_BYTES};
+    [MAX_TICKET_BYTES, MAX_ARGS_BYTES, MAX_TOOL_NAME_BYTES]
         .iter()
         .map(|n| u32::try_from(*n).unwrap_or(u32::MAX))
         .collect()

@@ -7,6 +7,7 @@
 //!
 //! Duplicate keys, excessive size, depth or leaf count are refused before any Datalog runs.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
 
@@ -85,10 +86,11 @@ impl Args {
             ));
         }
         let mut leaves = Vec::new();
+        let mut pointer = String::new();
         let mut de = serde_json::Deserializer::from_slice(bytes);
         let seed = Walk {
             out: &mut leaves,
-            pointer: String::new(),
+            pointer: &mut pointer,
             depth: 0,
         };
         let res = seed.deserialize(&mut de).and_then(|()| de.end());
@@ -155,9 +157,11 @@ pub(crate) fn escape_token(key: &str, out: &mut String) {
     }
 }
 
+/// One value of the arguments at `pointer`. The pointer is one buffer for the whole walk: a
+/// member or element appends its token and removes it after; a leaf copies it.
 struct Walk<'a> {
     out: &'a mut Vec<(String, Scalar)>,
-    pointer: String,
+    pointer: &'a mut String,
     depth: usize,
 }
 
@@ -171,7 +175,7 @@ impl Walk<'_> {
                 "[leaves] arguments have more than {MAX_ARGS_LEAVES} scalar values"
             )));
         }
-        self.out.push((self.pointer, v));
+        self.out.push((self.pointer.clone(), v));
         Ok(())
     }
 
@@ -236,17 +240,19 @@ impl<'de> Visitor<'de> for Walk<'_> {
                 "[notobject] arguments must be a JSON object, not an array",
             ));
         }
+        let at = self.pointer.len();
         let mut i = 0usize;
         loop {
-            let mut pointer = self.pointer.clone();
-            pointer.push('/');
-            pointer.push_str(&i.to_string());
+            use std::fmt::Write as _;
+            let _ = write!(self.pointer, "/{i}");
             let child = Walk {
                 out: &mut *self.out,
-                pointer,
+                pointer: &mut *self.pointer,
                 depth,
             };
-            if seq.next_element_seed(child)?.is_none() {
+            let more = seq.next_element_seed(child)?.is_some();
+            self.pointer.truncate(at);
+            if !more {
                 return Ok(());
             }
             i += 1;
@@ -255,23 +261,81 @@ impl<'de> Visitor<'de> for Walk<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let depth = self.enter::<A::Error>()?;
-        let mut seen: HashSet<String> = HashSet::new();
-        while let Some(key) = map.next_key::<String>()? {
-            let mut pointer = self.pointer.clone();
-            pointer.push('/');
-            escape_token(&key, &mut pointer);
+        let at = self.pointer.len();
+        let mut seen = Seen::default();
+        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+            self.pointer.push('/');
+            escape_token(&key, self.pointer);
             if !seen.insert(key) {
                 return Err(de::Error::custom(format!(
-                    "[duplicate] arguments repeat the key at {pointer}"
+                    "[duplicate] arguments repeat the key at {}",
+                    self.pointer
                 )));
             }
             map.next_value_seed(Walk {
                 out: &mut *self.out,
-                pointer,
+                pointer: &mut *self.pointer,
                 depth,
             })?;
+            self.pointer.truncate(at);
         }
         Ok(())
+    }
+}
+
+/// The keys of one object seen so far: a short list scanned while it is short (most objects
+/// have a few keys, and a set would cost more than the scan), a set once it is not (a large
+/// object stays linear; the set's hasher is keyed, so keys cannot be chosen to collide).
+#[derive(Default)]
+struct Seen<'de> {
+    few: Vec<Cow<'de, str>>,
+    many: Option<HashSet<Cow<'de, str>, foldhash::quality::RandomState>>,
+}
+
+impl<'de> Seen<'de> {
+    const FEW: usize = 16;
+
+    /// Adds a key; false if it was there already.
+    fn insert(&mut self, key: Cow<'de, str>) -> bool {
+        if let Some(set) = &mut self.many {
+            return set.insert(key);
+        }
+        if self.few.contains(&key) {
+            return false;
+        }
+        self.few.push(key);
+        if self.few.len() > Self::FEW {
+            self.many = Some(self.few.drain(..).collect());
+        }
+        true
+    }
+}
+
+/// A member's name, borrowed from the input when it holds no escape.
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> de::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
+struct KeyVisitor;
+
+impl<'de> Visitor<'de> for KeyVisitor {
+    type Value = Key<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a member name")
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
+        Ok(Key(Cow::Borrowed(v)))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
+        Ok(Key(Cow::Owned(v.to_owned())))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Key<'de>, E> {
+        Ok(Key(Cow::Owned(v)))
     }
 }
 
@@ -290,6 +354,22 @@ mod tests {
 
     fn leaves(s: &str) -> Vec<(String, Scalar)> {
         Args::from_json(s).expect("valid").leaves
+    }
+
+    #[test]
+    fn duplicates_are_found_in_small_and_large_objects() {
+        for n in [1usize, 15, 16, 17, 40] {
+            let keys: Vec<String> = (0..n).map(|i| format!("\"k{i}\":{i}")).collect();
+            let distinct = format!("{{{}}}", keys.join(","));
+            assert_eq!(leaves(&distinct).len(), n, "{n} distinct keys");
+            // the first key again, after all the others (past the switch to a set for n > 16)
+            let repeated = format!("{{{},\"k0\":0}}", keys.join(","));
+            assert_eq!(
+                Args::from_json(&repeated).map_err(|d| d.code),
+                Err(Code::ArgsDuplicateKey),
+                "{n} keys and a repeat"
+            );
+        }
     }
 
     #[test]

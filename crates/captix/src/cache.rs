@@ -15,12 +15,10 @@ pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
         return false;
     }
     let mut acc = 0u64;
-    let (ac, at) = a.split_at(a.len() - a.len() % 8);
-    let (bc, bt) = b.split_at(b.len() - b.len() % 8);
-    for (x, y) in ac.chunks_exact(8).zip(bc.chunks_exact(8)) {
-        let x = u64::from_ne_bytes(x.try_into().unwrap_or([0; 8]));
-        let y = u64::from_ne_bytes(y.try_into().unwrap_or([0; 8]));
-        acc |= x ^ y;
+    let (ac, at) = a.as_chunks::<8>();
+    let (bc, bt) = b.as_chunks::<8>();
+    for (x, y) in ac.iter().zip(bc) {
+        acc |= u64::from_ne_bytes(*x) ^ u64::from_ne_bytes(*y);
     }
     for (x, y) in at.iter().zip(bt) {
         acc |= u64::from(x ^ y);
