@@ -1,7 +1,7 @@
 import type { RequestHandler } from 'express';
 import type { OAuthTokenVerifier } from '@modelcontextprotocol/sdk/server/auth/provider.js';
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
-import type { Decision, Verifier } from './index.js';
+import type { Allowed, Decision, Verifier } from './index.js';
 
 /** The HTTP status for a denial code (spec §8): 400, 401, 403, 404, 429, 500 or 503. */
 export declare function httpStatus(code: string): number;
@@ -56,16 +56,38 @@ export declare function captixMiddleware(
 /** Where a resource's RFC 9728 metadata lives. */
 export declare function metadataLocation(resource: string): { origin: string; path: string };
 
-export interface CaptixGuard {
-  check(token: string, tool: string, args?: Record<string, unknown> | string): Decision;
-  /** Wraps a tool handler: the call is checked against `extra.authInfo.token` first. */
-  wrap<A, E extends { authInfo?: AuthInfo }, R>(
-    tool: string,
-    handler: (args: A, extra: E & { captix: Decision }) => R | Promise<R>,
-  ): (args: A, extra: E) => Promise<R | { isError: true; content: { type: 'text'; text: string }[] }>;
+/** The transport shape both SDK major versions share (what `server.connect` takes). */
+export interface GuardableTransport {
+  send(message: unknown, options?: { relatedRequestId?: string | number }): Promise<void>;
+  onmessage?: (message: any, extra?: any) => void;
+  onerror?: (error: Error) => void;
 }
 
-export declare function captixGuard(verifier: Verifier): CaptixGuard;
+export interface CaptixGuard {
+  /** Checks one tool call with a ticket. */
+  check(token: string, tool: string, args?: Record<string, unknown> | string): Decision;
+  /**
+   * The transport, guarded: every tools/call, resources/read and prompts/get is checked by the
+   * name it carries before the server receives it; a denial is answered with a JSON-RPC error
+   * -32001 carrying the decision in `error.data`; an allowed request reaches the handler with
+   * `extra.authInfo.extra.decision` (see `decisionOf`).
+   */
+  transport<T extends GuardableTransport>(transport: T): T;
+}
+
+/**
+ * A per-call guard for transports without the HTTP middleware (stdio: give `ticket`). Use it
+ * or the middleware for a call, not both: each check spends budgets.
+ */
+export declare function captixGuard(verifier: Verifier, options?: { ticket?: string }): CaptixGuard;
+
+/**
+ * The allowed decision the middleware or the guard attached to a request, from a handler's
+ * `extra`; throws when there is none (a handler must never fall back to an unfiltered query).
+ */
+export declare function decisionOf(
+  extra: { authInfo?: { extra?: Record<string, unknown> }; http?: { authInfo?: { extra?: Record<string, unknown> } } } | undefined,
+): Allowed;
 
 export declare function protectedResourceMetadata(options: {
   resource: string;

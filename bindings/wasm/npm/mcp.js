@@ -237,7 +237,7 @@ export function metadataLocation(resource) {
  * `*` → scopes), `maxSessions`. The returned function carries `metadataPath` and
  * `metadataHandler` (the RFC 9728 document, CORS open).
  */
-export function captixMiddleware(verifier, { authorizationServers, allowedOrigins = [], methods = {}, toolScopes = {}, scopes = [], maxSessions = 10000, maxSessionsPerTicket = 32, sessionIdleSecs = 600 } = {}) {
+export function captixMiddleware(verifier, { authorizationServers, allowedOrigins = [], methods = {}, toolScopes = {}, scopes = [], maxSessions = 10000, maxSessionsPerTicket = 32, sessionIdleSecs = 600, maxBodyBytes = 1 << 20 } = {}) {
   const resource = verifier.resource;
   if (!resource) throw new TypeError('the verifier has no resource: new Verifier({ resource }) with this server\'s canonical URI');
   if (!Array.isArray(authorizationServers) || authorizationServers.length === 0) {
@@ -392,7 +392,8 @@ export function captixMiddleware(verifier, { authorizationServers, allowedOrigin
     else if (status === 403 && decision.code !== 'method_not_allowed') challenge(res, 403, { error: 'insufficient_scope', resourceMetadataUrl, scope });
     else res.status(status);
     if (status === 429 && decision.retry_after !== undefined) res.set('Retry-After', String(decision.retry_after));
-    return res.json({ ...rpcError(id, -32001, description, decision), captix: decision });
+    // The decision goes under error.data, as JSON-RPC places error details (docs §14.3).
+    return res.json(rpcError(id, -32001, description, decision));
   };
   const record = (token, method, target, denial) => {
     try {
@@ -419,6 +420,17 @@ export function captixMiddleware(verifier, { authorizationServers, allowedOrigin
     if (!token || scheme.toLowerCase() !== 'bearer') {
       challenge(res, 401, { resourceMetadataUrl });
       return res.json(rpcError(null, -32001, 'a captix ticket is required: Authorization: Bearer captix1_...'));
+    }
+    // The body is read here, whatever its Content-Type (no body parser needs to be mounted, and
+    // none can let a body it skipped reach the transport unchecked); what does not parse is
+    // answered after the ticket is authenticated.
+    if (req.method === 'POST' && req.body === undefined && !Object.hasOwn(req, BODY_ERROR)) {
+      return readJson(req, maxBodyBytes).then((r) => {
+        if (r.tooLarge) return res.status(413).json(rpcError(null, -32600, 'the request body is too large'));
+        req[BODY_ERROR] = r.error;
+        req.body = r.value;
+        return middleware(req, res, next);
+      }, next);
     }
     const body = req.body;
     const method = req.method === 'POST' && body && typeof body === 'object' && !Array.isArray(body) ? body.method : undefined;
@@ -459,10 +471,8 @@ export function captixMiddleware(verifier, { authorizationServers, allowedOrigin
       return res.status(400).json(rpcError(null, -32600, 'stream resumption (Last-Event-ID) is not served behind captix: replayed messages could not be filtered again'));
     }
     if (req.method !== 'POST') return next();
-    // A POST whose body the JSON parser did not read (another Content-Type) must never reach
-    // the transport, which may read it itself: nothing unchecked passes.
-    if (body === undefined || body === null || typeof body !== 'object') {
-      return res.status(415).json(rpcError(null, -32600, 'the body must be a JSON-RPC request sent as application/json'));
+    if (req[BODY_ERROR] !== undefined || body === undefined || body === null || typeof body !== 'object') {
+      return res.status(400).json(rpcError(null, -32700, `the body is not a JSON-RPC request: ${req[BODY_ERROR] ?? 'not a JSON object'}`));
     }
     if (Array.isArray(body)) {
       return res.status(400).json(rpcError(null, -32600, 'batch requests are not accepted by this server'));
@@ -603,32 +613,125 @@ export function captixMiddleware(verifier, { authorizationServers, allowedOrigin
   return middleware;
 }
 
+/** Where the middleware notes why a body it read is not JSON (undefined: it is). */
+const BODY_ERROR = Symbol('captix body error');
+
+/**
+ * Reads a request's body, at most `max` bytes: `{ value }` (its JSON), `{ error }` (why it is
+ * not JSON: not UTF-8, not JSON) or `{ tooLarge: true }` (reading stops there).
+ */
+function readJson(req, max) {
+  return new Promise((resolve, reject) => {
+    const chunks = [];
+    let size = 0;
+    let over = false;
+    req.on('data', (c) => {
+      if (over) return;
+      size += c.length;
+      if (size > max) {
+        over = true;
+        chunks.length = 0;
+        resolve({ tooLarge: true });
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('error', reject);
+    req.on('end', () => {
+      if (over) return;
+      try {
+        const text = new TextDecoder('utf-8', { fatal: true }).decode(Buffer.concat(chunks));
+        resolve({ value: JSON.parse(text) });
+      } catch (e) {
+        // Never the parser's message: it quotes the input back.
+        resolve({ error: e instanceof TypeError ? 'not UTF-8' : 'not JSON' });
+      }
+    });
+  });
+}
+
 function rpcError(id, code, message, data) {
   return { jsonrpc: '2.0', id, error: data === undefined ? { code, message } : { code, message, data } };
 }
 
 /**
- * A per-call guard for tool handlers: `guard.wrap('list_invoices', handler)` checks the call
- * against the ticket in `extra.authInfo.token` and returns an MCP tool error on denial.
+ * A per-call guard for transports without the HTTP middleware (stdio, or any transport of
+ * either SDK major version): `server.connect(captixGuard(verifier).transport(transport))`.
+ * Every tools/call, resources/read and prompts/get that arrives is checked against the ticket
+ * (the request's `authInfo.token`, or the `ticket` option for a transport without
+ * authentication, e.g. stdio) before the server sees it, by the name the request itself
+ * carries: nothing to keep in step with the registered tools. A denial is answered as the HTTP
+ * layer answers it, a JSON-RPC error -32001 with the decision under `error.data`, and the
+ * server never sees the request; an allowed request reaches the handler with the decision in
+ * `extra.authInfo.extra.decision`. Use it or the middleware for a call, not both: each check
+ * spends budgets.
  */
-export function captixGuard(verifier) {
+export function captixGuard(verifier, { ticket } = {}) {
+  if (ticket !== undefined && typeof ticket !== 'string') throw new TypeError('ticket must be a string');
+  const check = (token, message) => {
+    const method = message.method;
+    const params = message.params ?? {};
+    const name = params[CHECKED[method]];
+    if (!token) return { decision: 'deny', code: 'malformed', reason: 'no captix ticket on this request' };
+    if (typeof name !== 'string') return { decision: 'deny', code: 'args_malformed', reason: `${method} needs params.${CHECKED[method]}` };
+    const args = params.arguments ?? {};
+    if (method === 'tools/call' && (typeof args !== 'object' || args === null || Array.isArray(args))) {
+      return { decision: 'deny', code: 'args_malformed', reason: 'the arguments are not a JSON object' };
+    }
+    const call = method === 'tools/call' ? { tool: name, arguments: args } : method === 'resources/read' ? { uri: name } : { prompt: name };
+    try {
+      return verifier.check(token, call);
+    } catch (e) {
+      return { decision: 'deny', code: e.code ?? 'store_unavailable', reason: e.message };
+    }
+  };
   return {
+    /** Checks one tool call with a ticket: the decision. */
     check(token, tool, args) {
       return verifier.check(token, { tool, arguments: args ?? {} });
     },
-    wrap(tool, handler) {
-      return async (args, extra) => {
-        const token = extra?.authInfo?.token;
-        const decision = token
-          ? verifier.check(token, { tool, arguments: args ?? {} })
-          : { decision: 'deny', code: 'malformed', reason: 'no captix ticket on this request' };
+    /** The transport, with every checked request checked before the server receives it. */
+    transport(t) {
+      if (!t || typeof t.send !== 'function') throw new TypeError('transport: an MCP transport (with send) is needed');
+      let inner;
+      const guarded = (message, extra) => {
+        const checked = message && typeof message === 'object' && typeof message.method === 'string'
+          && Object.hasOwn(CHECKED, message.method) && message.id !== undefined;
+        if (!checked) return inner?.(message, extra);
+        const token = extra?.authInfo?.token ?? ticket;
+        const decision = check(token, message);
         if (decision.decision !== 'allow') {
-          return { isError: true, content: [{ type: 'text', text: `captix ${decision.code}: ${decision.reason}` }], _meta: { captix: decision } };
+          const answer = rpcError(message.id, -32001, `captix ${decision.code}: ${decision.reason}`, decision);
+          Promise.resolve(t.send(answer, { relatedRequestId: message.id })).catch((e) => t.onerror?.(e));
+          return undefined;
         }
-        return handler(args, { ...extra, captix: decision });
+        const auth = extra?.authInfo ?? authInfo(verifier, token);
+        return inner?.(message, { ...extra, authInfo: { ...auth, extra: { ...auth.extra, decision } } });
       };
+      // The server sets onmessage when it connects: it gets the guarded one.
+      Object.defineProperty(t, 'onmessage', {
+        configurable: true,
+        enumerable: true,
+        get: () => (inner === undefined ? undefined : guarded),
+        set: (f) => { inner = f; },
+      });
+      return t;
     },
   };
+}
+
+/**
+ * The allowed decision the middleware or the guard attached to a request, from a handler's
+ * `extra` (SDK 1.x) or context (`ctx.http.authInfo`, SDK 2.x). Throws when there is none: a handler must refuse rather than run an unfiltered
+ * query (a route mounted without the middleware, say).
+ */
+export function decisionOf(extra) {
+  // SDK 1.x hands handlers `extra.authInfo`; 2.x a context with `ctx.http.authInfo`.
+  const d = (extra?.authInfo ?? extra?.http?.authInfo)?.extra?.decision;
+  if (!d || d.decision !== 'allow') {
+    throw new Error('no captix decision for this request: is the captix middleware or guard in front of this handler?');
+  }
+  return d;
 }
 
 /** The RFC 9728 protected-resource metadata document for this server. */

@@ -14,7 +14,7 @@ import * as z from 'zod/v4';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { Verifier } from '../index.js';
-import { captixMiddleware } from '../mcp.js';
+import { captixMiddleware, decisionOf } from '../mcp.js';
 
 const INVOICES = [
   { id: 1, org: 'acme', status: 'open', amount: 120 },
@@ -98,7 +98,8 @@ const PROMPTS = [
  */
 export async function startServer({ verifierOptions, port = 0, host = '127.0.0.1', authorizationServers = ['https://auth.example'], middleware = {} } = {}) {
   const app = express();
-  app.use(express.json({ limit: '128kb' }));
+  // No body parser: the captix middleware reads each POST's body itself (bounded, whatever its
+  // Content-Type), so nothing it did not check reaches the transport.
   const listener = await new Promise((resolve) => {
     const l = app.listen(port, host, () => resolve(l));
   });
@@ -107,12 +108,8 @@ export async function startServer({ verifierOptions, port = 0, host = '127.0.0.1
   const guard = captixMiddleware(verifier, { authorizationServers, ...middleware });
   app.get(guard.metadataPath, guard.metadataHandler);
   app.post('/mcp', guard, async (req, res) => {
-    // Never an unfiltered query: a call without a captix decision is refused.
-    const server = mcpServer((extra) => {
-      const decision = extra.authInfo?.extra?.decision;
-      if (!decision) throw new Error('no captix decision for this request');
-      return decision;
-    });
+    // Never an unfiltered query: decisionOf throws for a call without a captix decision.
+    const server = mcpServer(decisionOf);
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
     res.on('close', () => {
       transport.close();

@@ -77,8 +77,8 @@ test('the HTTP answers follow the MCP authorization spec', async () => {
     /^Bearer resource_metadata="[^"]+", error="insufficient_scope", error_description="the ticket does not allow this request"$/,
   );
   const denied = await r.json();
-  assert.equal(denied.captix.code, 'arg_denied');
   assert.equal(denied.error.data.code, 'arg_denied', 'the decision travels in error.data');
+  assert.ok(!Object.hasOwn(denied, 'captix'), 'and nowhere else: a JSON-RPC response has no other top-level member');
   // Nothing the caller sends is reflected into the challenge (a tool name once was, and sent
   // clients to another origin's metadata).
   const evil = 'x resource_metadata=http://evil.example/p';
@@ -223,15 +223,15 @@ test('resources and prompts are granted by the ticket: lists filtered, reads and
   let r = await post(server.url, auth, rpc('resources/read', { uri: 'invoices://globex/summary' }));
   assert.equal(r.status, 403);
   assert.match(r.headers.get('www-authenticate'), /insufficient_scope/);
-  assert.equal((await r.json()).captix.code, 'uri_not_granted');
+  assert.equal((await r.json()).error.data.code, 'uri_not_granted');
   r = await post(server.url, auth, rpc('resources/read', { uri: 'invoices://acme/../globex/summary' }));
   assert.equal(r.status, 400);
-  assert.equal((await r.json()).captix.code, 'args_malformed');
+  assert.equal((await r.json()).error.data.code, 'args_malformed');
   r = await post(server.url, { ...auth, 'mcp-name': 'invoices://acme/summary' }, rpc('resources/read', { uri: 'invoices://globex/summary' }));
   assert.equal(r.status, 400, 'Mcp-Name must match params.uri');
   r = await post(server.url, auth, rpc('resources/read', { name: 'x' }));
   assert.equal(r.status, 400);
-  assert.match((await r.json()).captix.reason, /resources\/read needs params.uri/);
+  assert.match((await r.json()).error.data.reason, /resources\/read needs params.uri/);
   // Audited: who read what.
   const find = (target, decision) => audit.find((a) => a.method === 'resources/read' && a.target === target && a.decision === decision);
   assert.equal(find('invoices://globex/summary', 'allow')?.agent, 'docs-agent');
@@ -250,21 +250,33 @@ test('the middleware refuses an unsafe configuration', () => {
   assert.equal(ok.metadataPath, '/.well-known/oauth-protected-resource/mcp');
 });
 
-test('a POST body the JSON parser did not read never reaches the transport', async () => {
+test('a POST body is checked whatever its Content-Type, and a body that is not JSON is a JSON-RPC error', async () => {
   // `application/json` followed by a non-breaking space: express.json() skips it, the SDK's
-  // transport would read it. Found by review: every tool ran unchecked and unaudited.
+  // transport would read it. Found by review: every tool ran unchecked and unaudited. The
+  // middleware now reads every POST body itself: the call is checked (and denied: org globex).
+  const send = (type, body) => new Promise((resolve, reject) => {
+    const u = new URL(server.url);
+    const req = http.request({ host: u.hostname, port: u.port, path: u.pathname, method: 'POST', headers: {
+      'content-type': Buffer.from(type, 'latin1').toString('latin1'), accept: 'application/json, text/event-stream', authorization: `Bearer ${agent}` } },
+    (res) => { let t = ''; res.on('data', (d) => { t += d; }); res.on('end', () => resolve({ status: res.statusCode, type: res.headers['content-type'], text: t })); });
+    req.on('error', reject);
+    req.end(body);
+  });
+  const call = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'list_invoices', arguments: { org: 'globex' } } });
   for (const type of ['application/json\u00a0', 'text/plain', 'application/x-www-form-urlencoded']) {
-    const r = await new Promise((resolve, reject) => {
-      const u = new URL(server.url);
-      const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'create_refund', arguments: { org: 'globex', id: 3, amount: 9000 } } });
-      const req = http.request({ host: u.hostname, port: u.port, path: u.pathname, method: 'POST', headers: {
-        'content-type': Buffer.from(type, 'latin1').toString('latin1'), accept: 'application/json, text/event-stream', authorization: `Bearer ${agent}` } },
-      (res) => { let t = ''; res.on('data', (d) => { t += d; }); res.on('end', () => resolve({ status: res.statusCode, text: t })); });
-      req.on('error', reject);
-      req.end(body);
-    });
-    assert.equal(r.status, 415, `${JSON.stringify(type)}: ${r.text}`);
-    assert.doesNotMatch(r.text, /refunded/);
+    const r = await send(type, call);
+    assert.equal(r.status, 403, `${JSON.stringify(type)}: ${r.text}`);
+    assert.equal(JSON.parse(r.text).error.data.code, 'arg_denied');
+    assert.doesNotMatch(r.text, /globex.*open|9000/);
+  }
+  // Not JSON, not UTF-8, too large: JSON-RPC errors as JSON, never an HTML page, and the input
+  // is not quoted back.
+  for (const [body, status, code] of [['<html>{"x":', 400, -32700], [Buffer.from([0x7b, 0xff, 0x7d]), 400, -32700], ['"just a string"', 400, -32700], [`{"pad":"${'x'.repeat(1 << 20)}"}`, 413, -32600]]) {
+    const r = await send('application/json', body);
+    assert.equal(r.status, status, r.text.slice(0, 200));
+    assert.match(r.type, /^application\/json/);
+    assert.equal(JSON.parse(r.text).error.code, code);
+    assert.doesNotMatch(r.text, /html|just a string/);
   }
 });
 
@@ -336,7 +348,7 @@ test('the server policy: 403 naming its scope, 429 for its limits, tools/list wi
     let r = await post(s.url, { authorization: `Bearer ${t}` }, rpc('create_refund', { org: 'acme', id: 1, amount: 5 }));
     assert.equal(r.status, 403);
     assert.match(r.headers.get('www-authenticate'), /error="insufficient_scope", scope="invoices:write"/);
-    assert.equal((await r.json()).captix.code, 'scope_missing');
+    assert.equal((await r.json()).error.data.code, 'scope_missing');
     for (let i = 0; i < 2; i++) {
       r = await post(s.url, { authorization: `Bearer ${t}` }, rpc('list_invoices', { org: 'acme' }));
       assert.equal(r.status, 200);
@@ -345,8 +357,8 @@ test('the server policy: 403 naming its scope, 429 for its limits, tools/list wi
     assert.equal(r.status, 429);
     assert.equal(r.headers.get('retry-after'), '1800');
     const d = await r.json();
-    assert.equal(d.captix.code, 'rate_limited');
-    assert.match(d.captix.reason, /per agent/);
+    assert.equal(d.error.data.code, 'rate_limited');
+    assert.match(d.error.data.reason, /per agent/);
     const meta = await (await fetch(new URL('/.well-known/oauth-protected-resource/mcp', s.url))).json();
     assert.ok(meta.scopes_supported.includes('invoices:write'));
     // Metrics: decisions by code, the refusals of the policy among them.

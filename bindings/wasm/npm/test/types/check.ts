@@ -1,6 +1,6 @@
 // Compiled with `tsc --noEmit --strict` by test/pack.test.mjs: the published types fit real use.
 import { Verifier, generateKey, mint, attenuate, CaptixError, type Code, type Decision } from '@captix/captix';
-import { captixMiddleware, captixTokenVerifier, captixGuard, httpStatus } from '@captix/captix/mcp';
+import { captixMiddleware, captixTokenVerifier, captixGuard, decisionOf, httpStatus } from '@captix/captix/mcp';
 import type { OAuthTokenVerifier } from '@modelcontextprotocol/sdk/server/auth/provider.js';
 
 const key = generateKey();
@@ -29,7 +29,15 @@ void path;
 v.recordRequest(sub, 'resources/read', { target: 'file:///x', denial: { code: 'method_not_allowed', reason: 'no' } });
 const resource: string | undefined = v.resource;
 void resource;
-const guarded = captixGuard(v).wrap('t', async (args: { org: string }) => ({ content: [{ type: 'text' as const, text: args.org }] }));
+const transport = { send: async (_m: unknown) => {}, onmessage: undefined as ((m: any, e?: any) => void) | undefined };
+const guarded: typeof transport = captixGuard(v, { ticket: sub }).transport(transport);
+// A handler gets the typed decision, no cast: `filters` and `identity` are there.
+const handler = (extra: { authInfo?: { extra?: Record<string, unknown> } }) => {
+  const allowed = decisionOf(extra);
+  const user: string = allowed.identity.user;
+  return allowed.filters.length + user.length;
+};
+void handler;
 void tv;
 void mw;
 void guarded;
