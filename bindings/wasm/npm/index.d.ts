@@ -1,3 +1,4 @@
+/// <reference lib="esnext.disposable" />
 /** A denial code of the core's table (spec §8); `test/api.test.mjs` checks this list is `codes`. */
 export type Code =
   | 'malformed'
@@ -29,6 +30,11 @@ export type Code =
 
 /** The core's denial codes, in spec order. */
 export declare const codes: readonly Code[];
+
+/** The HTTP status for a denial code (spec §8; the core's table): 400, 401, 403, 404, 429, 500 or 503. */
+export declare function httpStatus(code: Code | string): 400 | 401 | 403 | 404 | 429 | 500 | 503;
+/** The HTTP status of a denial: as httpStatus, but 403 for a budget that never refills. */
+export declare function denialStatus(decision: { code: Code | string; retry_after?: number }): 400 | 401 | 403 | 404 | 429 | 500 | 503;
 
 /**
  * Every error this package throws. `code` is a denial code, a library error code
@@ -241,6 +247,8 @@ export declare class Verifier {
   readonly resource: string | undefined;
   readonly cached: number;
   free(): void;
+  /** `using v = new Verifier(...)`: freed at the end of the scope. */
+  [Symbol.dispose](): void;
 }
 
 export declare function generateKey(): Key;

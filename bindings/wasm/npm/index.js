@@ -1,10 +1,29 @@
 // captix for JavaScript: mint, attenuate, inspect and verify capability tickets.
 // A thin layer over the WebAssembly core: every decision is made by the Rust library.
 import { parse as parseToml } from 'smol-toml';
+// Instantiates the WebAssembly module first: the package's `imports` map picks the loader for
+// the runtime (Node reads the file; browsers, Deno, Bun and edge runtimes fetch it).
+import '#load';
 import * as wasm from './wasm/captix_wasm.js';
 
 /** Every stable error code (spec §8). */
 export const codes = Object.freeze(JSON.parse(wasm.codes()));
+
+const STATUSES = Object.freeze(JSON.parse(wasm.httpStatuses()));
+
+/** The HTTP status an MCP server answers a denial code with (spec §8; the core's table). */
+export function httpStatus(code) {
+  return Object.hasOwn(STATUSES, code) ? STATUSES[code] : 403;
+}
+
+/**
+ * The HTTP status of a denial: its code's, except that a budget that never refills (no
+ * `retry_after`) is 403, since retrying cannot help.
+ */
+export function denialStatus(decision) {
+  if (decision.code === 'budget_exhausted' && decision.retry_after === undefined) return 403;
+  return httpStatus(decision.code);
+}
 
 const now = () => Math.floor(Date.now() / 1000);
 const utf8 = new TextEncoder();
@@ -322,6 +341,11 @@ export class Verifier {
   /** Frees the WebAssembly memory now rather than at garbage collection. */
   free() {
     guarded(() => this.#inner.free());
+  }
+
+  /** `using v = new Verifier(...)` frees it at the end of the scope (explicit resource management). */
+  [Symbol.dispose ?? Symbol.for('Symbol.dispose')]() {
+    this.free();
   }
 }
 

@@ -3,10 +3,7 @@ import type { OAuthTokenVerifier } from '@modelcontextprotocol/sdk/server/auth/p
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 import type { Allowed, Decision, Verifier } from './index.js';
 
-/** The HTTP status for a denial code (spec §8): 400, 401, 403, 404, 429, 500 or 503. */
-export declare function httpStatus(code: string): number;
-/** The HTTP status of a denial: as httpStatus, but 403 for a budget that never refills. */
-export declare function denialStatus(decision: { code: string; retry_after?: number }): number;
+export { httpStatus, denialStatus } from './index.js';
 
 /**
  * The SDK AuthInfo of a valid ticket as the ticket says it (clientId = agent, resource = the

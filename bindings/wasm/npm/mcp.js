@@ -12,38 +12,10 @@
 //   (stdio). Use it or the middleware for a call, not both: each check spends budgets.
 import { createHash } from 'node:crypto';
 import { InvalidTokenError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
+import { httpStatus, denialStatus } from './index.js';
 
-/** The HTTP answer to a denial code (spec §8). */
-export function httpStatus(code) {
-  switch (code) {
-    case 'malformed':
-    case 'ticket_too_large':
-    case 'too_many_blocks':
-    case 'bad_signature':
-    case 'unknown_key':
-    case 'revoked':
-    case 'expired':
-    case 'not_yet_valid':
-    case 'wrong_resource':
-      return 401;
-    case 'budget_exhausted':
-    case 'rate_limited':
-      return 429;
-    case 'args_malformed':
-    case 'args_duplicate_key':
-    case 'args_too_large':
-    case 'args_too_deep':
-      return 400;
-    case 'session_not_found':
-      return 404;
-    case 'store_unavailable':
-      return 503;
-    case 'invalid_time':
-      return 500;
-    default:
-      return 403;
-  }
-}
+// The statuses are the core's table (one for Rust and JS), re-exported here where they were.
+export { httpStatus, denialStatus };
 
 /**
  * The AuthInfo of a valid ticket, as the ticket says it: `resource` is the ticket's audience,
@@ -118,12 +90,6 @@ function headerValue(v) {
   if (typeof v !== 'string') return v;
   const m = /^=\?base64\?(.*)\?=$/.exec(v);
   return m ? Buffer.from(m[1], 'base64').toString('utf8') : v;
-}
-
-/** The HTTP status of a denial: a budget that never refills is 403 (retrying cannot help). */
-export function denialStatus(decision) {
-  if (decision.code === 'budget_exhausted' && decision.retry_after === undefined) return 403;
-  return httpStatus(decision.code);
 }
 
 /**

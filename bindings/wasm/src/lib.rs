@@ -552,3 +552,13 @@ pub fn codes() -> Result<String, JsValue> {
             .collect::<Vec<_>>(),
     )
 }
+
+/// The HTTP status of each code (JSON object, code → status; spec §8): the core's table.
+#[wasm_bindgen(js_name = httpStatuses)]
+pub fn http_statuses() -> Result<String, JsValue> {
+    let map: serde_json::Map<String, serde_json::Value> = captix::Code::ALL
+        .iter()
+        .map(|c| (c.as_str().to_string(), c.http_status().into()))
+        .collect();
+    to_json(&map)
+}

@@ -161,6 +161,27 @@ impl Code {
             | Code::SessionNotFound => false,
         }
     }
+
+    /// The HTTP status an MCP server answers a denial with this code (spec §8): 401 for a
+    /// ticket that is not acceptable, 429 for budgets and limits, 400 for malformed arguments,
+    /// 404 for a session not found, 503 when a store is down, 500 for the server's own clock,
+    /// 403 otherwise. One table for every layer (the Rust MCP layer, the npm package). A
+    /// budget that never refills is answered 403 instead of 429: see `Denial::http_status`.
+    pub fn http_status(self) -> u16 {
+        match self {
+            Code::BudgetExhausted | Code::RateLimited => 429,
+            Code::ArgsMalformed
+            | Code::ArgsDuplicateKey
+            | Code::ArgsTooLarge
+            | Code::ArgsTooDeep => 400,
+            Code::StoreUnavailable => 503,
+            Code::SessionNotFound => 404,
+            // the server's own clock is out of range: its fault, not the caller's
+            Code::InvalidTime => 500,
+            c if c.is_invalid_ticket() => 401,
+            _ => 403,
+        }
+    }
 }
 
 impl fmt::Display for Code {
@@ -201,6 +222,15 @@ pub struct Denial {
 }
 
 impl Denial {
+    /// The HTTP status of this denial (spec §8): its code's, except that a budget that never
+    /// refills (no `retry_after`) is 403, since retrying cannot help.
+    pub fn http_status(&self) -> u16 {
+        match (self.code, self.retry_after) {
+            (Code::BudgetExhausted, None) => 403,
+            (code, _) => code.http_status(),
+        }
+    }
+
     /// A denial with a code and reason, not tied to a block.
     pub fn new(code: Code, reason: impl Into<String>) -> Self {
         Denial {

@@ -56,29 +56,14 @@ impl Guard {
     }
 }
 
-/// The HTTP status of a denial (spec §8, §14.1): as [`http_status`], except that a budget that
-/// never refills (a lifetime budget, no `retry_after`) is 403: retrying cannot help.
+/// The HTTP status of a denial (spec §8, §14.1): the core's table ([`Denial::http_status`]).
 pub fn denial_status(d: &Denial) -> StatusCode {
-    match (d.code, d.retry_after) {
-        (Code::BudgetExhausted, None) => StatusCode::FORBIDDEN,
-        (code, _) => http_status(code),
-    }
+    StatusCode::from_u16(d.http_status()).unwrap_or(StatusCode::FORBIDDEN)
 }
 
-/// The HTTP status for a denial code (spec §8).
+/// The HTTP status for a denial code (spec §8): the core's table ([`Code::http_status`]).
 pub fn http_status(code: Code) -> StatusCode {
-    match code {
-        Code::BudgetExhausted | Code::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-        Code::ArgsMalformed | Code::ArgsDuplicateKey | Code::ArgsTooLarge | Code::ArgsTooDeep => {
-            StatusCode::BAD_REQUEST
-        }
-        Code::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-        Code::SessionNotFound => StatusCode::NOT_FOUND,
-        // the server's own clock is out of range: its fault, not the caller's
-        Code::InvalidTime => StatusCode::INTERNAL_SERVER_ERROR,
-        c if c.is_invalid_ticket() => StatusCode::UNAUTHORIZED,
-        _ => StatusCode::FORBIDDEN,
-    }
+    StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::FORBIDDEN)
 }
 
 /// The server's clock; a clock before 1970 gives a time every check refuses (`invalid_time`),

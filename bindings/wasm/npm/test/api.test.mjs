@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { generateKey, publicKeyOf, mint, attenuate, inspect, Verifier, codes, duration } from '../index.js';
+import { generateKey, publicKeyOf, mint, attenuate, inspect, Verifier, codes, duration, httpStatus, denialStatus } from '../index.js';
 import { wasmMemory } from '../wasm/captix_wasm.js';
 
 const RES = 'https://mcp.example/invoices';
@@ -181,4 +181,17 @@ test('errors are CaptixError with the code, and the Code type lists the core\'s 
   const dts = readFileSync(new URL('../index.d.ts', import.meta.url), 'utf8');
   const union = /export type Code =([^;]+);/.exec(dts)[1].match(/'([a-z_]+)'/g).map((s) => s.slice(1, -1));
   assert.deepEqual(union, [...codes]);
+});
+
+test('HTTP statuses come from the core for every code; a Verifier is disposable', () => {
+  const want = { malformed: 401, revoked: 401, wrong_resource: 401, tool_not_granted: 403, arg_denied: 403, budget_exhausted: 429, rate_limited: 429, args_malformed: 400, session_not_found: 404, store_unavailable: 503, invalid_time: 500, method_not_allowed: 403 };
+  for (const [code, status] of Object.entries(want)) assert.equal(httpStatus(code), status, code);
+  for (const code of codes) assert.ok([400, 401, 403, 404, 429, 500, 503].includes(httpStatus(code)), code);
+  assert.equal(httpStatus('not_a_code'), 403);
+  assert.equal(denialStatus({ code: 'budget_exhausted' }), 403, 'a budget that never refills');
+  assert.equal(denialStatus({ code: 'budget_exhausted', retry_after: 5 }), 429);
+  const key = generateKey();
+  const v = new Verifier({ publicKeys: [key.publicKey], resource: 'https://mcp.example' });
+  v[Symbol.dispose]();
+  assert.throws(() => v.cached, 'a disposed verifier is not used again');
 });

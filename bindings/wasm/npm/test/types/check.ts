@@ -53,3 +53,10 @@ try {
 }
 const some: Code = 'budget_exhausted';
 void some;
+
+// Objects that hold WebAssembly memory are disposable.
+{
+  using scoped = new Verifier({ publicKeys: [key.publicKey], resource: 'https://mcp.example' });
+  const status: 400 | 401 | 403 | 404 | 429 | 500 | 503 = httpStatus(scoped.check(sub, { tool: 't' }).decision === 'allow' ? 'revoked' : 'expired');
+  void status;
+}

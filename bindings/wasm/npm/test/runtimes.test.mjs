@@ -1,0 +1,139 @@
+// The package outside Node's own loader: every conformance vector verified in headless
+// Chromium (Debian's `chromium`, driven from Node over loopback; the page resolves the package
+// through an import map, as a browser without a bundler does) and by a `fetch`-style handler
+// (the Workers / Deno / Bun shape) loaded through the package's web loader. Both must give the
+// outcomes Node gives.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, normalize } from 'node:path';
+import * as captix from '../index.js';
+import { runVectors } from './run-vectors.mjs';
+
+const pkg = new URL('..', import.meta.url).pathname;
+const vectorDir = new URL('../../../../test-vectors/', import.meta.url).pathname;
+const vectors = readdirSync(vectorDir).filter((f) => f.endsWith('.json')).sort()
+  .map((f) => JSON.parse(readFileSync(join(vectorDir, f), 'utf8')));
+const inNode = runVectors(captix, vectors);
+
+const PAGE = `<!doctype html>
+<meta charset="utf-8">
+<script type="importmap">{"imports": {"#load": "/load/web.js", "smol-toml": "/node_modules/smol-toml/dist/index.js"}}</script>
+<script type="module">
+let body;
+try {
+  const captix = await import('/index.js');
+  const { runVectors } = await import('/test/run-vectors.mjs');
+  const vectors = await (await fetch('/vectors.json')).json();
+  body = { results: runVectors(captix, vectors), agent: navigator.userAgent };
+} catch (e) {
+  body = { error: String(e && e.stack || e) };
+}
+await fetch('/result', { method: 'POST', body: JSON.stringify(body) });
+</script>`;
+
+const TYPES = { '.js': 'text/javascript', '.mjs': 'text/javascript', '.wasm': 'application/wasm', '.json': 'application/json' };
+let server;
+let base;
+let reported;
+
+before(async () => {
+  let report;
+  reported = new Promise((resolve) => { report = resolve; });
+  server = createServer((req, res) => {
+    const path = new URL(req.url, 'http://x').pathname;
+    if (req.method === 'POST' && path === '/result') {
+      let text = '';
+      req.on('data', (d) => { text += d; });
+      req.on('end', () => { res.end('ok'); report(JSON.parse(text)); });
+      return;
+    }
+    if (path === '/' || path === '/page.html') {
+      res.setHeader('content-type', 'text/html');
+      return res.end(PAGE);
+    }
+    if (path === '/vectors.json') {
+      res.setHeader('content-type', 'application/json');
+      return res.end(JSON.stringify(vectors));
+    }
+    // Only the package's own files, never a path out of it.
+    const file = normalize(join(pkg, path));
+    if (!file.startsWith(pkg) || !existsSync(file)) {
+      res.statusCode = 404;
+      return res.end();
+    }
+    res.setHeader('content-type', TYPES[path.slice(path.lastIndexOf('.'))] ?? 'application/octet-stream');
+    return res.end(readFileSync(file));
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  base = `http://127.0.0.1:${server.address().port}`;
+});
+
+after(() => server?.close());
+
+function chromium() {
+  for (const name of ['chromium', 'chromium-browser', 'google-chrome']) {
+    try {
+      return execFileSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' }).trim();
+    } catch {
+      // next
+    }
+  }
+  return undefined;
+}
+
+test('every vector in headless Chromium gives the outcome it gives in Node', async () => {
+  const bin = chromium();
+  assert.ok(bin, 'chromium is not installed: scripts/test installs it (apt-get install chromium)');
+  const profile = mkdtempSync(join(tmpdir(), 'captix-chromium-'));
+  const child = spawn(bin, ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run', `--user-data-dir=${profile}`, `${base}/page.html`], { stdio: 'ignore' });
+  try {
+    const exited = new Promise((_, reject) => child.on('exit', (code) => reject(new Error(`chromium exited (${code}) before reporting`))));
+    const r = await Promise.race([reported, exited]);
+    assert.equal(r.error, undefined, r.error);
+    assert.match(r.agent, /Chrome/);
+    assert.equal(r.results.length, vectors.length);
+    assert.deepEqual(r.results.filter((x) => !x.ok), [], 'vectors failing in Chromium');
+    assert.deepEqual(r.results.map((x) => x.got.split(':')[0]), inNode.map((x) => x.got.split(':')[0]));
+  } finally {
+    child.kill('SIGKILL');
+    rmSync(profile, { recursive: true, force: true });
+  }
+});
+
+test('every vector in a fetch-style handler (web loader) gives the outcome it gives in Node', () => {
+  // A separate process under the `browser` condition: the package loads through load/web.js,
+  // and the handler sees only Request and Response, as in a Workers-style runtime.
+  const script = `
+    const { default: handler } = await import(${JSON.stringify(new URL('../examples/fetch-vectors.mjs', import.meta.url).href)});
+    const vectors = JSON.parse(require('node:fs').readFileSync(0, 'utf8'));
+    const res = await handler.fetch(new Request('http://handler.test/vectors', { method: 'POST', body: JSON.stringify(vectors) }));
+    process.stdout.write(JSON.stringify({ status: res.status, results: await res.json() }));`;
+  const out = execFileSync(process.execPath, ['--conditions=browser', '--input-type=commonjs', '-e', `(async () => {${script}})().catch((e) => { console.error(e); process.exit(1); })`], { input: JSON.stringify(vectors), encoding: 'utf8', maxBuffer: 64 << 20 });
+  const { status, results } = JSON.parse(out);
+  assert.equal(status, 200);
+  assert.equal(results.length, vectors.length);
+  assert.deepEqual(results.filter((x) => !x.ok), [], 'vectors failing in the handler');
+  assert.deepEqual(results.map((x) => x.got.split(':')[0]), inNode.map((x) => x.got.split(':')[0]));
+});
+
+test('the fetch-style example server checks bearer tickets: allowed, denied with the decision, 401', async () => {
+  const { createHandler } = await import('../examples/fetch-handler.mjs');
+  const keys = captix.generateKey();
+  const handler = createHandler({ publicKeys: [keys.publicKey], resource: 'https://edge.example/mcp' });
+  const ticket = captix.mint(keys.secretKey, { agent: 'a', user: 'u', tools: ['list_invoices'], rows: ['*:org=acme'], ttl: '5min', resource: 'https://edge.example/mcp' });
+  const call = (auth, body) => handler.fetch(new Request('https://edge.example/mcp', { method: 'POST', headers: auth ? { authorization: `Bearer ${auth}` } : {}, body: JSON.stringify(body) }));
+  const rpc = (name, args) => ({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name, arguments: args } });
+  let r = await call(ticket, rpc('list_invoices', { org: 'acme' }));
+  assert.equal(r.status, 200);
+  assert.deepEqual((await r.json()).result.structuredContent.decision.tool, 'list_invoices');
+  r = await call(ticket, rpc('list_invoices', { org: 'globex' }));
+  assert.equal(r.status, 403);
+  assert.equal((await r.json()).error.data.code, 'arg_denied');
+  r = await call(undefined, rpc('list_invoices', { org: 'acme' }));
+  assert.equal(r.status, 401);
+  assert.match(r.headers.get('www-authenticate'), /^Bearer resource_metadata=/);
+});
