@@ -255,5 +255,51 @@ export declare function generateKey(): Key;
 export declare function publicKeyOf(secretKey: string): { publicKey: string; keyId: string };
 export declare function mint(secretKey: string, spec: MintSpec): string;
 export declare function attenuate(ticket: string, spec: AttenuateSpec): string;
-export declare function inspect(ticket: string, options?: { publicKeys?: string[] }): unknown;
+/** A block's description (spec §4.3; JSON Schema `spec/schema/description.json`). */
+export interface BlockDescription {
+  captix: number;
+  identity?: { agent: string; user: string; issuer?: string; scopes?: string[] };
+  grants?: string[];
+  uri_grants?: string[];
+  prompt_grants?: string[];
+  not_before?: number;
+  expires?: number;
+  resource?: string;
+  tools?: string[];
+  uris?: string[];
+  prompts?: string[];
+  rows?: ({ tool: string; arg: string } & Record<string, unknown>)[];
+  budgets?: { tool: string; max_calls: number; window?: number }[];
+  checks?: string[];
+}
+
+/** One block of `inspect`'s report. */
+export interface BlockReport {
+  /** Position; 0 is the authority block. */
+  index: number;
+  kind: 'authority' | 'attenuation' | 'foreign' | 'invalid';
+  /** The block's revocation id (hex). */
+  revocation_id: string;
+  /** For captix blocks. */
+  description?: BlockDescription;
+  /** The restrictions in plain words, in check order. */
+  restrictions: string[];
+  /** Why the block is invalid, for `invalid` blocks. */
+  problem?: string;
+  /** The block's Datalog source. */
+  datalog: string;
+}
+
+/** What `inspect` reports of a ticket. */
+export interface InspectReport {
+  /** The root key id the ticket names (hex). */
+  key_id: string | null;
+  /** `verified` when public keys were given (an invalid signature throws instead). */
+  signatures: 'verified' | 'not_checked';
+  /** Size of the text form in bytes. */
+  bytes: number;
+  blocks: BlockReport[];
+}
+
+export declare function inspect(ticket: string, options?: { publicKeys?: string[] }): InspectReport;
 export declare function duration(d: string | number): number;

@@ -662,8 +662,11 @@ export function captixGuard(verifier, { ticket } = {}) {
       let inner;
       const guarded = (message, extra) => {
         const checked = message && typeof message === 'object' && typeof message.method === 'string'
-          && Object.hasOwn(CHECKED, message.method) && message.id !== undefined;
+          && Object.hasOwn(CHECKED, message.method);
         if (!checked) return inner?.(message, extra);
+        // A checked method sent as a notification (no id) has no answer to carry a denial:
+        // it is dropped, never passed on unchecked.
+        if (message.id === undefined || message.id === null) return undefined;
         const token = extra?.authInfo?.token ?? ticket;
         const decision = check(token, message);
         if (decision.decision !== 'allow') {

@@ -83,6 +83,21 @@ for (const sdk of Object.keys(SDKS)) {
   });
 }
 
+test('a checked method sent without an id never reaches the server', async () => {
+  const key2 = generateKey();
+  const verifier = new Verifier({ publicKeys: [key2.publicKey], resource: RESOURCE });
+  const received = [];
+  const sent = [];
+  const t = { send: async (m) => { sent.push(m); } };
+  captixGuard(verifier).transport(t);
+  t.onmessage = (m) => { received.push(m); };
+  t.onmessage({ jsonrpc: '2.0', method: 'tools/call', params: { name: 'list_invoices', arguments: {} } });
+  t.onmessage({ jsonrpc: '2.0', id: null, method: 'prompts/get', params: { name: 'p' } });
+  t.onmessage({ jsonrpc: '2.0', method: 'notifications/initialized' });
+  assert.deepEqual(received.map((m) => m.method), ['notifications/initialized']);
+  assert.deepEqual(sent, []);
+});
+
 test('decisionOf refuses a request without a decision', () => {
   assert.throws(() => decisionOf({}), /no captix decision/);
   assert.throws(() => decisionOf({ authInfo: { extra: { decision: { decision: 'deny', code: 'revoked' } } } }), /no captix decision/);

@@ -1,5 +1,5 @@
 // Compiled with `tsc --noEmit --strict` by test/pack.test.mjs: the published types fit real use.
-import { Verifier, generateKey, mint, attenuate, CaptixError, type Code, type Decision } from '@captix/captix';
+import { Verifier, generateKey, mint, attenuate, inspect, CaptixError, type Code, type Decision } from '@captix/captix';
 import { captixMiddleware, captixTokenVerifier, captixGuard, decisionOf, httpStatus } from '@captix/captix/mcp';
 import type { OAuthTokenVerifier } from '@modelcontextprotocol/sdk/server/auth/provider.js';
 
@@ -60,3 +60,12 @@ void some;
   const status: 400 | 401 | 403 | 404 | 429 | 500 | 503 = httpStatus(scoped.check(sub, { tool: 't' }).decision === 'allow' ? 'revoked' : 'expired');
   void status;
 }
+
+// inspect's report is typed: no casts to read a block's kind or its description.
+const report = inspect(sub, { publicKeys: [key.publicKey] });
+const kind: 'authority' | 'attenuation' | 'foreign' | 'invalid' = report.blocks[0].kind;
+const who: string | undefined = report.blocks[0].description?.identity?.agent;
+const checked: 'verified' | 'not_checked' = report.signatures;
+void kind;
+void who;
+void checked;
