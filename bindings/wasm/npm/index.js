@@ -156,6 +156,8 @@ function target({ tool, uri, prompt }) {
 }
 
 const TOOL_CALL = Object.freeze(['tools/call']);
+/** What #decide answers for arguments JSON.stringify cannot write (nested too deep). */
+const TOO_DEEP = Symbol('too deep');
 
 /** Checks tool calls against tickets: cached, with budgets, revocation and audit. */
 export class Verifier {
@@ -224,6 +226,11 @@ export class Verifier {
       decision = isTool
         ? this.#decide(ticketText(ticket), tool, args, when)
         : JSON.parse(this.#inner.checkTarget(ticketText(ticket), method, name, when));
+      if (decision === TOO_DEEP) {
+        // Arguments nested past what JSON.stringify can write: refused as too deep, audited.
+        decision = { decision: 'deny', code: 'args_too_deep', reason: 'arguments nest too deep' };
+        this.#inner.recordRequest(ticketText(ticket), 'tools/call', clip(tool, MAX_TOOL_NAME_BYTES), decision.code, decision.reason, when);
+      }
       lines = this.#audit ? JSON.parse(this.#inner.drainAudit()) : undefined;
     } catch (e) {
       throw captixError(e);
@@ -235,7 +242,14 @@ export class Verifier {
 
   #decide(t, name, args, when) {
     const tool = clip(name, MAX_TOOL_NAME_BYTES);
-    const text = clip(typeof args === 'string' ? args : JSON.stringify(args ?? {}), MAX_ARGS_BYTES);
+    let json;
+    try {
+      json = typeof args === 'string' ? args : JSON.stringify(args ?? {});
+    } catch (e) {
+      if (e instanceof RangeError) return TOO_DEEP;
+      throw e;
+    }
+    const text = clip(json, MAX_ARGS_BYTES);
     // The ticket, tool name and arguments are encoded straight into WebAssembly memory (no
     // allocation, no copy) and only numbers cross the boundary. A UTF-16 unit is at most
     // three UTF-8 bytes.

@@ -55,7 +55,7 @@ export declare function metadataLocation(resource: string): { origin: string; pa
 
 /** The transport shape both SDK major versions share (what `server.connect` takes). */
 export interface GuardableTransport {
-  send(message: unknown, options?: { relatedRequestId?: string | number }): Promise<void>;
+  send(message: any, options?: any): Promise<void>;
   onmessage?: (message: any, extra?: any) => void;
   onerror?: (error: Error) => void;
 }
@@ -64,19 +64,24 @@ export interface CaptixGuard {
   /** Checks one tool call with a ticket. */
   check(token: string, tool: string, args?: Record<string, unknown> | string): Decision;
   /**
-   * The transport, guarded: every tools/call, resources/read and prompts/get is checked by the
-   * name it carries before the server receives it; a denial is answered with a JSON-RPC error
-   * -32001 carrying the decision in `error.data`; an allowed request reaches the handler with
-   * `extra.authInfo.extra.decision` (see `decisionOf`).
+   * Connects the server to the transport with the guard between them: every tools/call,
+   * resources/read and prompts/get is checked by the name it carries before the server
+   * receives it; lists are filtered to the ticket; other methods beyond the lifecycle are
+   * refused unless `methods` names them. A denial is a JSON-RPC error -32001 carrying the
+   * decision in `error.data`; an allowed request reaches the handler with
+   * `authInfo.extra.decision` (see `decisionOf`).
    */
-  transport<T extends GuardableTransport>(transport: T): T;
+  connect<T extends GuardableTransport>(server: { connect(transport: T): Promise<void> }, transport: T): Promise<T>;
 }
 
 /**
  * A per-call guard for transports without the HTTP middleware (stdio: give `ticket`). Use it
  * or the middleware for a call, not both: each check spends budgets.
  */
-export declare function captixGuard(verifier: Verifier, options?: { ticket?: string }): CaptixGuard;
+export declare function captixGuard(
+  verifier: Verifier,
+  options?: { ticket?: string; methods?: Record<string, string | string[]> },
+): CaptixGuard;
 
 /**
  * The allowed decision the middleware or the guard attached to a request, from a handler's

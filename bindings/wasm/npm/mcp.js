@@ -196,7 +196,8 @@ export function metadataLocation(resource) {
 }
 
 /**
- * Express middleware for MCP streamable-HTTP endpoints. Mount it after `express.json()` and
+ * Express middleware for MCP streamable-HTTP endpoints. Mount it without a body parser (it reads
+ * each POST body itself, at most `maxBodyBytes`) and
  * before the SDK's transport; create it once. The resource is the verifier's (`new Verifier({
  * resource })`). Options: `authorizationServers` (at least one), `allowedOrigins`, `methods`
  * (method → scopes it needs, `[]` for none: admitted beyond the lifecycle), `toolScopes` (tool or
@@ -388,15 +389,29 @@ export function captixMiddleware(verifier, { authorizationServers, allowedOrigin
       return res.json(rpcError(null, -32001, 'a captix ticket is required: Authorization: Bearer captix1_...'));
     }
     // The body is read here, whatever its Content-Type (no body parser needs to be mounted, and
-    // none can let a body it skipped reach the transport unchecked); what does not parse is
-    // answered after the ticket is authenticated.
+    // none can let a body it skipped reach the transport unchecked), and only for a valid
+    // ticket: nothing is buffered for a caller without one. What does not parse is answered
+    // below, once the rest of the ticket's checks have run.
     if (req.method === 'POST' && req.body === undefined && !Object.hasOwn(req, BODY_ERROR)) {
-      return readJson(req, maxBodyBytes).then((r) => {
+      try {
+        verifier.ticketInfo(token);
+      } catch (e) {
+        const decision = { decision: 'deny', code: e.code ?? 'malformed', reason: e.message };
+        record(token, 'POST', undefined, decision);
+        return deny(res, null, decision);
+      }
+      if (Number(req.headers['content-length']) > maxBodyBytes) {
+        return res.status(413).json(rpcError(null, -32600, 'the request body is too large'));
+      }
+      return readJson(req, maxBodyBytes, BODY_DEADLINE_MS).then((r) => {
         if (r.tooLarge) return res.status(413).json(rpcError(null, -32600, 'the request body is too large'));
+        if (r.timedOut) return res.status(408).json(rpcError(null, -32600, 'the request body did not arrive in time'));
         req[BODY_ERROR] = r.error;
         req.body = r.value;
         return middleware(req, res, next);
-      }, next);
+      }).catch(() => {
+        if (!res.headersSent) res.status(400).json(rpcError(null, -32600, 'the request body could not be read'));
+      });
     }
     const body = req.body;
     const method = req.method === 'POST' && body && typeof body === 'object' && !Array.isArray(body) ? body.method : undefined;
@@ -557,7 +572,13 @@ export function captixMiddleware(verifier, { authorizationServers, allowedOrigin
       return deny(res, body.id ?? null, failed ?? denial, needs);
     }
     const call = body.method === 'tools/call' ? { tool: name, arguments: args } : body.method === 'resources/read' ? { uri: name } : { prompt: name };
-    const decision = verifier.check(token, call);
+    let decision;
+    try {
+      decision = verifier.check(token, call);
+    } catch (e) {
+      // A store that is down, say: answered as a denial, never as the framework's error page.
+      decision = { decision: 'deny', code: e.code && e.code !== 'internal' ? e.code : 'store_unavailable', reason: 'the call could not be checked' };
+    }
     if (decision.decision === 'allow') {
       auth.extra.decision = decision;
       return forward();
@@ -582,20 +603,32 @@ export function captixMiddleware(verifier, { authorizationServers, allowedOrigin
 /** Where the middleware notes why a body it read is not JSON (undefined: it is). */
 const BODY_ERROR = Symbol('captix body error');
 
+/** How long the middleware waits for a request's whole body. */
+const BODY_DEADLINE_MS = 10_000;
+
 /**
- * Reads a request's body, at most `max` bytes: `{ value }` (its JSON), `{ error }` (why it is
- * not JSON: not UTF-8, not JSON) or `{ tooLarge: true }` (reading stops there).
+ * Reads a request's body, at most `max` bytes within `deadline` ms: `{ value }` (its JSON),
+ * `{ error }` (why it is not JSON: not UTF-8, not JSON), `{ tooLarge: true }` or
+ * `{ timedOut: true }` (reading stops there).
  */
-function readJson(req, max) {
+function readJson(req, max, deadline) {
   return new Promise((resolve, reject) => {
     const chunks = [];
     let size = 0;
     let over = false;
+    const timer = setTimeout(() => {
+      over = true;
+      chunks.length = 0;
+      resolve({ timedOut: true });
+    }, deadline);
+    timer.unref?.();
+    req.on('close', () => clearTimeout(timer));
     req.on('data', (c) => {
       if (over) return;
       size += c.length;
       if (size > max) {
         over = true;
+        clearTimeout(timer);
         chunks.length = 0;
         resolve({ tooLarge: true });
         return;
@@ -604,6 +637,7 @@ function readJson(req, max) {
     });
     req.on('error', reject);
     req.on('end', () => {
+      clearTimeout(timer);
       if (over) return;
       try {
         const text = new TextDecoder('utf-8', { fatal: true }).decode(Buffer.concat(chunks));
@@ -622,33 +656,50 @@ function rpcError(id, code, message, data) {
 
 /**
  * A per-call guard for transports without the HTTP middleware (stdio, or any transport of
- * either SDK major version): `server.connect(captixGuard(verifier).transport(transport))`.
- * Every tools/call, resources/read and prompts/get that arrives is checked against the ticket
- * (the request's `authInfo.token`, or the `ticket` option for a transport without
- * authentication, e.g. stdio) before the server sees it, by the name the request itself
- * carries: nothing to keep in step with the registered tools. A denial is answered as the HTTP
- * layer answers it, a JSON-RPC error -32001 with the decision under `error.data`, and the
- * server never sees the request; an allowed request reaches the handler with the decision in
- * `extra.authInfo.extra.decision`. Use it or the middleware for a call, not both: each check
- * spends budgets.
+ * either SDK major version): `await captixGuard(verifier, { ticket }).connect(server, transport)`.
+ * It follows the middleware's rules (docs §14.2) on the messages the transport delivers:
+ * every tools/call, resources/read and prompts/get is checked against the ticket (the
+ * request's `authInfo.token`, or the `ticket` option for a transport without authentication,
+ * e.g. stdio) by the name the request itself carries, before the server sees it; tools/list,
+ * resources/list and prompts/list are answered with what the ticket allows; a method beyond
+ * the lifecycle (`LIFECYCLE`) is refused unless `methods` names it (method → scopes it needs).
+ * A denial is answered as the HTTP layer answers it, a JSON-RPC error -32001 with the decision
+ * under `error.data`; an allowed request reaches the handler with the decision in its
+ * `authInfo.extra.decision` (see `decisionOf`). Use it or the middleware for a call, not
+ * both: each check spends budgets.
  */
-export function captixGuard(verifier, { ticket } = {}) {
+export function captixGuard(verifier, { ticket, methods = {} } = {}) {
   if (ticket !== undefined && typeof ticket !== 'string') throw new TypeError('ticket must be a string');
-  const check = (token, message) => {
-    const method = message.method;
+  const methodScopes = scopeMap('methods', methods);
+  const needsOf = (m) => (methodScopes.has(m) ? methodScopes.get(m) : LIFECYCLE.includes(m) ? [] : undefined);
+  const deny = (code, reason) => ({ decision: 'deny', code, reason });
+  // The decision on one request, and for a list the ticket to filter it by.
+  const decide = (token, message) => {
+    const { method } = message;
+    if (!token) return deny('malformed', 'no captix ticket on this request');
+    let info;
+    try {
+      info = verifier.ticketInfo(token);
+    } catch (e) {
+      return deny(e.code ?? 'malformed', e.message);
+    }
+    const needs = needsOf(method);
+    if (needs === undefined) return deny('method_not_allowed', 'this server does not serve this method to tickets (see its configuration)');
+    const lacking = needs.filter((n) => !(info.identity.scopes ?? []).includes(n));
+    if (lacking.length) return deny('scope_missing', `this method needs the scope ${lacking.join(' ')}, which the ticket does not have`);
+    if (!Object.hasOwn(CHECKED, method)) return { decision: 'allow', info };
     const params = message.params ?? {};
     const name = params[CHECKED[method]];
-    if (!token) return { decision: 'deny', code: 'malformed', reason: 'no captix ticket on this request' };
-    if (typeof name !== 'string') return { decision: 'deny', code: 'args_malformed', reason: `${method} needs params.${CHECKED[method]}` };
+    if (typeof name !== 'string') return deny('args_malformed', `${method} needs params.${CHECKED[method]}`);
     const args = params.arguments ?? {};
     if (method === 'tools/call' && (typeof args !== 'object' || args === null || Array.isArray(args))) {
-      return { decision: 'deny', code: 'args_malformed', reason: 'the arguments are not a JSON object' };
+      return deny('args_malformed', 'the arguments are not a JSON object');
     }
     const call = method === 'tools/call' ? { tool: name, arguments: args } : method === 'resources/read' ? { uri: name } : { prompt: name };
     try {
       return verifier.check(token, call);
     } catch (e) {
-      return { decision: 'deny', code: e.code ?? 'store_unavailable', reason: e.message };
+      return deny(e.code && e.code !== 'internal' ? e.code : 'store_unavailable', 'the call could not be checked');
     }
   };
   return {
@@ -656,37 +707,75 @@ export function captixGuard(verifier, { ticket } = {}) {
     check(token, tool, args) {
       return verifier.check(token, { tool, arguments: args ?? {} });
     },
-    /** The transport, with every checked request checked before the server receives it. */
-    transport(t) {
+    /**
+     * Connects the server to the transport, then puts the guard between them: the server's
+     * message handler receives only what the guard lets through, and its list answers are
+     * filtered on their way out.
+     */
+    async connect(server, t) {
       if (!t || typeof t.send !== 'function') throw new TypeError('transport: an MCP transport (with send) is needed');
-      let inner;
-      const guarded = (message, extra) => {
-        const checked = message && typeof message === 'object' && typeof message.method === 'string'
-          && Object.hasOwn(CHECKED, message.method);
-        if (!checked) return inner?.(message, extra);
-        // A checked method sent as a notification (no id) has no answer to carry a denial:
-        // it is dropped, never passed on unchecked.
+      if (!server || typeof server.connect !== 'function') throw new TypeError('server: an MCP server (with connect) is needed');
+      await server.connect(t);
+      const inner = t.onmessage;
+      if (typeof inner !== 'function') throw new TypeError('the server set no message handler on the transport');
+      // Lists in flight: request id → [result member, filter].
+      const lists = new Map();
+      const send = t.send.bind(t);
+      t.send = (message, options) => {
+        const list = message && message.id !== undefined && message.result ? lists.get(idKey(message.id)) : undefined;
+        if (list) {
+          lists.delete(idKey(message.id));
+          const [items, keep] = list;
+          const arr = message.result[items];
+          if (Array.isArray(arr)) message = { ...message, result: { ...message.result, [items]: arr.filter(keep) } };
+        } else if (message && message.id !== undefined && message.error) {
+          lists.delete(idKey(message.id));
+        }
+        return send(message, options);
+      };
+      t.onmessage = (message, extra) => {
+        const isRequest = message && typeof message === 'object' && typeof message.method === 'string';
+        if (!isRequest || message.method.startsWith('notifications/') || message.method === 'ping' || message.method === 'initialize') {
+          return inner(message, extra);
+        }
+        // A request sent as a notification (no id) has no answer to carry a denial: dropped,
+        // never passed on unchecked.
         if (message.id === undefined || message.id === null) return undefined;
         const token = extra?.authInfo?.token ?? ticket;
-        const decision = check(token, message);
+        const decision = decide(token, message);
         if (decision.decision !== 'allow') {
           const answer = rpcError(message.id, -32001, `captix ${decision.code}: ${decision.reason}`, decision);
-          Promise.resolve(t.send(answer, { relatedRequestId: message.id })).catch((e) => t.onerror?.(e));
+          Promise.resolve(send(answer, { relatedRequestId: message.id })).catch((e) => t.onerror?.(e));
           return undefined;
         }
+        const list = Object.hasOwn(LISTS, message.method) ? LISTS[message.method] : undefined;
+        if (list) {
+          const [items, key] = list;
+          const { info } = decision;
+          const keep = message.method === 'tools/list'
+            ? (it) => typeof it?.[key] === 'string' && info.tools.includes(it[key])
+            : (it) => {
+              try {
+                return typeof it?.[key] === 'string' && verifier.allows(token, message.method === 'resources/list' ? { uri: it[key] } : { prompt: it[key] });
+              } catch {
+                return false;
+              }
+            };
+          lists.set(idKey(message.id), [items, keep]);
+          return inner(message, extra);
+        }
+        if (!Object.hasOwn(CHECKED, message.method)) return inner(message, extra);
         const auth = extra?.authInfo ?? authInfo(verifier, token);
-        return inner?.(message, { ...extra, authInfo: { ...auth, extra: { ...auth.extra, decision } } });
+        return inner(message, { ...extra, authInfo: { ...auth, extra: { ...auth.extra, decision } } });
       };
-      // The server sets onmessage when it connects: it gets the guarded one.
-      Object.defineProperty(t, 'onmessage', {
-        configurable: true,
-        enumerable: true,
-        get: () => (inner === undefined ? undefined : guarded),
-        set: (f) => { inner = f; },
-      });
       return t;
     },
   };
+}
+
+/** A JSON-RPC id as a map key (a number and its string are different ids). */
+function idKey(id) {
+  return typeof id === 'number' ? `n:${id}` : `s:${String(id)}`;
 }
 
 /**

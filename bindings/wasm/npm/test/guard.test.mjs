@@ -33,8 +33,10 @@ async function connect(sdk, ticket, seen) {
   };
   server.registerTool('list_invoices', { inputSchema: z.object({ org: z.string() }) }, handler('list_invoices'));
   server.registerTool('create_refund', { inputSchema: z.object({ org: z.string(), amount: z.number() }) }, handler('create_refund'));
+  server.registerPrompt('triage', { description: 'granted' }, async () => ({ messages: [] }));
+  server.registerPrompt('hr_secrets', { description: 'not granted' }, async () => ({ messages: [] }));
   const [clientSide, serverSide] = pair();
-  await server.connect(captixGuard(verifier, { ticket }).transport(serverSide));
+  await captixGuard(verifier, { ticket }).connect(server, serverSide);
   const client = new Client({ name: 'guard-test', version: '1.0.0' });
   await client.connect(clientSide);
   return { client, verifier };
@@ -42,10 +44,20 @@ async function connect(sdk, ticket, seen) {
 
 for (const sdk of Object.keys(SDKS)) {
   test(`SDK ${sdk}: the guard answers denials as JSON-RPC errors and hands the decision to the handler`, async () => {
-    const agent = mint(key.secretKey, { agent: 'billing-agent', user: 'alice', tools: ['list_invoices', 'create_refund'], rows: ['*:org=acme'], ttl: '1h', resource: RESOURCE });
+    const agent = mint(key.secretKey, { agent: 'billing-agent', user: 'alice', tools: ['list_invoices', 'create_refund'], prompts: ['triage'], rows: ['*:org=acme'], ttl: '1h', resource: RESOURCE });
     const sub = attenuate(agent, { tools: ['list_invoices'], budgets: ['2'] });
     const seen = [];
     const { client } = await connect(sdk, sub, seen);
+
+    // Lists hold only what the ticket allows; a prompt outside it is refused.
+    assert.deepEqual((await client.listTools()).tools.map((t) => t.name), ['list_invoices']);
+    assert.deepEqual((await client.listPrompts()).prompts.map((p) => p.name), ['triage']);
+    const hidden = await client.getPrompt({ name: 'hr_secrets' }).catch((err) => err);
+    assert.equal(hidden.data?.code, 'prompt_not_granted');
+    // A method beyond the lifecycle (completions, logging...) is refused unless configured.
+    const completion = await client.complete({ ref: { type: 'ref/prompt', name: 'hr_secrets' }, argument: { name: 'x', value: '' } }).catch((err) => err);
+    assert.equal(completion.code, -32001, String(completion.message));
+    assert.equal(completion.data?.code, 'method_not_allowed');
 
     const ok = await client.callTool({ name: 'list_invoices', arguments: { org: 'acme' } });
     assert.equal(ok.isError, undefined);
@@ -70,37 +82,38 @@ for (const sdk of Object.keys(SDKS)) {
     await client.close();
   });
 
-  test(`SDK ${sdk}: without a ticket every checked request is refused; other methods pass`, async () => {
+  test(`SDK ${sdk}: without a ticket every request beyond the handshake is refused`, async () => {
     const seen = [];
     const { client } = await connect(sdk, undefined, seen);
-    const { tools } = await client.listTools();
-    assert.deepEqual(tools.map((t) => t.name).sort(), ['create_refund', 'list_invoices']);
-    const e = await client.callTool({ name: 'list_invoices', arguments: { org: 'acme' } }).catch((err) => err);
-    assert.equal(e.code, -32001);
-    assert.equal(e.data?.code, 'malformed');
+    for (const request of [client.listTools(), client.callTool({ name: 'list_invoices', arguments: { org: 'acme' } })]) {
+      const e = await request.catch((err) => err);
+      assert.equal(e.code, -32001);
+      assert.equal(e.data?.code, 'malformed');
+    }
     assert.deepEqual(seen, []);
     await client.close();
   });
 }
 
-test('a checked method sent without an id never reaches the server', async () => {
+test('a request sent without an id never reaches the server; the guard needs a server and a transport', async () => {
   const key2 = generateKey();
   const verifier = new Verifier({ publicKeys: [key2.publicKey], resource: RESOURCE });
   const received = [];
   const sent = [];
   const t = { send: async (m) => { sent.push(m); } };
-  captixGuard(verifier).transport(t);
-  t.onmessage = (m) => { received.push(m); };
+  const server = { connect: async (tr) => { tr.onmessage = (m) => { received.push(m); }; } };
+  await captixGuard(verifier).connect(server, t);
   t.onmessage({ jsonrpc: '2.0', method: 'tools/call', params: { name: 'list_invoices', arguments: {} } });
   t.onmessage({ jsonrpc: '2.0', id: null, method: 'prompts/get', params: { name: 'p' } });
   t.onmessage({ jsonrpc: '2.0', method: 'notifications/initialized' });
   assert.deepEqual(received.map((m) => m.method), ['notifications/initialized']);
   assert.deepEqual(sent, []);
+  await assert.rejects(captixGuard(verifier).connect(server, {}), /MCP transport/);
+  await assert.rejects(captixGuard(verifier).connect({}, t), /MCP server/);
 });
 
 test('decisionOf refuses a request without a decision', () => {
   assert.throws(() => decisionOf({}), /no captix decision/);
   assert.throws(() => decisionOf({ authInfo: { extra: { decision: { decision: 'deny', code: 'revoked' } } } }), /no captix decision/);
   assert.throws(() => captixGuard({}, { ticket: 7 }), /ticket must be a string/);
-  assert.throws(() => captixGuard({}).transport({}), /MCP transport/);
 });

@@ -82,6 +82,12 @@ function post(url, headers, body) {
 
 const BASE = [['Content-Type', 'application/json'], ['Accept', 'application/json, text/event-stream']];
 
+/** The base headers, with those a request names replacing theirs (Content-Type, say). */
+function headersOf(extra) {
+  const named = new Set(extra.map(([k]) => k.toLowerCase()).filter((k) => k !== 'authorization'));
+  return [...BASE.filter(([k]) => !named.has(k.toLowerCase())), ...extra];
+}
+
 /** Initializes a session with `ticket`; the session id when the server gives one. */
 async function open(url, ticket) {
   const auth = [['Authorization', `Bearer ${ticket}`]];
@@ -117,14 +123,20 @@ function expectAnswer(res, expect, where) {
     if (pattern === null) assert.equal(value, undefined, `${where}: header ${name} must be absent, is ${value}`);
     else assert.match(String(value ?? ''), new RegExp(pattern), `${where}: header ${name}`);
   }
-  const needsBody = expect.json || expect.absent || expect.names;
+  const needsBody = expect.json || expect.absent || expect.not || expect.names;
   if (!needsBody) return;
   const body = json(res);
   for (const [path, value] of Object.entries(expect.json ?? {})) {
     assert.deepEqual(at(body, path), value, `${where}: ${path} in ${JSON.stringify(body).slice(0, 400)}`);
   }
-  for (const member of expect.absent ?? []) {
-    assert.ok(!Object.hasOwn(body, member), `${where}: the body must not have a top-level ${member}: ${JSON.stringify(body).slice(0, 300)}`);
+  for (const path of expect.absent ?? []) {
+    const parent = path.includes('.') ? at(body, path.slice(0, path.lastIndexOf('.'))) : body;
+    const member = path.slice(path.lastIndexOf('.') + 1);
+    const present = parent !== null && typeof parent === 'object' && Object.hasOwn(parent, member);
+    assert.ok(!present, `${where}: the body must not have ${path}: ${JSON.stringify(body).slice(0, 300)}`);
+  }
+  for (const [path, value] of Object.entries(expect.not ?? {})) {
+    assert.notDeepEqual(at(body, path), value, `${where}: ${path} must not be ${JSON.stringify(value)}`);
   }
   if (expect.names) {
     const [path, names] = expect.names;
@@ -133,7 +145,7 @@ function expectAnswer(res, expect, where) {
 }
 
 test('the scenario list is there', () => {
-  assert.ok(scenarios.length >= 20, `${scenarios.length} scenarios`);
+  assert.ok(scenarios.length >= 25, `${scenarios.length} scenarios`);
 });
 
 for (const server of ['rust', 'ts']) {
@@ -146,8 +158,8 @@ for (const server of ['rust', 'ts']) {
       const version = s.session ? [['MCP-Protocol-Version', PROTOCOL]] : [];
       for (const [i, r] of s.requests.entries()) {
         const extra = (r.headers ?? []).map(([k, v]) => [k, v.replace('$origin', new URL(url).origin).replace('$ticket', ticket ?? '')]);
-        const body = r.raw ?? JSON.stringify(r.body);
-        const res = await post(url, [...BASE, ...auth, ...session, ...version, ...extra], body);
+        const body = r.raw_repeat ? r.raw_repeat.prefix + r.raw_repeat.fill.repeat(r.raw_repeat.count) + r.raw_repeat.suffix : r.raw ?? JSON.stringify(r.body);
+        const res = await post(url, headersOf([...auth, ...session, ...version, ...extra]), body);
         expectAnswer(res, r.expect, `${server} request ${i + 1}`);
       }
     });

@@ -59,10 +59,23 @@ test('the TypeScript types compile for a strict user of the package', () => {
   const dir = mkdtempSync(join(tmpdir(), 'captix-types-'));
   try {
     cpSync(join(pkg, 'test/types'), dir, { recursive: true });
+    // Every TypeScript snippet of the package README, compiled as its own module; the names a
+    // snippet takes as given (the caller's ticket, a server...) are ambient in readme-globals.d.ts.
+    const snippets = [...readFileSync(join(pkg, 'README.md'), 'utf8').matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1]);
+    assert.ok(snippets.length >= 4, `${snippets.length} TypeScript snippets in the README`);
+    const files = ['check.ts', 'readme-globals.d.ts'];
+    for (const [i, code] of snippets.entries()) {
+      writeFileSync(join(dir, `readme-${i}.mts`), `${code}\nexport {};\n`);
+      files.push(`readme-${i}.mts`);
+    }
+    const tsconfig = JSON.parse(readFileSync(join(dir, 'tsconfig.json'), 'utf8'));
+    writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({ ...tsconfig, files }));
     const nm = join(dir, 'node_modules');
     execFileSync('mkdir', ['-p', join(nm, '@captix'), join(nm, '@modelcontextprotocol')]);
     execFileSync('ln', ['-s', pkg, join(nm, '@captix/captix')]);
-    execFileSync('ln', ['-s', join(pkg, 'node_modules/@modelcontextprotocol/sdk'), join(nm, '@modelcontextprotocol/sdk')]);
+    for (const sdk of ['sdk', 'server', 'core']) {
+      execFileSync('ln', ['-s', join(pkg, 'node_modules/@modelcontextprotocol', sdk), join(nm, '@modelcontextprotocol', sdk)]);
+    }
     for (const dep of ['express', '@types/express', '@types/express-serve-static-core', 'zod']) {
       if (existsSync(join(pkg, 'node_modules', dep))) {
         execFileSync('mkdir', ['-p', join(nm, dep, '..')]);

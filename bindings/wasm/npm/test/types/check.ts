@@ -30,7 +30,7 @@ v.recordRequest(sub, 'resources/read', { target: 'file:///x', denial: { code: 'm
 const resource: string | undefined = v.resource;
 void resource;
 const transport = { send: async (_m: unknown) => {}, onmessage: undefined as ((m: any, e?: any) => void) | undefined };
-const guarded: typeof transport = captixGuard(v, { ticket: sub }).transport(transport);
+const guarded: Promise<typeof transport> = captixGuard(v, { ticket: sub }).connect({ connect: async (_t: typeof transport) => {} }, transport);
 // A handler gets the typed decision, no cast: `filters` and `identity` are there.
 const handler = (extra: { authInfo?: { extra?: Record<string, unknown> } }) => {
   const allowed = decisionOf(extra);
