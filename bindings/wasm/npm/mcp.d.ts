@@ -1,7 +1,10 @@
 import type { RequestHandler } from 'express';
 import type { OAuthTokenVerifier } from '@modelcontextprotocol/sdk/server/auth/provider.js';
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
-import type { Allowed, Decision, Verifier } from './index.js';
+import type { Decision, Verifier } from './index.js';
+import type { protectedResourceMetadata } from './http.js';
+
+export { LIFECYCLE, metadataLocation, decisionOf, protectedResourceMetadata } from './http.js';
 
 export { httpStatus, denialStatus } from './index.js';
 
@@ -13,9 +16,6 @@ export declare function authInfo(verifier: Verifier, token: string): AuthInfo;
 
 /** An OAuthTokenVerifier for the SDK's `requireBearerAuth`. */
 export declare function captixTokenVerifier(verifier: Verifier): OAuthTokenVerifier;
-
-/** Methods every valid ticket may send: the lifecycle, the client's notifications, the tools. */
-export declare const LIFECYCLE: readonly string[];
 
 export interface MiddlewareOptions {
   /** Authorization servers that mint tickets for this resource (at least one). */
@@ -50,9 +50,6 @@ export declare function captixMiddleware(
   metadataHandler: RequestHandler;
 };
 
-/** Where a resource's RFC 9728 metadata lives. */
-export declare function metadataLocation(resource: string): { origin: string; path: string };
-
 /** The transport shape both SDK major versions share (what `server.connect` takes). */
 export interface GuardableTransport {
   send(message: any, options?: any): Promise<void>;
@@ -83,21 +80,3 @@ export declare function captixGuard(
   options?: { ticket?: string; methods?: Record<string, string | string[]> },
 ): CaptixGuard;
 
-/**
- * The allowed decision the middleware or the guard attached to a request, from a handler's
- * `extra`; throws when there is none (a handler must never fall back to an unfiltered query).
- */
-export declare function decisionOf(
-  extra: { authInfo?: { extra?: Record<string, unknown> }; http?: { authInfo?: { extra?: Record<string, unknown> } } } | undefined,
-): Allowed;
-
-export declare function protectedResourceMetadata(options: {
-  resource: string;
-  authorizationServers: string[];
-  scopes?: string[];
-}): {
-  resource: string;
-  authorization_servers: string[];
-  scopes_supported: string[];
-  bearer_methods_supported: string[];
-};

@@ -12,37 +12,19 @@
 //   (stdio). Use it or the middleware for a call, not both: each check spends budgets.
 import { createHash } from 'node:crypto';
 import { InvalidTokenError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
-import { httpStatus, denialStatus } from './index.js';
+import {
+  authInfo, challengeValue, headerValue, LIFECYCLE, CHECKED, LISTS, scopeMap, metadataLocation, rpcError,
+  decisionOf, protectedResourceMetadata, httpStatus, denialStatus,
+} from './http.js';
 
-// The statuses are the core's table (one for Rust and JS), re-exported here where they were.
-export { httpStatus, denialStatus };
+// Shared with captixFetch (http.js), re-exported here where they were. The statuses are the
+// core's table (one for Rust and JS).
+export { authInfo, LIFECYCLE, metadataLocation, decisionOf, protectedResourceMetadata, httpStatus, denialStatus };
 
-/**
- * The AuthInfo of a valid ticket, as the ticket says it: `resource` is the ticket's audience,
- * `expiresAt` its expiry (absent for a ticket that never expires, which the SDK's
- * requireBearerAuth then refuses: nothing is made up). Throws an Error with `code` when the
- * ticket is not valid.
- */
-export function authInfo(verifier, token) {
-  const info = verifier.ticketInfo(token);
-  return {
-    token,
-    clientId: info.identity.agent,
-    scopes: info.identity.scopes ?? [],
-    expiresAt: info.expires,
-    resource: url(info.audience),
-    extra: { captix: info },
-  };
-}
-
-/** The audience as a URL, or undefined when there is none or it is not a URL. */
-function url(audience) {
-  if (audience === undefined) return undefined;
-  try {
-    return new URL(audience);
-  } catch {
-    return undefined;
-  }
+/** Sets the challenge and the status on an Express response. */
+function challenge(res, status, options) {
+  res.set('WWW-Authenticate', challengeValue(options));
+  res.status(status);
 }
 
 /** An OAuthTokenVerifier for `requireBearerAuth({ verifier: captixTokenVerifier(v) })`. */
@@ -61,68 +43,11 @@ export function captixTokenVerifier(verifier) {
   };
 }
 
-function quote(s) {
-  return String(s).replace(/["\\]/g, '\\$&');
-}
-
-// Fixed descriptions in RFC 6750's character set: a challenge carries only values the server
-// chose, never request data (a tool name in it once sent clients to another origin).
-const DESCRIPTIONS = {
-  invalid_token: 'the ticket is not valid for this server',
-  insufficient_scope: 'the ticket does not allow this request',
-  invalid_request: 'the request is malformed',
-};
-
-function challenge(res, status, { error, resourceMetadataUrl, scope = [] }) {
-  const parts = [];
-  if (resourceMetadataUrl) parts.push(`resource_metadata="${quote(resourceMetadataUrl)}"`);
-  if (error) {
-    parts.push(`error="${error}"`);
-    if (scope.length) parts.push(`scope="${scope.join(' ')}"`);
-    parts.push(`error_description="${DESCRIPTIONS[error]}"`);
-  }
-  res.set('WWW-Authenticate', parts.length ? `Bearer ${parts.join(', ')}` : 'Bearer');
-  res.status(status);
-}
-
-/** An Mcp-Name / Mcp-Method value as the body says it: `=?base64?…?=` decoded. */
-function headerValue(v) {
-  if (typeof v !== 'string') return v;
-  const m = /^=\?base64\?(.*)\?=$/.exec(v);
-  return m ? Buffer.from(m[1], 'base64').toString('utf8') : v;
-}
-
-/**
- * Methods every valid ticket may send: the lifecycle, the client's notifications, the tools,
- * resources and prompts (each tools/call, resources/read and prompts/get checked against the
- * ticket, each list filtered by it).
- */
-export const LIFECYCLE = Object.freeze([
-  'initialize',
-  'ping',
-  'notifications/initialized',
-  'notifications/cancelled',
-  'notifications/progress',
-  'notifications/roots/list_changed',
-  'tools/list',
-  'tools/call',
-  'resources/list',
-  'resources/read',
-  'prompts/list',
-  'prompts/get',
-]);
-
 /** Most requests one session may have in flight. */
 const MAX_IN_FLIGHT = 256;
 
 /** Longest event-stream line the middleware reads when it looks for an answer. */
 const MAX_LINE = 16 << 20;
-
-/** The methods the ticket itself decides, with the params member that names their target. */
-const CHECKED = Object.freeze({ 'tools/call': 'name', 'resources/read': 'uri', 'prompts/get': 'name' });
-
-/** The lists answered with only what the ticket allows: result member and item key. */
-const LISTS = Object.freeze({ 'tools/list': ['tools', 'name'], 'resources/list': ['resources', 'uri'], 'prompts/list': ['prompts', 'name'] });
 
 /**
  * Rewrites the JSON-RPC message(s) of the response `res` is about to send (a JSON body, or the
@@ -171,28 +96,6 @@ function rewriteResponse(res, f) {
     res.end = end;
     return end.call(this, out, done);
   };
-}
-
-// RFC 6749 §3.3 scope-token: a scope can never break out of the challenge's quoted string.
-const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]{1,256}$/;
-
-function scopeMap(what, o = {}) {
-  const m = new Map();
-  for (const [k, v] of Object.entries(o)) {
-    const scopes = Array.isArray(v) ? v : [v];
-    for (const s of scopes) {
-      if (typeof s !== 'string' || !SCOPE_TOKEN.test(s)) throw new TypeError(`${what} ${k}: ${JSON.stringify(s)} is not an RFC 6749 scope-token`);
-    }
-    m.set(k, scopes);
-  }
-  return m;
-}
-
-/** `(origin, path)` of a resource's RFC 9728 metadata document. */
-export function metadataLocation(resource) {
-  const u = new URL(resource);
-  const path = u.pathname === '/' ? '' : u.pathname.replace(/\/+$/, '');
-  return { origin: u.origin, path: `/.well-known/oauth-protected-resource${path}` };
 }
 
 /**
@@ -650,10 +553,6 @@ function readJson(req, max, deadline) {
   });
 }
 
-function rpcError(id, code, message, data) {
-  return { jsonrpc: '2.0', id, error: data === undefined ? { code, message } : { code, message, data } };
-}
-
 /**
  * A per-call guard for transports without the HTTP middleware (stdio, or any transport of
  * either SDK major version): `await captixGuard(verifier, { ticket }).connect(server, transport)`.
@@ -778,29 +677,3 @@ function idKey(id) {
   return typeof id === 'number' ? `n:${id}` : `s:${String(id)}`;
 }
 
-/**
- * The allowed decision the middleware or the guard attached to a request, from a handler's
- * `extra` (SDK 1.x) or context (`ctx.http.authInfo`, SDK 2.x). Throws when there is none: a handler must refuse rather than run an unfiltered
- * query (a route mounted without the middleware, say).
- */
-export function decisionOf(extra) {
-  // SDK 1.x hands handlers `extra.authInfo`; 2.x a context with `ctx.http.authInfo`.
-  const d = (extra?.authInfo ?? extra?.http?.authInfo)?.extra?.decision;
-  if (!d || d.decision !== 'allow') {
-    throw new Error('no captix decision for this request: is the captix middleware or guard in front of this handler?');
-  }
-  return d;
-}
-
-/** The RFC 9728 protected-resource metadata document for this server. */
-export function protectedResourceMetadata({ resource, authorizationServers, scopes = [] }) {
-  if (!Array.isArray(authorizationServers) || authorizationServers.length === 0) {
-    throw new TypeError('authorizationServers: RFC 9728 metadata must name at least one');
-  }
-  return {
-    resource,
-    authorization_servers: authorizationServers,
-    scopes_supported: scopes,
-    bearer_methods_supported: ['header'],
-  };
-}

@@ -1,6 +1,6 @@
-// One list of HTTP-level scenarios (test-vectors/http/scenarios.json), two servers: the Rust
-// example server (crates/mcp over rmcp) and the TypeScript example server (this package's
-// middleware over the MCP SDK). Each scenario is sent as raw HTTP on loopback and must get the
+// One list of HTTP-level scenarios (test-vectors/http/scenarios.json), three servers: the Rust
+// example server (crates/mcp over rmcp), the TypeScript example server on SDK 1.x (this
+// package's Express middleware) and on SDK 2.x (captixFetch around createMcpHandler). Each scenario is sent as raw HTTP on loopback and must get the
 // same answer from both: status, headers, JSON-RPC shape, the decision under error.data.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { mint, attenuate, generateKey } from '../index.js';
 import { startServer } from '../examples/invoices-server.mjs';
+import { startServer as startServerV2 } from '../examples/invoices-server-v2.mjs';
 
 const repo = new URL('../../../..', import.meta.url).pathname;
 const { tickets: templates, scenarios } = JSON.parse(readFileSync(join(repo, 'test-vectors/http/scenarios.json'), 'utf8'));
@@ -21,6 +22,7 @@ const PROTOCOL = '2025-06-18';
 let dir;
 let rust;
 let ts;
+let ts2;
 let secret;
 const servers = {};
 
@@ -42,11 +44,14 @@ before(async () => {
   });
   ts = await startServer({ verifierOptions: { publicKeys: [publicKey] }, authorizationServers: ['https://auth.example'] });
   servers.ts = ts.url;
+  ts2 = await startServerV2({ verifierOptions: { publicKeys: [publicKey] }, authorizationServers: ['https://auth.example'] });
+  servers['ts-sdk2'] = ts2.url;
 });
 
 after(async () => {
   rust?.kill();
   await ts?.close();
+  await ts2?.close();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
@@ -148,7 +153,7 @@ test('the scenario list is there', () => {
   assert.ok(scenarios.length >= 25, `${scenarios.length} scenarios`);
 });
 
-for (const server of ['rust', 'ts']) {
+for (const server of ['rust', 'ts', 'ts-sdk2']) {
   for (const s of scenarios) {
     test(`${server}: ${s.name}`, async () => {
       const url = servers[server];

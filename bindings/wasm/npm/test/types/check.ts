@@ -1,6 +1,7 @@
 // Compiled with `tsc --noEmit --strict` by test/pack.test.mjs: the published types fit real use.
 import { Verifier, generateKey, mint, attenuate, inspect, CaptixError, type Code, type Decision } from '@captix/captix';
 import { captixMiddleware, captixTokenVerifier, captixGuard, decisionOf, httpStatus } from '@captix/captix/mcp';
+import { captixFetch, type CaptixFetchHandler } from '@captix/captix/fetch';
 import type { OAuthTokenVerifier } from '@modelcontextprotocol/sdk/server/auth/provider.js';
 
 const key = generateKey();
@@ -69,3 +70,10 @@ const checked: 'verified' | 'not_checked' = report.signatures;
 void kind;
 void who;
 void checked;
+
+// captixFetch wraps a web-standard handler: the result is a `{ fetch }` for any runtime.
+const edge: CaptixFetchHandler = captixFetch(v, { authorizationServers: ['https://auth.example'] })({
+  fetch: async (_request: Request) => new Response('{}'),
+});
+const answer: Promise<Response> = edge.fetch(new Request('https://mcp.example/mcp', { method: 'POST', body: '{}' }));
+void answer;

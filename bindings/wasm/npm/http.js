@@ -1,0 +1,442 @@
+// captix at the HTTP boundary, for any runtime with the Fetch API (Node, Deno, Bun, browsers,
+// Workers-style edge runtimes): the rules of docs §14 shared by the Express middleware
+// (mcp.js) and `captixFetch`, a wrapper around a web-standard MCP handler such as the one the
+// MCP TypeScript SDK 2.x's `createMcpHandler` returns. Nothing here imports from Node.
+import { httpStatus, denialStatus } from './index.js';
+
+export { httpStatus, denialStatus };
+
+/**
+ * The AuthInfo of a valid ticket, as the ticket says it: `resource` is the ticket's audience,
+ * `expiresAt` its expiry (absent for a ticket that never expires, which the SDK's
+ * requireBearerAuth then refuses: nothing is made up). Throws an Error with `code` when the
+ * ticket is not valid.
+ */
+export function authInfo(verifier, token) {
+  const info = verifier.ticketInfo(token);
+  return {
+    token,
+    clientId: info.identity.agent,
+    scopes: info.identity.scopes ?? [],
+    expiresAt: info.expires,
+    resource: url(info.audience),
+    extra: { captix: info },
+  };
+}
+
+/** The audience as a URL, or undefined when there is none or it is not a URL. */
+function url(audience) {
+  if (audience === undefined) return undefined;
+  try {
+    return new URL(audience);
+  } catch {
+    return undefined;
+  }
+}
+
+function quote(s) {
+  return String(s).replace(/["\\]/g, '\\$&');
+}
+
+// Fixed descriptions in RFC 6750's character set: a challenge carries only values the server
+// chose, never request data (a tool name in it once sent clients to another origin).
+const DESCRIPTIONS = {
+  invalid_token: 'the ticket is not valid for this server',
+  insufficient_scope: 'the ticket does not allow this request',
+  invalid_request: 'the request is malformed',
+};
+
+/** A `WWW-Authenticate` value: server-chosen values only (RFC 6750 §3). */
+export function challengeValue({ error, resourceMetadataUrl, scope = [] } = {}) {
+  const parts = [];
+  if (resourceMetadataUrl) parts.push(`resource_metadata="${quote(resourceMetadataUrl)}"`);
+  if (error) {
+    parts.push(`error="${error}"`);
+    if (scope.length) parts.push(`scope="${scope.join(' ')}"`);
+    parts.push(`error_description="${DESCRIPTIONS[error]}"`);
+  }
+  return parts.length ? `Bearer ${parts.join(', ')}` : 'Bearer';
+}
+
+/** An Mcp-Name / Mcp-Method value as the body says it: `=?base64?…?=` decoded. */
+export function headerValue(v) {
+  if (typeof v !== 'string') return v;
+  const m = /^=\?base64\?(.*)\?=$/.exec(v);
+  if (!m) return v;
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(Uint8Array.from(atob(m[1]), (c) => c.charCodeAt(0)));
+  } catch {
+    // Not base64, or not UTF-8: matches no name.
+    return undefined;
+  }
+}
+
+/**
+ * Methods every valid ticket may send: the lifecycle, the client's notifications, the tools,
+ * resources and prompts (each tools/call, resources/read and prompts/get checked against the
+ * ticket, each list filtered by it).
+ */
+export const LIFECYCLE = Object.freeze([
+  'initialize',
+  'ping',
+  'notifications/initialized',
+  'notifications/cancelled',
+  'notifications/progress',
+  'notifications/roots/list_changed',
+  'tools/list',
+  'tools/call',
+  'resources/list',
+  'resources/read',
+  'prompts/list',
+  'prompts/get',
+]);
+
+/** The methods the ticket itself decides, with the params member that names their target. */
+export const CHECKED = Object.freeze({ 'tools/call': 'name', 'resources/read': 'uri', 'prompts/get': 'name' });
+
+/** The lists answered with only what the ticket allows: result member and item key. */
+export const LISTS = Object.freeze({ 'tools/list': ['tools', 'name'], 'resources/list': ['resources', 'uri'], 'prompts/list': ['prompts', 'name'] });
+
+// RFC 6749 §3.3 scope-token: a scope can never break out of the challenge's quoted string.
+const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]{1,256}$/;
+
+export function scopeMap(what, o = {}) {
+  const m = new Map();
+  for (const [k, v] of Object.entries(o)) {
+    const scopes = Array.isArray(v) ? v : [v];
+    for (const s of scopes) {
+      if (typeof s !== 'string' || !SCOPE_TOKEN.test(s)) throw new TypeError(`${what} ${k}: ${JSON.stringify(s)} is not an RFC 6749 scope-token`);
+    }
+    m.set(k, scopes);
+  }
+  return m;
+}
+
+/** `(origin, path)` of a resource's RFC 9728 metadata document. */
+export function metadataLocation(resource) {
+  const u = new URL(resource);
+  const path = u.pathname === '/' ? '' : u.pathname.replace(/\/+$/, '');
+  return { origin: u.origin, path: `/.well-known/oauth-protected-resource${path}` };
+}
+
+export function rpcError(id, code, message, data) {
+  return { jsonrpc: '2.0', id, error: data === undefined ? { code, message } : { code, message, data } };
+}
+
+
+/**
+ * The allowed decision the middleware or the guard attached to a request, from a handler's
+ * `extra` (SDK 1.x) or context (`ctx.http.authInfo`, SDK 2.x). Throws when there is none: a handler must refuse rather than run an unfiltered
+ * query (a route mounted without the middleware, say).
+ */
+export function decisionOf(extra) {
+  // SDK 1.x hands handlers `extra.authInfo`; 2.x a context with `ctx.http.authInfo`.
+  const d = (extra?.authInfo ?? extra?.http?.authInfo)?.extra?.decision;
+  if (!d || d.decision !== 'allow') {
+    throw new Error('no captix decision for this request: is the captix middleware or guard in front of this handler?');
+  }
+  return d;
+}
+
+/** The RFC 9728 protected-resource metadata document for this server. */
+export function protectedResourceMetadata({ resource, authorizationServers, scopes = [] }) {
+  if (!Array.isArray(authorizationServers) || authorizationServers.length === 0) {
+    throw new TypeError('authorizationServers: RFC 9728 metadata must name at least one');
+  }
+  return {
+    resource,
+    authorization_servers: authorizationServers,
+    scopes_supported: scopes,
+    bearer_methods_supported: ['header'],
+  };
+}
+
+/**
+ * Which items of a list the ticket allows: for `tools/list` the tools the ticket may call
+ * (`info.tools`), for `resources/list` and `prompts/list` each item asked of the ticket.
+ */
+export function listFilter(verifier, token, info, method) {
+  const [, key] = LISTS[method];
+  if (method === 'tools/list') return (it) => typeof it?.[key] === 'string' && info.tools.includes(it[key]);
+  return (it) => {
+    try {
+      return typeof it?.[key] === 'string' && verifier.allows(token, method === 'resources/list' ? { uri: it[key] } : { prompt: it[key] });
+    } catch {
+      return false;
+    }
+  };
+}
+
+/** The methods a 2026-07-28 client sends beyond the 2025 lifecycle, admitted like it. */
+const MODERN = Object.freeze(['server/discover']);
+
+/** How long captixFetch waits for a request's whole body. */
+const BODY_DEADLINE_MS = 10_000;
+
+/** Reads at most `max` bytes of a body within the deadline: `{ bytes }`, `{ tooLarge }`, `{ timedOut }`. */
+async function readBody(request, max, deadline) {
+  if (request.body === null) return { bytes: new Uint8Array(0) };
+  const reader = request.body.getReader();
+  const chunks = [];
+  let size = 0;
+  let timer;
+  const late = new Promise((resolve) => { timer = setTimeout(() => resolve({ timedOut: true }), deadline); });
+  const read = (async () => {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      size += value.length;
+      if (size > max) return { tooLarge: true };
+      chunks.push(value);
+    }
+    const bytes = new Uint8Array(size);
+    let at = 0;
+    for (const c of chunks) {
+      bytes.set(c, at);
+      at += c.length;
+    }
+    return { bytes };
+  })();
+  try {
+    const r = await Promise.race([read, late]);
+    if (r.tooLarge || r.timedOut) reader.cancel().catch(() => {});
+    return r;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+const JSON_HEADERS = { 'content-type': 'application/json' };
+
+function jsonResponse(status, body, headers = {}) {
+  return new Response(JSON.stringify(body), { status, headers: { ...JSON_HEADERS, ...headers } });
+}
+
+/**
+ * Wraps a web-standard MCP handler (`{ fetch(request, { authInfo, parsedBody }) }`, what the
+ * MCP TypeScript SDK 2.x's `createMcpHandler` returns) with the rules of docs §14: the bearer
+ * ticket (401 with an RFC 9728 challenge), Origin (DNS rebinding), one credential, the routing
+ * headers against the body, every tools/call, resources/read and prompts/get checked against
+ * the ticket before the handler sees it, tools/list, resources/list and prompts/list answered
+ * with what the ticket allows, methods beyond the lifecycle only when `methods` names them,
+ * every request audited, denials as JSON-RPC -32001 with the decision under `error.data`. The
+ * handler gets the SDK's `authInfo` with the decision in `extra.decision` (`decisionOf(ctx)`)
+ * and the body already parsed. It also answers the RFC 9728 metadata document at its path.
+ *
+ * For stateless serving (2026-07-28's per-request model, and the SDK's stateless fallback for
+ * 2025 clients): a request naming a session (`Mcp-Session-Id`) is refused, since no session
+ * here is bound to the ticket that made it; a sessionful server uses the Express middleware.
+ *
+ * Options as `captixMiddleware`'s: `authorizationServers` (at least one), `allowedOrigins`,
+ * `methods`, `toolScopes`, `scopes`, `maxBodyBytes` (1 MiB).
+ */
+export function captixFetch(verifier, { authorizationServers, allowedOrigins = [], methods = {}, toolScopes = {}, scopes = [], maxBodyBytes = 1 << 20 } = {}) {
+  const resource = verifier.resource;
+  if (!resource) throw new TypeError("the verifier has no resource: new Verifier({ resource }) with this server's canonical URI");
+  if (!Array.isArray(authorizationServers) || authorizationServers.length === 0) {
+    throw new TypeError('authorizationServers: RFC 9728 metadata must name at least one');
+  }
+  for (const a of authorizationServers) {
+    if (typeof a !== 'string' || !/^https?:\/\/[A-Za-z0-9\-._~:/?#[\]@!$&'()*+,;=%]+$/.test(a)) throw new TypeError(`authorization server ${JSON.stringify(a)} is not an absolute http(s) URL`);
+  }
+  const methodScopes = scopeMap('methods', methods);
+  const toolNeeds = scopeMap('toolScopes', toolScopes);
+  const extraScopes = scopeMap('scopes', { scopes }).get('scopes');
+  const supported = [...new Set([...extraScopes, ...[...methodScopes.values()].flat(), ...[...toolNeeds.values()].flat(), ...verifier.policyAllScopes])].sort();
+  const { origin: own, path: metadataPath } = metadataLocation(resource);
+  const resourceMetadataUrl = own + metadataPath;
+  const origins = [own, ...allowedOrigins.map((o) => o.replace(/\/$/, ''))];
+  const metadata = Object.freeze(protectedResourceMetadata({ resource, authorizationServers, scopes: supported }));
+  const methodNeeds = (m) => {
+    if (methodScopes.has(m)) return methodScopes.get(m);
+    return LIFECYCLE.includes(m) || MODERN.includes(m) ? [] : undefined;
+  };
+  const missing = (info, needs) => needs.filter((s) => !(info.identity.scopes ?? []).includes(s));
+  const deny = (id, decision, scope = []) => {
+    const status = denialStatus(decision);
+    const headers = {};
+    if (status === 401) headers['www-authenticate'] = challengeValue({ error: 'invalid_token', resourceMetadataUrl });
+    else if (status === 403 && decision.code !== 'method_not_allowed') headers['www-authenticate'] = challengeValue({ error: 'insufficient_scope', resourceMetadataUrl, scope });
+    if (status === 429 && decision.retry_after !== undefined) headers['retry-after'] = String(decision.retry_after);
+    return jsonResponse(status, rpcError(id, -32001, `captix ${decision.code}: ${decision.reason}`, decision), headers);
+  };
+  const refused = (status, id, code, message) => jsonResponse(status, rpcError(id, code, message));
+  const record = (token, method, target, denial) => {
+    try {
+      verifier.recordRequest(token, method, { target, denial });
+      return undefined;
+    } catch (e) {
+      return { decision: 'deny', code: e.code ?? 'store_unavailable', reason: e.message };
+    }
+  };
+
+  return (handler) => {
+    if (!handler || typeof handler.fetch !== 'function') throw new TypeError('handler: a web-standard MCP handler (with fetch) is needed');
+    const serve = async (request, options = {}) => {
+      const url = new URL(request.url);
+      if (url.pathname === metadataPath && (request.method === 'GET' || request.method === 'OPTIONS')) {
+        return jsonResponse(200, metadata, { 'access-control-allow-origin': '*', 'access-control-allow-methods': 'GET, OPTIONS' });
+      }
+      const origin = request.headers.get('origin');
+      if (origin !== null && !origins.includes(origin.replace(/\/$/, ''))) {
+        return refused(403, null, -32600, 'this Origin is not allowed');
+      }
+      const header = request.headers.get('authorization') ?? '';
+      // The Fetch API joins repeated headers with ", ": a ticket never holds one.
+      if (header.includes(',')) {
+        return jsonResponse(400, rpcError(null, -32600, 'invalid_request: more than one Authorization header'), { 'www-authenticate': challengeValue({ error: 'invalid_request', resourceMetadataUrl }) });
+      }
+      const [scheme, token] = header.split(' ');
+      if (!token || scheme.toLowerCase() !== 'bearer') {
+        return jsonResponse(401, rpcError(null, -32001, 'a captix ticket is required: Authorization: Bearer captix1_...'), { 'www-authenticate': challengeValue({ resourceMetadataUrl }) });
+      }
+      let auth;
+      try {
+        auth = authInfo(verifier, token);
+      } catch (e) {
+        const decision = { decision: 'deny', code: e.code ?? 'malformed', reason: e.message };
+        record(token, request.method, undefined, decision);
+        return deny(null, decision);
+      }
+      const info = auth.extra.captix;
+      if (request.headers.has('mcp-session-id')) {
+        const denial = { decision: 'deny', code: 'session_not_found', reason: 'this server is stateless behind captix: no session is served' };
+        record(token, request.method, undefined, denial);
+        return jsonResponse(404, rpcError(null, -32600, 'session not found', denial));
+      }
+      if (request.headers.has('last-event-id')) {
+        return refused(400, null, -32600, 'stream resumption (Last-Event-ID) is not served behind captix: replayed messages could not be filtered again');
+      }
+      if (request.method !== 'POST') return handler.fetch(request, { ...options, authInfo: auth });
+      if (Number(request.headers.get('content-length')) > maxBodyBytes) return refused(413, null, -32600, 'the request body is too large');
+      const read = await readBody(request, maxBodyBytes, BODY_DEADLINE_MS).catch(() => ({ failed: true }));
+      if (read.tooLarge) return refused(413, null, -32600, 'the request body is too large');
+      if (read.timedOut) return refused(408, null, -32600, 'the request body did not arrive in time');
+      if (read.failed) return refused(400, null, -32600, 'the request body could not be read');
+      let body;
+      try {
+        body = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(read.bytes));
+      } catch {
+        return refused(400, null, -32700, 'the body is not a JSON-RPC request: not JSON');
+      }
+      if (Array.isArray(body)) return refused(400, null, -32600, 'batch requests are not accepted by this server');
+      if (body === null || typeof body !== 'object') return refused(400, null, -32700, 'the body is not a JSON-RPC request: not a JSON object');
+      if (body.jsonrpc !== '2.0') return refused(400, null, -32600, 'the body is not a JSON-RPC 2.0 request');
+      const id = body.id ?? null;
+      const headerMethod = request.headers.get('mcp-method');
+      if (headerMethod !== null && headerValue(headerMethod) !== body.method) {
+        return refused(400, id, -32020, "the Mcp-Method header does not match the body's method");
+      }
+      // The body, parsed, goes on with the request (whose own stream was read here).
+      const forward = (authInfoFor) => handler.fetch(new Request(request.url, { method: 'POST', headers: request.headers, body: read.bytes }), { ...options, authInfo: authInfoFor, parsedBody: body });
+      if (body.method === undefined) return forward(auth); // a response to a request of the server's
+      if (typeof body.method !== 'string') return refused(400, id, -32600, 'the method is not a string');
+      const method = body.method;
+      const member = Object.hasOwn(CHECKED, method) ? CHECKED[method] : undefined;
+      const target = member ? body.params?.[member] : (body.params?.uri ?? body.params?.name);
+      if (member === undefined) {
+        const needs = methodNeeds(method);
+        let denial;
+        if (needs === undefined) denial = { decision: 'deny', code: 'method_not_allowed', reason: 'this server does not serve this method to tickets (see its configuration)' };
+        else if (missing(info, needs).length) denial = { decision: 'deny', code: 'scope_missing', reason: `this method needs the scope ${missing(info, needs).join(' ')}, which the ticket does not have` };
+        const failed = record(token, method, typeof target === 'string' ? target : undefined, denial);
+        if (failed) return deny(id, failed);
+        if (denial) return deny(id, denial, needs ?? []);
+        const response = await forward(auth);
+        if (!Object.hasOwn(LISTS, method)) return response;
+        return filterList(response, body.id, LISTS[method][0], listFilter(verifier, token, info, method));
+      }
+      // tools/call, resources/read, prompts/get: the ticket decides.
+      const name = body.params?.[member];
+      const malformed = (reason) => {
+        const denial = { decision: 'deny', code: 'args_malformed', reason };
+        return deny(id, record(token, method, typeof name === 'string' ? name : undefined, denial) ?? denial);
+      };
+      if (typeof name !== 'string') return malformed(`${method} needs params.${member}`);
+      const headerName = request.headers.get('mcp-name');
+      if (headerName !== null && headerValue(headerName) !== name) {
+        return refused(400, id, -32020, `the Mcp-Name header does not match the body's params.${member}`);
+      }
+      const args = body.params?.arguments ?? {};
+      if (method === 'tools/call' && (typeof args !== 'object' || args === null || Array.isArray(args))) {
+        return malformed('the arguments are not a JSON object');
+      }
+      const needs = [...(methodNeeds(method) ?? [])];
+      if (method === 'tools/call') needs.push(...(toolNeeds.get(name) ?? []), ...(toolNeeds.get('*') ?? []));
+      const lacking = missing(info, needs);
+      if (lacking.length) {
+        const what = method === 'tools/call' ? `the tool ${name}` : method;
+        const denial = { decision: 'deny', code: 'scope_missing', reason: `${what} needs the scope ${lacking.join(' ')}, which the ticket does not have` };
+        return deny(id, record(token, method, name, denial) ?? denial, needs);
+      }
+      const call = method === 'tools/call' ? { tool: name, arguments: args } : method === 'resources/read' ? { uri: name } : { prompt: name };
+      let decision;
+      try {
+        decision = verifier.check(token, call);
+      } catch (e) {
+        decision = { decision: 'deny', code: e.code && e.code !== 'internal' ? e.code : 'store_unavailable', reason: 'the call could not be checked' };
+      }
+      if (decision.decision !== 'allow') {
+        const scope = decision.code === 'scope_missing' && method === 'tools/call' ? [...new Set([...needs, ...verifier.policyScopes(name)])].sort() : [];
+        return deny(id, decision, scope);
+      }
+      return forward({ ...auth, extra: { ...auth.extra, decision } });
+    };
+    return { fetch: serve, metadataPath, metadata };
+  };
+}
+
+/**
+ * The handler's answer to a list request, with only the items `keep` admits: a JSON body is
+ * rewritten whole; an event stream line by line as it flows (each `data:` line that is the
+ * answer to request `id`). Anything else passes as it is.
+ */
+function filterList(response, id, items, keep) {
+  const edit = (v) => {
+    if (v && typeof v === 'object' && v.id === id && v.result && Array.isArray(v.result[items])) {
+      return { ...v, result: { ...v.result, [items]: v.result[items].filter(keep) } };
+    }
+    return v;
+  };
+  const type = response.headers.get('content-type') ?? '';
+  const headers = new Headers(response.headers);
+  headers.delete('content-length');
+  if (type.startsWith('application/json')) {
+    return response.text().then((text) => {
+      let out = text;
+      try {
+        out = JSON.stringify(edit(JSON.parse(text)));
+      } catch {
+        // not JSON: passed as it is
+      }
+      return new Response(out, { status: response.status, headers });
+    });
+  }
+  if (!type.startsWith('text/event-stream') || response.body === null) return response;
+  const decoder = new TextDecoder();
+  const encoder = new TextEncoder();
+  let pending = '';
+  const line = (l) => {
+    if (!l.startsWith('data:')) return l;
+    const data = l.slice(5).trim();
+    if (!data.startsWith('{')) return l;
+    try {
+      return `data: ${JSON.stringify(edit(JSON.parse(data)))}`;
+    } catch {
+      return l;
+    }
+  };
+  const stream = response.body.pipeThrough(new TransformStream({
+    transform(chunk, controller) {
+      pending += decoder.decode(chunk, { stream: true });
+      const lines = pending.split('\n');
+      pending = lines.pop() ?? '';
+      if (lines.length) controller.enqueue(encoder.encode(`${lines.map(line).join('\n')}\n`));
+    },
+    flush(controller) {
+      pending += decoder.decode();
+      if (pending) controller.enqueue(encoder.encode(line(pending)));
+    },
+  }));
+  return new Response(stream, { status: response.status, headers });
+}
