@@ -89,7 +89,7 @@ test('every vector in headless Chromium gives the outcome it gives in Node', asy
   const bin = chromium();
   assert.ok(bin, 'chromium is not installed: scripts/test installs it (apt-get install chromium)');
   const profile = mkdtempSync(join(tmpdir(), 'captix-chromium-'));
-  const child = spawn(bin, ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run', `--user-data-dir=${profile}`, `${base}/page.html`], { stdio: 'ignore' });
+  const child = spawn(bin, ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run', `--user-data-dir=${profile}`, `${base}/page.html`], { stdio: 'ignore', detached: true });
   try {
     const exited = new Promise((_, reject) => child.on('exit', (code) => reject(new Error(`chromium exited (${code}) before reporting`))));
     exited.catch(() => {}); // once the report is in, chromium's exit is expected
@@ -100,10 +100,20 @@ test('every vector in headless Chromium gives the outcome it gives in Node', asy
     assert.deepEqual(r.results.filter((x) => !x.ok), [], 'vectors failing in Chromium');
     assert.deepEqual(r.results.map((x) => x.got.split(':')[0]), inNode.map((x) => x.got.split(':')[0]));
   } finally {
+    // Chromium and every process it started (its own group).
     const gone = child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise((r) => child.once('exit', r));
-    child.kill('SIGKILL');
+    try {
+      process.kill(-child.pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
     await gone;
-    rmSync(profile, { recursive: true, force: true, maxRetries: 5 });
+    await new Promise((r) => setTimeout(r, 200)); // its helpers' last writes
+    try {
+      rmSync(profile, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
+    } catch {
+      // a temporary profile left behind is not the test's subject
+    }
   }
 });
 
