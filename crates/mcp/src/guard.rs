@@ -406,13 +406,45 @@ pub(crate) async fn guard(State(g): State<Arc<Guard>>, req: Request, next: Next)
         }
         return response;
     }
+    // Authentication before the body is read: nothing is buffered for a caller without a
+    // valid ticket, and such a request is audited by its HTTP method alone.
+    if let Err(d) = g.verifier.ticket_info(&token, time) {
+        return match g
+            .verifier
+            .record_request(time, req.method().as_str(), None, None, Some(&d))
+        {
+            Ok(_) => denied(&g, None, &d),
+            Err(e) => denied(&g, None, &e),
+        };
+    }
+    let too_large = || {
+        json_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            rpc_error(None, -32600, "the request body is too large", None),
+        )
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > g.config.max_body_bytes as u64) {
+        return too_large();
+    }
     let (mut parts, body) = req.into_parts();
-    let bytes = match axum::body::to_bytes(body, g.config.max_body_bytes).await {
-        Ok(b) => b,
+    let read = axum::body::to_bytes(body, g.config.max_body_bytes);
+    let bytes = match tokio::time::timeout(g.config.body_deadline, read).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(_)) => return too_large(),
         Err(_) => {
             return json_response(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                rpc_error(None, -32600, "the request body is too large", None),
+                StatusCode::REQUEST_TIMEOUT,
+                rpc_error(
+                    None,
+                    -32600,
+                    "the request body did not arrive in time",
+                    None,
+                ),
             )
         }
     };

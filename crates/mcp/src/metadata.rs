@@ -36,6 +36,9 @@ pub struct Config {
     pub scopes: Vec<String>,
     /// Largest accepted request body in bytes (default 1 MiB).
     pub max_body_bytes: usize,
+    /// Longest wait for a request's whole body (default 10 s; then 408): a caller cannot hold
+    /// a buffer open by sending slowly.
+    pub body_deadline: std::time::Duration,
     /// Origins whose browser requests are accepted besides the resource's own (Streamable
     /// HTTP: servers MUST validate `Origin`, against DNS rebinding). A request with another
     /// `Origin` gets 403; requests without one (not from a browser) are unaffected.
@@ -75,6 +78,7 @@ impl Config {
             authorization_servers: vec![authorization_server.into()],
             scopes: Vec::new(),
             max_body_bytes: 1 << 20,
+            body_deadline: std::time::Duration::from_secs(10),
             allowed_origins: Vec::new(),
             max_sessions: 10_000,
             max_sessions_per_ticket: 32,

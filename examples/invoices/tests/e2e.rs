@@ -1214,6 +1214,57 @@ async fn a_long_refused_uri_neither_skips_authentication_nor_fills_the_log() {
     }
 }
 
+/// The body is read only for a valid ticket, within the configured deadline and the declared
+/// length's bound: a caller without a ticket, or a slow one, holds no buffer open (review of
+/// 2026-12-01: the npm layer buffered 1 MiB per unauthenticated request; so did this one).
+#[tokio::test]
+async fn a_body_is_read_only_for_a_valid_ticket_and_in_time() {
+    let mut config = config();
+    config.body_deadline = std::time::Duration::from_millis(300);
+    let s = server_with(config).await;
+    // Sends the head declaring `declared` bytes and only `sent` of them, then waits.
+    async fn partial(
+        addr: std::net::SocketAddr,
+        auth: &str,
+        declared: usize,
+        sent: &str,
+    ) -> (u16, String) {
+        let mut c = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let head = format!(
+            "POST /mcp HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\naccept: application/json, text/event-stream\r\ncontent-type: application/json\r\nauthorization: {auth}\r\ncontent-length: {declared}\r\n\r\n{sent}"
+        );
+        c.write_all(head.as_bytes()).await.expect("write");
+        let mut out = String::new();
+        c.read_to_string(&mut out).await.expect("read");
+        let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+        let status = head
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        (status, body.to_string())
+    }
+    let start = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":"#;
+    // No valid ticket: 401 without waiting for the rest of the body (a read would end in 408).
+    let (status, body) = partial(s.addr, "Bearer captix1_garbage", 1000, start).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("\"id\":null"), "{body}");
+    let ticket = Ticket::mint(&s.key, "a", "u")
+        .tool("list_invoices")
+        .expires_at(now() + 600)
+        .resource(s.url.clone())
+        .sign()
+        .expect("mint");
+    let auth = format!("Bearer {}", ticket.as_str());
+    // A valid ticket, a body that never completes: 408 once the deadline passes.
+    let (status, body) = partial(s.addr, &auth, 1000, start).await;
+    assert_eq!(status, 408, "{body}");
+    assert!(body.contains("-32600"), "{body}");
+    // A declared length over the bound: 413 before anything is read.
+    let (status, body) = partial(s.addr, &auth, 2 << 20, "").await;
+    assert_eq!(status, 413, "{body}");
+}
+
 /// The server's policy over HTTP (docs §16): a tool whose scope the ticket lacks is not listed
 /// and its call gets 403 `insufficient_scope` naming the scope; a rate limit gets 429 with
 /// `Retry-After`; the metadata advertises the policy's scopes; the audit log says which
