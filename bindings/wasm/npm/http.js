@@ -167,6 +167,54 @@ export function listFilter(verifier, token, info, method) {
   };
 }
 
+/**
+ * The token of an `Authorization: Bearer …` value, as the Rust layer reads it: everything after
+ * the scheme, trimmed (so `Bearer a b` is the token `a b`, which no ticket is); undefined for
+ * another scheme or none.
+ */
+export function bearerToken(header) {
+  const m = /^([A-Za-z][A-Za-z0-9-]*) +(.*)$/s.exec(String(header ?? ''));
+  if (!m || m[1].toLowerCase() !== 'bearer') return undefined;
+  const token = m[2].trim();
+  return token === '' ? undefined : token;
+}
+
+/**
+ * Whether text that JSON.parse accepted repeats a key in any object (`"a"` and `"\u0061"` are
+ * one key): the Rust layer refuses such a body (serde, and the arguments' own reader), and a
+ * JSON reader that keeps the first of two keys would see another request than JSON.parse,
+ * which keeps the last.
+ */
+export function repeatsKey(text) {
+  const objects = []; // for each open container: a Set of keys (object) or null (array)
+  let expectKey = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '"') {
+      let j = i + 1;
+      while (text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
+      if (expectKey) {
+        const keys = objects[objects.length - 1];
+        const key = JSON.parse(text.slice(i, j + 1));
+        if (keys.has(key)) return true;
+        keys.add(key);
+        expectKey = false;
+      }
+      i = j;
+    } else if (c === '{') {
+      objects.push(new Set());
+      expectKey = true;
+    } else if (c === '[') {
+      objects.push(null);
+    } else if (c === '}' || c === ']') {
+      objects.pop();
+    } else if (c === ',') {
+      expectKey = objects[objects.length - 1] instanceof Set;
+    }
+  }
+  return false;
+}
+
 /** The methods a 2026-07-28 client sends beyond the 2025 lifecycle, admitted like it. */
 const MODERN = Object.freeze(['server/discover']);
 
@@ -286,8 +334,8 @@ export function captixFetch(verifier, { authorizationServers, allowedOrigins = [
       if (header.includes(',')) {
         return jsonResponse(400, rpcError(null, -32600, 'invalid_request: more than one Authorization header'), { 'www-authenticate': challengeValue({ error: 'invalid_request', resourceMetadataUrl }) });
       }
-      const [scheme, token] = header.split(' ');
-      if (!token || scheme.toLowerCase() !== 'bearer') {
+      const token = bearerToken(header);
+      if (token === undefined) {
         return jsonResponse(401, rpcError(null, -32001, 'a captix ticket is required: Authorization: Bearer captix1_...'), { 'www-authenticate': challengeValue({ resourceMetadataUrl }) });
       }
       let auth;
@@ -315,7 +363,9 @@ export function captixFetch(verifier, { authorizationServers, allowedOrigins = [
       if (read.failed) return refused(400, null, -32600, 'the request body could not be read');
       let body;
       try {
-        body = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(read.bytes));
+        const text = new TextDecoder('utf-8', { fatal: true }).decode(read.bytes);
+        body = JSON.parse(text);
+        if (repeatsKey(text)) return refused(400, null, -32700, 'the body is not a JSON-RPC request: a key is repeated');
       } catch {
         return refused(400, null, -32700, 'the body is not a JSON-RPC request: not JSON');
       }
@@ -344,7 +394,7 @@ export function captixFetch(verifier, { authorizationServers, allowedOrigins = [
         if (denial) return deny(id, denial, needs ?? []);
         const response = await forward(auth);
         if (!Object.hasOwn(LISTS, method)) return response;
-        return filterList(response, body.id, LISTS[method][0], listFilter(verifier, token, info, method));
+        return filterList(response, LISTS[method][0], listFilter(verifier, token, info, method));
       }
       // tools/call, resources/read, prompts/get: the ticket decides.
       const name = body.params?.[member];
@@ -386,57 +436,117 @@ export function captixFetch(verifier, { authorizationServers, allowedOrigins = [
   };
 }
 
+/** The list's items in a JSON-RPC message filtered by `keep`; the message itself otherwise. */
+function editList(v, items, keep) {
+  if (v.result && typeof v.result === 'object' && Array.isArray(v.result[items])) {
+    return { ...v, result: { ...v.result, [items]: v.result[items].filter(keep) } };
+  }
+  return v;
+}
+
+const isObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v);
+
 /**
- * The handler's answer to a list request, with only the items `keep` admits: a JSON body is
- * rewritten whole; an event stream line by line as it flows (each `data:` line that is the
- * answer to request `id`). Anything else passes as it is.
+ * An event stream's filter, fed text as it arrives (`push`) and told when it ends (`end`); each
+ * returns the text to pass on. Lines end with CR, LF or CRLF; an event's `data:` lines are
+ * joined; each event's message has its list filtered; an event whose data is not one JSON
+ * object is dropped (fail closed). Other fields pass as they were.
  */
-function filterList(response, id, items, keep) {
-  const edit = (v) => {
-    if (v && typeof v === 'object' && v.id === id && v.result && Array.isArray(v.result[items])) {
-      return { ...v, result: { ...v.result, [items]: v.result[items].filter(keep) } };
+function sseListFilter(items, keep) {
+  let pending = '';
+  let lines = [];
+  const event = () => {
+    const data = lines.filter((l) => l.startsWith('data:')).map((l) => l.slice(l.startsWith('data: ') ? 6 : 5));
+    const other = lines.filter((l) => !l.startsWith('data:'));
+    lines = [];
+    if (data.length === 0) return other.length ? `${other.join('\n')}\n\n` : '';
+    let v;
+    try {
+      v = JSON.parse(data.join('\n'));
+    } catch {
+      return '';
     }
-    return v;
+    if (!isObject(v)) return '';
+    return `${[...other, `data: ${JSON.stringify(editList(v, items, keep))}`].join('\n')}\n\n`;
   };
-  const type = response.headers.get('content-type') ?? '';
+  const take = (text, end) => {
+    pending += text;
+    // A CR at the end may be half of a CRLF: the line it ends is kept until more arrives.
+    const held = !end && pending.endsWith('\r');
+    const parts = (held ? pending.slice(0, -1) : pending).split(/\r\n|\r|\n/);
+    const tail = parts.pop() ?? '';
+    pending = end ? '' : tail + (held ? '\r' : '');
+    if (end && tail !== '') parts.push(tail);
+    let out = '';
+    for (const l of parts) {
+      if (l === '') out += event();
+      else lines.push(l);
+    }
+    if (end && lines.length) out += event();
+    return out;
+  };
+  return { push: (text) => take(text, false), end: () => take('', true) };
+}
+
+/** The media type of a Content-Type value, lower case, without parameters. */
+function mediaType(value) {
+  return String(value ?? '').toLowerCase().split(';')[0].trim();
+}
+
+/**
+ * A whole list response's text with only the items `keep` admits (a JSON object, or an event
+ * stream); undefined when it cannot be filtered (not one JSON object, another media type):
+ * the caller must not send it.
+ */
+export function filterListText(contentType, text, items, keep) {
+  const type = mediaType(contentType);
+  if (type === 'application/json') {
+    let v;
+    try {
+      v = JSON.parse(text);
+    } catch {
+      return undefined;
+    }
+    return isObject(v) ? JSON.stringify(editList(v, items, keep)) : undefined;
+  }
+  if (type === 'text/event-stream') {
+    const f = sseListFilter(items, keep);
+    return f.push(text) + f.end();
+  }
+  return undefined;
+}
+
+/**
+ * The handler's answer to a list request with only the items `keep` admits, failing closed: a
+ * JSON body rewritten whole (502 when it is not one JSON object, or of another media type); an
+ * event stream filtered event by event as it flows. An error status passes as it is.
+ */
+function filterList(response, items, keep) {
   const headers = new Headers(response.headers);
   headers.delete('content-length');
-  if (type.startsWith('application/json')) {
-    return response.text().then((text) => {
-      let out = text;
-      try {
-        out = JSON.stringify(edit(JSON.parse(text)));
-      } catch {
-        // not JSON: passed as it is
-      }
-      return new Response(out, { status: response.status, headers });
-    });
+  if (response.body === null || response.status === 202 || response.status === 204) return response;
+  const type = mediaType(response.headers.get('content-type'));
+  if (type === 'text/event-stream') {
+    const f = sseListFilter(items, keep);
+    const decoder = new TextDecoder();
+    const encoder = new TextEncoder();
+    const send = (controller, out) => {
+      if (out) controller.enqueue(encoder.encode(out));
+    };
+    const stream = response.body.pipeThrough(new TransformStream({
+      transform(chunk, controller) {
+        send(controller, f.push(decoder.decode(chunk, { stream: true })));
+      },
+      flush(controller) {
+        send(controller, f.push(decoder.decode()) + f.end());
+      },
+    }));
+    return new Response(stream, { status: response.status, headers });
   }
-  if (!type.startsWith('text/event-stream') || response.body === null) return response;
-  const decoder = new TextDecoder();
-  const encoder = new TextEncoder();
-  let pending = '';
-  const line = (l) => {
-    if (!l.startsWith('data:')) return l;
-    const data = l.slice(5).trim();
-    if (!data.startsWith('{')) return l;
-    try {
-      return `data: ${JSON.stringify(edit(JSON.parse(data)))}`;
-    } catch {
-      return l;
-    }
-  };
-  const stream = response.body.pipeThrough(new TransformStream({
-    transform(chunk, controller) {
-      pending += decoder.decode(chunk, { stream: true });
-      const lines = pending.split('\n');
-      pending = lines.pop() ?? '';
-      if (lines.length) controller.enqueue(encoder.encode(`${lines.map(line).join('\n')}\n`));
-    },
-    flush(controller) {
-      pending += decoder.decode();
-      if (pending) controller.enqueue(encoder.encode(line(pending)));
-    },
-  }));
-  return new Response(stream, { status: response.status, headers });
+  if (response.status >= 400 && type !== 'application/json') return response;
+  return response.text().then((text) => {
+    const out = filterListText(type, text, items, keep);
+    if (out === undefined) return jsonResponse(502, rpcError(null, -32603, 'the server answered a list in a form captix cannot filter'));
+    return new Response(out, { status: response.status, headers });
+  });
 }

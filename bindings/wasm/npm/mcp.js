@@ -14,7 +14,7 @@ import { createHash } from 'node:crypto';
 import { InvalidTokenError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
 import {
   authInfo, challengeValue, headerValue, LIFECYCLE, CHECKED, LISTS, scopeMap, metadataLocation, rpcError,
-  decisionOf, protectedResourceMetadata, httpStatus, denialStatus,
+  decisionOf, protectedResourceMetadata, httpStatus, denialStatus, bearerToken, repeatsKey, filterListText, listFilter,
 } from './http.js';
 
 // Shared with captixFetch (http.js), re-exported here where they were. The statuses are the
@@ -50,10 +50,11 @@ const MAX_IN_FLIGHT = 256;
 const MAX_LINE = 16 << 20;
 
 /**
- * Rewrites the JSON-RPC message(s) of the response `res` is about to send (a JSON body, or the
- * `data:` lines of an event stream) with `f`, once it ends. The body is held until then.
+ * Holds the response `res` is about to send until it ends, then sends it with only the list
+ * items `keep` admits (`filterListText`: a JSON body, or an event stream). A body that cannot
+ * be filtered is never sent: a JSON-RPC error takes its place (fail closed).
  */
-function rewriteResponse(res, f) {
+function filterListResponse(res, items, keep) {
   const chunks = [];
   const { write, end, writeHead } = res;
   const noLength = (h) => (h && typeof h === 'object' && !Array.isArray(h)
@@ -78,19 +79,12 @@ function rewriteResponse(res, f) {
     collect(chunk, encoding);
     const done = [chunk, encoding, cb].find((x) => typeof x === 'function');
     const text = Buffer.concat(chunks).toString('utf8');
-    const sse = String(res.getHeader('content-type') ?? '').startsWith('text/event-stream');
-    const edit = (json) => {
-      try {
-        const v = JSON.parse(json);
-        f(v);
-        return JSON.stringify(v);
-      } catch {
-        return json;
-      }
-    };
-    const out = sse
-      ? text.split('\n').map((l) => (l.startsWith('data:') && l.slice(5).trim().startsWith('{') ? `data: ${edit(l.slice(5).trim())}` : l)).join('\n')
-      : edit(text);
+    const type = String(res.getHeader('content-type') ?? '');
+    let out = text === '' || res.statusCode >= 400 ? text : filterListText(type, text, items, keep);
+    if (out === undefined) {
+      const error = JSON.stringify(rpcError(null, -32603, 'the server answered a list in a form captix cannot filter'));
+      out = type.toLowerCase().startsWith('text/event-stream') ? `event: message\ndata: ${error}\n\n` : error;
+    }
     if (!res.headersSent) res.removeHeader('content-length');
     res.write = write;
     res.end = end;
@@ -285,9 +279,8 @@ export function captixMiddleware(verifier, { authorizationServers, allowedOrigin
       challenge(res, 400, { error: 'invalid_request', resourceMetadataUrl });
       return res.json(rpcError(null, -32600, 'invalid_request: more than one Authorization header'));
     }
-    const header = req.headers.authorization ?? '';
-    const [scheme, token] = header.split(' ');
-    if (!token || scheme.toLowerCase() !== 'bearer') {
+    const token = bearerToken(req.headers.authorization);
+    if (token === undefined) {
       challenge(res, 401, { resourceMetadataUrl });
       return res.json(rpcError(null, -32001, 'a captix ticket is required: Authorization: Bearer captix1_...'));
     }
@@ -432,20 +425,7 @@ export function captixMiddleware(verifier, { authorizationServers, allowedOrigin
       const list = Object.hasOwn(LISTS, body.method) ? LISTS[body.method] : undefined;
       if (list) {
         // Lists answered with only what the ticket allows (docs §14.2).
-        const [items, key] = list;
-        const allowed = body.method === 'tools/list'
-          ? (n) => info.tools.includes(n)
-          : (n) => {
-            try {
-              return verifier.allows(token, body.method === 'resources/list' ? { uri: n } : { prompt: n });
-            } catch {
-              return false;
-            }
-          };
-        rewriteResponse(res, (v) => {
-          const arr = v?.result?.[items];
-          if (Array.isArray(arr)) v.result[items] = arr.filter((it) => typeof it?.[key] === 'string' && allowed(it[key]));
-        });
+        filterListResponse(res, list[0], listFilter(verifier, token, info, body.method));
       }
       return forward();
     }
@@ -544,7 +524,8 @@ function readJson(req, max, deadline) {
       if (over) return;
       try {
         const text = new TextDecoder('utf-8', { fatal: true }).decode(Buffer.concat(chunks));
-        resolve({ value: JSON.parse(text) });
+        const value = JSON.parse(text);
+        resolve(repeatsKey(text) ? { error: 'a key is repeated' } : { value });
       } catch (e) {
         // Never the parser's message: it quotes the input back.
         resolve({ error: e instanceof TypeError ? 'not UTF-8' : 'not JSON' });
@@ -649,17 +630,8 @@ export function captixGuard(verifier, { ticket, methods = {} } = {}) {
         }
         const list = Object.hasOwn(LISTS, message.method) ? LISTS[message.method] : undefined;
         if (list) {
-          const [items, key] = list;
-          const { info } = decision;
-          const keep = message.method === 'tools/list'
-            ? (it) => typeof it?.[key] === 'string' && info.tools.includes(it[key])
-            : (it) => {
-              try {
-                return typeof it?.[key] === 'string' && verifier.allows(token, message.method === 'resources/list' ? { uri: it[key] } : { prompt: it[key] });
-              } catch {
-                return false;
-              }
-            };
+          const [items] = list;
+          const keep = listFilter(verifier, token, decision.info, message.method);
           lists.set(idKey(message.id), [items, keep]);
           return inner(message, extra);
         }

@@ -36,10 +36,17 @@ async function send(res, response) {
 export async function startServer({ verifierOptions, port = 0, host = '127.0.0.1', authorizationServers = ['https://auth.example'], middleware = {} } = {}) {
   let serve;
   const listener = createServer((req, res) => {
-    serve(toRequest(req, `http://${req.headers.host ?? host}`)).then((r) => send(res, r), () => {
-      if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ jsonrpc: '2.0', id: null, error: { code: -32603, message: 'internal error' } }));
-    });
+    const failed = (status, message) => () => {
+      if (!res.headersSent) res.writeHead(status, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ jsonrpc: '2.0', id: null, error: { code: -32600, message } }));
+    };
+    // Everything inside the promise: a request that is not even a URL (a bad Host or target)
+    // is a 400, never an exception out of the listener.
+    Promise.resolve()
+      .then(() => toRequest(req, `http://${host}:${listener.address().port}`))
+      .then((request) => serve(request), (e) => Promise.reject(Object.assign(e, { bad: true })))
+      .then((r) => send(res, r))
+      .catch((e) => failed(e?.bad ? 400 : 500, e?.bad ? 'not a request this server can read' : 'internal error')());
   });
   await new Promise((resolve) => listener.listen(port, host, resolve));
   const url = `http://${host}:${listener.address().port}/mcp`;

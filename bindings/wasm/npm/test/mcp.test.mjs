@@ -271,7 +271,7 @@ test('a POST body is checked whatever its Content-Type, and a body that is not J
   }
   // Not JSON, not UTF-8, too large: JSON-RPC errors as JSON, never an HTML page, and the input
   // is not quoted back.
-  for (const [body, status, code] of [['<html>{"x":', 400, -32700], [Buffer.from([0x7b, 0xff, 0x7d]), 400, -32700], ['"just a string"', 400, -32700], [`{"pad":"${'x'.repeat(1 << 20)}"}`, 413, -32600]]) {
+  for (const [body, status, code] of [['<html>{"x":', 400, -32700], [Buffer.from([0x7b, 0xff, 0x7d]), 400, -32700], ['"just a string"', 400, -32700], ['{"jsonrpc":"2.0","id":1,"method":"tools/list","method":"tools/call","params":{"name":"create_refund","arguments":{}}}', 400, -32700], [`{"pad":"${'x'.repeat(1 << 20)}"}`, 413, -32600]]) {
     const r = await send('application/json', body);
     assert.equal(r.status, status, r.text.slice(0, 200));
     assert.match(r.type, /^application\/json/);
