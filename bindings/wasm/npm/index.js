@@ -167,6 +167,11 @@ export class Verifier {
   #ptr = 0;
   #cap = 0;
   #view = new Uint8Array(0);
+  // Views of the scratch buffer from the offsets the last call used (most calls repeat them).
+  #toolAt = -1;
+  #toolView = this.#view;
+  #argsAt = -1;
+  #argsView = this.#view;
 
   /**
    * @param {object} options `{ publicKeys, resource, budgets = true, audit, redact, cacheBytes,
@@ -254,14 +259,25 @@ export class Verifier {
     // allocation, no copy) and only numbers cross the boundary. A UTF-16 unit is at most
     // three UTF-8 bytes.
     const need = (t.length + tool.length + text.length) * 3;
-    if (need > this.#cap || this.#view.buffer !== memory.buffer) {
+    // A view of memory that grew is detached (length 0): made again, as when it is too small.
+    if (need > this.#cap || this.#view.length === 0) {
       this.#cap = Math.max(need, this.#cap);
       this.#ptr = this.#inner.scratch(this.#cap);
       this.#view = new Uint8Array(memory.buffer, this.#ptr, this.#cap);
+      this.#toolAt = -1;
+      this.#argsAt = -1;
     }
     const a = utf8.encodeInto(t, this.#view).written;
-    const b = utf8.encodeInto(tool, this.#view.subarray(a)).written;
-    const c = utf8.encodeInto(text, this.#view.subarray(a + b)).written;
+    if (a !== this.#toolAt) {
+      this.#toolAt = a;
+      this.#toolView = this.#view.subarray(a);
+    }
+    const b = utf8.encodeInto(tool, this.#toolView).written;
+    if (a + b !== this.#argsAt) {
+      this.#argsAt = a + b;
+      this.#argsView = this.#view.subarray(a + b);
+    }
+    const c = utf8.encodeInto(text, this.#argsView).written;
     const id = this.#inner.checkScratch(a, b, c, when);
     if (id === 0) return JSON.parse(this.#inner.lastJson());
     // An allowed decision is the same for every call of a ticket and tool (its id says

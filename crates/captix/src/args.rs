@@ -85,8 +85,9 @@ impl Args {
                 format!("the arguments are longer than the limit of {MAX_ARGS_BYTES} bytes"),
             ));
         }
-        let mut leaves = Vec::new();
-        let mut pointer = String::new();
+        // Room for a typical call's leaves, and a pointer buffer that rarely grows.
+        let mut leaves = Vec::with_capacity(8);
+        let mut pointer = String::with_capacity(64);
         let mut de = serde_json::Deserializer::from_slice(bytes);
         let seed = Walk {
             out: &mut leaves,
@@ -262,7 +263,7 @@ impl<'de> Visitor<'de> for Walk<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let depth = self.enter::<A::Error>()?;
         let at = self.pointer.len();
-        let mut seen = Seen::default();
+        let mut seen = Seen::new();
         while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
             self.pointer.push('/');
             escape_token(&key, self.pointer);
@@ -283,30 +284,42 @@ impl<'de> Visitor<'de> for Walk<'_> {
     }
 }
 
-/// The keys of one object seen so far: a short list scanned while it is short (most objects
-/// have a few keys, and a set would cost more than the scan), a set once it is not (a large
-/// object stays linear; the set's hasher is keyed, so keys cannot be chosen to collide).
-#[derive(Default)]
+/// The keys of one object seen so far: up to [`Seen::FEW`] in place, scanned (most objects have
+/// a few keys; neither a set nor an allocation would pay), then a set (a large object stays
+/// linear; the set's hasher is keyed, so keys cannot be chosen to collide).
 struct Seen<'de> {
-    few: Vec<Cow<'de, str>>,
+    few: [Cow<'de, str>; Seen::FEW],
+    len: usize,
     many: Option<HashSet<Cow<'de, str>, foldhash::quality::RandomState>>,
 }
 
 impl<'de> Seen<'de> {
     const FEW: usize = 16;
 
+    fn new() -> Self {
+        Seen {
+            few: std::array::from_fn(|_| Cow::Borrowed("")),
+            len: 0,
+            many: None,
+        }
+    }
+
     /// Adds a key; false if it was there already.
     fn insert(&mut self, key: Cow<'de, str>) -> bool {
         if let Some(set) = &mut self.many {
             return set.insert(key);
         }
-        if self.few.contains(&key) {
+        if self.few[..self.len].contains(&key) {
             return false;
         }
-        self.few.push(key);
-        if self.few.len() > Self::FEW {
-            self.many = Some(self.few.drain(..).collect());
+        if self.len < Self::FEW {
+            self.few[self.len] = key;
+            self.len += 1;
+            return true;
         }
+        let mut set: HashSet<_, _> = self.few.iter_mut().map(std::mem::take).collect();
+        set.insert(key);
+        self.many = Some(set);
         true
     }
 }
