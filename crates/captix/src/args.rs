@@ -85,6 +85,14 @@ impl Args {
                 format!("the arguments are longer than the limit of {MAX_ARGS_BYTES} bytes"),
             ));
         }
+        if let Some(leaves) = flat(bytes) {
+            return Ok(Args { leaves });
+        }
+        Self::from_slice_by_serde(bytes)
+    }
+
+    /// The general reader (every shape of §3.2), which `from_slice` falls back to.
+    fn from_slice_by_serde(bytes: &[u8]) -> Result<Self, Denial> {
         // Room for a typical call's leaves, and a pointer buffer that rarely grows.
         let mut leaves = Vec::with_capacity(8);
         let mut pointer = String::with_capacity(64);
@@ -124,6 +132,130 @@ impl Args {
     pub fn leaves(&self) -> &[(String, Scalar)] {
         &self.leaves
     }
+}
+
+/// Most members [`flat`] reads.
+const FLAT_MAX: usize = 16;
+
+/// The common case read directly: a flat object of at most [`FLAT_MAX`] members whose names and
+/// string values hold no escape and no control character, and whose other values are `true`,
+/// `false`, `null` or integers of at most 18 digits (`0`, or a first digit 1-9, after an
+/// optional `-`: always an `i64`). Anything else — nesting, escapes, other numbers, a repeated
+/// name, text after the object — is `None`, and the general reader decides, so this path only
+/// ever agrees with it (`tests::the_flat_reader_agrees_with_the_general_one`). The leaves come
+/// sorted by pointer.
+fn flat(bytes: &[u8]) -> Option<Vec<(String, Scalar)>> {
+    let ws = |at: &mut usize| {
+        while matches!(bytes.get(*at), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            *at += 1;
+        }
+    };
+    // A string without escapes or control characters: its text (UTF-8 checked).
+    let string = |at: &mut usize| -> Option<&str> {
+        if bytes.get(*at) != Some(&b'"') {
+            return None;
+        }
+        let start = *at + 1;
+        let len = bytes
+            .get(start..)?
+            .iter()
+            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+        let end = start + len;
+        if bytes[end] != b'"' {
+            return None;
+        }
+        *at = end + 1;
+        std::str::from_utf8(&bytes[start..end]).ok()
+    };
+    let mut at = 0;
+    let mut leaves: Vec<(String, Scalar)> = Vec::with_capacity(8);
+    ws(&mut at);
+    if bytes.get(at) != Some(&b'{') {
+        return None;
+    }
+    at += 1;
+    ws(&mut at);
+    if bytes.get(at) == Some(&b'}') {
+        at += 1;
+    } else {
+        loop {
+            if leaves.len() == FLAT_MAX {
+                return None;
+            }
+            let name = string(&mut at)?;
+            let mut pointer = String::with_capacity(name.len() + 1);
+            pointer.push('/');
+            escape_token(name, &mut pointer);
+            if leaves.iter().any(|(p, _)| *p == pointer) {
+                return None;
+            }
+            ws(&mut at);
+            if bytes.get(at) != Some(&b':') {
+                return None;
+            }
+            at += 1;
+            ws(&mut at);
+            let value = match bytes.get(at)? {
+                b'"' => Scalar::Str(string(&mut at)?.to_owned()),
+                b't' if bytes[at..].starts_with(b"true") => {
+                    at += 4;
+                    Scalar::Bool(true)
+                }
+                b'f' if bytes[at..].starts_with(b"false") => {
+                    at += 5;
+                    Scalar::Bool(false)
+                }
+                b'n' if bytes[at..].starts_with(b"null") => {
+                    at += 4;
+                    Scalar::Null
+                }
+                b'-' | b'0'..=b'9' => {
+                    let start = at;
+                    if bytes[at] == b'-' {
+                        at += 1;
+                    }
+                    let digits = bytes[at..]
+                        .iter()
+                        .take_while(|b| b.is_ascii_digit())
+                        .count();
+                    let first = bytes.get(at).copied();
+                    // `0` alone (not `-0`), or no leading zero; 18 digits always fit an i64
+                    let zero = first == Some(b'0') && digits == 1 && start == at;
+                    let plain = matches!(first, Some(b'1'..=b'9')) && digits <= 18;
+                    if !(zero || plain) {
+                        return None;
+                    }
+                    at += digits;
+                    // a fraction or an exponent: another kind of number
+                    if matches!(bytes.get(at), Some(b'.' | b'e' | b'E')) {
+                        return None;
+                    }
+                    let text = std::str::from_utf8(&bytes[start..at]).ok()?;
+                    Scalar::Int(text.parse().ok()?)
+                }
+                _ => return None,
+            };
+            leaves.push((pointer, value));
+            ws(&mut at);
+            match bytes.get(at)? {
+                b',' => {
+                    at += 1;
+                    ws(&mut at);
+                }
+                b'}' => {
+                    at += 1;
+                    break;
+                }
+                _ => return None,
+            }
+        }
+    }
+    ws(&mut at);
+    if at != bytes.len() {
+        return None;
+    }
+    leaves.sort_by(|a, b| a.0.cmp(&b.0));
+    Some(leaves)
 }
 
 /// Maps a serde error to a denial. Our own errors carry a tag so they keep their code.
@@ -364,9 +496,118 @@ impl Walk<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::strategy::Strategy as _;
 
     fn leaves(s: &str) -> Vec<(String, Scalar)> {
         Args::from_json(s).expect("valid").leaves
+    }
+
+    proptest::proptest! {
+        /// The flat reader answers only what the general reader would: the same leaves.
+        #[test]
+        fn the_flat_reader_agrees_with_the_general_one(
+            members in proptest::collection::vec((name(), value()), 0..20),
+            space in proptest::collection::vec(proptest::sample::select(vec!["", " ", "\n", "\t", "\r", "  "]), 8),
+            tail in proptest::sample::select(vec!["", " ", "x", ",", "}", "{}"]),
+        ) {
+            let body: Vec<String> = members
+                .iter()
+                .enumerate()
+                .map(|(i, (k, v))| format!("{}{k}{}:{}{v}{}", space[i % 8], space[(i + 1) % 8], space[(i + 2) % 8], space[(i + 3) % 8]))
+                .collect();
+            let text = format!("{}{{{}}}{}{tail}", space[0], body.join(","), space[1]);
+            let general = Args::from_slice_by_serde(text.as_bytes());
+            if let Some(leaves) = flat(text.as_bytes()) {
+                proptest::prop_assert_eq!(Ok(Args { leaves }), general, "{}", text);
+            }
+            // the public reader's answer is the general one's, whichever path gave it
+            proptest::prop_assert_eq!(Args::from_slice(text.as_bytes()), Args::from_slice_by_serde(text.as_bytes()), "{}", text);
+        }
+
+        /// Any bytes at all: the flat reader never answers what the general one refuses.
+        #[test]
+        fn the_flat_reader_never_accepts_what_the_general_one_refuses(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64)) {
+            if let Some(leaves) = flat(&bytes) {
+                proptest::prop_assert_eq!(Ok(Args { leaves }), Args::from_slice_by_serde(&bytes));
+            }
+        }
+    }
+
+    /// A member name as JSON: plain, escaped, slashes and tildes, non-ASCII, empty, repeated.
+    fn name() -> impl proptest::strategy::Strategy<Value = String> {
+        proptest::sample::select(vec![
+            r#""a""#,
+            r#""org""#,
+            r#""a/b""#,
+            r#""m~n""#,
+            r#""\u0061""#,
+            r#""é""#,
+            r#""""#,
+            r#""a\"b""#,
+            r#""\n""#,
+            r#""k1""#,
+            r#""k2""#,
+            r#""k3""#,
+            r#""ünï""#,
+        ])
+        .prop_map(str::to_string)
+    }
+
+    /// A value as JSON: every scalar kind, its edge cases, and shapes only the general reader reads.
+    fn value() -> impl proptest::strategy::Strategy<Value = String> {
+        proptest::sample::select(vec![
+            "0",
+            "-0",
+            "00",
+            "01",
+            "7",
+            "-7",
+            "123456789012345678",
+            "-123456789012345678",
+            "1234567890123456789",
+            "9223372036854775807",
+            "-9223372036854775808",
+            "18446744073709551615",
+            "1.5",
+            "1e3",
+            "-",
+            "true",
+            "false",
+            "null",
+            "tru",
+            r#""x""#,
+            r#""""#,
+            r#""a\"b""#,
+            r#""\u00e9""#,
+            r#""é""#,
+            "[1,2]",
+            "{}",
+            r#"{"a":1}"#,
+            "[]",
+        ])
+        .prop_map(str::to_string)
+    }
+
+    #[test]
+    fn a_typical_call_takes_the_flat_path_and_others_do_not() {
+        let typical = br#" { "org" : "acme", "status":"open", "page": 2, "all": true, "id": -7, "note": null } "#;
+        let leaves = flat(typical).expect("flat");
+        assert_eq!(
+            leaves,
+            Args::from_slice_by_serde(typical).expect("valid").leaves
+        );
+        for other in [
+            &br#"{"a":{"b":1}}"#[..],
+            br#"{"a":"\u0041"}"#,
+            br#"{"a":1.5}"#,
+            br#"{"a":1,"a":2}"#,
+            br#"{"a":-0}"#,
+            br#"{"a":1234567890123456789}"#,
+            br#"[1]"#,
+            br#"{"a":1} x"#,
+        ] {
+            assert_eq!(flat(other), None, "{}", String::from_utf8_lossy(other));
+        }
     }
 
     #[test]
