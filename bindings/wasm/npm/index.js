@@ -155,7 +155,6 @@ function target({ tool, uri, prompt }) {
   return given[0];
 }
 
-const TOOL_CALL = Object.freeze(['tools/call']);
 /** What #decide answers for arguments JSON.stringify cannot write (nested too deep). */
 const TOO_DEEP = Symbol('too deep');
 
@@ -223,14 +222,14 @@ export class Verifier {
     const { tool, arguments: args, time } = call;
     // A tool call (the common case) is recognized without building anything.
     const isTool = typeof tool === 'string' && call.uri === undefined && call.prompt === undefined;
-    const [method, name] = isTool ? TOOL_CALL : target(call);
-    const when = seconds(time, 'time') ?? now();
+    const other = isTool ? undefined : target(call);
+    const when = time === undefined ? now() : seconds(time, 'time') ?? now();
     let decision;
     let lines;
     try {
       decision = isTool
         ? this.#decide(ticketText(ticket), tool, args, when)
-        : JSON.parse(this.#inner.checkTarget(ticketText(ticket), method, name, when));
+        : JSON.parse(this.#inner.checkTarget(ticketText(ticket), other[0], other[1], when));
       if (decision === TOO_DEEP) {
         // Arguments nested past what JSON.stringify can write: refused as too deep, audited.
         decision = { decision: 'deny', code: 'args_too_deep', reason: 'arguments nest too deep' };

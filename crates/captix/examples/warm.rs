@@ -3,7 +3,8 @@
 //!
 //! Run: `cargo run --release -p captix --example warm -- FILE`, where FILE is JSON
 //! `{"publicKey": "...", "resource": "...", "tool": "...", "arguments": "{...}", "tickets": [...]}`.
-//! Prints one line per ticket: its bytes and the median warm check in nanoseconds.
+//! Prints one line per ticket: its bytes and the warm check in nanoseconds (the best of 30
+//! samples of 20,000 checks: on a shared machine the least disturbed sample, as bench.mjs).
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -30,7 +31,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .build();
         let call = Call::new(&input.tool, &input.arguments)?.at(now);
         verifier.check(ticket, &call).map_err(|d| d.to_string())?;
-        // The same loop as bench.mjs: 30 samples of 20,000 checks, the median sample.
+        // The same loop as bench.mjs: 30 samples of 20,000 checks, the best sample.
         let mut samples: Vec<f64> = (0..30)
             .map(|_| {
                 let n = 20_000;
@@ -42,7 +43,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             })
             .collect();
         samples.sort_by(f64::total_cmp);
-        println!("{} {:.0}", ticket.len(), samples[samples.len() / 2]);
+        println!("{} {:.0}", ticket.len(), samples[0]);
     }
     Ok(())
 }
