@@ -152,6 +152,63 @@ export function protectedResourceMetadata({ resource, authorizationServers, scop
 }
 
 /**
+ * What an MCP layer derives from its verifier and options, checked (a layer refuses an unsafe
+ * configuration): the resource (the verifier's), the authorization servers (at least one,
+ * absolute http(s) URLs), the methods' and tools' scopes, where the RFC 9728 document lives
+ * and what it says, and the origins admitted (the resource's own and `allowedOrigins`).
+ */
+export function layerSettings(verifier, { authorizationServers, allowedOrigins = [], methods = {}, toolScopes = {}, scopes = [] } = {}) {
+  const resource = verifier.resource;
+  if (!resource) throw new TypeError("the verifier has no resource: new Verifier({ resource }) with this server's canonical URI");
+  if (!Array.isArray(authorizationServers) || authorizationServers.length === 0) {
+    throw new TypeError('authorizationServers: RFC 9728 metadata must name at least one');
+  }
+  for (const a of authorizationServers) {
+    if (typeof a !== 'string' || !/^https?:\/\/[A-Za-z0-9\-._~:/?#[\]@!$&'()*+,;=%]+$/.test(a)) throw new TypeError(`authorization server ${JSON.stringify(a)} is not an absolute http(s) URL`);
+  }
+  const methodScopes = scopeMap('methods', methods);
+  const toolNeeds = scopeMap('toolScopes', toolScopes);
+  const extraScopes = scopeMap('scopes', { scopes }).get('scopes');
+  const supported = [...new Set([...extraScopes, ...[...methodScopes.values()].flat(), ...[...toolNeeds.values()].flat(), ...verifier.policyAllScopes])].sort();
+  const { origin: own, path: metadataPath } = metadataLocation(resource);
+  // Streamable HTTP: browser requests from other origins are refused (DNS rebinding).
+  const origins = [own, ...allowedOrigins.map((o) => o.replace(/\/$/, ''))];
+  const metadata = Object.freeze(protectedResourceMetadata({ resource, authorizationServers, scopes: supported }));
+  return { resource, methodScopes, toolNeeds, metadataPath, resourceMetadataUrl: own + metadataPath, origins, metadata };
+}
+
+/**
+ * A layer's answer to a denial (docs §14.1): the status from the core's table, the challenge
+ * (`invalid_token` for 401; `insufficient_scope` naming `scope` for 403, except for a method
+ * the server does not serve, which no scope admits), `Retry-After` for a 429 that can end, and
+ * the JSON-RPC error -32001 with the decision under `error.data`. Headers in lower case.
+ */
+export function denialAnswer(id, decision, resourceMetadataUrl, scope = []) {
+  const status = denialStatus(decision);
+  const headers = {};
+  if (status === 401) headers['www-authenticate'] = challengeValue({ error: 'invalid_token', resourceMetadataUrl });
+  else if (status === 403 && decision.code !== 'method_not_allowed') headers['www-authenticate'] = challengeValue({ error: 'insufficient_scope', resourceMetadataUrl, scope });
+  if (status === 429 && decision.retry_after !== undefined) headers['retry-after'] = String(decision.retry_after);
+  return { status, headers, body: rpcError(id, -32001, `captix ${decision.code}: ${decision.reason}`, decision) };
+}
+
+/**
+ * A layer's audit of a request it answers itself: `record(token, method, target, denial)` is
+ * undefined once recorded, or the denial to answer instead when the record could not be written
+ * (a request is never answered unaudited).
+ */
+export function recorder(verifier) {
+  return (token, method, target, denial) => {
+    try {
+      verifier.recordRequest(token, method, { target, denial });
+      return undefined;
+    } catch (e) {
+      return { decision: 'deny', code: e.code ?? 'store_unavailable', reason: e.message };
+    }
+  };
+}
+
+/**
  * Which items of a list the ticket allows: for `tools/list` the tools the ticket may call
  * (`info.tools`), for `resources/list` and `prompts/list` each item asked of the ticket.
  */
@@ -278,45 +335,20 @@ function jsonResponse(status, body, headers = {}) {
  * Options as `captixMiddleware`'s: `authorizationServers` (at least one), `allowedOrigins`,
  * `methods`, `toolScopes`, `scopes`, `maxBodyBytes` (1 MiB).
  */
-export function captixFetch(verifier, { authorizationServers, allowedOrigins = [], methods = {}, toolScopes = {}, scopes = [], maxBodyBytes = 1 << 20 } = {}) {
-  const resource = verifier.resource;
-  if (!resource) throw new TypeError("the verifier has no resource: new Verifier({ resource }) with this server's canonical URI");
-  if (!Array.isArray(authorizationServers) || authorizationServers.length === 0) {
-    throw new TypeError('authorizationServers: RFC 9728 metadata must name at least one');
-  }
-  for (const a of authorizationServers) {
-    if (typeof a !== 'string' || !/^https?:\/\/[A-Za-z0-9\-._~:/?#[\]@!$&'()*+,;=%]+$/.test(a)) throw new TypeError(`authorization server ${JSON.stringify(a)} is not an absolute http(s) URL`);
-  }
-  const methodScopes = scopeMap('methods', methods);
-  const toolNeeds = scopeMap('toolScopes', toolScopes);
-  const extraScopes = scopeMap('scopes', { scopes }).get('scopes');
-  const supported = [...new Set([...extraScopes, ...[...methodScopes.values()].flat(), ...[...toolNeeds.values()].flat(), ...verifier.policyAllScopes])].sort();
-  const { origin: own, path: metadataPath } = metadataLocation(resource);
-  const resourceMetadataUrl = own + metadataPath;
-  const origins = [own, ...allowedOrigins.map((o) => o.replace(/\/$/, ''))];
-  const metadata = Object.freeze(protectedResourceMetadata({ resource, authorizationServers, scopes: supported }));
+export function captixFetch(verifier, options = {}) {
+  const { maxBodyBytes = 1 << 20 } = options;
+  const { methodScopes, toolNeeds, metadataPath, resourceMetadataUrl, origins, metadata } = layerSettings(verifier, options);
   const methodNeeds = (m) => {
     if (methodScopes.has(m)) return methodScopes.get(m);
     return LIFECYCLE.includes(m) || MODERN.includes(m) ? [] : undefined;
   };
   const missing = (info, needs) => needs.filter((s) => !(info.identity.scopes ?? []).includes(s));
   const deny = (id, decision, scope = []) => {
-    const status = denialStatus(decision);
-    const headers = {};
-    if (status === 401) headers['www-authenticate'] = challengeValue({ error: 'invalid_token', resourceMetadataUrl });
-    else if (status === 403 && decision.code !== 'method_not_allowed') headers['www-authenticate'] = challengeValue({ error: 'insufficient_scope', resourceMetadataUrl, scope });
-    if (status === 429 && decision.retry_after !== undefined) headers['retry-after'] = String(decision.retry_after);
-    return jsonResponse(status, rpcError(id, -32001, `captix ${decision.code}: ${decision.reason}`, decision), headers);
+    const { status, headers, body } = denialAnswer(id, decision, resourceMetadataUrl, scope);
+    return jsonResponse(status, body, headers);
   };
   const refused = (status, id, code, message) => jsonResponse(status, rpcError(id, code, message));
-  const record = (token, method, target, denial) => {
-    try {
-      verifier.recordRequest(token, method, { target, denial });
-      return undefined;
-    } catch (e) {
-      return { decision: 'deny', code: e.code ?? 'store_unavailable', reason: e.message };
-    }
-  };
+  const record = recorder(verifier);
 
   return (handler) => {
     if (!handler || typeof handler.fetch !== 'function') throw new TypeError('handler: a web-standard MCP handler (with fetch) is needed');

@@ -2,7 +2,7 @@ import type { RequestHandler } from 'express';
 import type { OAuthTokenVerifier } from '@modelcontextprotocol/sdk/server/auth/provider.js';
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 import type { Decision, Verifier } from './index.js';
-import type { protectedResourceMetadata } from './http.js';
+import type { protectedResourceMetadata, CaptixFetchOptions } from './http.js';
 
 export { LIFECYCLE, metadataLocation, decisionOf, protectedResourceMetadata } from './http.js';
 
@@ -17,17 +17,8 @@ export declare function authInfo(verifier: Verifier, token: string): AuthInfo;
 /** An OAuthTokenVerifier for the SDK's `requireBearerAuth`. */
 export declare function captixTokenVerifier(verifier: Verifier): OAuthTokenVerifier;
 
-export interface MiddlewareOptions {
-  /** Authorization servers that mint tickets for this resource (at least one). */
-  authorizationServers: string[];
-  /** Origins accepted besides the resource's own (browser requests; DNS rebinding). */
-  allowedOrigins?: string[];
-  /** Methods admitted beyond the lifecycle, each with the scopes it needs (`[]`: none). */
-  methods?: Record<string, string | string[]>;
-  /** Scopes a tool's calls need (`*`: every tool). */
-  toolScopes?: Record<string, string | string[]>;
-  /** Scopes to advertise besides the required ones. */
-  scopes?: string[];
+/** The Express middleware's options: captixFetch's, and the sessions' bounds. */
+export interface MiddlewareOptions extends CaptixFetchOptions {
   /** Most sessions bound at once (default 10,000). */
   maxSessions?: number;
   /** Most sessions for the tickets of one issuance (default 32). */

@@ -14,7 +14,7 @@ import { createHash } from 'node:crypto';
 import { InvalidTokenError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
 import {
   authInfo, challengeValue, headerValue, LIFECYCLE, CHECKED, LISTS, scopeMap, metadataLocation, rpcError,
-  decisionOf, protectedResourceMetadata, httpStatus, denialStatus, bearerToken, repeatsKey, filterListText, listFilter,
+  decisionOf, protectedResourceMetadata, httpStatus, denialStatus, bearerToken, repeatsKey, filterListText, listFilter, layerSettings, denialAnswer, recorder,
 } from './http.js';
 
 // Shared with captixFetch (http.js), re-exported here where they were. The statuses are the
@@ -101,23 +101,9 @@ function filterListResponse(res, items, keep) {
  * `*` → scopes), `maxSessions`. The returned function carries `metadataPath` and
  * `metadataHandler` (the RFC 9728 document, CORS open).
  */
-export function captixMiddleware(verifier, { authorizationServers, allowedOrigins = [], methods = {}, toolScopes = {}, scopes = [], maxSessions = 10000, maxSessionsPerTicket = 32, sessionIdleSecs = 600, maxBodyBytes = 1 << 20 } = {}) {
-  const resource = verifier.resource;
-  if (!resource) throw new TypeError('the verifier has no resource: new Verifier({ resource }) with this server\'s canonical URI');
-  if (!Array.isArray(authorizationServers) || authorizationServers.length === 0) {
-    throw new TypeError('authorizationServers: RFC 9728 metadata must name at least one');
-  }
-  for (const a of authorizationServers) {
-    if (typeof a !== 'string' || !/^https?:\/\/[A-Za-z0-9\-._~:/?#[\]@!$&'()*+,;=%]+$/.test(a)) throw new TypeError(`authorization server ${JSON.stringify(a)} is not an absolute http(s) URL`);
-  }
-  const methodScopes = scopeMap('methods', methods);
-  const toolNeeds = scopeMap('toolScopes', toolScopes);
-  const extra = scopeMap('scopes', { scopes });
-  const supported = [...new Set([...extra.get('scopes'), ...[...methodScopes.values()].flat(), ...[...toolNeeds.values()].flat(), ...verifier.policyAllScopes])].sort();
-  const { origin: own, path: metadataPath } = metadataLocation(resource);
-  const resourceMetadataUrl = own + metadataPath;
-  // Streamable HTTP: browser requests from other origins are refused (DNS rebinding).
-  const origins = [own, ...allowedOrigins.map((o) => o.replace(/\/$/, ''))];
+export function captixMiddleware(verifier, options = {}) {
+  const { maxSessions = 10000, maxSessionsPerTicket = 32, sessionIdleSecs = 600, maxBodyBytes = 1 << 20 } = options;
+  const { methodScopes, toolNeeds, metadataPath, resourceMetadataUrl, origins, metadata } = layerSettings(verifier, options);
   // Sessions belong to the chain that created them (docs §14.4): sha256(id) → binding. At most
   // maxSessions in all, maxSessionsPerTicket per issuance (authority block); a binding lapses
   // at its ticket's expiry or after sessionIdleSecs without use.
@@ -249,24 +235,11 @@ export function captixMiddleware(verifier, { authorizationServers, allowedOrigin
   };
   const missing = (info, needs) => needs.filter((s) => !(info.identity.scopes ?? []).includes(s));
   const deny = (res, id, decision, scope = []) => {
-    const status = denialStatus(decision);
-    const description = `captix ${decision.code}: ${decision.reason}`;
-    if (status === 401) challenge(res, 401, { error: 'invalid_token', resourceMetadataUrl });
-    // No scope can admit a method the server does not serve: no step-up challenge.
-    else if (status === 403 && decision.code !== 'method_not_allowed') challenge(res, 403, { error: 'insufficient_scope', resourceMetadataUrl, scope });
-    else res.status(status);
-    if (status === 429 && decision.retry_after !== undefined) res.set('Retry-After', String(decision.retry_after));
-    // The decision goes under error.data, as JSON-RPC places error details (docs §14.3).
-    return res.json(rpcError(id, -32001, description, decision));
+    const { status, headers, body } = denialAnswer(id, decision, resourceMetadataUrl, scope);
+    for (const [k, v] of Object.entries(headers)) res.set(k, v);
+    return res.status(status).json(body);
   };
-  const record = (token, method, target, denial) => {
-    try {
-      verifier.recordRequest(token, method, { target, denial });
-      return undefined;
-    } catch (e) {
-      return { decision: 'deny', code: e.code ?? 'store_unavailable', reason: e.message };
-    }
-  };
+  const record = recorder(verifier);
   const middleware = (req, res, next) => {
     const origin = req.headers.origin;
     if (origin !== undefined && !origins.includes(origin.replace(/\/$/, ''))) {
@@ -472,7 +445,6 @@ export function captixMiddleware(verifier, { authorizationServers, allowedOrigin
       : [];
     return deny(res, body.id ?? null, decision, scope);
   };
-  const metadata = Object.freeze(protectedResourceMetadata({ resource, authorizationServers, scopes: supported }));
   middleware.metadataPath = metadataPath;
   middleware.metadata = metadata;
   middleware.metadataHandler = (_req, res) => {

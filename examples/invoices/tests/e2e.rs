@@ -131,6 +131,11 @@ async fn http(
     req.push_str("\r\n");
     req.push_str(body);
     s.write_all(req.as_bytes()).await.expect("write");
+    answer(&mut s).await
+}
+
+/// Reads an HTTP/1.1 answer to the end: (status, lower-cased headers, body).
+async fn answer(s: &mut tokio::net::TcpStream) -> (u16, String, String) {
     let mut out = String::new();
     s.read_to_string(&mut out).await.expect("read");
     let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
@@ -1234,15 +1239,8 @@ async fn a_body_is_read_only_for_a_valid_ticket_and_in_time() {
             "POST /mcp HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\naccept: application/json, text/event-stream\r\ncontent-type: application/json\r\nauthorization: {auth}\r\ncontent-length: {declared}\r\n\r\n{sent}"
         );
         c.write_all(head.as_bytes()).await.expect("write");
-        let mut out = String::new();
-        c.read_to_string(&mut out).await.expect("read");
-        let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
-        let status = head
-            .split(' ')
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
-        (status, body.to_string())
+        let (status, _, body) = answer(&mut c).await;
+        (status, body)
     }
     let start = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":"#;
     // No valid ticket: 401 without waiting for the rest of the body (a read would end in 408).
