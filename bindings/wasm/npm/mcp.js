@@ -1,4 +1,6 @@
-// captix for servers built on the MCP TypeScript SDK (@modelcontextprotocol/sdk 1.x).
+// captix for servers built on the MCP TypeScript SDK in Node: Express with SDK 1.x, and a guard
+// for any transport of SDK 1.x or 2.x. (SDK 2.x over HTTP, in any runtime: captixFetch in
+// http.js, which holds the rules these layers share.)
 //
 // Three pieces, use the ones that fit:
 // - captixTokenVerifier(verifier): an OAuthTokenVerifier for the SDK's requireBearerAuth.
@@ -8,8 +10,9 @@
 //   and prompts/list filtered by it, sessions bound to the ticket chain that created them,
 //   methods beyond the lifecycle only when configured (with scopes), every request audited,
 //   request.auth for the SDK's handlers; and the RFC 9728 metadata handler.
-// - captixGuard(verifier): a per-call check inside tool handlers, for transports without HTTP
-//   (stdio). Use it or the middleware for a call, not both: each check spends budgets.
+// - captixGuard(verifier, { ticket }).connect(server, transport): the same rules between a
+//   server and a transport without HTTP (stdio). Use it or the middleware for a call, not
+//   both: each check spends budgets.
 import { createHash } from 'node:crypto';
 import { InvalidTokenError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
 import {
