@@ -2,7 +2,7 @@
 // conformance vectors it is POSTed and answers their outcomes: how the test suite checks the
 // package where only Request and Response exist (test/runtimes.test.mjs).
 import * as captix from '../index.js';
-import { runVectors } from '../test/run-vectors.mjs';
+import { runVectors } from '../testing/run-vectors.mjs';
 
 export default {
   async fetch(request) {

@@ -1,17 +1,17 @@
 // The package outside Node's own loader: every conformance vector verified in headless
 // Chromium (Debian's `chromium`, driven from Node over loopback; the page resolves the package
-// through an import map, as a browser without a bundler does) and by a `fetch`-style handler
-// (the Workers / Deno / Bun shape) loaded through the package's web loader. Both must give the
-// outcomes Node gives.
+// through an import map, as a browser without a bundler does), by a `fetch`-style handler (the
+// Workers shape) loaded through the package's web loader, and by the same handler in Deno and
+// in Bun. Each must give the outcomes Node gives.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, existsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, normalize } from 'node:path';
 import * as captix from '../index.js';
-import { runVectors } from './run-vectors.mjs';
+import { runVectors } from '../testing/run-vectors.mjs';
 
 const pkg = new URL('..', import.meta.url).pathname;
 const vectorDir = new URL('../../../../test-vectors/', import.meta.url).pathname;
@@ -26,7 +26,7 @@ const PAGE = `<!doctype html>
 let body;
 try {
   const captix = await import('/index.js');
-  const { runVectors } = await import('/test/run-vectors.mjs');
+  const { runVectors } = await import('/testing/run-vectors.mjs');
   const vectors = await (await fetch('/vectors.json')).json();
   body = { results: runVectors(captix, vectors), agent: navigator.userAgent };
 } catch (e) {
@@ -132,6 +132,31 @@ test('every vector in a fetch-style handler (web loader) gives the outcome it gi
   assert.deepEqual(results.filter((x) => !x.ok), [], 'vectors failing in the handler');
   assert.deepEqual(results.map((x) => x.got.split(':')[0]), inNode.map((x) => x.got.split(':')[0]));
 });
+
+// Deno and Bun, from their npm packages (devDependencies): each runs the fetch-style handler
+// on every vector, with the package resolved by its own rules (package.json `imports`).
+for (const runtime of ['deno', 'bun']) {
+  test(`every vector in ${runtime} (a fetch-style handler) gives the outcome it gives in Node`, () => {
+    const bin = new URL(`../node_modules/.bin/${runtime}`, import.meta.url).pathname;
+    assert.ok(existsSync(bin), `${runtime} is a devDependency: npm ci installs it`);
+    const dir = mkdtempSync(join(tmpdir(), `captix-${runtime}-`));
+    try {
+      const input = join(dir, 'vectors.json');
+      writeFileSync(input, JSON.stringify(vectors));
+      const script = new URL('../testing/runtime-vectors.mjs', import.meta.url).pathname;
+      const args = runtime === 'deno' ? ['run', '--quiet', '--allow-read', '--allow-env', script, input] : [script, input];
+      // Run from the package's folder: Deno reads its package.json (and so its `imports`) there.
+      const out = execFileSync(bin, args, { cwd: pkg, encoding: 'utf8', maxBuffer: 64 << 20, env: { ...process.env, NO_COLOR: '1', DENO_NO_UPDATE_CHECK: '1' } });
+      const { status, results } = JSON.parse(out.trim().split('\n').pop());
+      assert.equal(status, 200);
+      assert.equal(results.length, vectors.length);
+      assert.deepEqual(results.filter((x) => !x.ok), [], `vectors failing in ${runtime}`);
+      assert.deepEqual(results.map((x) => x.got.split(':')[0]), inNode.map((x) => x.got.split(':')[0]));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+}
 
 test('the fetch-style example handler checks bearer tickets: allowed, denied with the decision, 401', async () => {
   const { createHandler } = await import('../examples/fetch-handler.mjs');

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as captix from '../index.js';
-import { runVector } from './run-vectors.mjs';
+import { runVector } from '../testing/run-vectors.mjs';
 
 const dir = new URL('../../../../test-vectors/', import.meta.url).pathname;
 const files = readdirSync(dir).filter((f) => f.endsWith('.json')).sort();
