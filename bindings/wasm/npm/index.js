@@ -279,6 +279,7 @@ export class Verifier {
     const c = utf8.encodeInto(text, this.#argsView).written;
     const id = this.#inner.checkScratch(a, b, c, when);
     if (id === 0) return JSON.parse(this.#inner.lastJson());
+    if (id < 0) throw new CaptixError('the scratch buffer did not hold the call', { code: 'internal' });
     // An allowed decision is the same for every call of a ticket and tool (its id says
     // which): parsed once, shared frozen.
     let decision = this.#allowed.get(id);

@@ -408,8 +408,10 @@ impl WasmVerifier {
     /// `check` on the ticket (`ticket_len` bytes), tool name (`tool_len`) and arguments
     /// (`args_len`) written to the scratch buffer. Returns the decision's id (see
     /// `Allowed::decision_id`, a positive integer below 2^53) for an allow, 0 for a denial;
-    /// `lastJson` gives the decision's JSON. Nothing crosses the boundary but three lengths,
-    /// a time and a number: the warm path allocates no JavaScript string.
+    /// `lastJson` gives the decision's JSON. -1 when the lengths go beyond the buffer or the
+    /// tool name is not UTF-8 (the caller's error: nothing was checked). Nothing crosses the
+    /// boundary but three lengths, a time and one number: the warm path allocates nothing in
+    /// JavaScript (a `Result` would return an array).
     #[wasm_bindgen(js_name = checkScratch)]
     pub fn check_scratch(
         &self,
@@ -417,22 +419,25 @@ impl WasmVerifier {
         tool_len: usize,
         args_len: usize,
         time: f64,
-    ) -> Result<f64, JsValue> {
+    ) -> f64 {
         let end = ticket_len
             .checked_add(tool_len)
             .and_then(|n| n.checked_add(args_len))
-            .filter(|e| *e <= self.scratch.len())
-            .ok_or_else(|| error("invalid_argument", "lengths beyond the scratch buffer"))?;
+            .filter(|e| *e <= self.scratch.len());
+        let Some(end) = end else {
+            return -1.0;
+        };
         let (ticket, rest) = self.scratch[..end].split_at(ticket_len);
         let (tool, args) = rest.split_at(tool_len);
         // JavaScript's encoder writes well-formed UTF-8 (lone surrogates become U+FFFD).
-        let tool = std::str::from_utf8(tool)
-            .map_err(|_| error("invalid_argument", "the tool name is not UTF-8"))?;
+        let Ok(tool) = std::str::from_utf8(tool) else {
+            return -1.0;
+        };
         let decision = self.call(ticket, tool, args, time);
         // An id is a counter: below 2^53 it is exact as a JavaScript number.
         let id = decision.as_ref().map_or(0.0, |a| a.decision_id() as f64);
         *self.last.borrow_mut() = Some(decision);
-        Ok(id)
+        id
     }
 
     /// The JSON of the last decision `checkScratch` made.
