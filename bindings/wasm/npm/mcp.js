@@ -14,7 +14,6 @@
 //   server and a transport without HTTP (stdio). Use it or the middleware for a call, not
 //   both: each check spends budgets.
 import { createHash } from 'node:crypto';
-import { InvalidTokenError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
 import {
   authInfo, challengeValue, headerValue, LIFECYCLE, CHECKED, LISTS, scopeMap, metadataLocation, rpcError,
   decisionOf, protectedResourceMetadata, httpStatus, denialStatus, bearerToken, repeatsKey, filterListText, listFilter, layerSettings, denialAnswer, recorder,
@@ -40,6 +39,9 @@ export function captixTokenVerifier(verifier) {
         // The SDK writes this message into WWW-Authenticate as it is: only a stable code, never
         // the reason (ticket text a holder chose could inject parameters or break the header).
         const code = typeof e?.code === 'string' && /^[a-z_]{1,40}$/.test(e.code) ? e.code : 'invalid_token';
+        // SDK 1.x's own error class (its requireBearerAuth answers 401 for it), loaded here
+        // only: the rest of this module serves servers without SDK 1.x (the guard on 2.x).
+        const { InvalidTokenError } = await import('@modelcontextprotocol/sdk/server/auth/errors.js');
         throw new InvalidTokenError(`captix ${code}`);
       }
     },

@@ -37,6 +37,15 @@ test('npm pack, install into an empty folder, verify a ticket minted by the Rust
     `);
     const out = JSON.parse(execFileSync('node', ['verify.mjs'], { cwd: app, encoding: 'utf8' }));
     assert.deepEqual(out, ['allow', 'alice', 'arg_denied', 'block 0: argument /org is not allowed (row *:/org = "acme")']);
+    // The optional peers are not installed here: the guard (for SDK 2.x on stdio, say) and
+    // captixFetch load without SDK 1.x or Express.
+    assert.ok(!existsSync(join(app, 'node_modules/@modelcontextprotocol/sdk')), 'no SDK 1.x in the app');
+    writeFileSync(join(app, 'layers.mjs'), `
+      import { captixGuard, decisionOf } from '@captix/captix/mcp';
+      import { captixFetch } from '@captix/captix/fetch';
+      console.log(JSON.stringify([typeof captixGuard, typeof decisionOf, typeof captixFetch]));
+    `);
+    assert.deepEqual(JSON.parse(execFileSync('node', ['layers.mjs'], { cwd: app, encoding: 'utf8' })), ['function', 'function', 'function']);
     const packed = JSON.parse(readFileSync(join(app, 'node_modules/@captix/captix/package.json'), 'utf8'));
     assert.equal(packed.name, '@captix/captix');
     assert.ok(existsSync(join(app, 'node_modules/@captix/captix/wasm/captix_wasm_bg.wasm')));
