@@ -123,11 +123,10 @@ export function rpcError(id, code, message, data) {
   return { jsonrpc: '2.0', id, error: data === undefined ? { code, message } : { code, message, data } };
 }
 
-
 /**
- * The allowed decision the middleware or the guard attached to a request, from a handler's
- * `extra` (SDK 1.x) or context (`ctx.http.authInfo`, SDK 2.x). Throws when there is none: a handler must refuse rather than run an unfiltered
- * query (a route mounted without the middleware, say).
+ * The allowed decision a captix layer attached to a request, from a handler's `extra` (SDK 1.x)
+ * or context (`ctx.http.authInfo`, SDK 2.x). Throws when there is none: a handler must refuse
+ * rather than run an unfiltered query (a route mounted without the layer, say).
  */
 export function decisionOf(extra) {
   // SDK 1.x hands handlers `extra.authInfo`; 2.x a context with `ctx.http.authInfo`.
@@ -208,6 +207,69 @@ export function recorder(verifier) {
   };
 }
 
+const refusal = (code, reason) => ({ decision: 'deny', code, reason });
+
+/**
+ * The rules of docs §14.2 and §14.5 for one JSON-RPC request of a valid ticket (`info`), one
+ * place for the Express middleware, captixFetch and the guard. A method other than
+ * tools/call, resources/read and prompts/get must be admitted (`methodNeeds` gives the scopes it
+ * needs, undefined for a method not served) and is audited here, refused or not; `admit()` may
+ * refuse one more (the middleware's session quota) before that record. A checked method needs
+ * its target, arguments that are an object, the server's scopes for the method and the tool,
+ * then the ticket's own check, which spends budgets and audits. Returns `{ denial, scope }` to
+ * answer (with the scopes a challenge names), or `{ pass: true, decision, list }` to pass the
+ * request on: `decision` for a checked method, `list` = [result member, filter] for a list.
+ */
+export function judgeRequest({ verifier, methodNeeds, toolNeeds, record }, token, info, body, admit) {
+  const { method } = body;
+  const lacking = (needs) => needs.filter((s) => !(info.identity.scopes ?? []).includes(s));
+  const member = Object.hasOwn(CHECKED, method) ? CHECKED[method] : undefined;
+  if (member === undefined) {
+    const needs = methodNeeds(method);
+    const target = body.params?.uri ?? body.params?.name;
+    let denial;
+    if (needs === undefined) denial = refusal('method_not_allowed', 'this server does not serve this method to tickets (see its configuration)');
+    else if (lacking(needs).length) denial = refusal('scope_missing', `this method needs the scope ${lacking(needs).join(' ')}, which the ticket does not have`);
+    denial ??= admit?.();
+    const failed = record(token, method, typeof target === 'string' ? target : undefined, denial);
+    if (failed) return { denial: failed, scope: [] };
+    if (denial) return { denial, scope: needs ?? [] };
+    const list = Object.hasOwn(LISTS, method) ? [LISTS[method][0], listFilter(verifier, token, info, method)] : undefined;
+    return { pass: true, list };
+  }
+  const name = body.params?.[member];
+  const refuse = (denial, scope = []) => ({ denial: record(token, method, typeof name === 'string' ? name : undefined, denial) ?? denial, scope });
+  if (typeof name !== 'string') return refuse(refusal('args_malformed', `${method} needs params.${member}`));
+  const args = body.params?.arguments ?? {};
+  if (method === 'tools/call' && (typeof args !== 'object' || args === null || Array.isArray(args))) {
+    return refuse(refusal('args_malformed', 'the arguments are not a JSON object'));
+  }
+  // The server's scopes, before the ticket's own check spends anything.
+  const needs = [...(methodNeeds(method) ?? [])];
+  if (method === 'tools/call') needs.push(...(toolNeeds.get(name) ?? []), ...(toolNeeds.get('*') ?? []));
+  if (lacking(needs).length) {
+    const what = method === 'tools/call' ? `the tool ${name}` : method;
+    return refuse(refusal('scope_missing', `${what} needs the scope ${lacking(needs).join(' ')}, which the ticket does not have`), needs);
+  }
+  const call = method === 'tools/call' ? { tool: name, arguments: args } : method === 'resources/read' ? { uri: name } : { prompt: name };
+  let decision;
+  try {
+    decision = verifier.check(token, call);
+  } catch (e) {
+    // A store that is down, say: a denial, never the framework's error page.
+    decision = refusal(e.code && e.code !== 'internal' ? e.code : 'store_unavailable', 'the call could not be checked');
+  }
+  if (decision.decision === 'allow') return { pass: true, decision };
+  // The server policy's scopes (docs §16): the challenge names what the call needs.
+  const scope = decision.code === 'scope_missing' && method === 'tools/call' ? [...new Set([...needs, ...verifier.policyScopes(name)])].sort() : [];
+  return { denial: decision, scope };
+}
+
+/** A layer's `methodNeeds`: the scopes a method needs, [] for the lifecycle, undefined when not served. */
+export function methodNeedsOf(methodScopes, served = LIFECYCLE) {
+  return (m) => (methodScopes.has(m) ? methodScopes.get(m) : served.includes(m) ? [] : undefined);
+}
+
 /**
  * Which items of a list the ticket allows: for `tools/list` the tools the ticket may call
  * (`info.tools`), for `resources/list` and `prompts/list` each item asked of the ticket.
@@ -275,8 +337,28 @@ export function repeatsKey(text) {
 /** The methods a 2026-07-28 client sends beyond the 2025 lifecycle, admitted like it. */
 const MODERN = Object.freeze(['server/discover']);
 
-/** How long captixFetch waits for a request's whole body. */
-const BODY_DEADLINE_MS = 10_000;
+/** How long a layer waits for a request's whole body. */
+export const BODY_DEADLINE_MS = 10_000;
+
+/**
+ * A request body's JSON: `{ value }`, or `{ error }` saying why it is not one (not UTF-8, not
+ * JSON, a key repeated: see `repeatsKey`), never quoting the input (the parser's message does).
+ */
+export function parseJsonBody(bytes) {
+  let text;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    return { error: 'not UTF-8' };
+  }
+  let value;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return { error: 'not JSON' };
+  }
+  return repeatsKey(text) ? { error: 'a key is repeated' } : { value };
+}
 
 /** Reads at most `max` bytes of a body within the deadline: `{ bytes }`, `{ tooLarge }`, `{ timedOut }`. */
 async function readBody(request, max, deadline) {
@@ -338,17 +420,13 @@ function jsonResponse(status, body, headers = {}) {
 export function captixFetch(verifier, options = {}) {
   const { maxBodyBytes = 1 << 20 } = options;
   const { methodScopes, toolNeeds, metadataPath, resourceMetadataUrl, origins, metadata } = layerSettings(verifier, options);
-  const methodNeeds = (m) => {
-    if (methodScopes.has(m)) return methodScopes.get(m);
-    return LIFECYCLE.includes(m) || MODERN.includes(m) ? [] : undefined;
-  };
-  const missing = (info, needs) => needs.filter((s) => !(info.identity.scopes ?? []).includes(s));
+  const record = recorder(verifier);
+  const rules = { verifier, methodNeeds: methodNeedsOf(methodScopes, [...LIFECYCLE, ...MODERN]), toolNeeds, record };
   const deny = (id, decision, scope = []) => {
     const { status, headers, body } = denialAnswer(id, decision, resourceMetadataUrl, scope);
     return jsonResponse(status, body, headers);
   };
   const refused = (status, id, code, message) => jsonResponse(status, rpcError(id, code, message));
-  const record = recorder(verifier);
 
   return (handler) => {
     if (!handler || typeof handler.fetch !== 'function') throw new TypeError('handler: a web-standard MCP handler (with fetch) is needed');
@@ -393,14 +471,9 @@ export function captixFetch(verifier, options = {}) {
       if (read.tooLarge) return refused(413, null, -32600, 'the request body is too large');
       if (read.timedOut) return refused(408, null, -32600, 'the request body did not arrive in time');
       if (read.failed) return refused(400, null, -32600, 'the request body could not be read');
-      let body;
-      try {
-        const text = new TextDecoder('utf-8', { fatal: true }).decode(read.bytes);
-        body = JSON.parse(text);
-        if (repeatsKey(text)) return refused(400, null, -32700, 'the body is not a JSON-RPC request: a key is repeated');
-      } catch {
-        return refused(400, null, -32700, 'the body is not a JSON-RPC request: not JSON');
-      }
+      const parsed = parseJsonBody(read.bytes);
+      if (parsed.error) return refused(400, null, -32700, `the body is not a JSON-RPC request: ${parsed.error}`);
+      const body = parsed.value;
       if (Array.isArray(body)) return refused(400, null, -32600, 'batch requests are not accepted by this server');
       if (body === null || typeof body !== 'object') return refused(400, null, -32700, 'the body is not a JSON-RPC request: not a JSON object');
       if (body.jsonrpc !== '2.0') return refused(400, null, -32600, 'the body is not a JSON-RPC 2.0 request');
@@ -413,63 +486,24 @@ export function captixFetch(verifier, options = {}) {
       const forward = (authInfoFor) => handler.fetch(new Request(request.url, { method: 'POST', headers: request.headers, body: read.bytes }), { ...options, authInfo: authInfoFor, parsedBody: body });
       if (body.method === undefined) return forward(auth); // a response to a request of the server's
       if (typeof body.method !== 'string') return refused(400, id, -32600, 'the method is not a string');
-      const method = body.method;
-      const member = Object.hasOwn(CHECKED, method) ? CHECKED[method] : undefined;
-      const target = member ? body.params?.[member] : (body.params?.uri ?? body.params?.name);
-      if (member === undefined) {
-        const needs = methodNeeds(method);
-        let denial;
-        if (needs === undefined) denial = { decision: 'deny', code: 'method_not_allowed', reason: 'this server does not serve this method to tickets (see its configuration)' };
-        else if (missing(info, needs).length) denial = { decision: 'deny', code: 'scope_missing', reason: `this method needs the scope ${missing(info, needs).join(' ')}, which the ticket does not have` };
-        const failed = record(token, method, typeof target === 'string' ? target : undefined, denial);
-        if (failed) return deny(id, failed);
-        if (denial) return deny(id, denial, needs ?? []);
-        const response = await forward(auth);
-        if (!Object.hasOwn(LISTS, method)) return response;
-        return filterList(response, LISTS[method][0], listFilter(verifier, token, info, method));
-      }
-      // tools/call, resources/read, prompts/get: the ticket decides.
-      const name = body.params?.[member];
-      const malformed = (reason) => {
-        const denial = { decision: 'deny', code: 'args_malformed', reason };
-        return deny(id, record(token, method, typeof name === 'string' ? name : undefined, denial) ?? denial);
-      };
-      if (typeof name !== 'string') return malformed(`${method} needs params.${member}`);
+      const member = Object.hasOwn(CHECKED, body.method) ? CHECKED[body.method] : undefined;
+      const name = member === undefined ? undefined : body.params?.[member];
       const headerName = request.headers.get('mcp-name');
-      if (headerName !== null && headerValue(headerName) !== name) {
+      if (typeof name === 'string' && headerName !== null && headerValue(headerName) !== name) {
         return refused(400, id, -32020, `the Mcp-Name header does not match the body's params.${member}`);
       }
-      const args = body.params?.arguments ?? {};
-      if (method === 'tools/call' && (typeof args !== 'object' || args === null || Array.isArray(args))) {
-        return malformed('the arguments are not a JSON object');
-      }
-      const needs = [...(methodNeeds(method) ?? [])];
-      if (method === 'tools/call') needs.push(...(toolNeeds.get(name) ?? []), ...(toolNeeds.get('*') ?? []));
-      const lacking = missing(info, needs);
-      if (lacking.length) {
-        const what = method === 'tools/call' ? `the tool ${name}` : method;
-        const denial = { decision: 'deny', code: 'scope_missing', reason: `${what} needs the scope ${lacking.join(' ')}, which the ticket does not have` };
-        return deny(id, record(token, method, name, denial) ?? denial, needs);
-      }
-      const call = method === 'tools/call' ? { tool: name, arguments: args } : method === 'resources/read' ? { uri: name } : { prompt: name };
-      let decision;
-      try {
-        decision = verifier.check(token, call);
-      } catch (e) {
-        decision = { decision: 'deny', code: e.code && e.code !== 'internal' ? e.code : 'store_unavailable', reason: 'the call could not be checked' };
-      }
-      if (decision.decision !== 'allow') {
-        const scope = decision.code === 'scope_missing' && method === 'tools/call' ? [...new Set([...needs, ...verifier.policyScopes(name)])].sort() : [];
-        return deny(id, decision, scope);
-      }
-      return forward({ ...auth, extra: { ...auth.extra, decision } });
+      const judged = judgeRequest(rules, token, info, body);
+      if (judged.denial) return deny(id, judged.denial, judged.scope);
+      if (judged.decision) return forward({ ...auth, extra: { ...auth.extra, decision: judged.decision } });
+      const response = await forward(auth);
+      return judged.list ? filterList(response, ...judged.list) : response;
     };
     return { fetch: serve, metadataPath, metadata };
   };
 }
 
 /** The list's items in a JSON-RPC message filtered by `keep`; the message itself otherwise. */
-function editList(v, items, keep) {
+export function editList(v, items, keep) {
   if (v.result && typeof v.result === 'object' && Array.isArray(v.result[items])) {
     return { ...v, result: { ...v.result, [items]: v.result[items].filter(keep) } };
   }

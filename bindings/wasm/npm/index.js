@@ -146,7 +146,6 @@ function policyValue(policy) {
 
 /** The method and name of a call: exactly one of `tool`, `uri`, `prompt`, a string. */
 function target({ tool, uri, prompt }) {
-  if (typeof tool === 'string' && uri === undefined && prompt === undefined) return ['tools/call', tool];
   const given = [['tools/call', tool], ['resources/read', uri], ['prompts/get', prompt]]
     .filter(([, v]) => v !== undefined);
   if (given.length !== 1 || typeof given[0][1] !== 'string') {
@@ -223,7 +222,7 @@ export class Verifier {
     // A tool call (the common case) is recognized without building anything.
     const isTool = typeof tool === 'string' && call.uri === undefined && call.prompt === undefined;
     const other = isTool ? undefined : target(call);
-    const when = time === undefined ? now() : seconds(time, 'time') ?? now();
+    const when = seconds(time, 'time') ?? now();
     let decision;
     let lines;
     try {

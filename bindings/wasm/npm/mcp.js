@@ -15,8 +15,8 @@
 //   both: each check spends budgets.
 import { createHash } from 'node:crypto';
 import {
-  authInfo, challengeValue, headerValue, LIFECYCLE, CHECKED, LISTS, scopeMap, metadataLocation, rpcError,
-  decisionOf, protectedResourceMetadata, httpStatus, denialStatus, bearerToken, repeatsKey, filterListText, listFilter, layerSettings, denialAnswer, recorder,
+  authInfo, challengeValue, headerValue, LIFECYCLE, CHECKED, scopeMap, metadataLocation, rpcError,
+  decisionOf, protectedResourceMetadata, httpStatus, denialStatus, bearerToken, parseJsonBody, BODY_DEADLINE_MS, filterListText, layerSettings, denialAnswer, recorder, judgeRequest, methodNeedsOf, editList,
 } from './http.js';
 
 // Shared with captixFetch (http.js), re-exported here where they were. The statuses are the
@@ -234,17 +234,14 @@ export function captixMiddleware(verifier, options = {}) {
       return end.call(this, chunk, encoding, cb);
     };
   };
-  const methodNeeds = (m) => {
-    if (methodScopes.has(m)) return methodScopes.get(m);
-    return LIFECYCLE.includes(m) ? [] : undefined;
-  };
-  const missing = (info, needs) => needs.filter((s) => !(info.identity.scopes ?? []).includes(s));
+  const methodNeeds = methodNeedsOf(methodScopes);
   const deny = (res, id, decision, scope = []) => {
     const { status, headers, body } = denialAnswer(id, decision, resourceMetadataUrl, scope);
     for (const [k, v] of Object.entries(headers)) res.set(k, v);
     return res.status(status).json(body);
   };
   const record = recorder(verifier);
+  const rules = { verifier, methodNeeds, toolNeeds, record };
   const middleware = (req, res, next) => {
     const origin = req.headers.origin;
     if (origin !== undefined && !origins.includes(origin.replace(/\/$/, ''))) {
@@ -355,100 +352,58 @@ export function captixMiddleware(verifier, options = {}) {
       if (res.captixFlight) res.captixFlight.forwarded = true;
       return next();
     };
-    if (member === undefined) {
-      const needs = methodNeeds(body.method);
-      let denial;
-      if (needs === undefined) {
-        denial = { decision: 'deny', code: 'method_not_allowed', reason: 'this server does not serve this method to tickets (see its configuration)' };
-      } else if (missing(info, needs).length) {
-        denial = { decision: 'deny', code: 'scope_missing', reason: `this method needs the scope ${missing(info, needs).join(' ')}, which the ticket does not have` };
-      }
-      // An initialize outside a session may create one: reserve room for it first.
-      let reserved = false;
-      if (!denial && body.method === 'initialize' && session === undefined) {
-        const full = reserve(info);
-        if (full) denial = { decision: 'deny', code: 'store_unavailable', reason: full };
-        else reserved = true;
-      }
-      const failed = record(token, body.method, target, denial);
-      if (failed) {
-        if (reserved) release(info);
-        return deny(res, body.id ?? null, failed);
-      }
-      if (denial) {
-        if (denial.code === 'store_unavailable') res.set('Retry-After', '60');
-        return deny(res, body.id ?? null, denial, needs ?? []);
-      }
-      if (reserved) {
-        // The session the server creates for this request belongs to this ticket's chain.
-        let settled = false;
-        const writeHead = res.writeHead;
-        res.writeHead = function (status, ...rest) {
-          if (!settled) {
-            settled = true;
-            const headers = rest.find((h) => h && typeof h === 'object');
-            const id = res.getHeader('mcp-session-id') ?? (headers && Object.entries(headers).find(([k]) => k.toLowerCase() === 'mcp-session-id')?.[1]);
-            if (id !== undefined) bind(Array.isArray(id) ? id[0] : id, info);
-            else release(info);
-          }
-          return writeHead.call(this, status, ...rest);
-        };
-        res.on('close', () => {
-          if (!settled) {
-            settled = true;
-            release(info);
-          }
-        });
-      }
-      const list = Object.hasOwn(LISTS, body.method) ? LISTS[body.method] : undefined;
-      if (list) {
-        // Lists answered with only what the ticket allows (docs §14.2).
-        filterListResponse(res, list[0], listFilter(verifier, token, info, body.method));
-      }
-      return forward();
-    }
-    // tools/call, resources/read, prompts/get: the ticket decides.
-    const name = body.params?.[member];
+    const name = member === undefined ? undefined : body.params?.[member];
     const headerName = req.headers['mcp-name'];
-    const args = body.params?.arguments ?? {};
-    const malformed = (reason) => {
-      const denial = { decision: 'deny', code: 'args_malformed', reason };
-      return deny(res, body.id ?? null, record(token, body.method, typeof name === 'string' ? name : undefined, denial) ?? denial);
-    };
-    if (typeof name !== 'string') return malformed(`${body.method} needs params.${member}`);
-    if (headerName !== undefined && headerValue(headerName) !== name) {
+    if (typeof name === 'string' && headerName !== undefined && headerValue(headerName) !== name) {
       return res.status(400).json(rpcError(body.id ?? null, -32020, `the Mcp-Name header does not match the body's params.${member}`));
     }
-    if (body.method === 'tools/call' && (typeof args !== 'object' || args === null || Array.isArray(args))) {
-      return malformed('the arguments are not a JSON object');
+    // An initialize outside a session may create one: room for it is reserved first.
+    let reserved = false;
+    let full = false;
+    const admit = () => {
+      if (body.method !== 'initialize' || session !== undefined) return undefined;
+      const why = reserve(info);
+      if (why) {
+        full = true;
+        return { decision: 'deny', code: 'store_unavailable', reason: why };
+      }
+      reserved = true;
+      return undefined;
+    };
+    const judged = judgeRequest(rules, token, info, body, admit);
+    if (judged.denial) {
+      if (reserved) release(info);
+      if (full) res.set('Retry-After', '60');
+      return deny(res, body.id ?? null, judged.denial, judged.scope);
     }
-    // The server's scopes, before the ticket's own check spends anything.
-    const needs = [...(methodNeeds(body.method) ?? [])];
-    if (body.method === 'tools/call') needs.push(...(toolNeeds.get(name) ?? []), ...(toolNeeds.get('*') ?? []));
-    const lacking = missing(info, needs);
-    if (lacking.length) {
-      const what = body.method === 'tools/call' ? `the tool ${name}` : body.method;
-      const denial = { decision: 'deny', code: 'scope_missing', reason: `${what} needs the scope ${lacking.join(' ')}, which the ticket does not have` };
-      const failed = record(token, body.method, name, denial);
-      return deny(res, body.id ?? null, failed ?? denial, needs);
-    }
-    const call = body.method === 'tools/call' ? { tool: name, arguments: args } : body.method === 'resources/read' ? { uri: name } : { prompt: name };
-    let decision;
-    try {
-      decision = verifier.check(token, call);
-    } catch (e) {
-      // A store that is down, say: answered as a denial, never as the framework's error page.
-      decision = { decision: 'deny', code: e.code && e.code !== 'internal' ? e.code : 'store_unavailable', reason: 'the call could not be checked' };
-    }
-    if (decision.decision === 'allow') {
-      auth.extra.decision = decision;
+    if (judged.decision) {
+      auth.extra.decision = judged.decision;
       return forward();
     }
-    // The server policy's scopes (docs §16): the challenge names what the call needs.
-    const scope = decision.code === 'scope_missing' && body.method === 'tools/call'
-      ? [...new Set([...needs, ...verifier.policyScopes(name)])].sort()
-      : [];
-    return deny(res, body.id ?? null, decision, scope);
+    if (reserved) {
+      // The session the server creates for this request belongs to this ticket's chain.
+      let settled = false;
+      const writeHead = res.writeHead;
+      res.writeHead = function (status, ...rest) {
+        if (!settled) {
+          settled = true;
+          const headers = rest.find((h) => h && typeof h === 'object');
+          const id = res.getHeader('mcp-session-id') ?? (headers && Object.entries(headers).find(([k]) => k.toLowerCase() === 'mcp-session-id')?.[1]);
+          if (id !== undefined) bind(Array.isArray(id) ? id[0] : id, info);
+          else release(info);
+        }
+        return writeHead.call(this, status, ...rest);
+      };
+      res.on('close', () => {
+        if (!settled) {
+          settled = true;
+          release(info);
+        }
+      });
+    }
+    // Lists answered with only what the ticket allows (docs §14.2).
+    if (judged.list) filterListResponse(res, ...judged.list);
+    return forward();
   };
   middleware.metadataPath = metadataPath;
   middleware.metadata = metadata;
@@ -462,9 +417,6 @@ export function captixMiddleware(verifier, options = {}) {
 
 /** Where the middleware notes why a body it read is not JSON (undefined: it is). */
 const BODY_ERROR = Symbol('captix body error');
-
-/** How long the middleware waits for a request's whole body. */
-const BODY_DEADLINE_MS = 10_000;
 
 /**
  * Reads a request's body, at most `max` bytes within `deadline` ms: `{ value }` (its JSON),
@@ -499,14 +451,7 @@ function readJson(req, max, deadline) {
     req.on('end', () => {
       clearTimeout(timer);
       if (over) return;
-      try {
-        const text = new TextDecoder('utf-8', { fatal: true }).decode(Buffer.concat(chunks));
-        const value = JSON.parse(text);
-        resolve(repeatsKey(text) ? { error: 'a key is repeated' } : { value });
-      } catch (e) {
-        // Never the parser's message: it quotes the input back.
-        resolve({ error: e instanceof TypeError ? 'not UTF-8' : 'not JSON' });
-      }
+      resolve(parseJsonBody(Buffer.concat(chunks)));
     });
   });
 }
@@ -527,37 +472,18 @@ function readJson(req, max, deadline) {
  */
 export function captixGuard(verifier, { ticket, methods = {} } = {}) {
   if (ticket !== undefined && typeof ticket !== 'string') throw new TypeError('ticket must be a string');
-  const methodScopes = scopeMap('methods', methods);
-  const needsOf = (m) => (methodScopes.has(m) ? methodScopes.get(m) : LIFECYCLE.includes(m) ? [] : undefined);
-  const deny = (code, reason) => ({ decision: 'deny', code, reason });
-  // The decision on one request, and for a list the ticket to filter it by.
+  const rules = { verifier, methodNeeds: methodNeedsOf(scopeMap('methods', methods)), toolNeeds: new Map(), record: recorder(verifier) };
+  // The answer to one request: a denial, or the decision (and list filter) to pass it on with.
   const decide = (token, message) => {
-    const { method } = message;
-    if (!token) return deny('malformed', 'no captix ticket on this request');
     let info;
     try {
+      if (!token) throw Object.assign(new Error('no captix ticket on this request'), { code: 'malformed' });
       info = verifier.ticketInfo(token);
     } catch (e) {
-      return deny(e.code ?? 'malformed', e.message);
+      const denial = { decision: 'deny', code: e.code ?? 'malformed', reason: e.message };
+      return { denial: rules.record(token ?? '', message.method, undefined, denial) ?? denial };
     }
-    const needs = needsOf(method);
-    if (needs === undefined) return deny('method_not_allowed', 'this server does not serve this method to tickets (see its configuration)');
-    const lacking = needs.filter((n) => !(info.identity.scopes ?? []).includes(n));
-    if (lacking.length) return deny('scope_missing', `this method needs the scope ${lacking.join(' ')}, which the ticket does not have`);
-    if (!Object.hasOwn(CHECKED, method)) return { decision: 'allow', info };
-    const params = message.params ?? {};
-    const name = params[CHECKED[method]];
-    if (typeof name !== 'string') return deny('args_malformed', `${method} needs params.${CHECKED[method]}`);
-    const args = params.arguments ?? {};
-    if (method === 'tools/call' && (typeof args !== 'object' || args === null || Array.isArray(args))) {
-      return deny('args_malformed', 'the arguments are not a JSON object');
-    }
-    const call = method === 'tools/call' ? { tool: name, arguments: args } : method === 'resources/read' ? { uri: name } : { prompt: name };
-    try {
-      return verifier.check(token, call);
-    } catch (e) {
-      return deny(e.code && e.code !== 'internal' ? e.code : 'store_unavailable', 'the call could not be checked');
-    }
+    return judgeRequest(rules, token, info, message);
   };
   return {
     /** Checks one tool call with a ticket: the decision. */
@@ -582,9 +508,7 @@ export function captixGuard(verifier, { ticket, methods = {} } = {}) {
         const list = message && message.id !== undefined && message.result ? lists.get(idKey(message.id)) : undefined;
         if (list) {
           lists.delete(idKey(message.id));
-          const [items, keep] = list;
-          const arr = message.result[items];
-          if (Array.isArray(arr)) message = { ...message, result: { ...message.result, [items]: arr.filter(keep) } };
+          message = editList(message, ...list);
         } else if (message && message.id !== undefined && message.error) {
           lists.delete(idKey(message.id));
         }
@@ -599,22 +523,17 @@ export function captixGuard(verifier, { ticket, methods = {} } = {}) {
         // never passed on unchecked.
         if (message.id === undefined || message.id === null) return undefined;
         const token = extra?.authInfo?.token ?? ticket;
-        const decision = decide(token, message);
-        if (decision.decision !== 'allow') {
-          const answer = rpcError(message.id, -32001, `captix ${decision.code}: ${decision.reason}`, decision);
+        const judged = decide(token, message);
+        if (judged.denial) {
+          const { denial } = judged;
+          const answer = rpcError(message.id, -32001, `captix ${denial.code}: ${denial.reason}`, denial);
           Promise.resolve(send(answer, { relatedRequestId: message.id })).catch((e) => t.onerror?.(e));
           return undefined;
         }
-        const list = Object.hasOwn(LISTS, message.method) ? LISTS[message.method] : undefined;
-        if (list) {
-          const [items] = list;
-          const keep = listFilter(verifier, token, decision.info, message.method);
-          lists.set(idKey(message.id), [items, keep]);
-          return inner(message, extra);
-        }
-        if (!Object.hasOwn(CHECKED, message.method)) return inner(message, extra);
+        if (judged.list) lists.set(idKey(message.id), judged.list);
+        if (!judged.decision) return inner(message, extra);
         const auth = extra?.authInfo ?? authInfo(verifier, token);
-        return inner(message, { ...extra, authInfo: { ...auth, extra: { ...auth.extra, decision } } });
+        return inner(message, { ...extra, authInfo: { ...auth, extra: { ...auth.extra, decision: judged.decision } } });
       };
       return t;
     },

@@ -395,7 +395,9 @@ impl<'de> Visitor<'de> for Walk<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let depth = self.enter::<A::Error>()?;
         let at = self.pointer.len();
-        let mut seen = Seen::new();
+        // Keys as read (borrowed unless escaped); std's hasher is keyed, so a caller cannot
+        // choose keys that collide.
+        let mut seen: HashSet<Cow<'de, str>> = HashSet::new();
         while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
             self.pointer.push('/');
             escape_token(&key, self.pointer);
@@ -413,46 +415,6 @@ impl<'de> Visitor<'de> for Walk<'_> {
             self.pointer.truncate(at);
         }
         Ok(())
-    }
-}
-
-/// The keys of one object seen so far: up to [`Seen::FEW`] in place, scanned (most objects have
-/// a few keys; neither a set nor an allocation would pay), then a set (a large object stays
-/// linear; the set's hasher is keyed, so keys cannot be chosen to collide).
-struct Seen<'de> {
-    few: [Cow<'de, str>; Seen::FEW],
-    len: usize,
-    many: Option<HashSet<Cow<'de, str>, foldhash::quality::RandomState>>,
-}
-
-impl<'de> Seen<'de> {
-    const FEW: usize = 16;
-
-    fn new() -> Self {
-        Seen {
-            few: std::array::from_fn(|_| Cow::Borrowed("")),
-            len: 0,
-            many: None,
-        }
-    }
-
-    /// Adds a key; false if it was there already.
-    fn insert(&mut self, key: Cow<'de, str>) -> bool {
-        if let Some(set) = &mut self.many {
-            return set.insert(key);
-        }
-        if self.few[..self.len].contains(&key) {
-            return false;
-        }
-        if self.len < Self::FEW {
-            self.few[self.len] = key;
-            self.len += 1;
-            return true;
-        }
-        let mut set: HashSet<_, _> = self.few.iter_mut().map(std::mem::take).collect();
-        set.insert(key);
-        self.many = Some(set);
-        true
     }
 }
 
