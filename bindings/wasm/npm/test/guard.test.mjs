@@ -112,6 +112,24 @@ test('a request sent without an id never reaches the server; the guard needs a s
   await assert.rejects(captixGuard(verifier).connect({}, t), /MCP server/);
 });
 
+test('the guard audits what it refuses and admits, as the HTTP layers do', async () => {
+  const key2 = generateKey();
+  const records = [];
+  const verifier = new Verifier({ publicKeys: [key2.publicKey], resource: RESOURCE, audit: (r) => records.push(r) });
+  const ticket = mint(key2.secretKey, { agent: 'a', user: 'u', tools: ['list_invoices'], ttl: '1h', resource: RESOURCE });
+  const sent = [];
+  const received = [];
+  const t = { send: async (m) => { sent.push(m); } };
+  const server = { connect: async (tr) => { tr.onmessage = (m) => { received.push(m.method); }; } };
+  await captixGuard(verifier, { ticket }).connect(server, t);
+  t.onmessage({ jsonrpc: '2.0', id: 1, method: 'completion/complete', params: { ref: { type: 'ref/prompt', name: 'secret' } } });
+  t.onmessage({ jsonrpc: '2.0', id: 2, method: 'tools/list' });
+  assert.deepEqual(received, ['tools/list']);
+  assert.equal(sent[0].error.data.code, 'method_not_allowed');
+  const codes = records.map((r) => [r.method, r.decision === 'allow' ? 'allow' : r.code]);
+  assert.deepEqual(codes, [['completion/complete', 'method_not_allowed'], ['tools/list', 'allow']], JSON.stringify(records));
+});
+
 test('decisionOf refuses a request without a decision', () => {
   assert.throws(() => decisionOf({}), /no captix decision/);
   assert.throws(() => decisionOf({ authInfo: { extra: { decision: { decision: 'deny', code: 'revoked' } } } }), /no captix decision/);
