@@ -315,4 +315,36 @@ mod tests {
             assert_eq!(json, format!("\"{}\"", c.as_str()));
         }
     }
+
+    /// The spec's §8 table and `Code::http_status` say the same, code for code.
+    #[test]
+    fn http_statuses_are_the_specs() {
+        let spec = include_str!("../../../spec/ticket-v1.md");
+        let section = spec
+            .split("## §8 Error codes")
+            .nth(1)
+            .and_then(|s| s.split("\n## ").next())
+            .expect("§8 in the spec");
+        let rows: Vec<(String, u16)> = section
+            .lines()
+            .filter_map(|l| {
+                let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+                let code = cells.get(1)?.strip_prefix('`')?.strip_suffix('`')?;
+                let status = cells.get(cells.len().checked_sub(2)?)?.parse().ok()?;
+                Some((code.to_string(), status))
+            })
+            .collect();
+        let ours: Vec<(String, u16)> = Code::ALL
+            .iter()
+            .map(|c| (c.as_str().to_string(), c.http_status()))
+            .collect();
+        assert_eq!(rows, ours);
+        let lifetime = Denial::new(Code::BudgetExhausted, "spent");
+        assert_eq!(lifetime.http_status(), 403);
+        let windowed = Denial {
+            retry_after: Some(5),
+            ..lifetime
+        };
+        assert_eq!(windowed.http_status(), 429);
+    }
 }
