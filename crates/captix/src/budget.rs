@@ -117,7 +117,7 @@ pub fn gcra(state: State, now: u64, max_calls: u64, window: u64) -> Result<State
 
 /// The debt left at `now`: drained by `min(now − at, window + 1)·max_calls` ticks. A clock
 /// that went back drains nothing.
-fn drained(state: State, now: u64, max_calls: u64, window: u64) -> u128 {
+pub(crate) fn drained(state: State, now: u64, max_calls: u64, window: u64) -> u128 {
     let elapsed = u128::from(now.saturating_sub(state.at).min(window.saturating_add(1)));
     u128::from(state.debt).saturating_sub(elapsed * u128::from(max_calls))
 }

@@ -65,6 +65,7 @@ mod error;
 mod forms;
 mod inspect;
 mod keys;
+pub mod lease;
 pub mod limits;
 mod mint;
 mod policy;

@@ -5,6 +5,7 @@ mod common;
 mod flow;
 mod interop;
 mod laws;
+mod leases;
 mod policy;
 mod vectors;
 mod verifier;

@@ -1,0 +1,519 @@
+//! Budget leases (docs §10.6): a replica reserves a slice of every budget of a call from a
+//! shared source in one round trip, spends it locally, and settles what it used.
+//!
+//! > A lease of `k` units taken at source time `t` for `ttl` seconds is charged to every
+//! > budget of the call as `k` calls at its end `e = t + ttl` (never earlier), and admitted
+//! > only if the budget, with every outstanding lease also charged at its end, would admit
+//! > `k` calls at `e` judged at `t`: `left(e) + k·W + (e − t)·N ≤ W·N`. The holder uses a
+//! > unit only before `e` by its own clock, measured from when it asked, so every call it
+//! > admits happens in `[t, e]`. Then the calls admitted by all replicas, each at the time
+//! > it happened, are calls that one in-memory store (§10.3) would have admitted at those
+//! > times: leases never overspend, whatever the replicas' clock offsets. Settling a lease
+//! > charges only the units used (at `e`); a lease not settled by `e + GRACE` (its holder
+//! > died) is charged in full, so a dead replica loses at most its unspent slice, for at
+//! > most one window after the lease's end.
+
+use std::collections::hash_map::RandomState;
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+
+use crate::budget::{drained, BudgetKey, BudgetStore, PreparedSpend, Spend, State};
+use crate::error::Denial;
+
+/// Seconds after a lease's end during which its holder may still settle it; after that the
+/// source charges it in full.
+pub const GRACE: u64 = 2;
+
+/// What a source granted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Take {
+    /// `units` units of every budget are the holder's until `ttl` seconds after it asked (by
+    /// its own clock). With `ttl == 0` one unit was spent outright and there is nothing to
+    /// hold or settle.
+    Granted {
+        /// Units reserved (at least 1; the holder spends one at once).
+        units: u64,
+        /// Seconds the lease may be used for; 0 for an outright spend.
+        ttl: u64,
+    },
+    /// Nothing was reserved: the budget at this position (in the keys given) cannot afford a
+    /// single call now.
+    Exhausted {
+        /// Position of the exhausted budget in the keys given.
+        which: usize,
+        /// Seconds until it has a unit again; `None` for a lifetime budget.
+        retry_after: Option<u64>,
+    },
+}
+
+/// The shared side of leases: Redis, or [`MemoryLeases`] in one process and in tests.
+pub trait LeaseSource: Send + Sync {
+    /// Reserves up to `want` units of every budget in `keys` (all or nothing) as lease `id`,
+    /// usable for `ttl` seconds by the source's clock. `want == 1` or `ttl == 0` asks for an
+    /// outright spend of one unit. `now` is the caller's clock, for sources that have none.
+    fn take(
+        &self,
+        keys: &[BudgetKey],
+        id: u64,
+        want: u64,
+        ttl: u64,
+        now: u64,
+    ) -> Result<Take, Denial>;
+
+    /// Settles lease `id`: charges the `used` units at its end and frees the rest. A lease the
+    /// source already charged in full (settled too late) is left as it is.
+    fn settle(&self, keys: &[BudgetKey], id: u64, used: u64, now: u64) -> Result<(), Denial>;
+}
+
+/// How a replica leases.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LeaseOptions {
+    /// Most units one lease reserves (default 32).
+    pub slice: u64,
+    /// Seconds a lease lasts (default 1: the rest of the second it was taken in).
+    pub ttl: u64,
+    /// A lease holds at most `1/share` of any budget of its call (default 16), so that units
+    /// held by one replica rarely refuse a call on another.
+    pub share: u64,
+}
+
+impl Default for LeaseOptions {
+    fn default() -> Self {
+        LeaseOptions {
+            slice: 32,
+            ttl: 1,
+            share: 16,
+        }
+    }
+}
+
+impl LeaseOptions {
+    /// The units and lifetime to ask for on a call with these budgets at `now`: `(1, 0)` (an
+    /// outright spend) when leasing would not pay or could outlive a budget: a lifetime budget
+    /// (its unspent slice would be lost for good if the replica died), a window shorter than
+    /// the lease and its grace, a budget too small to share, a budget whose life ends first.
+    pub fn terms(&self, keys: &[BudgetKey], now: u64) -> (u64, u64) {
+        let mut want = self.slice;
+        for k in keys {
+            let ends_first = k
+                .expires
+                .is_some_and(|e| e <= now.saturating_add(self.ttl + GRACE));
+            if k.window == 0 || k.window < self.ttl + GRACE || ends_first {
+                return (1, 0);
+            }
+            want = want.min(k.max_calls / self.share.max(1));
+        }
+        if want <= 1 || self.ttl == 0 {
+            (1, 0)
+        } else {
+            (want, self.ttl)
+        }
+    }
+}
+
+/// The ticks a budget owes, seen from source time `t`, with the charge of a lease ending at
+/// `end ≥ t` ahead of it: `max(TAT, end) − t` in the GCRA's terms (§10.6). A state recorded
+/// ahead of `t` (a lease charged at its end) owes its debt plus the time until then, unlike
+/// §10.3's clock that went back.
+fn owed(state: State, t: u64, end: u64, max_calls: u64, window: u64) -> u128 {
+    let n = u128::from(max_calls);
+    if state.debt > 0 && state.at > end {
+        u128::from(state.debt) + u128::from(state.at - t) * n
+    } else {
+        drained(state, end, max_calls, window) + u128::from(end.saturating_sub(t)) * n
+    }
+}
+
+/// The units of one budget a lease ending at `end`, judged at `t`, may reserve (§10.6): the
+/// largest `k` with `owed + k·W ≤ W·N`; for a lifetime budget, the count left. `state`
+/// already holds every outstanding lease. `end == t` asks about an outright spend.
+pub fn affordable(state: State, t: u64, end: u64, max_calls: u64, window: u64) -> u64 {
+    if max_calls == 0 {
+        return 0;
+    }
+    if window == 0 {
+        return max_calls.saturating_sub(state.debt);
+    }
+    let (n, w) = (u128::from(max_calls), u128::from(window));
+    let owed = owed(state, t, end, max_calls, window);
+    u64::try_from((w * n).saturating_sub(owed) / w).unwrap_or(u64::MAX)
+}
+
+/// Seconds from `t` until a budget that cannot afford a call at `t` can: `None` for a lifetime
+/// budget (or one of no calls).
+fn retry_after(state: State, t: u64, max_calls: u64, window: u64) -> Option<u64> {
+    if window == 0 || max_calls == 0 {
+        return None;
+    }
+    let (n, w) = (u128::from(max_calls), u128::from(window));
+    let over = (owed(state, t, t, max_calls, window) + w).saturating_sub(w * n);
+    Some(u64::try_from(over.div_ceil(n)).unwrap_or(u64::MAX).max(1))
+}
+
+/// `units` calls charged at `end` (§10.6): the state of §10.3 after them. Applied in any
+/// order, charges give a debt no lower than in time order, so a store may fold them as they
+/// come.
+pub fn charge(state: State, end: u64, units: u64, max_calls: u64, window: u64) -> State {
+    if units == 0 {
+        return state;
+    }
+    if window == 0 {
+        return State {
+            debt: state.debt.saturating_add(units),
+            at: state.at,
+        };
+    }
+    let debt = drained(state, end, max_calls, window) + u128::from(units) * u128::from(window);
+    State {
+        debt: u64::try_from(debt).unwrap_or(u64::MAX),
+        at: state.at.max(end),
+    }
+}
+
+/// What a source grants on budgets whose states (every outstanding lease charged) are `views`
+/// at its time `t`: a lease of up to `want` units for `ttl` seconds, else an outright spend of
+/// one unit, else the first budget that cannot afford one call. Sources apply the grant:
+/// an outright spend commits one call at `t`, a lease is recorded as outstanding.
+pub fn decide(
+    keys: &[BudgetKey],
+    views: &[State],
+    t: u64,
+    want: u64,
+    ttl: u64,
+) -> Result<Take, Take> {
+    if want > 1 && ttl > 0 {
+        let end = t.saturating_add(ttl);
+        let units = keys
+            .iter()
+            .zip(views)
+            .map(|(k, v)| affordable(*v, t, end, k.max_calls, k.window))
+            .fold(want, u64::min);
+        if units > 0 {
+            return Ok(Take::Granted { units, ttl });
+        }
+    }
+    for (i, (k, v)) in keys.iter().zip(views).enumerate() {
+        if affordable(*v, t, t, k.max_calls, k.window) == 0 {
+            return Err(Take::Exhausted {
+                which: i,
+                retry_after: retry_after(*v, t, k.max_calls, k.window),
+            });
+        }
+    }
+    Ok(Take::Granted { units: 1, ttl: 0 })
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Outstanding {
+    units: u64,
+    end: u64,
+}
+
+#[derive(Default)]
+struct Budget {
+    committed: State,
+    leases: HashMap<u64, Outstanding>,
+}
+
+impl Budget {
+    /// The committed state with every live lease charged at its end; leases past their grace
+    /// are committed in full first.
+    fn view(&mut self, t: u64, k: &BudgetKey) -> State {
+        let committed = &mut self.committed;
+        self.leases.retain(|_, l| {
+            let live = t <= l.end.saturating_add(GRACE);
+            if !live {
+                *committed = charge(*committed, l.end, l.units, k.max_calls, k.window);
+            }
+            live
+        });
+        self.leases.values().fold(*committed, |s, l| {
+            charge(s, l.end, l.units, k.max_calls, k.window)
+        })
+    }
+}
+
+/// The shared side of leases in memory, with its own clock: the reference the Redis source
+/// is tested against, and the source of the replicas simulated in tests.
+pub struct MemoryLeases {
+    clock: Box<dyn Fn() -> u64 + Send + Sync>,
+    budgets: Mutex<HashMap<(Vec<u8>, u32), Budget>>,
+}
+
+impl MemoryLeases {
+    /// A source whose clock is `clock` (Unix seconds).
+    pub fn new(clock: impl Fn() -> u64 + Send + Sync + 'static) -> Self {
+        MemoryLeases {
+            clock: Box::new(clock),
+            budgets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The committed state of a budget (leases not yet settled left out).
+    pub fn committed(&self, block: &[u8], index: u32) -> State {
+        let budgets = self.budgets.lock().unwrap_or_else(|e| e.into_inner());
+        budgets
+            .get(&(block.to_vec(), index))
+            .map(|b| b.committed)
+            .unwrap_or_default()
+    }
+}
+
+impl LeaseSource for MemoryLeases {
+    fn take(
+        &self,
+        keys: &[BudgetKey],
+        id: u64,
+        want: u64,
+        ttl: u64,
+        _: u64,
+    ) -> Result<Take, Denial> {
+        let t = (self.clock)();
+        let mut budgets = self.budgets.lock().unwrap_or_else(|e| e.into_inner());
+        let mut views = Vec::with_capacity(keys.len());
+        for k in keys {
+            let b = budgets.entry((k.block.clone(), k.index)).or_default();
+            if b.leases.contains_key(&id) {
+                return Err(crate::budget::store_unavailable("lease id already in use"));
+            }
+            views.push(b.view(t, k));
+        }
+        let granted = match decide(keys, &views, t, want, ttl) {
+            Ok(granted) => granted,
+            Err(exhausted) => return Ok(exhausted),
+        };
+        for k in keys {
+            let b = budgets.entry((k.block.clone(), k.index)).or_default();
+            match granted {
+                Take::Granted { units, ttl: 0 } => {
+                    b.committed = charge(b.committed, t, units, k.max_calls, k.window)
+                }
+                Take::Granted { units, ttl } => {
+                    b.leases.insert(
+                        id,
+                        Outstanding {
+                            units,
+                            end: t + ttl,
+                        },
+                    );
+                }
+                Take::Exhausted { .. } => {}
+            }
+        }
+        Ok(granted)
+    }
+
+    fn settle(&self, keys: &[BudgetKey], id: u64, used: u64, _: u64) -> Result<(), Denial> {
+        let mut budgets = self.budgets.lock().unwrap_or_else(|e| e.into_inner());
+        for k in keys {
+            if let Some(b) = budgets.get_mut(&(k.block.clone(), k.index)) {
+                if let Some(l) = b.leases.remove(&id) {
+                    let used = used.min(l.units);
+                    b.committed = charge(b.committed, l.end, used, k.max_calls, k.window);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A lease held by one prepared spend.
+#[derive(Clone, Copy, Debug)]
+struct Held {
+    id: u64,
+    units: u64,
+    left: u64,
+    /// Usable while `since <= now < until` (the holder's clock).
+    since: u64,
+    until: u64,
+}
+
+struct Slot {
+    keys: Vec<BudgetKey>,
+    held: Mutex<Option<Held>>,
+}
+
+/// A budget store that spends from leases (docs §10.6): one round trip to the source per
+/// lease instead of per call. Call [`Leased::flush`] every few hundred milliseconds (or
+/// [`Leased::spawn_flusher`]) so that leases are settled soon after they end.
+pub struct Leased<S: LeaseSource> {
+    source: Arc<S>,
+    options: LeaseOptions,
+    /// Lease ids: a per-process random start, counted up (unique across replicas; a source
+    /// refuses an id it already holds).
+    ids: Arc<AtomicU64>,
+    slots: Mutex<Vec<Weak<Slot>>>,
+    /// Leases of slots dropped before they were settled.
+    orphans: Arc<Mutex<Vec<(Vec<BudgetKey>, Held)>>>,
+}
+
+impl<S: LeaseSource> Leased<S> {
+    /// Leases from `source`.
+    pub fn new(source: S, options: LeaseOptions) -> Self {
+        Leased {
+            source: Arc::new(source),
+            options,
+            ids: Arc::new(AtomicU64::new(
+                RandomState::new().hash_one(std::process::id()),
+            )),
+            slots: Mutex::new(Vec::new()),
+            orphans: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+
+    /// The source.
+    pub fn source(&self) -> &S {
+        &self.source
+    }
+
+    /// Settles every lease that has ended by `now`, and those of dropped prepared spends.
+    /// Returns how many were settled. A failed settle is left to the source's grace (the
+    /// lease is then charged in full).
+    pub fn flush(&self, now: u64) -> usize {
+        self.settle_where(now, |h| !(h.since..h.until).contains(&now))
+    }
+
+    /// Settles every lease now, ended or not (at shutdown: the units left go back).
+    pub fn settle_all(&self, now: u64) -> usize {
+        self.settle_where(now, |_| true)
+    }
+
+    fn settle_where(&self, now: u64, due: impl Fn(&Held) -> bool) -> usize {
+        let mut done = 0;
+        let orphans = std::mem::take(&mut *self.orphans.lock().unwrap_or_else(|e| e.into_inner()));
+        for (keys, h) in orphans {
+            let _ = self.source.settle(&keys, h.id, h.units - h.left, now);
+            done += 1;
+        }
+        let live: Vec<Arc<Slot>> = {
+            let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+            slots.retain(|w| w.strong_count() > 0);
+            slots.iter().filter_map(Weak::upgrade).collect()
+        };
+        for slot in live {
+            let mut held = slot.held.lock().unwrap_or_else(|e| e.into_inner());
+            if held.as_ref().is_some_and(&due) {
+                if let Some(h) = held.take() {
+                    let _ = self.source.settle(&slot.keys, h.id, h.units - h.left, now);
+                    done += 1;
+                }
+            }
+        }
+        done
+    }
+}
+
+impl<S: LeaseSource + 'static> Leased<S> {
+    /// A thread that calls [`Leased::flush`] every `every` with the time from `clock`, for as
+    /// long as the store lives.
+    pub fn spawn_flusher(
+        self: &Arc<Self>,
+        every: std::time::Duration,
+        clock: impl Fn() -> u64 + Send + 'static,
+    ) -> std::io::Result<()> {
+        let store = Arc::downgrade(self);
+        std::thread::Builder::new()
+            .name("captix-lease-flush".into())
+            .spawn(move || loop {
+                std::thread::sleep(every);
+                match store.upgrade() {
+                    Some(s) => {
+                        s.flush(clock());
+                    }
+                    None => return,
+                }
+            })
+            .map(|_| ())
+    }
+}
+
+struct LeasedSpend<S: LeaseSource> {
+    slot: Arc<Slot>,
+    source: Arc<S>,
+    options: LeaseOptions,
+    ids: Arc<AtomicU64>,
+    orphans: Arc<Mutex<Vec<(Vec<BudgetKey>, Held)>>>,
+}
+
+impl<S: LeaseSource> PreparedSpend for LeasedSpend<S> {
+    fn spend(&self, now: u64) -> Result<Spend, Denial> {
+        let mut held = self.slot.held.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(h) = held.as_mut() {
+            if h.left > 0 && (h.since..h.until).contains(&now) {
+                h.left -= 1;
+                return Ok(Spend::Spent);
+            }
+        }
+        if let Some(h) = held.take() {
+            // Ended or used up: settle it (a failure leaves it to the source's grace).
+            let _ = self
+                .source
+                .settle(&self.slot.keys, h.id, h.units - h.left, now);
+        }
+        let (want, ttl) = self.options.terms(&self.slot.keys, now);
+        let id = self.ids.fetch_add(1, Ordering::Relaxed);
+        match self.source.take(&self.slot.keys, id, want, ttl, now)? {
+            Take::Granted { units, ttl } => {
+                if ttl > 0 {
+                    *held = Some(Held {
+                        id,
+                        units,
+                        left: units - 1,
+                        since: now,
+                        until: now.saturating_add(ttl),
+                    });
+                }
+                Ok(Spend::Spent)
+            }
+            Take::Exhausted { which, retry_after } => Ok(Spend::Exhausted { which, retry_after }),
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.slot
+            .keys
+            .iter()
+            .map(|k| std::mem::size_of::<BudgetKey>() + k.root.len() + k.block.len())
+            .sum::<usize>()
+            + 128
+    }
+}
+
+impl<S: LeaseSource> Drop for LeasedSpend<S> {
+    fn drop(&mut self) {
+        let held = self
+            .slot
+            .held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(h) = held {
+            self.orphans
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((self.slot.keys.clone(), h));
+        }
+    }
+}
+
+impl<S: LeaseSource + 'static> BudgetStore for Leased<S> {
+    fn prepare(&self, keys: Vec<BudgetKey>) -> Box<dyn PreparedSpend> {
+        let slot = Arc::new(Slot {
+            keys,
+            held: Mutex::new(None),
+        });
+        self.slots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Arc::downgrade(&slot));
+        Box::new(LeasedSpend {
+            slot,
+            source: self.source.clone(),
+            options: self.options,
+            ids: self.ids.clone(),
+            orphans: self.orphans.clone(),
+        })
+    }
+}
