@@ -330,6 +330,9 @@ struct Held {
     until: u64,
 }
 
+/// Leases of prepared spends dropped before they were settled, with their budgets.
+type Orphans = Arc<Mutex<Vec<(Vec<BudgetKey>, Held)>>>;
+
 struct Slot {
     keys: Vec<BudgetKey>,
     held: Mutex<Option<Held>>,
@@ -346,7 +349,7 @@ pub struct Leased<S: LeaseSource> {
     ids: Arc<AtomicU64>,
     slots: Mutex<Vec<Weak<Slot>>>,
     /// Leases of slots dropped before they were settled.
-    orphans: Arc<Mutex<Vec<(Vec<BudgetKey>, Held)>>>,
+    orphans: Orphans,
 }
 
 impl<S: LeaseSource> Leased<S> {
@@ -434,7 +437,7 @@ struct LeasedSpend<S: LeaseSource> {
     source: Arc<S>,
     options: LeaseOptions,
     ids: Arc<AtomicU64>,
-    orphans: Arc<Mutex<Vec<(Vec<BudgetKey>, Held)>>>,
+    orphans: Orphans,
 }
 
 impl<S: LeaseSource> PreparedSpend for LeasedSpend<S> {
