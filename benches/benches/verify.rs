@@ -15,6 +15,7 @@
 //! - `mcp_roundtrip/{without_layer,with_layer}`: a `tools/call` over loopback HTTP to the
 //!   example server, without and with the captix layer; `layer_only/*`: the layer in process.
 //! - `warm_redis/captix/4`: the warm check with budgets and revocation in Redis on loopback.
+//! - `warm_redis/leased/4`: the same with a windowed budget spent from Redis leases.
 #![allow(missing_docs)] // criterion's macros generate undocumented items
 #![allow(deprecated)] // tenuo 0.3 marks DataPlane deprecated; it is still its chain verifier
 
@@ -581,16 +582,46 @@ fn warm_redis(c: &mut Criterion) {
             captix_redis::RedisBudgets::new(&url, options.clone()).expect("budgets"),
         ))
         .revocations(Arc::new(
-            captix_redis::RedisRevocations::new(&url, options, Duration::from_secs(1))
+            captix_redis::RedisRevocations::new(&url, options.clone(), Duration::from_secs(1))
                 .expect("revocations"),
         ))
         .build();
     v.check(t.as_str(), &call).expect("first sight");
+    // The same chain with a windowed budget instead of the lifetime one, spent from leases
+    // (docs §15.4): one round trip per slice of 32 calls.
+    let leased = {
+        let mut t = Ticket::mint(&k, "billing-agent", "alice")
+            .issuer("https://auth.example")
+            .tool("list_invoices")
+            .row("*:org=acme".parse().expect("row"))
+            .budget("100000000/min".parse().expect("budget"))
+            .expires_at(NOW + 3600)
+            .resource(RES)
+            .sign()
+            .expect("mint");
+        for i in 1..4 {
+            t = attenuation(&t, i).sign().expect("attenuate");
+        }
+        t
+    };
+    let lv = Verifier::builder(KeySet::from(k.public()))
+        .resource(RES)
+        .budgets(captix_redis::leased(&url, options.clone(), Default::default()).expect("leases"))
+        .build();
+    lv.check(leased.as_str(), &call).expect("first sight");
     let mut g = c.benchmark_group("warm_redis");
     g.bench_function("captix/4", |b| {
         b.iter(|| {
             black_box(
                 v.check(black_box(t.as_str()), black_box(&call))
+                    .expect("allowed"),
+            )
+        })
+    });
+    g.bench_function("leased/4", |b| {
+        b.iter(|| {
+            black_box(
+                lv.check(black_box(leased.as_str()), black_box(&call))
                     .expect("allowed"),
             )
         })

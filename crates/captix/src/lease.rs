@@ -93,14 +93,19 @@ impl LeaseOptions {
     /// The units and lifetime to ask for on a call with these budgets at `now`: `(1, 0)` (an
     /// outright spend) when leasing would not pay or could outlive a budget: a lifetime budget
     /// (its unspent slice would be lost for good if the replica died), a window shorter than
-    /// the lease and its grace, a budget too small to share, a budget whose life ends first.
+    /// the lease and its grace, a budget too small to share, a budget whose life ends first,
+    /// a budget beyond half of §4.5's exact range.
     pub fn terms(&self, keys: &[BudgetKey], now: u64) -> (u64, u64) {
         let mut want = self.slice;
         for k in keys {
             let ends_first = k
                 .expires
                 .is_some_and(|e| e <= now.saturating_add(self.ttl + GRACE));
-            if k.window == 0 || k.window < self.ttl + GRACE || ends_first {
+            // A lease may put up to a window of debt ahead of the budget's: twice §4.5's range
+            // must stay exact in a store's doubles.
+            let wide = (u128::from(k.window) + 1) * (u128::from(k.max_calls) + 1) * 2
+                >= u128::from(crate::limits::MAX_BUDGET_PRODUCT);
+            if k.window == 0 || k.window < self.ttl + GRACE || ends_first || wide {
                 return (1, 0);
             }
             want = want.min(k.max_calls / self.share.max(1));
@@ -229,7 +234,11 @@ impl Budget {
             }
             live
         });
-        self.leases.values().fold(*committed, |s, l| {
+        // In order of their ends: the GCRA's own order, the same in every source (charges
+        // with the same end commute).
+        let mut live: Vec<&Outstanding> = self.leases.values().collect();
+        live.sort_unstable_by_key(|l| l.end);
+        live.iter().fold(*committed, |s, l| {
             charge(s, l.end, l.units, k.max_calls, k.window)
         })
     }
@@ -330,8 +339,21 @@ struct Held {
     until: u64,
 }
 
-/// Leases of prepared spends dropped before they were settled, with their budgets.
-type Orphans = Arc<Mutex<Vec<(Vec<BudgetKey>, Held)>>>;
+/// Leases that ended (used up or past their time) or whose prepared spend was dropped, with
+/// their budgets: settled by the next [`Leased::flush`], off the call path.
+type Ended = Arc<Mutex<Vec<(Vec<BudgetKey>, Held)>>>;
+
+/// Ended leases waiting for a flush beyond which a call settles them itself (no flusher runs).
+const ENDED_MAX: usize = 256;
+
+/// Settles ended leases (a failure leaves a lease to the source's grace: charged in full).
+fn settle_ended<S: LeaseSource>(source: &S, ended: &Ended, now: u64) -> usize {
+    let ended = std::mem::take(&mut *ended.lock().unwrap_or_else(|e| e.into_inner()));
+    for (keys, h) in &ended {
+        let _ = source.settle(keys, h.id, h.units - h.left, now);
+    }
+    ended.len()
+}
 
 struct Slot {
     keys: Vec<BudgetKey>,
@@ -348,8 +370,7 @@ pub struct Leased<S: LeaseSource> {
     /// refuses an id it already holds).
     ids: Arc<AtomicU64>,
     slots: Mutex<Vec<Weak<Slot>>>,
-    /// Leases of slots dropped before they were settled.
-    orphans: Orphans,
+    ended: Ended,
 }
 
 impl<S: LeaseSource> Leased<S> {
@@ -362,7 +383,7 @@ impl<S: LeaseSource> Leased<S> {
                 RandomState::new().hash_one(std::process::id()),
             )),
             slots: Mutex::new(Vec::new()),
-            orphans: Arc::new(Mutex::new(Vec::new())),
+            ended: Arc::new(Mutex::new(Vec::new())),
         }
     }
 
@@ -384,12 +405,7 @@ impl<S: LeaseSource> Leased<S> {
     }
 
     fn settle_where(&self, now: u64, due: impl Fn(&Held) -> bool) -> usize {
-        let mut done = 0;
-        let orphans = std::mem::take(&mut *self.orphans.lock().unwrap_or_else(|e| e.into_inner()));
-        for (keys, h) in orphans {
-            let _ = self.source.settle(&keys, h.id, h.units - h.left, now);
-            done += 1;
-        }
+        let mut done = settle_ended(&*self.source, &self.ended, now);
         let live: Vec<Arc<Slot>> = {
             let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
             slots.retain(|w| w.strong_count() > 0);
@@ -437,7 +453,7 @@ struct LeasedSpend<S: LeaseSource> {
     source: Arc<S>,
     options: LeaseOptions,
     ids: Arc<AtomicU64>,
-    orphans: Orphans,
+    ended: Ended,
 }
 
 impl<S: LeaseSource> PreparedSpend for LeasedSpend<S> {
@@ -450,10 +466,13 @@ impl<S: LeaseSource> PreparedSpend for LeasedSpend<S> {
             }
         }
         if let Some(h) = held.take() {
-            // Ended or used up: settle it (a failure leaves it to the source's grace).
-            let _ = self
-                .source
-                .settle(&self.slot.keys, h.id, h.units - h.left, now);
+            // Ended or used up: settled by the flusher, off the call path.
+            let mut ended = self.ended.lock().unwrap_or_else(|e| e.into_inner());
+            ended.push((self.slot.keys.clone(), h));
+            if ended.len() > ENDED_MAX {
+                drop(ended);
+                settle_ended(&*self.source, &self.ended, now);
+            }
         }
         let (want, ttl) = self.options.terms(&self.slot.keys, now);
         let id = self.ids.fetch_add(1, Ordering::Relaxed);
@@ -493,7 +512,7 @@ impl<S: LeaseSource> Drop for LeasedSpend<S> {
             .unwrap_or_else(|e| e.into_inner())
             .take();
         if let Some(h) = held {
-            self.orphans
+            self.ended
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .push((self.slot.keys.clone(), h));
@@ -516,7 +535,7 @@ impl<S: LeaseSource + 'static> BudgetStore for Leased<S> {
             source: self.source.clone(),
             options: self.options,
             ids: self.ids.clone(),
-            orphans: self.orphans.clone(),
+            ended: self.ended.clone(),
         })
     }
 }

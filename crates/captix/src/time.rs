@@ -1,4 +1,14 @@
-//! Unix seconds and RFC 3339 text (UTC), without a clock: the caller always passes the time.
+//! Unix seconds and RFC 3339 text (UTC). Checks never read a clock: the caller passes the
+//! time, usually [`now`].
+
+/// The system clock in Unix seconds. A clock before 1970 gives `u64::MAX`, a time every check
+/// refuses (`invalid_time`), never 0.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(u64::MAX)
+}
 
 /// The last second of year 9999; later times are refused.
 pub const MAX_TIME: u64 = 253_402_300_799;

@@ -108,12 +108,7 @@ fn run(command: Command) -> Result<Output, CliError> {
     }
 }
 
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
+use captix::time::now;
 
 fn keygen(out: &Path, json: bool) -> Result<Output, CliError> {
     let key_path = out.with_extension("key");

@@ -380,13 +380,7 @@ impl Config {
     }
 }
 
-/// Now, in Unix seconds.
-pub(crate) fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
+pub(crate) use captix::time::now as unix_now;
 
 fn is_redis(s: &str) -> bool {
     s.starts_with("redis://") || s.starts_with("rediss://")

@@ -1,7 +1,7 @@
 //! The per-request guard (docs §14.1–§14.5).
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
@@ -66,14 +66,7 @@ pub fn http_status(code: Code) -> StatusCode {
     StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::FORBIDDEN)
 }
 
-/// The server's clock; a clock before 1970 gives a time every check refuses (`invalid_time`),
-/// never 0.
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(u64::MAX)
-}
+use captix::time::now;
 
 /// A quoted-string value for a header: quotes and backslashes escaped, non-ASCII replaced.
 fn quoted(s: &str) -> String {

@@ -15,13 +15,19 @@ use crate::{Conn, Options};
 /// A key's lifetime is only ever extended: a new key gets its TTL, an existing one keeps its
 /// TTL unless the new one is later (`EXPIRE ... GT`, Redis 7.0 or later); TTL 0 keeps a key
 /// for good.
-/// KEYS: the budgets. ARGV: now, then per budget max_calls, window, ttl (seconds).
-/// Returns {0} when spent, {1, position, retry_after or -1} when a budget is exhausted.
+/// KEYS: the budgets, then their lease hashes (§15.4). ARGV: now, then per budget max_calls,
+/// window, ttl (seconds). Returns {0} when spent, {1, position, retry_after or -1} when a
+/// budget is exhausted, {2, position} when a budget is leased by a replica that leases (a
+/// spend that does not see leases could overspend: fail closed).
 const SPEND: &str = r"
 local now = tonumber(ARGV[1])
+local n = #KEYS / 2
+for i = 1, n do
+  if redis.call('EXISTS', KEYS[n + i]) == 1 then return {2, i - 1} end
+end
 local new = {}
 local existed = {}
-for i = 1, #KEYS do
+for i = 1, n do
   local max = tonumber(ARGV[(i - 1) * 3 + 2])
   local window = tonumber(ARGV[(i - 1) * 3 + 3])
   local raw = redis.call('GET', KEYS[i])
@@ -59,7 +65,7 @@ for i = 1, #KEYS do
     new[i] = string.format('%.0f:%.0f', t, math.max(now, at))
   end
 end
-for i = 1, #KEYS do
+for i = 1, n do
   local ttl = tonumber(ARGV[(i - 1) * 3 + 4])
   if not existed[i] then
     if ttl > 0 then
@@ -76,7 +82,7 @@ return {0}
 ";
 
 /// Exact range of the script's numbers (doubles are exact below 2^53).
-const EXACT: u128 = 1 << 53;
+pub(crate) const EXACT: u128 = 1 << 53;
 /// Added to every TTL, so that replicas whose clocks disagree by up to this many seconds
 /// never see a budget's state vanish while one of them can still accept its tickets.
 pub const CLOCK_SKEW_MARGIN: u64 = 300;
@@ -101,19 +107,45 @@ impl RedisBudgets {
     /// The Redis key of a budget: the hash tag is the chain's root id, so all of a chain's
     /// keys share one Redis Cluster slot and one script can touch them all.
     pub fn key(&self, k: &BudgetKey) -> String {
-        let root = hex::encode(&k.root[..k.root.len().min(16)]);
-        format!(
-            "{}:{{{root}}}:b:{}:{}",
-            self.prefix,
-            hex::encode(&k.block),
-            k.index
-        )
+        key_of(&self.prefix, k)
+    }
+}
+
+/// `<prefix>:{<root>}:<kind>:<block>:<index>`: the hash tag is the chain's root id.
+fn name(prefix: &str, kind: &str, k: &BudgetKey) -> String {
+    let root = hex::encode(&k.root[..k.root.len().min(16)]);
+    format!(
+        "{prefix}:{{{root}}}:{kind}:{}:{}",
+        hex::encode(&k.block),
+        k.index
+    )
+}
+
+/// A budget's state key.
+pub(crate) fn key_of(prefix: &str, k: &BudgetKey) -> String {
+    name(prefix, "b", k)
+}
+
+/// A budget's hash of outstanding leases (§15.4).
+pub(crate) fn lease_key_of(prefix: &str, k: &BudgetKey) -> String {
+    name(prefix, "l", k)
+}
+
+/// Spec §15.1: a windowed budget's debt is gone one window after its last spend; a lifetime
+/// budget lives until no ticket holding its block can be presented (its `expires`, from the
+/// declaring block and its ancestors), or for good (0).
+pub(crate) fn state_ttl(b: &BudgetKey, now: u64) -> u64 {
+    match (b.window, b.expires) {
+        (0, None) => 0,
+        (0, Some(e)) => e.saturating_sub(now).max(1) + CLOCK_SKEW_MARGIN,
+        (w, _) => w + 1 + CLOCK_SKEW_MARGIN,
     }
 }
 
 struct RedisSpend {
     conn: Arc<Conn>,
     script: Arc<redis::Script>,
+    /// The state keys, then the lease hashes.
     keys: Vec<String>,
     budgets: Vec<BudgetKey>,
     refused: Option<String>,
@@ -145,15 +177,7 @@ impl PreparedSpend for RedisSpend {
                     b.max_calls, b.window
                 )));
             }
-            // Spec §15.1: a windowed budget's debt is gone one window after its last spend; a
-            // lifetime budget lives until no ticket holding its block can be presented (its
-            // `expires`, from the declaring block and its ancestors), or for good.
-            let ttl = match (b.window, b.expires) {
-                (0, None) => 0,
-                (0, Some(e)) => e.saturating_sub(now).max(1) + CLOCK_SKEW_MARGIN,
-                (w, _) => w + 1 + CLOCK_SKEW_MARGIN,
-            };
-            inv.arg(b.max_calls).arg(b.window).arg(ttl);
+            inv.arg(b.max_calls).arg(b.window).arg(state_ttl(b, now));
         }
         let reply: Vec<i64> = self.conn.with(|c| inv.invoke(c))?;
         match reply.as_slice() {
@@ -162,6 +186,10 @@ impl PreparedSpend for RedisSpend {
                 which: usize::try_from(*which).unwrap_or(0),
                 retry_after: u64::try_from(*wait).ok(),
             }),
+            [2, which] => Err(crate::unavailable(format!(
+                "budget {which} of this call is leased by another replica: every replica \
+                 sharing a budget must lease (docs §15.4)"
+            ))),
             other => Err(crate::unavailable(format!(
                 "unexpected script reply {other:?}"
             ))),
@@ -171,7 +199,11 @@ impl PreparedSpend for RedisSpend {
 
 impl BudgetStore for RedisBudgets {
     fn prepare(&self, keys: Vec<BudgetKey>) -> Box<dyn PreparedSpend> {
-        let names: Vec<String> = keys.iter().map(|k| self.key(k)).collect();
+        let names: Vec<String> = keys
+            .iter()
+            .map(|k| self.key(k))
+            .chain(keys.iter().map(|k| lease_key_of(&self.prefix, k)))
+            .collect();
         // A chain's keys share a slot by construction (one root per call); the server
         // policy's limits (docs §16) share another. Nothing else may join them: a key of a
         // second chain would mean a bug upstream. (On a Redis Cluster the two slots of a

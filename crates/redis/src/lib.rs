@@ -5,15 +5,19 @@
 //! limits hold across every replica. [`RedisRevocations`] is a
 //! [`captix::revocation::RevocationSource`]: revoked ids live in a Redis set; each replica
 //! keeps a local copy, refreshed on a publish and at least every refresh interval, so checks
-//! cost no round trip. An unreachable Redis fails closed with `store_unavailable`; the stores
+//! cost no round trip. [`leased`] spends budgets from leases ([`RedisLeases`], docs §15.4):
+//! one round trip per slice of calls instead of per call, never overspending. An unreachable
+//! Redis fails closed with `store_unavailable`; the stores
 //! reconnect by themselves. Specified in docs §15.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 mod budgets;
+mod leases;
 mod revocations;
 
 pub use budgets::{RedisBudgets, CLOCK_SKEW_MARGIN};
+pub use leases::{leased, RedisLeases};
 /// The `redis` crate this one is built on, for callers of [`Conn::with`].
 pub use redis;
 pub use revocations::RedisRevocations;
