@@ -71,6 +71,13 @@ pub trait PreparedSpend: Send + Sync {
     /// Spends one unit from every budget, all or nothing, at `now` (Unix seconds).
     fn spend(&self, now: u64) -> Result<Spend, Denial>;
 
+    /// The spend, when it can be answered without waiting on I/O (a network round trip);
+    /// `None` otherwise, having spent nothing. Async servers call this on their runtime and
+    /// [`PreparedSpend::spend`] on a blocking pool when it answers `None` (docs §10.3).
+    fn try_spend(&self, now: u64) -> Option<Result<Spend, Denial>> {
+        Some(self.spend(now))
+    }
+
     /// The heap this prepared spend holds or keeps alive (an estimate): what a verifier's
     /// cache counts against its byte bound (docs §10.2).
     fn heap_bytes(&self) -> usize {

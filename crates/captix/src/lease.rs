@@ -457,7 +457,23 @@ struct LeasedSpend<S: LeaseSource> {
 }
 
 impl<S: LeaseSource> PreparedSpend for LeasedSpend<S> {
+    fn try_spend(&self, now: u64) -> Option<Result<Spend, Denial>> {
+        if self.slot.keys.is_empty() {
+            return Some(Ok(Spend::Spent));
+        }
+        let mut held = self.slot.held.lock().unwrap_or_else(|e| e.into_inner());
+        let h = held.as_mut()?;
+        if h.left > 0 && (h.since..h.until).contains(&now) {
+            h.left -= 1;
+            return Some(Ok(Spend::Spent));
+        }
+        None
+    }
+
     fn spend(&self, now: u64) -> Result<Spend, Denial> {
+        if self.slot.keys.is_empty() {
+            return Ok(Spend::Spent);
+        }
         let mut held = self.slot.held.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(h) = held.as_mut() {
             if h.left > 0 && (h.since..h.until).contains(&now) {

@@ -185,6 +185,21 @@ fn count_shard() -> usize {
     SHARD.with(|s| *s)
 }
 
+/// Whether a decision spends budgets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Spending {
+    /// No (`allows`: list filtering, spec §4.5).
+    No,
+    /// Yes, waiting on the store if need be.
+    Yes,
+    /// Only if the store answers without I/O; otherwise the decision is [`WOULD_BLOCK`].
+    IfLocal,
+}
+
+/// The reason of the internal denial that marks a decision stopped before waiting on a store:
+/// never returned to a caller (`try_check_audited_bytes` answers `None` instead).
+const WOULD_BLOCK: &str = "the budget store would wait on I/O";
+
 /// What an allowed (ticket, tool) needs on every call, made on its first: the policy's scope
 /// denial, if any, and the spend of the ticket's budgets and the policy's limits.
 struct Prepared {
@@ -291,7 +306,27 @@ impl Verifier {
 
     /// [`Verifier::check_audited`] on the ticket's bytes.
     pub fn check_audited_bytes(&self, ticket: &[u8], call: &Call) -> Checked {
-        let (decision, entry) = self.decide(ticket, call);
+        let (decision, entry) = self.decide(ticket, call, Spending::Yes);
+        self.audited(call, decision, entry)
+    }
+
+    /// [`Verifier::check_audited_bytes`] when it can answer without waiting on a budget
+    /// store's I/O (docs §10.3); `None`, having spent and recorded nothing, when it would wait.
+    /// An async server calls this on its runtime and, on `None`, `check_audited_bytes` on a
+    /// blocking pool, so a stalled store never holds a runtime worker.
+    pub fn try_check_audited_bytes(&self, ticket: &[u8], call: &Call) -> Option<Checked> {
+        let (decision, entry) = self.decide(ticket, call, Spending::IfLocal);
+        if decision
+            .as_ref()
+            .err()
+            .is_some_and(|d| d.code == Code::StoreUnavailable && d.reason == WOULD_BLOCK)
+        {
+            return None;
+        }
+        Some(self.audited(call, decision, entry))
+    }
+
+    fn audited(&self, call: &Call, decision: Decision, entry: Option<Arc<Entry>>) -> Checked {
         self.count(
             call.target.method(),
             call.target.name(),
@@ -444,7 +479,12 @@ impl Verifier {
         })
     }
 
-    fn decide(&self, ticket: &[u8], call: &Call) -> (Decision, Option<Arc<Entry>>) {
+    fn decide(
+        &self,
+        ticket: &[u8],
+        call: &Call,
+        spending: Spending,
+    ) -> (Decision, Option<Arc<Entry>>) {
         if let Err(d) = call.check_time() {
             return (Err(d), None);
         }
@@ -453,7 +493,7 @@ impl Verifier {
             Ok(e) => e,
             Err(d) => return (Err(d), None),
         };
-        let decision = self.decide_entry(&entry, call, true);
+        let decision = self.decide_entry(&entry, call, spending);
         (decision, Some(entry))
     }
 
@@ -463,12 +503,12 @@ impl Verifier {
     pub fn allows(&self, ticket: &str, call: &Call) -> Decision {
         call.check_time()?;
         let entry = self.entry(ticket.as_bytes().trim_ascii())?;
-        self.decide_entry(&entry, call, false)
+        self.decide_entry(&entry, call, Spending::No)
     }
 
     /// The decision of spec §6.3 with revocation, and, when `spend`, budgets (only tool calls
     /// spend: spec §4.5).
-    fn decide_entry(&self, entry: &Entry, call: &Call, spend: bool) -> Decision {
+    fn decide_entry(&self, entry: &Entry, call: &Call, spend: Spending) -> Decision {
         self.check_revocation(entry)?;
         self.check_acceptance(entry, call.time)?;
         let resource = self.resource.as_deref().or(call.resource.as_deref());
@@ -653,15 +693,26 @@ impl Verifier {
         }
     }
 
-    /// The policy's scopes, then, when `spend`, the budgets and limits, all or nothing.
-    fn apply(&self, p: &Prepared, spend: bool, now: u64, allowed: &Allowed) -> Result<(), Denial> {
+    /// The policy's scopes, then, when spending, the budgets and limits, all or nothing.
+    fn apply(
+        &self,
+        p: &Prepared,
+        spend: Spending,
+        now: u64,
+        allowed: &Allowed,
+    ) -> Result<(), Denial> {
         if let Some(d) = &p.scope {
             return Err(d.clone());
         }
-        if !spend {
-            return Ok(());
-        }
-        match p.spend.spend(now)? {
+        let spent = match spend {
+            Spending::No => return Ok(()),
+            Spending::Yes => p.spend.spend(now)?,
+            Spending::IfLocal => match p.spend.try_spend(now) {
+                Some(s) => s?,
+                None => return Err(Denial::new(Code::StoreUnavailable, WOULD_BLOCK)),
+            },
+        };
+        match spent {
             Spend::Spent => Ok(()),
             Spend::Exhausted { which, retry_after } => match which.checked_sub(p.ticket_keys) {
                 None => Err(exhausted(which, retry_after, allowed)),

@@ -30,6 +30,8 @@ pub(crate) struct Guard {
     origins: Vec<String>,
     metadata_url: String,
     sessions: Sessions,
+    /// Slots for checks that wait on a budget store (`Config::max_blocking_checks`).
+    blocking: Arc<tokio::sync::Semaphore>,
 }
 
 impl Guard {
@@ -51,8 +53,39 @@ impl Guard {
             ),
             origins,
             verifier,
+            blocking: Arc::new(tokio::sync::Semaphore::new(
+                config.max_blocking_checks.max(1),
+            )),
             config,
         }
+    }
+
+    /// The check of a call, audited: on the runtime when the budget store answers without
+    /// I/O, else on tokio's blocking pool (at most `max_blocking_checks` at once), so a stalled
+    /// store never holds a runtime worker (docs §14.1).
+    async fn check(&self, token: &str, call: Call) -> captix::Checked {
+        if let Some(c) = self
+            .verifier
+            .try_check_audited_bytes(token.as_bytes(), &call)
+        {
+            return c;
+        }
+        let Ok(_slot) = self.blocking.clone().acquire_owned().await else {
+            return captix::Checked {
+                decision: Err(captix::budget::store_unavailable("no slot for the check")),
+                audit_seq: None,
+            };
+        };
+        let verifier = self.verifier.clone();
+        let token = token.to_string();
+        tokio::task::spawn_blocking(move || verifier.check_audited(&token, &call))
+            .await
+            .unwrap_or_else(|_| captix::Checked {
+                decision: Err(captix::budget::store_unavailable(
+                    "the check did not finish",
+                )),
+                audit_seq: None,
+            })
     }
 }
 
@@ -614,7 +647,7 @@ pub(crate) async fn guard(State(g): State<Arc<Guard>>, req: Request, next: Next)
     let checked = match call {
         Ok(c) => {
             let began = Instant::now();
-            let checked = g.verifier.check_audited(&token, &c.at(time));
+            let checked = g.check(&token, c.at(time)).await;
             // Docs §16.3: the check's latency, for OpenTelemetry's tracing bridge.
             let micros = u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX);
             tracing::event!(

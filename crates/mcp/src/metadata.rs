@@ -39,6 +39,11 @@ pub struct Config {
     /// Longest wait for a request's whole body (default 10 s; then 408): a caller cannot hold
     /// a buffer open by sending slowly.
     pub body_deadline: std::time::Duration,
+    /// Most checks waiting on a budget store's I/O at once (default 64). A check that would
+    /// wait (a Redis round trip) runs on tokio's blocking pool, never on a runtime worker, so a
+    /// stalled store delays only the calls that need it; past this many, calls queue for a
+    /// slot without holding a thread.
+    pub max_blocking_checks: usize,
     /// Origins whose browser requests are accepted besides the resource's own (Streamable
     /// HTTP: servers MUST validate `Origin`, against DNS rebinding). A request with another
     /// `Origin` gets 403; requests without one (not from a browser) are unaffected.
@@ -79,6 +84,7 @@ impl Config {
             scopes: Vec::new(),
             max_body_bytes: 1 << 20,
             body_deadline: std::time::Duration::from_secs(10),
+            max_blocking_checks: 64,
             allowed_origins: Vec::new(),
             max_sessions: 10_000,
             max_sessions_per_ticket: 32,

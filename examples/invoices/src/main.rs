@@ -53,6 +53,14 @@ struct Args {
     /// (e.g. redis://127.0.0.1:6379/)
     #[arg(long, conflicts_with = "revoked")]
     redis: Option<String>,
+    /// With --redis: spend budgets from leases (docs §15.4), one round trip per slice of calls;
+    /// every replica sharing a budget must lease
+    #[arg(long, requires = "redis")]
+    lease: bool,
+    /// With --redis: the timeout of each Redis call, in milliseconds; past it a call fails
+    /// closed
+    #[arg(long, requires = "redis", default_value_t = 200, value_name = "MS")]
+    redis_timeout_ms: u64,
 }
 
 #[tokio::main]
@@ -84,17 +92,27 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .resource(resource.clone())
         .budgets(budgets.clone());
     if let Some(url) = &args.redis {
-        let options = captix_redis::Options::default();
-        builder = builder
-            .budgets(Arc::new(captix_redis::RedisBudgets::new(
+        let options = captix_redis::Options {
+            timeout: Duration::from_millis(args.redis_timeout_ms),
+            ..captix_redis::Options::default()
+        };
+        builder = if args.lease {
+            builder.budgets(captix_redis::leased(
+                url,
+                options.clone(),
+                Default::default(),
+            )?)
+        } else {
+            builder.budgets(Arc::new(captix_redis::RedisBudgets::new(
                 url,
                 options.clone(),
             )?))
-            .revocations(Arc::new(captix_redis::RedisRevocations::new(
-                url,
-                options,
-                Duration::from_secs(1),
-            )?));
+        };
+        builder = builder.revocations(Arc::new(captix_redis::RedisRevocations::new(
+            url,
+            options,
+            Duration::from_secs(1),
+        )?));
     }
     if let Some(p) = &args.policy {
         let text = std::fs::read_to_string(p)

@@ -31,7 +31,14 @@ fn now() -> u64 {
 
 impl Replica {
     fn start(pubkey: &Path, redis: &str) -> Self {
+        Self::start_with(pubkey, redis, &[], &[])
+    }
+
+    /// With more arguments and environment (e.g. `TOKIO_WORKER_THREADS`).
+    fn start_with(pubkey: &Path, redis: &str, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_captix-invoices"))
+            .args(extra)
+            .envs(env.iter().copied())
             .args([
                 "--port",
                 "0",
@@ -64,8 +71,12 @@ impl Replica {
 
     /// One tools/call; returns the HTTP status.
     fn call(&self, ticket: &str) -> u16 {
+        Self::call_at(self.addr, ticket)
+    }
+
+    fn call_at(addr: SocketAddr, ticket: &str) -> u16 {
         let body = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_invoices","arguments":{"org":"acme"}}}"#;
-        let mut s = TcpStream::connect(self.addr).expect("connect");
+        let mut s = TcpStream::connect(addr).expect("connect");
         write!(
             s,
             "POST /mcp HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\
@@ -145,6 +156,68 @@ fn two_replicas_of_the_binary_share_budgets_and_revocations_through_redis() {
         assert!(Instant::now() < deadline, "still {sa} {sb} after 10 s");
         std::thread::sleep(Duration::from_millis(100));
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Docs §14.1: a check that waits on Redis runs off the runtime's workers. The server runs on
+/// one worker; Redis is stopped (SIGSTOP) while three calls that must spend in Redis are in
+/// flight; a call whose ticket has no budget, sent after them, is answered while they still
+/// wait, and they are answered once Redis resumes. With the checks on the worker, the first
+/// stalled call would hold it and the last call would wait behind it.
+#[test]
+fn a_stalled_redis_holds_only_the_calls_that_need_it() {
+    let redis = server::Redis::start();
+    let dir = std::env::temp_dir().join(format!("captix-stall-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let pubkey = dir.join("root.pub");
+    let key = SigningKey::from_seed(&[32u8; 32]);
+    key.public().save(&pubkey).expect("save public key");
+    let budgeted = Ticket::mint(&key, "billing-agent", "alice")
+        .tool("list_invoices")
+        .budget("1000/min".parse().expect("budget"))
+        .resource(RESOURCE)
+        .expires_at(now() + 600)
+        .sign()
+        .expect("mint");
+    let free = key_ticket(&key);
+    let replica = Replica::start_with(
+        &pubkey,
+        &redis.url(),
+        &["--redis-timeout-ms", "20000"],
+        &[("TOKIO_WORKER_THREADS", "1")],
+    );
+    // Both tickets verified and cached, Redis connected.
+    assert_ne!(replica.call(budgeted.as_str()), 401);
+    assert_ne!(replica.call(free.as_str()), 401);
+
+    redis.pause();
+    let order = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let stalled: Vec<_> = (0..3)
+        .map(|i| {
+            let (order, addr, ticket) = (order.clone(), replica.addr, budgeted.to_string());
+            std::thread::spawn(move || {
+                let r = Replica::call_at(addr, &ticket);
+                order
+                    .lock()
+                    .expect("lock")
+                    .push(format!("budgeted {i}: {r}"));
+            })
+        })
+        .collect();
+    // Sequencing only (no time is asserted): let the three reach the server first.
+    std::thread::sleep(Duration::from_millis(500));
+    let r = replica.call(free.as_str());
+    order.lock().expect("lock").push(format!("free: {r}"));
+    redis.resume();
+    for t in stalled {
+        t.join().expect("thread");
+    }
+    let order = order.lock().expect("lock").clone();
+    assert!(order[0].starts_with("free"), "{order:?}");
+    assert!(
+        order[1..].iter().all(|o| !o.ends_with(": 503")),
+        "the stalled calls were answered once Redis resumed: {order:?}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
