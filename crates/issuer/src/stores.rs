@@ -327,7 +327,9 @@ impl RedisStore {
 
     fn with<T>(
         &self,
-        f: impl FnOnce(&mut captix_redis::redis::Connection) -> captix_redis::redis::RedisResult<T>,
+        f: impl FnOnce(
+            &mut dyn captix_redis::redis::ConnectionLike,
+        ) -> captix_redis::redis::RedisResult<T>,
     ) -> Result<T, Error> {
         self.conn.with(f).map_err(|d| Error::Store(d.reason))
     }

@@ -46,20 +46,78 @@ fn unavailable(e: impl std::fmt::Display) -> captix::Denial {
     captix::budget::store_unavailable(&format!("redis: {e}"))
 }
 
-/// One lazily (re)connected connection, for other captix crates that keep state in the same
-/// Redis (the issuer's store).
+/// `redis+cluster://HOST:PORT,HOST:PORT,…`: a Redis Cluster, from any of its nodes (docs §15).
+pub const CLUSTER_SCHEME: &str = "redis+cluster://";
+
+enum Client {
+    One(redis::Client),
+    Cluster(redis::cluster::ClusterClient),
+}
+
+enum Connection {
+    One(redis::Connection),
+    Cluster(Box<redis::cluster::ClusterConnection>),
+}
+
+impl Connection {
+    fn as_dyn(&mut self) -> &mut dyn redis::ConnectionLike {
+        match self {
+            Connection::One(c) => c,
+            Connection::Cluster(c) => &mut **c,
+        }
+    }
+}
+
+/// The node URLs of a Redis URL: one for `redis://…`, each node of a `redis+cluster://…`.
+pub fn node_urls(url: &str) -> Vec<String> {
+    match url.strip_prefix(CLUSTER_SCHEME) {
+        Some(nodes) => nodes
+            .split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(|n| format!("redis://{n}"))
+            .collect(),
+        None => vec![url.to_string()],
+    }
+}
+
+/// One lazily (re)connected connection, to one Redis or to a Redis Cluster
+/// (`redis+cluster://…`), for the stores here and for other captix crates that keep state in
+/// the same Redis (the issuer's store).
 pub struct Conn {
-    client: redis::Client,
+    client: Client,
     timeout: Duration,
-    conn: std::sync::Mutex<Option<redis::Connection>>,
+    conn: std::sync::Mutex<Option<Connection>>,
 }
 
 impl Conn {
-    /// A connection to `url` (made on first use), with this timeout on every call.
+    /// A connection to `url` (made on first use), with this timeout on every call. A cluster
+    /// connection follows slot moves and failovers, retrying a call at most twice within the
+    /// timeout's budget; past it, the call fails closed.
     pub fn new(url: &str, timeout: Duration) -> Result<Self, captix::Error> {
-        let client = redis::Client::open(url).map_err(|e| {
+        let invalid = |e: redis::RedisError| {
             captix::Error::InvalidRestriction(format!("invalid redis URL {url:?}: {e}"))
-        })?;
+        };
+        let client = if url.starts_with(CLUSTER_SCHEME) {
+            let nodes = node_urls(url);
+            if nodes.is_empty() {
+                return Err(captix::Error::InvalidRestriction(format!(
+                    "invalid redis URL {url:?}: no cluster node"
+                )));
+            }
+            Client::Cluster(
+                redis::cluster::ClusterClientBuilder::new(nodes)
+                    .connection_timeout(timeout)
+                    .response_timeout(timeout)
+                    .retries(2)
+                    .min_retry_wait(10)
+                    .max_retry_wait(100)
+                    .build()
+                    .map_err(invalid)?,
+            )
+        } else {
+            Client::One(redis::Client::open(url).map_err(invalid)?)
+        };
         Ok(Conn {
             client,
             timeout,
@@ -67,32 +125,37 @@ impl Conn {
         })
     }
 
+    fn connect(&self) -> redis::RedisResult<Connection> {
+        match &self.client {
+            Client::One(client) => {
+                let c = client.get_connection_with_timeout(self.timeout)?;
+                c.set_read_timeout(Some(self.timeout))?;
+                c.set_write_timeout(Some(self.timeout))?;
+                Ok(Connection::One(c))
+            }
+            Client::Cluster(client) => Ok(Connection::Cluster(Box::new(client.get_connection()?))),
+        }
+    }
+
     /// Runs `f` on the connection, connecting first if needed; a failed call drops the
     /// connection so the next call reconnects. Failures are `store_unavailable` denials.
     pub fn with<T>(
         &self,
-        f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>,
+        f: impl FnOnce(&mut dyn redis::ConnectionLike) -> redis::RedisResult<T>,
     ) -> Result<T, captix::Denial> {
         let mut guard = self.conn.lock().unwrap_or_else(|e| e.into_inner());
         if guard.is_none() {
-            let c = self
-                .client
-                .get_connection_with_timeout(self.timeout)
-                .map_err(unavailable)?;
-            c.set_read_timeout(Some(self.timeout))
-                .map_err(unavailable)?;
-            c.set_write_timeout(Some(self.timeout))
-                .map_err(unavailable)?;
-            *guard = Some(c);
+            *guard = Some(self.connect().map_err(unavailable)?);
         }
         let conn = guard.as_mut().ok_or_else(|| unavailable("no connection"))?;
-        match f(conn) {
+        match f(conn.as_dyn()) {
             Ok(v) => Ok(v),
             Err(e) => {
                 if e.is_io_error()
                     || e.is_connection_dropped()
                     || e.is_timeout()
                     || e.is_connection_refusal()
+                    || e.is_cluster_error()
                 {
                     *guard = None;
                 }

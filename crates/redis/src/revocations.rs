@@ -61,19 +61,20 @@ impl RedisRevocations {
     /// Revokes an id for every replica: adds it to the set and publishes it.
     pub fn revoke(&self, id: &RevocationId) -> Result<(), Denial> {
         let hex = id.to_hex();
+        // The set is the truth; the publish only wakes replicas before their refresh (two
+        // commands, not a transaction: a cluster routes them to different nodes).
         self.shared.conn.with(|c| {
-            redis::pipe()
-                .atomic()
-                .cmd("SADD")
+            redis::cmd("SADD")
                 .arg(&self.shared.set_key)
                 .arg(&hex)
-                .ignore()
-                .cmd("PUBLISH")
-                .arg(&self.shared.channel)
-                .arg(&hex)
-                .ignore()
                 .query::<()>(c)
         })?;
+        let _ = self.shared.conn.with(|c| {
+            redis::cmd("PUBLISH")
+                .arg(&self.shared.channel)
+                .arg(&hex)
+                .query::<()>(c)
+        });
         reload(&self.shared)
     }
 
@@ -112,7 +113,9 @@ fn reload(s: &Shared) -> Result<(), Denial> {
 /// The refresher: waits for a published revocation (or the refresh interval) and re-reads.
 fn listen(s: &Shared, url: &str, refresh: Duration) {
     while !s.stop.load(Ordering::Relaxed) {
-        let subscribed = redis::Client::open(url)
+        // Any node of a cluster delivers every publish (classic pub/sub is broadcast).
+        let node = crate::node_urls(url).into_iter().next().unwrap_or_default();
+        let subscribed = redis::Client::open(node)
             .and_then(|c| c.get_connection_with_timeout(refresh))
             .and_then(|mut c| {
                 let mut ps = c.as_pubsub();

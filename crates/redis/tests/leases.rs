@@ -69,7 +69,7 @@ fn the_redis_source_answers_as_the_memory_source() {
             if pick.is_empty() {
                 continue;
             }
-            if seed % 5 == 0 && !open.is_empty() {
+            if seed.is_multiple_of(5) && !open.is_empty() {
                 let (keys, id, units) = open.swap_remove((seed as usize / 5) % open.len());
                 let used = (seed >> 20) % (units + 1);
                 redis.settle(&keys, id, used, start).expect("redis settle");
