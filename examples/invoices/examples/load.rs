@@ -46,7 +46,10 @@ fn opts() -> Opts {
     let mut i = 0;
     while i < args.len() {
         let v = args.get(i + 1).cloned().unwrap_or_default();
-        let n = || v.parse::<u64>().unwrap_or_else(|_| die(&format!("{}: not a number", args[i])));
+        let n = || {
+            v.parse::<u64>()
+                .unwrap_or_else(|_| die(&format!("{}: not a number", args[i])))
+        };
         match args[i].as_str() {
             "--server" => o.server = PathBuf::from(&v),
             "--seconds" => o.seconds = n(),
@@ -86,7 +89,16 @@ fn free_port() -> u16 {
 fn start_redis() -> (Proc, String) {
     let port = free_port();
     let child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
         .stdout(Stdio::null())
         .spawn()
         .unwrap_or_else(|e| die(&format!("redis-server: {e} (apt-get install redis-server)")));
@@ -99,7 +111,15 @@ fn start_redis() -> (Proc, String) {
 fn start_replica(o: &Opts, dir: &Path, redis: &str, n: usize) -> (Proc, SocketAddr, PathBuf) {
     let audit = dir.join(format!("audit-{n}.jsonl"));
     let mut child = Command::new(&o.server)
-        .args(["--port", "0", "--resource", RESOURCE, "--redis", redis, "--lease"])
+        .args([
+            "--port",
+            "0",
+            "--resource",
+            RESOURCE,
+            "--redis",
+            redis,
+            "--lease",
+        ])
         .args(["--authorization-server", "https://auth.example"])
         .arg("--pubkey")
         .arg(dir.join("root.pub"))
@@ -182,8 +202,9 @@ fn main() {
         })
         .collect();
     let (_redis, url) = start_redis();
-    let replicas: Vec<(Proc, SocketAddr, PathBuf)> =
-        (0..REPLICAS).map(|n| start_replica(&o, &dir, &url, n)).collect();
+    let replicas: Vec<(Proc, SocketAddr, PathBuf)> = (0..REPLICAS)
+        .map(|n| start_replica(&o, &dir, &url, n))
+        .collect();
     let addrs: Vec<SocketAddr> = replicas.iter().map(|r| r.1).collect();
     println!(
         "load: {} replicas, {} agents ({} users), {} calls/s for {} s, {} client threads",
@@ -231,7 +252,11 @@ fn main() {
     let elapsed = start.elapsed().as_secs_f64();
     let (mut lat, codes) = results.lock().expect("lock").clone();
     lat.sort_unstable();
-    let pct = |p: f64| lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1))).copied().unwrap_or(0);
+    let pct = |p: f64| {
+        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0)
+    };
     let mut codes: Vec<(u16, u64)> = codes.into_iter().collect();
     codes.sort_unstable();
     println!(

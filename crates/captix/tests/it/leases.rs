@@ -239,6 +239,15 @@ fn a_lease_serves_its_slice_without_a_round_trip() {
     assert_eq!(takes, 40, "round trips for 1,000 calls");
 }
 
+/// Spends through a replica's first prepared spend at `now` until it refuses: how many passed.
+fn spend_all(r: &Replica, now: u64) -> u64 {
+    let mut n = 0;
+    while let Ok(Spend::Spent) = r.spends[0].spend(now) {
+        n += 1;
+    }
+    n
+}
+
 /// Units a replica did not use go back when it settles, and another replica may spend them.
 #[test]
 fn settling_gives_back_what_was_not_used() {
@@ -254,13 +263,6 @@ fn settling_gives_back_what_was_not_used() {
     let b = Replica::new(&source, &keys, 1, 0, LeaseOptions { ttl: 0, ..o });
     assert_eq!(a.spends[0].spend(T0), Ok(Spend::Spent));
     // A holds 32 (one used), charged as 32 calls at T0 + 1.
-    let spend_all = |r: &Replica, now: u64| {
-        let mut n = 0;
-        while let Ok(Spend::Spent) = r.spends[0].spend(now) {
-            n += 1;
-        }
-        n
-    };
     ms.store(T0 * 1000 + 500, Ordering::SeqCst);
     let before = spend_all(&b, T0);
     assert_eq!(before, 64 - 32, "B while A holds its lease");
@@ -292,11 +294,7 @@ fn a_dead_replica_loses_at_most_its_slice_for_one_window() {
     let b = Replica::new(&source, &keys, 1, 0, LeaseOptions { ttl: 0, ..o });
     let spend_all = |now: u64| {
         ms.store(now * 1000, Ordering::SeqCst);
-        let mut n = 0;
-        while let Ok(Spend::Spent) = b.spends[0].spend(now) {
-            n += 1;
-        }
-        n
+        spend_all(&b, now)
     };
     assert_eq!(spend_all(T0), 64 - 32, "the dead lease's 32 units are held");
     // After the lease's end, its grace and one window, everything is back.
