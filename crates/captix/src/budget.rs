@@ -122,11 +122,18 @@ pub fn gcra(state: State, now: u64, max_calls: u64, window: u64) -> Result<State
     }
 }
 
-/// The debt left at `now`: drained by `min(now − at, window + 1)·max_calls` ticks. A clock
-/// that went back drains nothing.
-pub(crate) fn drained(state: State, now: u64, max_calls: u64, window: u64) -> u128 {
-    let elapsed = u128::from(now.saturating_sub(state.at).min(window.saturating_add(1)));
-    u128::from(state.debt).saturating_sub(elapsed * u128::from(max_calls))
+/// The debt left at `now`: drained by `(now − at)·max_calls` ticks, never below 0; a clock
+/// that went back drains nothing. `now − at` is capped at `⌊debt/N⌋ + 1` seconds, past which
+/// nothing is left, so every product stays exact. (For a debt up to `(W + 1)·N`, the most
+/// §10.3's own spends reach, that is the cap of `W + 1` seconds; charges folded out of time
+/// order, §10.6, may leave more, which drains all the same.)
+pub(crate) fn drained(state: State, now: u64, max_calls: u64, _window: u64) -> u128 {
+    let (debt, n) = (u128::from(state.debt), u128::from(max_calls));
+    if n == 0 {
+        return debt;
+    }
+    let elapsed = u128::from(now.saturating_sub(state.at)).min(debt / n + 1);
+    debt.saturating_sub(elapsed * n)
 }
 
 /// True when a state is the same as no state at `now` (it can be forgotten).

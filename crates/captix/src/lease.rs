@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
 
 use crate::budget::{drained, BudgetKey, BudgetStore, PreparedSpend, Spend, State};
 use crate::error::Denial;
@@ -226,19 +227,24 @@ impl Budget {
     /// The committed state with every live lease charged at its end; leases past their grace
     /// are committed in full first.
     fn view(&mut self, t: u64, k: &BudgetKey) -> State {
-        let committed = &mut self.committed;
+        let mut stale: Vec<Outstanding> = Vec::new();
         self.leases.retain(|_, l| {
             let live = t <= l.end.saturating_add(GRACE);
             if !live {
-                *committed = charge(*committed, l.end, l.units, k.max_calls, k.window);
+                stale.push(*l);
             }
             live
         });
+        // Their holders did not settle in time: charged in full, in order of their ends.
+        stale.sort_unstable_by_key(|l| l.end);
+        for l in stale {
+            self.committed = charge(self.committed, l.end, l.units, k.max_calls, k.window);
+        }
         // In order of their ends: the GCRA's own order, the same in every source (charges
         // with the same end commute).
         let mut live: Vec<&Outstanding> = self.leases.values().collect();
         live.sort_unstable_by_key(|l| l.end);
-        live.iter().fold(*committed, |s, l| {
+        live.iter().fold(self.committed, |s, l| {
             charge(s, l.end, l.units, k.max_calls, k.window)
         })
     }
@@ -334,9 +340,24 @@ struct Held {
     id: u64,
     units: u64,
     left: u64,
-    /// Usable while `since <= now < until` (the holder's clock).
+    /// Usable while `since <= now < until` (the holder's clock, the calls' time) and less
+    /// than `until - since` seconds after it was asked for (a monotonic clock, so that a call
+    /// stamped early but checked late cannot use a lease past its end).
     since: u64,
     until: u64,
+    asked: Instant,
+}
+
+impl Held {
+    fn usable(&self, now: u64) -> bool {
+        self.left > 0
+            && (self.since..self.until).contains(&now)
+            && self.asked.elapsed() < Duration::from_secs(self.until - self.since)
+    }
+
+    fn used(&self) -> u64 {
+        self.units - self.left
+    }
 }
 
 /// Leases that ended (used up or past their time) or whose prepared spend was dropped, with
@@ -346,13 +367,37 @@ type Ended = Arc<Mutex<Vec<(Vec<BudgetKey>, Held)>>>;
 /// Ended leases waiting for a flush beyond which a call settles them itself (no flusher runs).
 const ENDED_MAX: usize = 256;
 
-/// Settles ended leases (a failure leaves a lease to the source's grace: charged in full).
+/// Settles ended leases. One that fails is kept for the next flush until its grace is over
+/// by the holder's clock (then the source has charged it in full anyway).
 fn settle_ended<S: LeaseSource>(source: &S, ended: &Ended, now: u64) -> usize {
-    let ended = std::mem::take(&mut *ended.lock().unwrap_or_else(|e| e.into_inner()));
-    for (keys, h) in &ended {
-        let _ = source.settle(keys, h.id, h.units - h.left, now);
+    let batch = std::mem::take(&mut *ended.lock().unwrap_or_else(|e| e.into_inner()));
+    let mut again = Vec::new();
+    let mut done = 0;
+    for (keys, h) in batch {
+        match source.settle(&keys, h.id, h.used(), now) {
+            Ok(()) => done += 1,
+            Err(_) if now <= h.until.saturating_add(GRACE) => again.push((keys, h)),
+            Err(_) => {}
+        }
     }
-    ended.len()
+    if !again.is_empty() {
+        ended
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(again);
+    }
+    done
+}
+
+/// Queues an ended lease for the flusher; past [`ENDED_MAX`] queued (no flusher runs), settles
+/// them now. Never called with a slot's lock held.
+fn retire<S: LeaseSource>(source: &S, ended: &Ended, keys: &[BudgetKey], h: Held, now: u64) {
+    let mut queue = ended.lock().unwrap_or_else(|e| e.into_inner());
+    queue.push((keys.to_vec(), h));
+    if queue.len() > ENDED_MAX {
+        drop(queue);
+        settle_ended(source, ended, now);
+    }
 }
 
 struct Slot {
@@ -396,7 +441,7 @@ impl<S: LeaseSource> Leased<S> {
     /// Returns how many were settled. A failed settle is left to the source's grace (the
     /// lease is then charged in full).
     pub fn flush(&self, now: u64) -> usize {
-        self.settle_where(now, |h| !(h.since..h.until).contains(&now))
+        self.settle_where(now, |h| !h.usable(now))
     }
 
     /// Settles every lease now, ended or not (at shutdown: the units left go back).
@@ -405,22 +450,30 @@ impl<S: LeaseSource> Leased<S> {
     }
 
     fn settle_where(&self, now: u64, due: impl Fn(&Held) -> bool) -> usize {
-        let mut done = settle_ended(&*self.source, &self.ended, now);
         let live: Vec<Arc<Slot>> = {
             let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
             slots.retain(|w| w.strong_count() > 0);
             slots.iter().filter_map(Weak::upgrade).collect()
         };
         for slot in live {
-            let mut held = slot.held.lock().unwrap_or_else(|e| e.into_inner());
-            if held.as_ref().is_some_and(&due) {
-                if let Some(h) = held.take() {
-                    let _ = self.source.settle(&slot.keys, h.id, h.units - h.left, now);
-                    done += 1;
+            // Taken out under the slot's lock, settled after it is released: a call on this
+            // slot never waits on the source behind a flush.
+            let held = {
+                let mut held = slot.held.lock().unwrap_or_else(|e| e.into_inner());
+                if held.as_ref().is_some_and(&due) {
+                    held.take()
+                } else {
+                    None
                 }
+            };
+            if let Some(h) = held {
+                self.ended
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push((slot.keys.clone(), h));
             }
         }
-        done
+        settle_ended(&*self.source, &self.ended, now)
     }
 }
 
@@ -461,9 +514,14 @@ impl<S: LeaseSource> PreparedSpend for LeasedSpend<S> {
         if self.slot.keys.is_empty() {
             return Some(Ok(Spend::Spent));
         }
-        let mut held = self.slot.held.lock().unwrap_or_else(|e| e.into_inner());
+        // Never waits: a slot another thread holds (it is taking a lease) answers `None`.
+        let mut held = match self.slot.held.try_lock() {
+            Ok(g) => g,
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return None,
+        };
         let h = held.as_mut()?;
-        if h.left > 0 && (h.since..h.until).contains(&now) {
+        if h.usable(now) {
             h.left -= 1;
             return Some(Ok(Spend::Spent));
         }
@@ -474,34 +532,43 @@ impl<S: LeaseSource> PreparedSpend for LeasedSpend<S> {
         if self.slot.keys.is_empty() {
             return Ok(Spend::Spent);
         }
-        let mut held = self.slot.held.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(h) = held.as_mut() {
-            if h.left > 0 && (h.since..h.until).contains(&now) {
-                h.left -= 1;
-                return Ok(Spend::Spent);
+        let ended = {
+            let mut held = self.slot.held.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(h) = held.as_mut() {
+                if h.usable(now) {
+                    h.left -= 1;
+                    return Ok(Spend::Spent);
+                }
             }
-        }
-        if let Some(h) = held.take() {
-            // Ended or used up: settled by the flusher, off the call path.
-            let mut ended = self.ended.lock().unwrap_or_else(|e| e.into_inner());
-            ended.push((self.slot.keys.clone(), h));
-            if ended.len() > ENDED_MAX {
-                drop(ended);
-                settle_ended(&*self.source, &self.ended, now);
-            }
+            held.take()
+        };
+        // No lock is held across the source's I/O.
+        if let Some(h) = ended {
+            retire(&*self.source, &self.ended, &self.slot.keys, h, now);
         }
         let (want, ttl) = self.options.terms(&self.slot.keys, now);
         let id = self.ids.fetch_add(1, Ordering::Relaxed);
+        let asked = Instant::now();
         match self.source.take(&self.slot.keys, id, want, ttl, now)? {
             Take::Granted { units, ttl } => {
                 if ttl > 0 {
-                    *held = Some(Held {
+                    let new = Held {
                         id,
                         units,
                         left: units - 1,
                         since: now,
                         until: now.saturating_add(ttl),
-                    });
+                        asked,
+                    };
+                    let mut held = self.slot.held.lock().unwrap_or_else(|e| e.into_inner());
+                    if held.is_none() && new.left > 0 {
+                        *held = Some(new);
+                    } else {
+                        // Used up at once, or another thread installed a lease meanwhile:
+                        // this one is settled (what it did not use goes back).
+                        drop(held);
+                        retire(&*self.source, &self.ended, &self.slot.keys, new, now);
+                    }
                 }
                 Ok(Spend::Spent)
             }

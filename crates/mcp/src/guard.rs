@@ -70,7 +70,7 @@ impl Guard {
         {
             return c;
         }
-        let Ok(_slot) = self.blocking.clone().acquire_owned().await else {
+        let Ok(slot) = self.blocking.clone().acquire_owned().await else {
             return captix::Checked {
                 decision: Err(captix::budget::store_unavailable("no slot for the check")),
                 audit_seq: None,
@@ -78,14 +78,20 @@ impl Guard {
         };
         let verifier = self.verifier.clone();
         let token = token.to_string();
-        tokio::task::spawn_blocking(move || verifier.check_audited(&token, &call))
-            .await
-            .unwrap_or_else(|_| captix::Checked {
-                decision: Err(captix::budget::store_unavailable(
-                    "the check did not finish",
-                )),
-                audit_seq: None,
-            })
+        // The slot moves into the task: a request dropped while its check runs (the client
+        // went away) keeps the slot until the check ends.
+        tokio::task::spawn_blocking(move || {
+            let checked = verifier.check_audited(&token, &call);
+            drop(slot);
+            checked
+        })
+        .await
+        .unwrap_or_else(|_| captix::Checked {
+            decision: Err(captix::budget::store_unavailable(
+                "the check did not finish",
+            )),
+            audit_seq: None,
+        })
     }
 }
 

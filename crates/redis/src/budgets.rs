@@ -57,7 +57,7 @@ for i = 1, n do
     if debt >= max then return {1, i - 1, -1} end
     new[i] = string.format('%.0f:0', debt + 1)
   else
-    local elapsed = math.min(math.max(now - at, 0), window + 1)
+    local elapsed = math.min(math.max(now - at, 0), math.floor(debt / max) + 1)
     local t = math.max(debt - elapsed * max, 0) + window
     if t > window * max then
       return {1, i - 1, math.ceil((t - window * max) / max)}

@@ -8,7 +8,7 @@ use captix::lease::{LeaseOptions, LeaseSource, Leased, Take, GRACE};
 use captix::Denial;
 
 use crate::budgets::{state_ttl, EXACT};
-use crate::{Conn, Options, CLOCK_SKEW_MARGIN};
+use crate::{Conn, Options};
 
 /// Lua shared by both scripts: the arithmetic of docs §10.3 and §10.6 on `debt:at` values,
 /// exact in doubles below 2^53.
@@ -23,7 +23,8 @@ local function parse(raw, max, window)
   return tat - at * max, at
 end
 local function drained(debt, at, now, max, window)
-  local elapsed = math.min(math.max(now - at, 0), window + 1)
+  if max == 0 then return debt end
+  local elapsed = math.min(math.max(now - at, 0), math.floor(debt / max) + 1)
   return math.max(debt - elapsed * max, 0)
 end
 local function charge(debt, at, e, units, max, window)
@@ -61,6 +62,10 @@ const TAKE: &str = r"
 local t = tonumber(redis.call('TIME')[1])
 local id, want, ttl, grace = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local n = #KEYS / 2
+-- an id in use is refused before anything is written
+for i = 1, n do
+  if redis.call('HEXISTS', KEYS[2 * i], id) == 1 then return {2} end
+end
 local budgets = {}
 for i = 1, n do
   local b = {
@@ -68,22 +73,25 @@ for i = 1, n do
     sttl = tonumber(ARGV[4 + (i - 1) * 4 + 3]), lttl = tonumber(ARGV[4 + (i - 1) * 4 + 4]),
     skey = KEYS[2 * i - 1], lkey = KEYS[2 * i], dirty = false,
   }
-  if redis.call('HEXISTS', b.lkey, id) == 1 then return {2} end
   b.debt, b.at = parse(redis.call('GET', b.skey), b.max, b.window)
   local leases = redis.call('HGETALL', b.lkey)
   local vd, va = nil, nil
-  local live = {}
+  local live, stale = {}, {}
   for j = 1, #leases, 2 do
     local u, e = string.match(leases[j + 1], '^(%d+):(%d+)$')
     u, e = tonumber(u) or 0, tonumber(e) or 0
     if t > e + grace then
-      -- its holder did not settle in time: charged in full
-      b.debt, b.at = charge(b.debt, b.at, e, u, b.max, b.window)
+      stale[#stale + 1] = {u, e}
       redis.call('HDEL', b.lkey, leases[j])
-      b.dirty = true
     else
       live[#live + 1] = {u, e}
     end
+  end
+  -- leases whose holders did not settle in time: charged in full, in order of their ends
+  table.sort(stale, function(x, y) return x[2] < y[2] end)
+  for _, l in ipairs(stale) do
+    b.debt, b.at = charge(b.debt, b.at, l[2], l[1], b.max, b.window)
+    b.dirty = true
   end
   b.vd, b.va = b.debt, b.at
   -- in order of their ends: the GCRA's own order, the same in every source
@@ -121,8 +129,10 @@ for _, b in ipairs(budgets) do
   else
     if b.dirty then store(b.skey, b.debt, b.at, b.sttl) end
     redis.call('HSET', b.lkey, id, string.format('%.0f:%.0f', units, t + ttl))
-    redis.call('EXPIRE', b.lkey, b.lttl, 'GT')
-    if redis.call('TTL', b.lkey) < 0 then redis.call('EXPIRE', b.lkey, b.lttl) end
+    if b.lttl > 0 then
+      redis.call('EXPIRE', b.lkey, b.lttl, 'GT')
+      if redis.call('TTL', b.lkey) < 0 then redis.call('EXPIRE', b.lkey, b.lttl) end
+    end
   end
 end
 return {0, units, ttl}
@@ -148,6 +158,16 @@ for i = 1, #KEYS / 2 do
 end
 return 0
 ";
+
+/// A state TTL lengthened by `extra` seconds (a lease's charge may land that much later);
+/// 0, a state kept for good, stays 0.
+fn longer(ttl: u64, extra: u64) -> u64 {
+    if ttl == 0 {
+        0
+    } else {
+        ttl + extra
+    }
+}
 
 /// The shared side of budget leases on Redis (docs §15.4): `Leased::new(RedisLeases::new(..),
 /// ..)`, or [`leased`] with its flusher.
@@ -206,10 +226,10 @@ impl LeaseSource for RedisLeases {
         }
         inv.arg(id).arg(want).arg(ttl).arg(GRACE);
         for b in keys {
-            inv.arg(b.max_calls)
-                .arg(b.window)
-                .arg(state_ttl(b, now) + ttl + GRACE)
-                .arg(ttl + GRACE + CLOCK_SKEW_MARGIN);
+            // A lease hash lives as long as the state it will be charged into; 0 (a budget
+            // kept for good) stays 0.
+            let life = longer(state_ttl(b, now), ttl + GRACE);
+            inv.arg(b.max_calls).arg(b.window).arg(life).arg(life);
         }
         let reply: Vec<i64> = self.conn.with(|c| inv.invoke(c))?;
         match reply.as_slice() {
@@ -238,7 +258,7 @@ impl LeaseSource for RedisLeases {
         for b in keys {
             inv.arg(b.max_calls)
                 .arg(b.window)
-                .arg(state_ttl(b, now) + GRACE);
+                .arg(longer(state_ttl(b, now), GRACE));
         }
         self.conn.with(|c| inv.invoke::<i64>(c)).map(|_| ())
     }

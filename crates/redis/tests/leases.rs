@@ -192,3 +192,30 @@ fn lease_keys_share_the_chains_slot() {
     assert_eq!(tag(&state), tag(&leases));
     assert_ne!(state, leases);
 }
+
+/// The review's attack: a lifetime budget of a ticket without expiry, spent through a leasing
+/// store (outright: lifetime budgets are never leased). Its state must be kept for good; a TTL
+/// of a couple of seconds would refill it after every pause.
+#[test]
+fn a_lifetime_budget_without_expiry_is_kept_for_good_when_leasing() {
+    let r = Redis::start();
+    let url = r.url();
+    let source = RedisLeases::new(&url, Options::default()).expect("source");
+    let mut lifetime = key(8, 3, 0);
+    lifetime.expires = None;
+    let (state, _) = source.keys(&lifetime);
+    let leased = Leased::new(source, LeaseOptions::default());
+    let spend = leased.prepare(vec![lifetime]);
+    let now = captix::time::now();
+    for _ in 0..3 {
+        assert_eq!(spend.spend(now), Ok(Spend::Spent));
+    }
+    assert!(matches!(
+        spend.spend(now),
+        Ok(Spend::Exhausted {
+            retry_after: None,
+            ..
+        })
+    ));
+    assert_eq!(r.redis_cli(&["TTL", &state]), "-1", "kept for good");
+}

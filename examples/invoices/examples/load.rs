@@ -186,7 +186,7 @@ fn main() {
     let expires = captix::time::now() + 3600;
     let tickets: Vec<String> = (0..o.agents)
         .map(|i| {
-            Ticket::mint(&key, &format!("agent-{i}"), &format!("user-{}", i % USERS))
+            Ticket::mint(&key, format!("agent-{i}"), format!("user-{}", i % USERS))
                 .tool("list_invoices")
                 .row("*:org=acme".parse().expect("row"))
                 .budget(

@@ -91,17 +91,17 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let mut builder = captix::Verifier::builder(keys)
         .resource(resource.clone())
         .budgets(budgets.clone());
+    // With --lease: what the replica holds goes back at shutdown.
+    let mut leases = None;
     if let Some(url) = &args.redis {
         let options = captix_redis::Options {
             timeout: Duration::from_millis(args.redis_timeout_ms),
             ..captix_redis::Options::default()
         };
         builder = if args.lease {
-            builder.budgets(captix_redis::leased(
-                url,
-                options.clone(),
-                Default::default(),
-            )?)
+            let store = captix_redis::leased(url, options.clone(), Default::default())?;
+            leases = Some(store.clone());
+            builder.budgets(store)
         } else {
             builder.budgets(Arc::new(captix_redis::RedisBudgets::new(
                 url,
@@ -164,11 +164,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(Duration::from_secs(5)).await;
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or(0);
-                if let Err(e) = budgets.save(&path, now) {
+                if let Err(e) = budgets.save(&path, captix::time::now()) {
                     eprintln!("warning: could not save budgets to {}: {e}", path.display());
                 }
             }
@@ -179,13 +175,12 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await?;
+    if let Some(leases) = leases {
+        leases.settle_all(captix::time::now());
+    }
     if let (Some(path), Some(task)) = (&args.budgets, saver) {
         task.abort();
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        budgets.save(path, now)?;
+        budgets.save(path, captix::time::now())?;
     }
     Ok(())
 }

@@ -362,3 +362,57 @@ fn threads_on_one_replica_never_overspend() {
     // came at its end, a second ahead, and that second is not refilled yet.
     assert_eq!(admitted.load(Ordering::SeqCst), 1000 - 17);
 }
+
+/// A source whose takes wait until the test lets them go.
+struct Stalled {
+    inner: MemoryLeases,
+    gate: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
+    entered: std::sync::mpsc::SyncSender<()>,
+}
+
+impl LeaseSource for Stalled {
+    fn take(
+        &self,
+        keys: &[BudgetKey],
+        id: u64,
+        want: u64,
+        ttl: u64,
+        now: u64,
+    ) -> Result<Take, Denial> {
+        let _ = self.entered.send(());
+        let _ = self.gate.lock().expect("gate").recv();
+        self.inner.take(keys, id, want, ttl, now)
+    }
+
+    fn settle(&self, keys: &[BudgetKey], id: u64, used: u64, now: u64) -> Result<(), Denial> {
+        self.inner.settle(keys, id, used, now)
+    }
+}
+
+/// `try_spend` runs on an async runtime: while another thread is taking a lease for the same
+/// slot (a round trip in flight), it answers "would wait" at once instead of waiting for the
+/// lock. (Were it to wait, this test would never finish: the take is released only after.)
+#[test]
+fn try_spend_never_waits_behind_a_take_in_flight() {
+    let (release, gate) = std::sync::mpsc::channel();
+    let (entered, in_take) = std::sync::mpsc::sync_channel(1);
+    let store = Arc::new(Leased::new(
+        Stalled {
+            inner: MemoryLeases::new(|| T0),
+            gate: std::sync::Mutex::new(gate),
+            entered,
+        },
+        LeaseOptions::default(),
+    ));
+    let spend: Arc<dyn PreparedSpend> = Arc::from(store.prepare(vec![key(1, 6000, 60)]));
+    let taker = {
+        let spend = spend.clone();
+        std::thread::spawn(move || spend.spend(T0))
+    };
+    in_take.recv().expect("the take started");
+    assert!(spend.try_spend(T0).is_none(), "answered without waiting");
+    release.send(()).expect("release");
+    assert_eq!(taker.join().expect("thread"), Ok(Spend::Spent));
+    // Now the lease is held: served locally.
+    assert_eq!(spend.try_spend(T0), Some(Ok(Spend::Spent)));
+}
