@@ -64,8 +64,25 @@ pub trait LeaseSource: Send + Sync {
     ) -> Result<Take, Denial>;
 
     /// Settles lease `id`: charges the `used` units at its end and frees the rest. A lease the
-    /// source already charged in full (settled too late) is left as it is.
+    /// source already charged in full (settled too late) is left as it is; settling a lease
+    /// twice changes nothing the second time.
     fn settle(&self, keys: &[BudgetKey], id: u64, used: u64, now: u64) -> Result<(), Denial>;
+
+    /// Settles the ended lease `(id, used)` of these budgets, then takes a new one: a source
+    /// with round trips does both in one (so a slot has one lease outstanding, not a queue of
+    /// them). By default, the two calls; a failed settle is left to the source's grace.
+    fn settle_and_take(
+        &self,
+        keys: &[BudgetKey],
+        ended: (u64, u64),
+        id: u64,
+        want: u64,
+        ttl: u64,
+        now: u64,
+    ) -> Result<Take, Denial> {
+        let _ = self.settle(keys, ended.0, ended.1, now);
+        self.take(keys, id, want, ttl, now)
+    }
 }
 
 /// How a replica leases.
@@ -542,14 +559,22 @@ impl<S: LeaseSource> PreparedSpend for LeasedSpend<S> {
             }
             held.take()
         };
-        // No lock is held across the source's I/O.
-        if let Some(h) = ended {
-            retire(&*self.source, &self.ended, &self.slot.keys, h, now);
-        }
+        // No lock is held across the source's I/O. The ended lease is settled with the take.
         let (want, ttl) = self.options.terms(&self.slot.keys, now);
         let id = self.ids.fetch_add(1, Ordering::Relaxed);
         let asked = Instant::now();
-        match self.source.take(&self.slot.keys, id, want, ttl, now)? {
+        let keys = &self.slot.keys;
+        let taken = match ended {
+            Some(h) => self
+                .source
+                .settle_and_take(keys, (h.id, h.used()), id, want, ttl, now)
+                .inspect_err(|_| {
+                    // Maybe not settled: the flusher settles it again (harmless if it was).
+                    retire(&*self.source, &self.ended, keys, h, now)
+                }),
+            None => self.source.take(keys, id, want, ttl, now),
+        };
+        match taken? {
             Take::Granted { units, ttl } => {
                 if ttl > 0 {
                     let new = Held {

@@ -54,13 +54,15 @@ local function store(key, debt, at, ttl)
 end
 ";
 
-/// KEYS: per budget its state key and its lease hash. ARGV: lease id, want, ttl, grace, then
-/// per budget max_calls, window, state TTL, lease TTL. The source's clock is Redis's `TIME`.
+/// KEYS: per budget its state key and its lease hash. ARGV: lease id, want, ttl, grace, the id
+/// of an ended lease to settle first ('' for none) and its used units, then per budget
+/// max_calls, window, state TTL, lease TTL. The source's clock is Redis's `TIME`.
 /// Returns {0, units, ttl} granted (ttl 0: one unit spent outright), {1, position,
 /// retry_after or -1} exhausted, {2} when the lease id is in use.
 const TAKE: &str = r"
 local t = tonumber(redis.call('TIME')[1])
 local id, want, ttl, grace = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local prev, used = ARGV[5], tonumber(ARGV[6])
 local n = #KEYS / 2
 -- an id in use is refused before anything is written
 for i = 1, n do
@@ -69,11 +71,19 @@ end
 local budgets = {}
 for i = 1, n do
   local b = {
-    max = tonumber(ARGV[4 + (i - 1) * 4 + 1]), window = tonumber(ARGV[4 + (i - 1) * 4 + 2]),
-    sttl = tonumber(ARGV[4 + (i - 1) * 4 + 3]), lttl = tonumber(ARGV[4 + (i - 1) * 4 + 4]),
+    max = tonumber(ARGV[6 + (i - 1) * 4 + 1]), window = tonumber(ARGV[6 + (i - 1) * 4 + 2]),
+    sttl = tonumber(ARGV[6 + (i - 1) * 4 + 3]), lttl = tonumber(ARGV[6 + (i - 1) * 4 + 4]),
     skey = KEYS[2 * i - 1], lkey = KEYS[2 * i], dirty = false,
   }
   b.debt, b.at = parse(redis.call('GET', b.skey), b.max, b.window)
+  -- the caller's ended lease, settled first (as SETTLE does)
+  local ended = prev ~= '' and redis.call('HGET', b.lkey, prev)
+  if ended then
+    redis.call('HDEL', b.lkey, prev)
+    local u, e = string.match(ended, '^(%d+):(%d+)$')
+    b.debt, b.at = charge(b.debt, b.at, tonumber(e), math.min(used, tonumber(u)), b.max, b.window)
+    b.dirty = true
+  end
   local leases = redis.call('HGETALL', b.lkey)
   local vd, va = nil, nil
   local live, stale = {}, {}
@@ -196,6 +206,50 @@ impl RedisLeases {
         (state, leases)
     }
 
+    #[allow(clippy::too_many_arguments)]
+    fn invoke_take(
+        &self,
+        keys: &[BudgetKey],
+        ended: Option<(u64, u64)>,
+        id: u64,
+        want: u64,
+        ttl: u64,
+        now: u64,
+    ) -> Result<Take, Denial> {
+        Self::check_range(keys)?;
+        let mut inv = self.take.prepare_invoke();
+        for k in keys {
+            let (s, l) = self.keys(k);
+            inv.key(s).key(l);
+        }
+        inv.arg(id).arg(want).arg(ttl).arg(GRACE);
+        match ended {
+            Some((prev, used)) => inv.arg(prev).arg(used),
+            None => inv.arg("").arg(0),
+        };
+        for b in keys {
+            // A lease hash lives as long as the state it will be charged into; 0 (a budget
+            // kept for good) stays 0.
+            let life = longer(state_ttl(b, now), ttl + GRACE);
+            inv.arg(b.max_calls).arg(b.window).arg(life).arg(life);
+        }
+        let reply: Vec<i64> = self.conn.with(|c| inv.invoke(c))?;
+        match reply.as_slice() {
+            [0, units, ttl] => Ok(Take::Granted {
+                units: u64::try_from(*units).unwrap_or(0).max(1),
+                ttl: u64::try_from(*ttl).unwrap_or(0),
+            }),
+            [1, which, wait] => Ok(Take::Exhausted {
+                which: usize::try_from(*which).unwrap_or(0),
+                retry_after: u64::try_from(*wait).ok(),
+            }),
+            [2] => Err(crate::unavailable("lease id already in use")),
+            other => Err(crate::unavailable(format!(
+                "unexpected script reply {other:?}"
+            ))),
+        }
+    }
+
     fn check_range(keys: &[BudgetKey]) -> Result<(), Denial> {
         for b in keys {
             if (u128::from(b.window) + 1) * (u128::from(b.max_calls) + 1) >= EXACT {
@@ -218,34 +272,19 @@ impl LeaseSource for RedisLeases {
         ttl: u64,
         now: u64,
     ) -> Result<Take, Denial> {
-        Self::check_range(keys)?;
-        let mut inv = self.take.prepare_invoke();
-        for k in keys {
-            let (s, l) = self.keys(k);
-            inv.key(s).key(l);
-        }
-        inv.arg(id).arg(want).arg(ttl).arg(GRACE);
-        for b in keys {
-            // A lease hash lives as long as the state it will be charged into; 0 (a budget
-            // kept for good) stays 0.
-            let life = longer(state_ttl(b, now), ttl + GRACE);
-            inv.arg(b.max_calls).arg(b.window).arg(life).arg(life);
-        }
-        let reply: Vec<i64> = self.conn.with(|c| inv.invoke(c))?;
-        match reply.as_slice() {
-            [0, units, ttl] => Ok(Take::Granted {
-                units: u64::try_from(*units).unwrap_or(0).max(1),
-                ttl: u64::try_from(*ttl).unwrap_or(0),
-            }),
-            [1, which, wait] => Ok(Take::Exhausted {
-                which: usize::try_from(*which).unwrap_or(0),
-                retry_after: u64::try_from(*wait).ok(),
-            }),
-            [2] => Err(crate::unavailable("lease id already in use")),
-            other => Err(crate::unavailable(format!(
-                "unexpected script reply {other:?}"
-            ))),
-        }
+        self.invoke_take(keys, None, id, want, ttl, now)
+    }
+
+    fn settle_and_take(
+        &self,
+        keys: &[BudgetKey],
+        ended: (u64, u64),
+        id: u64,
+        want: u64,
+        ttl: u64,
+        now: u64,
+    ) -> Result<Take, Denial> {
+        self.invoke_take(keys, Some(ended), id, want, ttl, now)
     }
 
     fn settle(&self, keys: &[BudgetKey], id: u64, used: u64, now: u64) -> Result<(), Denial> {

@@ -79,15 +79,27 @@ fn the_redis_source_answers_as_the_memory_source() {
                 continue;
             }
             let (want, ttl) = (1 + (seed >> 30) % 8, (seed >> 40) % 3);
-            let d = redis
-                .take(&pick, step, want, ttl, start)
-                .expect("redis take");
+            // Every third take settles an open lease of the same budgets in the same round
+            // trip (the Lua script), which must equal a settle then a take in memory.
+            let ended = seed
+                .is_multiple_of(3)
+                .then(|| open.iter().position(|(k, _, _)| *k == pick))
+                .flatten()
+                .map(|i| open.swap_remove(i))
+                .map(|(_, id, units)| (id, (seed >> 24) % (units + 1)));
+            let d = match ended {
+                Some(e) => redis.settle_and_take(&pick, e, step, want, ttl, start),
+                None => redis.take(&pick, step, want, ttl, start),
+            }
+            .expect("redis take");
             if redis_time(&url) != start {
                 continue 'attempt;
             }
-            let m = memory
-                .take(&pick, step, want, ttl, start)
-                .expect("memory take");
+            let m = match ended {
+                Some(e) => memory.settle_and_take(&pick, e, step, want, ttl, start),
+                None => memory.take(&pick, step, want, ttl, start),
+            }
+            .expect("memory take");
             assert_eq!(d, m, "step {step}: take {want} for {ttl}s of {pick:?}");
             if let Take::Granted { units, ttl } = d {
                 if ttl > 0 {
