@@ -390,11 +390,16 @@ fn settle_ended<S: LeaseSource>(source: &S, ended: &Ended, now: u64) -> usize {
     let batch = std::mem::take(&mut *ended.lock().unwrap_or_else(|e| e.into_inner()));
     let mut again = Vec::new();
     let mut done = 0;
+    let mut failed = false;
     for (keys, h) in batch {
-        match source.settle(&keys, h.id, h.used(), now) {
-            Ok(()) => done += 1,
-            Err(_) if now <= h.until.saturating_add(GRACE) => again.push((keys, h)),
-            Err(_) => {}
+        // After one failure (the source is down or stalled) the rest wait for the next flush
+        // rather than each waiting out its own timeout.
+        let settled = !failed && source.settle(&keys, h.id, h.used(), now).is_ok();
+        failed |= !settled;
+        if settled {
+            done += 1;
+        } else if now <= h.until.saturating_add(GRACE) {
+            again.push((keys, h));
         }
     }
     if !again.is_empty() {
@@ -409,17 +414,24 @@ fn settle_ended<S: LeaseSource>(source: &S, ended: &Ended, now: u64) -> usize {
 /// Queues an ended lease for the flusher; past [`ENDED_MAX`] queued (no flusher runs), settles
 /// them now. Never called with a slot's lock held.
 fn retire<S: LeaseSource>(source: &S, ended: &Ended, keys: &[BudgetKey], h: Held, now: u64) {
-    let mut queue = ended.lock().unwrap_or_else(|e| e.into_inner());
-    queue.push((keys.to_vec(), h));
-    if queue.len() > ENDED_MAX {
-        drop(queue);
+    if queue(ended, keys, h) > ENDED_MAX {
         settle_ended(source, ended, now);
     }
+}
+
+/// Queues an ended lease for the flusher; the queue's length.
+fn queue(ended: &Ended, keys: &[BudgetKey], h: Held) -> usize {
+    let mut queue = ended.lock().unwrap_or_else(|e| e.into_inner());
+    queue.push((keys.to_vec(), h));
+    queue.len()
 }
 
 struct Slot {
     keys: Vec<BudgetKey>,
     held: Mutex<Option<Held>>,
+    /// Held by the one thread taking a lease for this slot (across the round trip; never by
+    /// `try_spend`): the others wait for its lease instead of each taking one.
+    taking: Mutex<()>,
 }
 
 /// A budget store that spends from leases (docs §10.6): one round trip to the source per
@@ -523,7 +535,32 @@ struct LeasedSpend<S: LeaseSource> {
     source: Arc<S>,
     options: LeaseOptions,
     ids: Arc<AtomicU64>,
+    mix: RandomState,
     ended: Ended,
+}
+
+impl<S: LeaseSource> LeasedSpend<S> {
+    /// A unit of the held lease, when it is usable.
+    fn spend_held(&self, now: u64) -> Option<Spend> {
+        let mut held = self.slot.held.lock().unwrap_or_else(|e| e.into_inner());
+        let h = held.as_mut()?;
+        if h.usable(now) {
+            h.left -= 1;
+            return Some(Spend::Spent);
+        }
+        None
+    }
+
+    /// A lease id: the process's counter mixed with the wall clock and the thread, so that
+    /// copies of one process (a fork, a restored snapshot) do not repeat each other's ids.
+    fn next_id(&self) -> u64 {
+        let n = self.ids.fetch_add(1, Ordering::Relaxed);
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        self.mix.hash_one((n, t, std::thread::current().id()))
+    }
 }
 
 impl<S: LeaseSource> PreparedSpend for LeasedSpend<S> {
@@ -549,6 +586,11 @@ impl<S: LeaseSource> PreparedSpend for LeasedSpend<S> {
         if self.slot.keys.is_empty() {
             return Ok(Spend::Spent);
         }
+        if let Some(spent) = self.spend_held(now) {
+            return Ok(spent);
+        }
+        // One taker at a time; whoever waited here looks at the lease it installed first.
+        let _taking = self.slot.taking.lock().unwrap_or_else(|e| e.into_inner());
         let ended = {
             let mut held = self.slot.held.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(h) = held.as_mut() {
@@ -559,23 +601,27 @@ impl<S: LeaseSource> PreparedSpend for LeasedSpend<S> {
             }
             held.take()
         };
-        // No lock is held across the source's I/O. The ended lease is settled with the take.
-        let (want, ttl) = self.options.terms(&self.slot.keys, now);
-        let id = self.ids.fetch_add(1, Ordering::Relaxed);
+        // The slot's lock is not held across the source's I/O (`try_spend` never waits). The
+        // ended lease is settled with the take.
+        let (want, asked_ttl) = self.options.terms(&self.slot.keys, now);
+        let id = self.next_id();
         let asked = Instant::now();
         let keys = &self.slot.keys;
         let taken = match ended {
             Some(h) => self
                 .source
-                .settle_and_take(keys, (h.id, h.used()), id, want, ttl, now)
+                .settle_and_take(keys, (h.id, h.used()), id, want, asked_ttl, now)
                 .inspect_err(|_| {
-                    // Maybe not settled: the flusher settles it again (harmless if it was).
-                    retire(&*self.source, &self.ended, keys, h, now)
+                    // Maybe not settled: queued for the flusher (settling twice is harmless);
+                    // nothing is settled here while the source fails.
+                    queue(&self.ended, keys, h);
                 }),
-            None => self.source.take(keys, id, want, ttl, now),
+            None => self.source.take(keys, id, want, asked_ttl, now),
         };
         match taken? {
             Take::Granted { units, ttl } => {
+                // Never more than was asked for, whatever the source answers.
+                let (units, ttl) = (units.clamp(1, want.max(1)), ttl.min(asked_ttl));
                 if ttl > 0 {
                     let new = Held {
                         id,
@@ -585,14 +631,10 @@ impl<S: LeaseSource> PreparedSpend for LeasedSpend<S> {
                         until: now.saturating_add(ttl),
                         asked,
                     };
-                    let mut held = self.slot.held.lock().unwrap_or_else(|e| e.into_inner());
-                    if held.is_none() && new.left > 0 {
-                        *held = Some(new);
+                    if new.left > 0 {
+                        *self.slot.held.lock().unwrap_or_else(|e| e.into_inner()) = Some(new);
                     } else {
-                        // Used up at once, or another thread installed a lease meanwhile:
-                        // this one is settled (what it did not use goes back).
-                        drop(held);
-                        retire(&*self.source, &self.ended, &self.slot.keys, new, now);
+                        retire(&*self.source, &self.ended, keys, new, now);
                     }
                 }
                 Ok(Spend::Spent)
@@ -633,6 +675,7 @@ impl<S: LeaseSource + 'static> BudgetStore for Leased<S> {
         let slot = Arc::new(Slot {
             keys,
             held: Mutex::new(None),
+            taking: Mutex::new(()),
         });
         self.slots
             .lock()
@@ -643,6 +686,7 @@ impl<S: LeaseSource + 'static> BudgetStore for Leased<S> {
             source: self.source.clone(),
             options: self.options,
             ids: self.ids.clone(),
+            mix: RandomState::new(),
             ended: self.ended.clone(),
         })
     }

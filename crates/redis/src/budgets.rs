@@ -40,7 +40,8 @@ for i = 1, n do
       at = tonumber(a)
     else
       -- version 1: its TTL followed the presenting chain (maybe a short-lived child's), so
-      -- the key takes this budget's own TTL, which is never shorter
+      -- the key is rewritten now, refused or not, in the new form with this budget's own
+      -- TTL, which is never shorter
       existed[i] = false
       local tat = tonumber(raw) or 0
       if window == 0 or max == 0 then
@@ -48,6 +49,13 @@ for i = 1, n do
       else
         at = math.max(math.floor(tat / max) - window, 0)
         debt = tat - at * max
+      end
+      local ttl = tonumber(ARGV[(i - 1) * 3 + 4])
+      local value = string.format('%.0f:%.0f', debt, at)
+      if ttl > 0 then
+        redis.call('SET', KEYS[i], value, 'EX', ttl)
+      else
+        redis.call('SET', KEYS[i], value)
       end
     end
   end

@@ -13,14 +13,17 @@ use crate::{Conn, Options};
 /// Lua shared by both scripts: the arithmetic of docs §10.3 and §10.6 on `debt:at` values,
 /// exact in doubles below 2^53.
 const COMMON: &str = r"
+-- The state of a key as (debt, at, fresh): `fresh` for a version 1 value, whose TTL followed
+-- a presenting chain (maybe a short-lived child's): it must be rewritten with this budget's
+-- own TTL, refused or not.
 local function parse(raw, max, window)
-  if not raw then return 0, 0 end
+  if not raw then return 0, 0, false end
   local d, a = string.match(raw, '^(%d+):(%d+)$')
-  if d then return tonumber(d), tonumber(a) end
+  if d then return tonumber(d), tonumber(a), false end
   local tat = tonumber(raw) or 0
-  if window == 0 or max == 0 then return tat, 0 end
+  if window == 0 or max == 0 then return tat, 0, true end
   local at = math.max(math.floor(tat / max) - window, 0)
-  return tat - at * max, at
+  return tat - at * max, at, true
 end
 local function drained(debt, at, now, max, window)
   if max == 0 then return debt end
@@ -41,9 +44,9 @@ local function afford(debt, at, t, e, max, window)
   if window == 0 then return math.max(max - debt, 0) end
   return math.floor(math.max(window * max - owed(debt, at, t, e, max, window), 0) / window)
 end
-local function store(key, debt, at, ttl)
+local function store(key, debt, at, ttl, fresh)
   local value = string.format('%.0f:%.0f', debt, at)
-  if redis.call('EXISTS', key) == 1 then
+  if not fresh and redis.call('EXISTS', key) == 1 then
     redis.call('SET', key, value, 'KEEPTTL')
     if ttl > 0 then redis.call('EXPIRE', key, ttl, 'GT') end
   elseif ttl > 0 then
@@ -75,7 +78,8 @@ for i = 1, n do
     sttl = tonumber(ARGV[6 + (i - 1) * 4 + 3]), lttl = tonumber(ARGV[6 + (i - 1) * 4 + 4]),
     skey = KEYS[2 * i - 1], lkey = KEYS[2 * i], dirty = false,
   }
-  b.debt, b.at = parse(redis.call('GET', b.skey), b.max, b.window)
+  b.debt, b.at, b.fresh = parse(redis.call('GET', b.skey), b.max, b.window)
+  b.dirty = b.fresh
   -- the caller's ended lease, settled first (as SETTLE does)
   local ended = prev ~= '' and redis.call('HGET', b.lkey, prev)
   if ended then
@@ -123,7 +127,7 @@ if units == 0 then
   for i, b in ipairs(budgets) do
     if afford(b.vd, b.va, t, t, b.max, b.window) == 0 then
       for _, c in ipairs(budgets) do
-        if c.dirty then store(c.skey, c.debt, c.at, c.sttl) end
+        if c.dirty then store(c.skey, c.debt, c.at, c.sttl, c.fresh) end
       end
       if b.window == 0 or b.max == 0 then return {1, i - 1, -1} end
       local over = owed(b.vd, b.va, t, t, b.max, b.window) + b.window - b.window * b.max
@@ -135,9 +139,9 @@ end
 for _, b in ipairs(budgets) do
   if ttl == 0 then
     b.debt, b.at = charge(b.debt, b.at, t, 1, b.max, b.window)
-    store(b.skey, b.debt, b.at, b.sttl)
+    store(b.skey, b.debt, b.at, b.sttl, b.fresh)
   else
-    if b.dirty then store(b.skey, b.debt, b.at, b.sttl) end
+    if b.dirty then store(b.skey, b.debt, b.at, b.sttl, b.fresh) end
     redis.call('HSET', b.lkey, id, string.format('%.0f:%.0f', units, t + ttl))
     if b.lttl > 0 then
       redis.call('EXPIRE', b.lkey, b.lttl, 'GT')
@@ -161,9 +165,9 @@ for i = 1, #KEYS / 2 do
   if raw then
     redis.call('HDEL', lkey, id)
     local u, e = string.match(raw, '^(%d+):(%d+)$')
-    local debt, at = parse(redis.call('GET', skey), max, window)
+    local debt, at, fresh = parse(redis.call('GET', skey), max, window)
     debt, at = charge(debt, at, tonumber(e), math.min(used, tonumber(u)), max, window)
-    store(skey, debt, at, sttl)
+    store(skey, debt, at, sttl, fresh)
   end
 end
 return 0

@@ -231,3 +231,32 @@ fn a_lifetime_budget_without_expiry_is_kept_for_good_when_leasing() {
     ));
     assert_eq!(r.redis_cli(&["TTL", &state]), "-1", "kept for good");
 }
+
+/// A version 1 counter kept a short-lived child's TTL. Read by either store, refused or not,
+/// it is rewritten for good (a lifetime budget without expiry): waiting for the old TTL must
+/// not refill it.
+#[test]
+fn a_version_1_counter_is_rewritten_for_good_even_when_refused() {
+    let r = Redis::start();
+    let url = r.url();
+    let source = RedisLeases::new(&url, Options::default()).expect("source");
+    let plain = RedisBudgets::new(&url, Options::default()).expect("store");
+    let leased = Leased::new(source, LeaseOptions::default());
+    let now = captix::time::now();
+    for (i, exhausted) in [(20u8, true), (21, false)] {
+        let mut lifetime = key(i, 3, 0);
+        lifetime.expires = None;
+        let name = plain.key(&lifetime);
+        let count = if exhausted { "3" } else { "1" };
+        // through the leasing store, then through the per-call one
+        for spend in [
+            leased.prepare(vec![lifetime.clone()]),
+            plain.prepare(vec![lifetime.clone()]),
+        ] {
+            r.redis_cli(&["SET", &name, count, "EX", "100"]);
+            let got = spend.spend(now).expect("answered");
+            assert_eq!(matches!(got, Spend::Exhausted { .. }), exhausted, "{got:?}");
+            assert_eq!(r.redis_cli(&["TTL", &name]), "-1", "{name} kept for good");
+        }
+    }
+}
