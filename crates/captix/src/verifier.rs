@@ -420,6 +420,50 @@ impl Verifier {
     /// for whom, the tools it may call, its expiry and chain. Fails as [`Verifier::callable_tools`]
     /// does for a ticket that is not valid now.
     pub fn ticket_info(&self, ticket: &str, now: u64) -> Result<TicketInfo, Denial> {
+        let entry = self.valid_entry(ticket, now)?;
+        let audience_of = |checks: &[(usize, Restriction)]| {
+            checks.iter().find_map(|(_, r)| match r.fast() {
+                crate::restriction::Fast::Audience(u) => Some(u.to_string()),
+                _ => None,
+            })
+        };
+        let (mut tools, audience): (Vec<String>, _) = match &entry.path {
+            Path::Compiled { compiled, .. } => (
+                compiled.callable().cloned().collect(),
+                audience_of(compiled.checks()),
+            ),
+            Path::Reference { ticket: t, .. } => {
+                let checks = t.restrictions();
+                let tools = crate::restriction::callable(t.grants(), &checks)
+                    .filter(|(_, ok)| *ok)
+                    .map(|(g, _)| g.clone())
+                    .collect();
+                (tools, audience_of(&checks))
+            }
+        };
+        tools.sort();
+        tools.dedup();
+        let summary = entry.summary();
+        // Docs §16: a tool whose policy scopes the ticket lacks is not callable here.
+        tools.retain(|t| self.policy.scope_denial(t, &summary.identity).is_none());
+        Ok(TicketInfo {
+            identity: summary.identity.clone(),
+            tools,
+            expires: summary.expires,
+            audience,
+            chain: entry.chain.iter().map(RevocationId::to_hex).collect(),
+        })
+    }
+
+    /// Whether a ticket is valid now, as [`Verifier::ticket_info`] judges it, without building
+    /// its information: what an MCP layer asks before reading a request's body.
+    pub fn authenticate(&self, ticket: &str, now: u64) -> Result<(), Denial> {
+        self.valid_entry(ticket, now).map(|_| ())
+    }
+
+    /// The entry of a ticket that is valid now: verified, not revoked, accepted here, within
+    /// its validity restrictions (time, audience).
+    fn valid_entry(&self, ticket: &str, now: u64) -> Result<Arc<Entry>, Denial> {
         if now > crate::time::MAX_TIME {
             return Err(crate::call::invalid_time(now));
         }
@@ -443,40 +487,11 @@ impl Verifier {
                 Walk::NotGranted | Walk::Granted(()) => Ok(()),
             }
         };
-        let audience_of = |checks: &[(usize, Restriction)]| {
-            checks.iter().find_map(|(_, r)| match r.fast() {
-                crate::restriction::Fast::Audience(u) => Some(u.to_string()),
-                _ => None,
-            })
-        };
-        let (mut tools, audience): (Vec<String>, _) = match &entry.path {
-            Path::Compiled { compiled, .. } => {
-                valid(compiled.checks())?;
-                let tools = compiled.callable().cloned().collect();
-                (tools, audience_of(compiled.checks()))
-            }
-            Path::Reference { ticket: t, .. } => {
-                let checks = t.restrictions();
-                valid(&checks)?;
-                let tools = crate::restriction::callable(t.grants(), &checks)
-                    .filter(|(_, ok)| *ok)
-                    .map(|(g, _)| g.clone())
-                    .collect();
-                (tools, audience_of(&checks))
-            }
-        };
-        tools.sort();
-        tools.dedup();
-        let summary = entry.summary();
-        // Docs §16: a tool whose policy scopes the ticket lacks is not callable here.
-        tools.retain(|t| self.policy.scope_denial(t, &summary.identity).is_none());
-        Ok(TicketInfo {
-            identity: summary.identity.clone(),
-            tools,
-            expires: summary.expires,
-            audience,
-            chain: entry.chain.iter().map(RevocationId::to_hex).collect(),
-        })
+        match &entry.path {
+            Path::Compiled { compiled, .. } => valid(compiled.checks())?,
+            Path::Reference { ticket: t, .. } => valid(&t.restrictions())?,
+        }
+        Ok(entry)
     }
 
     fn decide(

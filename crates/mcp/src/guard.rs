@@ -396,7 +396,7 @@ pub(crate) async fn guard(State(g): State<Arc<Guard>>, req: Request, next: Next)
     // Resuming a stream replays messages the server sent earlier, past the list filters of
     // the requests they answered: not served (docs §14.2).
     if req.headers().contains_key("last-event-id") {
-        if let Err(d) = g.verifier.ticket_info(&token, time) {
+        if let Err(d) = g.verifier.authenticate(&token, time) {
             return denied(&g, None, &d);
         }
         return json_response(
@@ -440,7 +440,7 @@ pub(crate) async fn guard(State(g): State<Arc<Guard>>, req: Request, next: Next)
     }
     // Authentication before the body is read: nothing is buffered for a caller without a
     // valid ticket, and such a request is audited by its HTTP method alone.
-    if let Err(d) = g.verifier.ticket_info(&token, time) {
+    if let Err(d) = g.verifier.authenticate(&token, time) {
         return match g
             .verifier
             .record_request(time, req.method().as_str(), None, None, Some(&d))
@@ -491,7 +491,7 @@ pub(crate) async fn guard(State(g): State<Arc<Guard>>, req: Request, next: Next)
     let envelope = match parsed {
         Ok(e) => e,
         Err(e) => {
-            if let Err(d) = g.verifier.ticket_info(&token, time) {
+            if let Err(d) = g.verifier.authenticate(&token, time) {
                 return denied(&g, None, &d);
             }
             let batch = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
@@ -510,7 +510,7 @@ pub(crate) async fn guard(State(g): State<Arc<Guard>>, req: Request, next: Next)
     // budget is spent or any decision is logged.
     if let Some(h) = parts.headers.get("mcp-method") {
         if Some(h.as_bytes()) != envelope.method.as_deref().map(str::as_bytes) {
-            if let Err(d) = g.verifier.ticket_info(&token, time) {
+            if let Err(d) = g.verifier.authenticate(&token, time) {
                 return denied(&g, envelope.id, &d);
             }
             return mismatch(envelope.id, "Mcp-Method", "method");
@@ -558,7 +558,7 @@ pub(crate) async fn guard(State(g): State<Arc<Guard>>, req: Request, next: Next)
         _ => p.name.clone(),
     });
     let Some(name) = name else {
-        if let Err(d) = g.verifier.ticket_info(&token, time) {
+        if let Err(d) = g.verifier.authenticate(&token, time) {
             return denied(&g, envelope.id, &d);
         }
         let message = format!("{method} needs params.{member}");
@@ -573,7 +573,7 @@ pub(crate) async fn guard(State(g): State<Arc<Guard>>, req: Request, next: Next)
     };
     if let Some(h) = parts.headers.get("mcp-name") {
         if header_value(h.as_bytes()).as_deref() != Some(name.as_bytes()) {
-            if let Err(d) = g.verifier.ticket_info(&token, time) {
+            if let Err(d) = g.verifier.authenticate(&token, time) {
                 return denied(&g, envelope.id, &d);
             }
             return mismatch(envelope.id, "Mcp-Name", &format!("params.{member}"));
@@ -652,24 +652,28 @@ pub(crate) async fn guard(State(g): State<Arc<Guard>>, req: Request, next: Next)
     };
     let checked = match call {
         Ok(c) => {
-            let began = Instant::now();
+            // Docs §16.3: the check's latency, for OpenTelemetry's tracing bridge (the clock
+            // is read only when a subscriber listens).
+            let began = tracing::enabled!(target: "captix::metrics", tracing::Level::DEBUG)
+                .then(Instant::now);
             let checked = g.check(&token, c.at(time)).await;
-            // Docs §16.3: the check's latency, for OpenTelemetry's tracing bridge.
-            let micros = u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX);
-            tracing::event!(
-                target: "captix::metrics",
-                tracing::Level::DEBUG,
-                histogram.captix.check_duration_us = micros,
-                method,
-                code = checked.decision.as_ref().err().map_or("allow", |d| d.code.as_str()),
-            );
+            if let Some(began) = began {
+                let micros = u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX);
+                tracing::event!(
+                    target: "captix::metrics",
+                    tracing::Level::DEBUG,
+                    histogram.captix.check_duration_us = micros,
+                    method,
+                    code = checked.decision.as_ref().err().map_or("allow", |d| d.code.as_str()),
+                );
+            }
             checked
         }
         Err(d) => {
             // Authentication first: with a ticket that is not valid the answer is 401, and
             // nothing of the refused request but its bounded target reaches the audit log.
-            let d = match g.verifier.ticket_info(&token, time) {
-                Ok(_) => d,
+            let d = match g.verifier.authenticate(&token, time) {
+                Ok(()) => d,
                 Err(invalid) => invalid,
             };
             if let Some(r) = refused_call(&g, &token, envelope.id, method, Some(&name), &d, time) {

@@ -552,3 +552,49 @@ fn requests_other_than_tool_calls_are_audited() {
     let joined = lines.join("\n");
     assert_eq!(verify_log(joined.as_bytes()).map(|r| r.len()), Ok(2));
 }
+
+/// `authenticate` (what the MCP layer asks before reading a body) judges validity exactly as
+/// `ticket_info` does: valid, expired, not yet valid, another audience, revoked, malformed.
+#[test]
+fn authenticate_agrees_with_ticket_info() {
+    let k = root();
+    let revoked = Arc::new(MemoryRevocations::new());
+    let v = Verifier::builder(KeySet::from(k.public()))
+        .resource(RES)
+        .revocations(revoked.clone())
+        .build();
+    let valid = ticket(&k);
+    let later = valid
+        .attenuate()
+        .not_before(NOW + 60)
+        .sign()
+        .expect("attenuate");
+    let other = Ticket::mint(&k, "agent", "alice")
+        .tool("list_invoices")
+        .expires_at(NOW + 3600)
+        .resource("https://elsewhere.example/mcp")
+        .sign()
+        .expect("mint");
+    let gone = Ticket::mint(&k, "agent", "bob")
+        .tool("list_invoices")
+        .expires_at(NOW + 3600)
+        .resource(RES)
+        .sign()
+        .expect("mint");
+    revoked.revoke(gone.revocation_ids().next().expect("authority id"));
+    let cases: [(&str, u64); 6] = [
+        (valid.as_str(), NOW),
+        (valid.as_str(), NOW + 7200),
+        (later.as_str(), NOW),
+        (other.as_str(), NOW),
+        (gone.as_str(), NOW),
+        ("captix1_not-a-ticket", NOW),
+    ];
+    let mut refused = 0;
+    for (t, at) in cases {
+        let info = v.ticket_info(t, at).map(|_| ());
+        refused += usize::from(info.is_err());
+        assert_eq!(v.authenticate(t, at), info, "{t:.20} at {at}");
+    }
+    assert_eq!(refused, 5, "every case but the first is refused");
+}
