@@ -107,4 +107,6 @@ pub use resource::normalize_resource;
 pub use restriction::{Class, Restriction};
 pub use ticket::{BlockView, Content, RevocationId, Ticket, UnverifiedTicket, PREFIX};
 pub use uri::{admits as uri_pattern_admits, validate_uri};
-pub use verifier::{Checked, TicketInfo, Verifier, VerifierBuilder, DEFAULT_CACHE_BYTES};
+pub use verifier::{
+    Authenticated, Checked, TicketInfo, Verifier, VerifierBuilder, DEFAULT_CACHE_BYTES,
+};

@@ -185,6 +185,18 @@ fn count_shard() -> usize {
     SHARD.with(|s| *s)
 }
 
+/// A ticket [`Verifier::authenticate`] found valid (its cached entry).
+#[derive(Clone)]
+pub struct Authenticated {
+    entry: Arc<Entry>,
+}
+
+impl std::fmt::Debug for Authenticated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Authenticated(..)")
+    }
+}
+
 /// Whether a decision spends budgets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Spending {
@@ -456,9 +468,29 @@ impl Verifier {
     }
 
     /// Whether a ticket is valid now, as [`Verifier::ticket_info`] judges it, without building
-    /// its information: what an MCP layer asks before reading a request's body.
-    pub fn authenticate(&self, ticket: &str, now: u64) -> Result<(), Denial> {
-        self.valid_entry(ticket, now).map(|_| ())
+    /// its information: what an MCP layer asks before reading a request's body. The handle
+    /// lets [`Verifier::try_check_authenticated`] skip finding the ticket again.
+    pub fn authenticate(&self, ticket: &str, now: u64) -> Result<Authenticated, Denial> {
+        self.valid_entry(ticket, now)
+            .map(|entry| Authenticated { entry })
+    }
+
+    /// [`Verifier::try_check_audited_bytes`] for a ticket [`Verifier::authenticate`] found
+    /// valid: the same decision (the call's time, revocation and every restriction are checked
+    /// again), without hashing and comparing the ticket's bytes a second time.
+    pub fn try_check_authenticated(&self, ticket: &Authenticated, call: &Call) -> Option<Checked> {
+        let decision = match call.check_time() {
+            Err(d) => Err(d),
+            Ok(()) => self.decide_entry(&ticket.entry, call, Spending::IfLocal),
+        };
+        if decision
+            .as_ref()
+            .err()
+            .is_some_and(|d| d.code == Code::StoreUnavailable && d.reason == WOULD_BLOCK)
+        {
+            return None;
+        }
+        Some(self.audited(call, decision, Some(ticket.entry.clone())))
     }
 
     /// The entry of a ticket that is valid now: verified, not revoked, accepted here, within

@@ -63,11 +63,13 @@ impl Guard {
     /// The check of a call, audited: on the runtime when the budget store answers without
     /// I/O, else on tokio's blocking pool (at most `max_blocking_checks` at once), so a stalled
     /// store never holds a runtime worker (docs §14.1).
-    async fn check(&self, token: &str, call: Call) -> captix::Checked {
-        if let Some(c) = self
-            .verifier
-            .try_check_audited_bytes(token.as_bytes(), &call)
-        {
+    async fn check(
+        &self,
+        token: &str,
+        authenticated: &captix::Authenticated,
+        call: Call,
+    ) -> captix::Checked {
+        if let Some(c) = self.verifier.try_check_authenticated(authenticated, &call) {
             return c;
         }
         let Ok(slot) = self.blocking.clone().acquire_owned().await else {
@@ -396,7 +398,7 @@ pub(crate) async fn guard(State(g): State<Arc<Guard>>, req: Request, next: Next)
     // Resuming a stream replays messages the server sent earlier, past the list filters of
     // the requests they answered: not served (docs §14.2).
     if req.headers().contains_key("last-event-id") {
-        if let Err(d) = g.verifier.authenticate(&token, time) {
+        if let Err(d) = g.verifier.authenticate(&token, time).map(|_| ()) {
             return denied(&g, None, &d);
         }
         return json_response(
@@ -440,15 +442,21 @@ pub(crate) async fn guard(State(g): State<Arc<Guard>>, req: Request, next: Next)
     }
     // Authentication before the body is read: nothing is buffered for a caller without a
     // valid ticket, and such a request is audited by its HTTP method alone.
-    if let Err(d) = g.verifier.authenticate(&token, time) {
-        return match g
-            .verifier
-            .record_request(time, req.method().as_str(), None, None, Some(&d))
-        {
-            Ok(_) => denied(&g, None, &d),
-            Err(e) => denied(&g, None, &e),
-        };
-    }
+    let authenticated = match g.verifier.authenticate(&token, time) {
+        Ok(a) => a,
+        Err(d) => {
+            return match g.verifier.record_request(
+                time,
+                req.method().as_str(),
+                None,
+                None,
+                Some(&d),
+            ) {
+                Ok(_) => denied(&g, None, &d),
+                Err(e) => denied(&g, None, &e),
+            };
+        }
+    };
     let too_large = || {
         json_response(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -464,8 +472,18 @@ pub(crate) async fn guard(State(g): State<Arc<Guard>>, req: Request, next: Next)
         return too_large();
     }
     let (mut parts, body) = req.into_parts();
-    let read = axum::body::to_bytes(body, g.config.max_body_bytes);
-    let bytes = match tokio::time::timeout(g.config.body_deadline, read).await {
+    // A body that is already here (a small request in the headers' packet) is read without
+    // arming the deadline's timer; one still arriving gets the deadline.
+    let mut read = std::pin::pin!(axum::body::to_bytes(body, g.config.max_body_bytes));
+    let first = std::future::poll_fn(|cx| {
+        std::task::Poll::Ready(std::future::Future::poll(read.as_mut(), cx))
+    })
+    .await;
+    let read = match first {
+        std::task::Poll::Ready(r) => Ok(r),
+        std::task::Poll::Pending => tokio::time::timeout(g.config.body_deadline, read).await,
+    };
+    let bytes = match read {
         Ok(Ok(b)) => b,
         Ok(Err(_)) => return too_large(),
         Err(_) => {
@@ -491,7 +509,7 @@ pub(crate) async fn guard(State(g): State<Arc<Guard>>, req: Request, next: Next)
     let envelope = match parsed {
         Ok(e) => e,
         Err(e) => {
-            if let Err(d) = g.verifier.authenticate(&token, time) {
+            if let Err(d) = g.verifier.authenticate(&token, time).map(|_| ()) {
                 return denied(&g, None, &d);
             }
             let batch = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
@@ -510,7 +528,7 @@ pub(crate) async fn guard(State(g): State<Arc<Guard>>, req: Request, next: Next)
     // budget is spent or any decision is logged.
     if let Some(h) = parts.headers.get("mcp-method") {
         if Some(h.as_bytes()) != envelope.method.as_deref().map(str::as_bytes) {
-            if let Err(d) = g.verifier.authenticate(&token, time) {
+            if let Err(d) = g.verifier.authenticate(&token, time).map(|_| ()) {
                 return denied(&g, envelope.id, &d);
             }
             return mismatch(envelope.id, "Mcp-Method", "method");
@@ -558,7 +576,7 @@ pub(crate) async fn guard(State(g): State<Arc<Guard>>, req: Request, next: Next)
         _ => p.name.clone(),
     });
     let Some(name) = name else {
-        if let Err(d) = g.verifier.authenticate(&token, time) {
+        if let Err(d) = g.verifier.authenticate(&token, time).map(|_| ()) {
             return denied(&g, envelope.id, &d);
         }
         let message = format!("{method} needs params.{member}");
@@ -573,7 +591,7 @@ pub(crate) async fn guard(State(g): State<Arc<Guard>>, req: Request, next: Next)
     };
     if let Some(h) = parts.headers.get("mcp-name") {
         if header_value(h.as_bytes()).as_deref() != Some(name.as_bytes()) {
-            if let Err(d) = g.verifier.authenticate(&token, time) {
+            if let Err(d) = g.verifier.authenticate(&token, time).map(|_| ()) {
                 return denied(&g, envelope.id, &d);
             }
             return mismatch(envelope.id, "Mcp-Name", &format!("params.{member}"));
@@ -656,7 +674,7 @@ pub(crate) async fn guard(State(g): State<Arc<Guard>>, req: Request, next: Next)
             // is read only when a subscriber listens).
             let began = tracing::enabled!(target: "captix::metrics", tracing::Level::DEBUG)
                 .then(Instant::now);
-            let checked = g.check(&token, c.at(time)).await;
+            let checked = g.check(&token, &authenticated, c.at(time)).await;
             if let Some(began) = began {
                 let micros = u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX);
                 tracing::event!(
@@ -673,7 +691,7 @@ pub(crate) async fn guard(State(g): State<Arc<Guard>>, req: Request, next: Next)
             // Authentication first: with a ticket that is not valid the answer is 401, and
             // nothing of the refused request but its bounded target reaches the audit log.
             let d = match g.verifier.authenticate(&token, time) {
-                Ok(()) => d,
+                Ok(_) => d,
                 Err(invalid) => invalid,
             };
             if let Some(r) = refused_call(&g, &token, envelope.id, method, Some(&name), &d, time) {

@@ -594,7 +594,39 @@ fn authenticate_agrees_with_ticket_info() {
     for (t, at) in cases {
         let info = v.ticket_info(t, at).map(|_| ());
         refused += usize::from(info.is_err());
-        assert_eq!(v.authenticate(t, at), info, "{t:.20} at {at}");
+        assert_eq!(v.authenticate(t, at).map(|_| ()), info, "{t:.20} at {at}");
     }
     assert_eq!(refused, 5, "every case but the first is refused");
+}
+
+/// A check through `authenticate`'s handle decides as a check by the ticket's bytes: the
+/// call's restrictions, its time, and a revocation made after the handle was taken.
+#[test]
+fn a_check_by_handle_decides_as_a_check_by_bytes() {
+    let k = root();
+    let revoked = Arc::new(MemoryRevocations::new());
+    let v = Verifier::builder(KeySet::from(k.public()))
+        .resource(RES)
+        .revocations(revoked.clone())
+        .budgets(Arc::new(MemoryBudgets::new()))
+        .build();
+    let t = ticket(&k);
+    let handle = v.authenticate(t.as_str(), NOW).expect("valid");
+    let by_handle = |c: &Call| {
+        v.try_check_authenticated(&handle, c)
+            .expect("memory budgets never wait")
+            .decision
+            .map(|a| a.tool().map(str::to_string))
+            .map_err(|d| d.code)
+    };
+    let by_bytes = |c: &Call| {
+        v.check(t.as_str(), c)
+            .map(|a| a.tool().map(str::to_string))
+            .map_err(|d| d.code)
+    };
+    for c in [list("acme"), list("globex"), list("acme").at(NOW + 7200)] {
+        assert_eq!(by_handle(&c), by_bytes(&c), "{c:?}");
+    }
+    revoked.revoke(t.revocation_ids().next().expect("authority id"));
+    assert_eq!(by_handle(&list("acme")), Err(Code::Revoked));
 }
