@@ -7,59 +7,28 @@
 //!     cargo bench -p captix-benches --bench layer_share [-- ROUNDS]
 
 use std::hint::black_box;
-use std::sync::Arc;
 use std::time::Instant;
 
-use captix::budget::MemoryBudgets;
-use captix::{KeySet, SigningKey, Ticket, Verifier};
+use captix::SigningKey;
 
-const BODY: &str = r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"list_invoices","arguments":{"org":"acme"},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientInfo":{"name":"bench","version":"1"},"io.modelcontextprotocol/clientCapabilities":{}}}}"#;
+use support::roundtrip::BODY;
+
+mod support {
+    pub mod roundtrip;
+}
 
 fn main() {
     let rounds: usize = std::env::args()
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(20_000);
-    let server_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("rt");
     let k = SigningKey::from_seed(&[7u8; 32]);
-    let (guarded, plain) = server_rt.block_on(async {
-        let l1 = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let l2 = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let (a1, a2) = (
-            l1.local_addr().expect("addr"),
-            l2.local_addr().expect("addr"),
-        );
-        let resource = format!("http://{a1}/mcp");
-        let verifier = Verifier::builder(KeySet::from(k.public()))
-            .resource(resource.clone())
-            .budgets(Arc::new(MemoryBudgets::new()))
-            .build();
-        let app = captix_example_invoices::app(
-            Arc::new(verifier),
-            captix_mcp::Config::new("https://auth.example"),
-        )
-        .expect("app");
-        let bare = captix_example_invoices::app_unguarded().expect("app");
-        tokio::spawn(async move { axum::serve(l1, app).await });
-        tokio::spawn(async move { axum::serve(l2, bare).await });
-        (resource, format!("http://{a2}/mcp"))
-    });
-    let ticket = Ticket::mint(&k, "billing-agent", "alice")
-        .tool("list_invoices")
-        .row("*:org=acme".parse().expect("row"))
-        .budget("1000000000000000".parse().expect("budget"))
-        .expires_at(4_000_000_000)
-        .resource(guarded.clone())
-        .sign()
-        .expect("mint");
+    let support::roundtrip::Servers {
+        runtime: _server_rt,
+        guarded,
+        plain,
+        ticket,
+    } = support::roundtrip::start(&k);
     let client_rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
