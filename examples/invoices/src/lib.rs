@@ -124,7 +124,7 @@ impl Invoices {
 
     fn rows(&self, sql: &str, params: &[Value]) -> Result<Vec<serde_json::Value>, ErrorData> {
         let db = self.db.lock().unwrap_or_else(|e| e.into_inner());
-        let mut stmt = db.prepare(sql).map_err(internal)?;
+        let mut stmt = db.prepare_cached(sql).map_err(internal)?;
         let rows = stmt
             .query_map(rusqlite::params_from_iter(params.iter()), |r| {
                 Ok(serde_json::json!({
