@@ -377,6 +377,17 @@ impl Held {
     }
 }
 
+/// Spends a unit of the held lease when it is usable; false when there is none to spend.
+fn use_unit(held: &mut Option<Held>, now: u64) -> bool {
+    match held {
+        Some(h) if h.usable(now) => {
+            h.left -= 1;
+            true
+        }
+        _ => false,
+    }
+}
+
 /// Leases that ended (used up or past their time) or whose prepared spend was dropped, with
 /// their budgets: settled by the next [`Leased::flush`], off the call path.
 type Ended = Arc<Mutex<Vec<(Vec<BudgetKey>, Held)>>>;
@@ -540,17 +551,6 @@ struct LeasedSpend<S: LeaseSource> {
 }
 
 impl<S: LeaseSource> LeasedSpend<S> {
-    /// A unit of the held lease, when it is usable.
-    fn spend_held(&self, now: u64) -> Option<Spend> {
-        let mut held = self.slot.held.lock().unwrap_or_else(|e| e.into_inner());
-        let h = held.as_mut()?;
-        if h.usable(now) {
-            h.left -= 1;
-            return Some(Spend::Spent);
-        }
-        None
-    }
-
     /// A lease id: the process's counter mixed with the wall clock and the thread, so that
     /// copies of one process (a fork, a restored snapshot) do not repeat each other's ids.
     fn next_id(&self) -> u64 {
@@ -574,30 +574,25 @@ impl<S: LeaseSource> PreparedSpend for LeasedSpend<S> {
             Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
             Err(std::sync::TryLockError::WouldBlock) => return None,
         };
-        let h = held.as_mut()?;
-        if h.usable(now) {
-            h.left -= 1;
-            return Some(Ok(Spend::Spent));
-        }
-        None
+        use_unit(&mut held, now).then_some(Ok(Spend::Spent))
     }
 
     fn spend(&self, now: u64) -> Result<Spend, Denial> {
         if self.slot.keys.is_empty() {
             return Ok(Spend::Spent);
         }
-        if let Some(spent) = self.spend_held(now) {
-            return Ok(spent);
+        if use_unit(
+            &mut self.slot.held.lock().unwrap_or_else(|e| e.into_inner()),
+            now,
+        ) {
+            return Ok(Spend::Spent);
         }
         // One taker at a time; whoever waited here looks at the lease it installed first.
         let _taking = self.slot.taking.lock().unwrap_or_else(|e| e.into_inner());
         let ended = {
             let mut held = self.slot.held.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(h) = held.as_mut() {
-                if h.usable(now) {
-                    h.left -= 1;
-                    return Ok(Spend::Spent);
-                }
+            if use_unit(&mut held, now) {
+                return Ok(Spend::Spent);
             }
             held.take()
         };

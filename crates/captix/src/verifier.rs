@@ -204,13 +204,34 @@ enum Spending {
     No,
     /// Yes, waiting on the store if need be.
     Yes,
-    /// Only if the store answers without I/O; otherwise the decision is [`WOULD_BLOCK`].
+    /// Only if the store answers without I/O; otherwise the decision stops at
+    /// [`Stop::WouldBlock`].
     IfLocal,
 }
 
-/// The reason of the internal denial that marks a decision stopped before waiting on a store:
-/// never returned to a caller (`try_check_audited_bytes` answers `None` instead).
-const WOULD_BLOCK: &str = "the budget store would wait on I/O";
+/// Why a decision did not allow: a denial, or, when spending only if local, a budget store that
+/// would wait on I/O (nothing spent; the caller checks again where waiting is fine).
+enum Stop {
+    Denied(Denial),
+    WouldBlock,
+}
+
+impl From<Denial> for Stop {
+    fn from(d: Denial) -> Self {
+        Stop::Denied(d)
+    }
+}
+
+impl Stop {
+    /// The denial; a store that would wait, where waiting was allowed, cannot happen, and is
+    /// answered as the store being unavailable (fails closed).
+    fn denial(self) -> Denial {
+        match self {
+            Stop::Denied(d) => d,
+            Stop::WouldBlock => crate::budget::store_unavailable("the store would wait"),
+        }
+    }
+}
 
 /// What an allowed (ticket, tool) needs on every call, made on its first: the policy's scope
 /// denial, if any, and the spend of the ticket's budgets and the policy's limits.
@@ -318,8 +339,8 @@ impl Verifier {
 
     /// [`Verifier::check_audited`] on the ticket's bytes.
     pub fn check_audited_bytes(&self, ticket: &[u8], call: &Call) -> Checked {
-        let (decision, entry) = self.decide(ticket, call, Spending::Yes);
-        self.audited(call, decision, entry)
+        let (decided, entry) = self.decide(ticket, call, Spending::Yes);
+        self.audited(call, decided.map_err(Stop::denial), entry)
     }
 
     /// [`Verifier::check_audited_bytes`] when it can answer without waiting on a budget
@@ -327,15 +348,23 @@ impl Verifier {
     /// An async server calls this on its runtime and, on `None`, `check_audited_bytes` on a
     /// blocking pool, so a stalled store never holds a runtime worker.
     pub fn try_check_audited_bytes(&self, ticket: &[u8], call: &Call) -> Option<Checked> {
-        let (decision, entry) = self.decide(ticket, call, Spending::IfLocal);
-        if decision
-            .as_ref()
-            .err()
-            .is_some_and(|d| d.code == Code::StoreUnavailable && d.reason == WOULD_BLOCK)
-        {
-            return None;
+        let (decided, entry) = self.decide(ticket, call, Spending::IfLocal);
+        self.audited_unless_blocked(call, decided, entry)
+    }
+
+    /// The audited decision, or `None` (nothing recorded) for one that stopped at a store
+    /// that would wait.
+    fn audited_unless_blocked(
+        &self,
+        call: &Call,
+        decided: Result<Allowed, Stop>,
+        entry: Option<Arc<Entry>>,
+    ) -> Option<Checked> {
+        match decided {
+            Err(Stop::WouldBlock) => None,
+            Err(Stop::Denied(d)) => Some(self.audited(call, Err(d), entry)),
+            Ok(a) => Some(self.audited(call, Ok(a), entry)),
         }
-        Some(self.audited(call, decision, entry))
     }
 
     fn audited(&self, call: &Call, decision: Decision, entry: Option<Arc<Entry>>) -> Checked {
@@ -479,18 +508,11 @@ impl Verifier {
     /// valid: the same decision (the call's time, revocation and every restriction are checked
     /// again), without hashing and comparing the ticket's bytes a second time.
     pub fn try_check_authenticated(&self, ticket: &Authenticated, call: &Call) -> Option<Checked> {
-        let decision = match call.check_time() {
-            Err(d) => Err(d),
+        let decided = match call.check_time() {
+            Err(d) => Err(Stop::Denied(d)),
             Ok(()) => self.decide_entry(&ticket.entry, call, Spending::IfLocal),
         };
-        if decision
-            .as_ref()
-            .err()
-            .is_some_and(|d| d.code == Code::StoreUnavailable && d.reason == WOULD_BLOCK)
-        {
-            return None;
-        }
-        Some(self.audited(call, decision, Some(ticket.entry.clone())))
+        self.audited_unless_blocked(call, decided, Some(ticket.entry.clone()))
     }
 
     /// The entry of a ticket that is valid now: verified, not revoked, accepted here, within
@@ -531,14 +553,14 @@ impl Verifier {
         ticket: &[u8],
         call: &Call,
         spending: Spending,
-    ) -> (Decision, Option<Arc<Entry>>) {
+    ) -> (Result<Allowed, Stop>, Option<Arc<Entry>>) {
         if let Err(d) = call.check_time() {
-            return (Err(d), None);
+            return (Err(d.into()), None);
         }
         let bytes = ticket.trim_ascii();
         let entry = match self.entry(bytes) {
             Ok(e) => e,
-            Err(d) => return (Err(d), None),
+            Err(d) => return (Err(d.into()), None),
         };
         let decision = self.decide_entry(&entry, call, spending);
         (decision, Some(entry))
@@ -551,11 +573,12 @@ impl Verifier {
         call.check_time()?;
         let entry = self.entry(ticket.as_bytes().trim_ascii())?;
         self.decide_entry(&entry, call, Spending::No)
+            .map_err(Stop::denial)
     }
 
     /// The decision of spec §6.3 with revocation, and, when `spend`, budgets (only tool calls
     /// spend: spec §4.5).
-    fn decide_entry(&self, entry: &Entry, call: &Call, spend: Spending) -> Decision {
+    fn decide_entry(&self, entry: &Entry, call: &Call, spend: Spending) -> Result<Allowed, Stop> {
         self.check_revocation(entry)?;
         self.check_acceptance(entry, call.time)?;
         let resource = self.resource.as_deref().or(call.resource.as_deref());
@@ -747,29 +770,29 @@ impl Verifier {
         spend: Spending,
         now: u64,
         allowed: &Allowed,
-    ) -> Result<(), Denial> {
+    ) -> Result<(), Stop> {
         if let Some(d) = &p.scope {
-            return Err(d.clone());
+            return Err(d.clone().into());
         }
         let spent = match spend {
             Spending::No => return Ok(()),
             Spending::Yes => p.spend.spend(now)?,
-            Spending::IfLocal => match p.spend.try_spend(now) {
-                Some(s) => s?,
-                None => return Err(Denial::new(Code::StoreUnavailable, WOULD_BLOCK)),
-            },
+            Spending::IfLocal => p.spend.try_spend(now).ok_or(Stop::WouldBlock)??,
         };
         match spent {
             Spend::Spent => Ok(()),
-            Spend::Exhausted { which, retry_after } => match which.checked_sub(p.ticket_keys) {
-                None => Err(exhausted(which, retry_after, allowed)),
-                Some(i) => Err(crate::policy::rate_limited(
-                    allowed.tool().unwrap_or_default(),
-                    &p.limits[i],
-                    allowed.identity(),
-                    retry_after,
-                )),
-            },
+            Spend::Exhausted { which, retry_after } => {
+                Err(match which.checked_sub(p.ticket_keys) {
+                    None => exhausted(which, retry_after, allowed),
+                    Some(i) => crate::policy::rate_limited(
+                        allowed.tool().unwrap_or_default(),
+                        &p.limits[i],
+                        allowed.identity(),
+                        retry_after,
+                    ),
+                }
+                .into())
+            }
         }
     }
 

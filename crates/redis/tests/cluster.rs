@@ -13,6 +13,8 @@ use captix_redis::{Options, RedisBudgets, RedisLeases, RedisRevocations};
 
 #[path = "support/cluster.rs"]
 mod cluster;
+#[path = "support/sequence.rs"]
+mod sequence;
 use cluster::Cluster;
 
 fn key(root: u8, block: u8, max: u64, window: u64) -> BudgetKey {
@@ -60,17 +62,10 @@ fn budgets_on_a_cluster_give_the_memory_answers_across_primaries() {
     let mut seed: u64 = 0x2545_F491_4F6C_DD1D;
     let mut t = 1_800_000_000u64;
     for step in 0..300 {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
+        sequence::next(&mut seed);
         t += seed % 5;
         let chain = &chains[(seed >> 3) as usize % chains.len()];
-        let pick: Vec<BudgetKey> = chain
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| (seed >> (8 + i)) & 1 == 1)
-            .map(|(_, k)| k.clone())
-            .collect();
+        let pick = sequence::pick(chain, seed);
         if pick.is_empty() {
             continue;
         }

@@ -10,6 +10,8 @@ use captix::lease::{LeaseOptions, LeaseSource, Leased, MemoryLeases, Take};
 use captix::Code;
 use captix_redis::{Options, RedisBudgets, RedisLeases};
 
+#[path = "support/sequence.rs"]
+mod sequence;
 #[path = "support/server.rs"]
 mod server;
 use server::Redis;
@@ -57,15 +59,8 @@ fn the_redis_source_answers_as_the_memory_source() {
         let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
         let mut open: Vec<(Vec<BudgetKey>, u64, u64)> = Vec::new();
         for step in 0..300u64 {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            let pick: Vec<BudgetKey> = keys
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| (seed >> (8 + i)) & 1 == 1)
-                .map(|(_, k)| k.clone())
-                .collect();
+            sequence::next(&mut seed);
+            let pick = sequence::pick(&keys, seed);
             if pick.is_empty() {
                 continue;
             }

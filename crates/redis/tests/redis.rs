@@ -9,6 +9,8 @@ use captix::budget::{BudgetKey, BudgetStore, MemoryBudgets, Spend};
 use captix::{Call, Code, KeySet, SigningKey, Ticket, Verifier};
 use captix_redis::{Options, RedisBudgets, RedisRevocations};
 
+#[path = "support/sequence.rs"]
+mod sequence;
 #[path = "support/server.rs"]
 mod server;
 use server::Redis;
@@ -39,16 +41,9 @@ fn redis_store_gives_the_memory_store_answers() {
     let mut seed: u64 = 0x2545_F491_4F6C_DD1D;
     let mut t = 1_800_000_000u64;
     for step in 0..400 {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
+        sequence::next(&mut seed);
         t += seed % 7; // 0 to 6 seconds later
-        let pick: Vec<BudgetKey> = keys
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| (seed >> (8 + i)) & 1 == 1)
-            .map(|(_, k)| k.clone())
-            .collect();
+        let pick = sequence::pick(&keys, seed);
         if pick.is_empty() {
             continue;
         }

@@ -19,6 +19,9 @@ use std::time::{Duration, Instant};
 use captix::budget::{gcra, State};
 use captix::{SigningKey, Ticket};
 
+#[path = "../../../crates/redis/tests/support/server.rs"]
+mod server;
+
 const RESOURCE: &str = "https://invoices.example/mcp";
 const REPLICAS: usize = 4;
 /// Each agent's budget (its ticket's), and the policy's limit per user.
@@ -77,35 +80,6 @@ impl Drop for Proc {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| die(&format!("no free port: {e}")))
-}
-
-fn start_redis() -> (Proc, String) {
-    let port = free_port();
-    let child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| die(&format!("redis-server: {e} (apt-get install redis-server)")));
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    (Proc(child), format!("redis://127.0.0.1:{port}/"))
 }
 
 fn start_replica(o: &Opts, dir: &Path, redis: &str, n: usize) -> (Proc, SocketAddr, PathBuf) {
@@ -201,7 +175,8 @@ fn main() {
                 .to_string()
         })
         .collect();
-    let (_redis, url) = start_redis();
+    let redis = server::Redis::start();
+    let url = redis.url();
     let replicas: Vec<(Proc, SocketAddr, PathBuf)> = (0..REPLICAS)
         .map(|n| start_replica(&o, &dir, &url, n))
         .collect();
