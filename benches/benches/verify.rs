@@ -26,60 +26,17 @@ use std::time::{Duration, Instant};
 
 use biscuit_auth::{AuthorizerBuilder, Biscuit, BlockBuilder, KeyPair};
 use captix::budget::MemoryBudgets;
-use captix::{Call, Compiled, KeySet, SigningKey, Ticket, Verifier};
+use captix::{Compiled, KeySet, Ticket, Verifier};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 
 mod support {
+    pub mod chain;
     pub mod roundtrip;
 }
 
-const NOW: u64 = 1_800_000_000;
-const RES: &str = "https://mcp.example/invoices";
+use support::chain::{attenuation, authority, call, chain, root, NOW, RES};
+
 const DEPTHS: [usize; 4] = [1, 2, 4, 8];
-
-fn root() -> SigningKey {
-    SigningKey::from_seed(&[11u8; 32])
-}
-
-fn authority(k: &SigningKey) -> captix::TicketBuilder<'_> {
-    Ticket::mint(k, "billing-agent", "alice")
-        .issuer("https://auth.example")
-        .tool("list_invoices")
-        .tool("get_invoice")
-        .row("*:org=acme".parse().expect("row"))
-        .budget("1000000000000000".parse().expect("budget"))
-        .expires_at(NOW + 3600)
-        .resource(RES)
-}
-
-fn attenuation(t: &Ticket, i: usize) -> captix::Attenuation<'_> {
-    let a = t.attenuate().expires_at(NOW + 3600 - i as u64);
-    if i == 1 {
-        a.row("list_invoices:status=open|paid".parse().expect("row"))
-    } else {
-        a
-    }
-}
-
-/// A ticket of `depth` blocks: the authority block has one row filter, block 1 adds a second.
-fn chain(depth: usize) -> Ticket {
-    let k = root();
-    let mut t = authority(&k).sign().expect("mint");
-    for i in 1..depth {
-        t = attenuation(&t, i).sign().expect("attenuate");
-    }
-    t
-}
-
-fn call() -> Call {
-    Call::new(
-        "list_invoices",
-        r#"{"org":"acme","status":"open","page":2}"#,
-    )
-    .expect("args")
-    .at(NOW)
-    .resource(RES)
-}
 
 /// biscuit-auth's own authorization of the same call: the same ambient facts and policy.
 fn biscuit_authorize(token: &Biscuit) -> bool {

@@ -8,6 +8,16 @@ use subtle::ConstantTimeEq;
 
 const SHARDS: usize = 64;
 
+/// How many bytes at the end of a key choose its bucket (docs §10.2). A ticket's text ends
+/// with its proof (the next block's secret key, or the sealing signature) after the last
+/// block's signature: bytes no one can choose without holding them, all inside these 128.
+const TAIL: usize = 128;
+
+/// The most entries one bucket holds (docs §10.2): keys that share a tail are tickets their
+/// holder built to share it, and a full bucket evicts among them, so a lookup compares with
+/// at most this many.
+const BUCKET_MAX: usize = 4;
+
 /// Compares two byte strings in time that depends only on their lengths (docs §10.2): XOR
 /// of 8-byte words accumulated with OR, no early exit, the final test by `subtle`.
 pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
@@ -37,9 +47,10 @@ pub(crate) trait Cached {
     fn heap_bytes(&self) -> usize;
 }
 
-/// A cache bounded in bytes of heap (docs §10.2): sharded by a keyed hash (a holder cannot
-/// aim at one shard), each lookup confirmed by comparing the whole key in constant time, the
-/// entries that expire first evicted when a shard is full.
+/// A cache bounded in bytes of heap (docs §10.2): sharded and bucketed by a keyed hash of the
+/// key's length and tail (a holder cannot aim at one shard), each lookup confirmed by
+/// comparing the whole key in constant time, the entries that expire first evicted when a
+/// shard or a bucket is full.
 pub(crate) struct Cache<E> {
     shards: Vec<RwLock<Shard<E>>>,
     hasher: foldhash::quality::RandomState,
@@ -94,8 +105,11 @@ impl<E: Cached> Cache<E> {
         }
     }
 
+    /// The bucket's hash and the shard: of the length and the last [`TAIL`] bytes only, so a
+    /// warm check hashes the same few bytes at any depth; the whole key is compared after.
     fn locate(&self, bytes: &[u8]) -> (u64, &RwLock<Shard<E>>) {
-        let h = self.hasher.hash_one(bytes);
+        let tail = &bytes[bytes.len().saturating_sub(TAIL)..];
+        let h = self.hasher.hash_one((bytes.len(), tail));
         (h, &self.shards[(h >> 58) as usize % SHARDS])
     }
 
@@ -130,6 +144,13 @@ impl<E: Cached> Cache<E> {
             return existing.clone();
         }
         let mut held = shard.heap_bytes();
+        if let Some(bucket) = shard.map.get_mut(&h).filter(|b| b.len() >= BUCKET_MAX) {
+            let first = (0..bucket.len()).min_by_key(|i| bucket[*i].expires());
+            if let Some(i) = first {
+                held = held.saturating_sub(bucket.swap_remove(i).heap_bytes());
+                shard.count -= 1;
+            }
+        }
         while held + weight > self.per_shard {
             match shard.evict_one() {
                 Some(freed) => held = held.saturating_sub(freed),
@@ -221,6 +242,39 @@ mod tests {
         );
     }
 
+    /// Keys that share their tail (a holder can build many tickets ending alike) land in one
+    /// bucket: each is still found only by its exact bytes, and the bucket never holds more
+    /// than `BUCKET_MAX`, so no holder can make lookups compare with a long list.
+    #[test]
+    fn keys_sharing_a_tail_are_told_apart_and_their_bucket_is_bounded() {
+        let cache: Cache<Bytes> = Cache::new(1 << 20);
+        let tail = vec![b'z'; TAIL];
+        let key = |i: u32| [format!("prefix-{i:0>8}-").into_bytes(), tail.clone()].concat();
+        for i in 0..40 {
+            let k = key(i);
+            cache.insert(Arc::new(Bytes(k.clone())));
+            assert!(cache.get(&k).is_some(), "the newest entry {i} is found");
+            if i > 0 {
+                assert!(
+                    cache.get(&key(i + 1000)).is_none(),
+                    "same tail, other prefix"
+                );
+            }
+        }
+        let (h, shard) = cache.locate(&key(0));
+        let shard = shard.read().expect("lock");
+        assert_eq!(shard.map.get(&h).map(Vec::len), Some(BUCKET_MAX));
+        assert_eq!(
+            cache.len(),
+            BUCKET_MAX,
+            "older entries of the bucket were evicted"
+        );
+        assert_eq!(
+            shard.count, BUCKET_MAX,
+            "the shard's count follows the evictions"
+        );
+    }
+
     #[test]
     fn constant_time_compare_is_exact() {
         let a: Vec<u8> = (0..100u8).collect();
@@ -299,7 +353,12 @@ mod tests {
 
     /// Timing test (docs §10.2): comparing a presented ticket with a cached one takes the same
     /// time wherever they differ. Probes differ from the cached ticket in their first two or
-    /// in their last two bytes. Five independent rounds; a leak shows a large |t| of the same
+    /// in their last two bytes (`ct_eq`). A whole lookup: probes that share the cached
+    /// ticket's tail (its bucket) and differ in their first two bytes or in the last two
+    /// before the tail, all compared; and probes whose tail differs, in its first two or its
+    /// last two bytes, all missed. Which of the two a probe is says only whether its tail
+    /// (the proof, a secret key or a signature) equals a cached one, never how much of it
+    /// does. Five independent rounds; a leak shows a large |t| of the same
     /// sign every round, noise on a shared machine a small |t| of either sign, so the median
     /// |t| is judged. The control, `==` (memcmp, early exit), must show its leak, or the
     /// measurement is not sensitive enough to mean anything. Run in release mode:
@@ -309,34 +368,48 @@ mod tests {
     fn constant_time_lookup_does_not_leak_where_tickets_differ() {
         let cached: Vec<u8> = (0..2048u32).map(|i| (i * 31 % 251) as u8).collect();
         let (first, last) = pools(&cached, 0, 2047);
+        let (hit_first, hit_last) = pools(&cached, 0, 2047 - TAIL);
+        let (miss_first, miss_last) = pools(&cached, 2048 - TAIL, 2047);
         let median = |mut v: Vec<f64>| {
             v.sort_by(|p, q| p.partial_cmp(q).unwrap_or(std::cmp::Ordering::Equal));
             v[v.len() / 2]
         };
-        let (mut t_ct, mut t_get, mut t_naive) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut t_ct, mut t_naive) = (Vec::new(), Vec::new());
+        let (mut t_hit, mut t_miss) = (Vec::new(), Vec::new());
         for _ in 0..5 {
             t_ct.push(leak_t(&|p: &[u8]| ct_eq(&cached, p), &first, &last));
             t_naive.push(leak_t(&|p: &[u8]| cached.as_slice() == p, &first, &last));
             // Whole cache lookups (keyed hash, bucket, constant-time compare), fresh seed.
             let cache = Cache::new(1 << 20);
             cache.insert(Arc::new(Bytes(cached.clone())));
-            t_get.push(leak_t(&|p: &[u8]| cache.get(p).is_some(), &first, &last));
+            let get = |p: &[u8]| cache.get(p).is_some();
+            t_hit.push(leak_t(&get, &hit_first, &hit_last));
+            t_miss.push(leak_t(&get, &miss_first, &miss_last));
         }
         println!(
-            "welch t per round: ct_eq {t_ct:.1?}, cache get {t_get:.1?}, naive == {t_naive:.0?}"
+            "welch t per round: ct_eq {t_ct:.1?}, cache get (tail shared) {t_hit:.1?}, \
+             cache get (tail differs) {t_miss:.1?}, naive == {t_naive:.0?}"
         );
         let abs = |v: &[f64]| v.iter().map(|t| t.abs()).collect::<Vec<_>>();
-        let (m_ct, m_get, m_naive) = (
+        let (m_ct, m_hit, m_miss, m_naive) = (
             median(abs(&t_ct)),
-            median(abs(&t_get)),
+            median(abs(&t_hit)),
+            median(abs(&t_miss)),
             median(abs(&t_naive)),
         );
-        println!("median |t|: ct_eq {m_ct:.1}, cache get {m_get:.1}, naive == {m_naive:.0}");
+        println!(
+            "median |t|: ct_eq {m_ct:.1}, cache get {m_hit:.1} (tail shared), \
+             {m_miss:.1} (tail differs), naive == {m_naive:.0}"
+        );
         assert!(
             m_naive > 100.0,
             "the control did not detect memcmp's leak: {m_naive:.1}"
         );
         assert!(m_ct < 10.0, "ct_eq leaks: median |t| = {m_ct:.1}");
-        assert!(m_get < 10.0, "cache lookup leaks: median |t| = {m_get:.1}");
+        assert!(m_hit < 10.0, "cache lookup leaks: median |t| = {m_hit:.1}");
+        assert!(
+            m_miss < 10.0,
+            "a missed lookup leaks: median |t| = {m_miss:.1}"
+        );
     }
 }
