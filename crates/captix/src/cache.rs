@@ -128,7 +128,8 @@ impl<E: Cached> Cache<E> {
     }
 
     /// Caches the entry, evicting what the shard's byte bound needs; an entry larger than a
-    /// shard's bound is returned uncached.
+    /// shard's bound, or one that expires before every entry of its full bucket, is returned
+    /// uncached.
     pub(crate) fn insert(&self, entry: Arc<E>) -> Arc<E> {
         let weight = entry.heap_bytes();
         if weight > self.per_shard {
@@ -146,9 +147,12 @@ impl<E: Cached> Cache<E> {
         let mut held = shard.heap_bytes();
         if let Some(bucket) = shard.map.get_mut(&h).filter(|b| b.len() >= BUCKET_MAX) {
             let first = (0..bucket.len()).min_by_key(|i| bucket[*i].expires());
-            if let Some(i) = first {
-                held = held.saturating_sub(bucket.swap_remove(i).heap_bytes());
-                shard.count -= 1;
+            match first {
+                Some(i) if bucket[i].expires() <= entry.expires() => {
+                    held = held.saturating_sub(bucket.swap_remove(i).heap_bytes());
+                    shard.count -= 1;
+                }
+                _ => return entry,
             }
         }
         while held + weight > self.per_shard {
@@ -273,6 +277,56 @@ mod tests {
             shard.count, BUCKET_MAX,
             "the shard's count follows the evictions"
         );
+    }
+
+    /// An entry with an expiry.
+    struct Expiring(Vec<u8>, u64);
+
+    impl Cached for Expiring {
+        fn key(&self) -> &[u8] {
+            &self.0
+        }
+        fn expires(&self) -> u64 {
+            self.1
+        }
+        fn heap_bytes(&self) -> usize {
+            self.0.len()
+        }
+    }
+
+    /// A full bucket evicts the entry that expires first, and only from itself; a newcomer
+    /// that expires before all of them is not cached.
+    #[test]
+    fn a_full_bucket_evicts_what_expires_first() {
+        let cache: Cache<Expiring> = Cache::new(1 << 20);
+        let tail = vec![b'q'; TAIL];
+        let key = |i: u64| [format!("prefix-{i:0>8}-").into_bytes(), tail.clone()].concat();
+        // Another entry of the same shard, in its own bucket.
+        let (_, ours) = cache.locate(&key(0));
+        let neighbour = (0..10_000u64)
+            .map(|i| format!("neighbour-{i}").into_bytes())
+            .find(|k| {
+                let (h, s) = cache.locate(k);
+                std::ptr::eq(s, ours) && h != cache.locate(&key(0)).0
+            })
+            .expect("a neighbour in the shard");
+        cache.insert(Arc::new(Expiring(neighbour.clone(), 5)));
+        for (i, expires) in [50, 10, 40, 30, 20].into_iter().enumerate() {
+            cache.insert(Arc::new(Expiring(key(i as u64), expires)));
+        }
+        let kept = |i: u64| cache.get(&key(i)).is_some();
+        assert!(!kept(1), "the entry expiring at 10 made room");
+        assert!(kept(0) && kept(2) && kept(3) && kept(4));
+        assert!(
+            cache.get(&neighbour).is_some(),
+            "other buckets are untouched"
+        );
+        assert_eq!(cache.len(), BUCKET_MAX + 1);
+        let held = [0u64, 2, 3, 4].iter().map(|i| key(*i).len()).sum::<usize>() + neighbour.len();
+        assert_eq!(cache.heap_bytes(), held);
+        cache.insert(Arc::new(Expiring(key(9), 15)));
+        assert!(!kept(9), "expires before all of the bucket: not cached");
+        assert_eq!(cache.len(), BUCKET_MAX + 1);
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! The `Verifier`: what an MCP server runs on every tool call (docs §10).
 //!
 //! > First sight of a ticket: parse, verify signatures, compile (§6.5), cache. Later calls:
-//! > find the entry by a keyed hash of the exact ticket bytes, confirm with a constant-time
-//! > comparison of the full bytes, re-check revocation if the revoked set changed, evaluate
+//! > find the entry by a keyed hash of the ticket's length and tail (its proof), confirm with
+//! > a constant-time comparison of the full bytes, re-check revocation if the revoked set changed, evaluate
 //! > the compiled restrictions, spend the budgets. No Datalog, no signature work. Tickets that
 //! > do not compile are evaluated on the reference path each time.
 
