@@ -2,7 +2,9 @@
 //! measured in pairs: the same request bytes (ticket header included) to the unguarded and to
 //! the guarded example server, alternately, in one loop, so that the machine's drift between
 //! benchmark groups cancels out. Prints the median of each side and the median of the paired
-//! differences. `./scripts/bench` runs it after the criterion groups.
+//! differences; then the same pairs in process (the two apps called as tower services, no
+//! sockets), which is the layer's own work beside the example's rmcp handler.
+//! `./scripts/bench` runs it after the criterion groups.
 //!
 //!     cargo bench -p captix-benches --bench layer_share [-- ROUNDS]
 
@@ -10,11 +12,34 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use captix::SigningKey;
+use tower::ServiceExt;
 
-use support::roundtrip::BODY;
+use support::roundtrip::{BODY, HEADERS};
 
 mod support {
     pub mod roundtrip;
+}
+
+/// Calls `a` and `b` alternately `rounds` times (which goes first alternates too); returns
+/// the medians of each (µs) and the median paired difference.
+fn pairs(rounds: usize, mut a: impl FnMut() -> f64, mut b: impl FnMut() -> f64) -> [f64; 3] {
+    let (mut xs, mut ys, mut diff) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..rounds {
+        let (x, y) = if i % 2 == 0 {
+            let x = a();
+            (x, b())
+        } else {
+            let y = b();
+            (a(), y)
+        };
+        xs.push(x);
+        ys.push(y);
+        diff.push(y - x);
+    }
+    [xs, ys, diff].map(|mut v| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    })
 }
 
 fn main() {
@@ -36,15 +61,10 @@ fn main() {
     let http = reqwest::Client::new();
     let auth = format!("Bearer {}", ticket.as_str());
     let call = |url: &str| {
-        let r = http
-            .post(url)
-            .header("content-type", "application/json")
-            .header("accept", "application/json, text/event-stream")
-            .header("mcp-method", "tools/call")
-            .header("mcp-name", "list_invoices")
-            .header("mcp-protocol-version", "2026-07-28")
-            .header("authorization", &auth)
-            .body(BODY);
+        let mut r = http.post(url).header("authorization", &auth).body(BODY);
+        for (name, value) in HEADERS {
+            r = r.header(name, value);
+        }
         let began = Instant::now();
         client_rt.block_on(async {
             let res = r.send().await.expect("send");
@@ -65,28 +85,47 @@ fn main() {
         }
         return;
     }
-    let (mut bare, mut with, mut diff) = (Vec::new(), Vec::new(), Vec::new());
-    for i in 0..rounds {
-        // Alternate which goes first, so neither side always follows the other.
-        let (b, g) = if i % 2 == 0 {
-            let b = call(&plain);
-            (b, call(&guarded))
-        } else {
-            let g = call(&guarded);
-            (call(&plain), g)
-        };
-        bare.push(b);
-        with.push(g);
-        diff.push(g - b);
-    }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    let (b, g, d) = (median(&mut bare), median(&mut with), median(&mut diff));
+    let [b, g, d] = pairs(rounds, || call(&plain), || call(&guarded));
     println!(
         "layer_share: {rounds} pairs, same request bytes; median round trip {b:.1} µs without the \
          layer, {g:.1} µs with it; median paired difference {d:.1} µs, {:.1}% (goal: under 5%)",
         100.0 * d / b
+    );
+
+    // In process: the same apps as tower services on this thread, the same request.
+    let resource = "http://127.0.0.1:1/mcp";
+    let (app, bare) = client_rt.block_on(async { support::roundtrip::apps(&k, resource) });
+    let auth = format!(
+        "Bearer {}",
+        support::roundtrip::ticket(&k, resource).as_str()
+    );
+    let serve = |app: &axum::Router| {
+        let mut r = axum::http::Request::post("/mcp")
+            .header("host", "127.0.0.1:1")
+            .header("authorization", &auth);
+        for (name, value) in HEADERS {
+            r = r.header(name, value);
+        }
+        let r = r.body(axum::body::Body::from(BODY)).expect("request");
+        let began = Instant::now();
+        client_rt.block_on(async {
+            let res = app.clone().oneshot(r).await.expect("infallible");
+            assert!(res.status().is_success(), "{}", res.status());
+            black_box(
+                axum::body::to_bytes(res.into_body(), 1 << 20)
+                    .await
+                    .expect("body"),
+            );
+        });
+        began.elapsed().as_nanos() as f64 / 1000.0
+    };
+    for _ in 0..500 {
+        serve(&bare);
+        serve(&app);
+    }
+    let [b, g, d] = pairs(rounds, || serve(&bare), || serve(&app));
+    println!(
+        "layer_share in process: {rounds} pairs, the same apps as tower services; median {b:.1} \
+         µs without the layer, {g:.1} µs with it; median paired difference {d:.1} µs"
     );
 }

@@ -373,14 +373,10 @@ fn mcp_roundtrip(c: &mut Criterion) {
         .expect("rt");
     let http = reqwest::Client::new();
     let call = |url: &str, auth: Option<&str>| {
-        let mut r = http
-            .post(url)
-            .header("content-type", "application/json")
-            .header("accept", "application/json, text/event-stream")
-            .header("mcp-method", "tools/call")
-            .header("mcp-name", "list_invoices")
-            .header("mcp-protocol-version", "2026-07-28")
-            .body(body);
+        let mut r = http.post(url).body(body);
+        for (name, value) in support::roundtrip::HEADERS {
+            r = r.header(name, value);
+        }
         if let Some(t) = auth {
             r = r.header("authorization", format!("Bearer {t}"));
         }
