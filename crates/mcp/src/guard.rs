@@ -4,9 +4,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use captix::{Allowed, Call, Code, Denial, TicketInfo, Verifier};
 use serde::Deserialize;
@@ -346,7 +345,50 @@ fn scope_denial(what: &str, missing: &[&str]) -> Denial {
     )
 }
 
-pub(crate) async fn guard(State(g): State<Arc<Guard>>, req: Request, next: Next) -> Response {
+/// The protected routes behind the guard, as one service (docs §14.1): the guard wraps the
+/// whole router, not each route, so a request clones the protected router (an `Arc`) and not
+/// the route's service a second time, as a per-route middleware would.
+#[derive(Clone)]
+pub(crate) struct Guarded {
+    pub(crate) guard: Arc<Guard>,
+    pub(crate) inner: axum::Router,
+}
+
+impl tower::Service<Request> for Guarded {
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Response, Self::Error>> + Send + 'static>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        // A router is always ready; the inner router is called with `oneshot`.
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let (g, next) = (self.guard.clone(), Next(self.inner.clone()));
+        Box::pin(async move { Ok(guard(g, req, next).await) })
+    }
+}
+
+/// What the guard forwards an admitted request to: the protected router.
+struct Next(axum::Router);
+
+impl Next {
+    async fn run(self, req: Request) -> Response {
+        use tower::ServiceExt;
+        match self.0.oneshot(req).await {
+            Ok(r) => r,
+            Err(never) => match never {},
+        }
+    }
+}
+
+async fn guard(g: Arc<Guard>, req: Request, next: Next) -> Response {
     let time = now();
     // Streamable HTTP: a browser request from another origin (DNS rebinding) is refused
     // before anything else.

@@ -82,5 +82,8 @@ pub fn protect(
                 .options(metadata::preflight)
                 .with_state(document),
         )
-        .merge(router.layer(axum::middleware::from_fn_with_state(state, guard::guard))))
+        .fallback_service(guard::Guarded {
+            guard: state,
+            inner: router,
+        }))
 }
