@@ -428,14 +428,7 @@ fn layer_only(c: &mut Criterion) {
         captix_mcp::Config::new("https://auth.example"),
     )
     .expect("protect");
-    let ticket = Ticket::mint(&k, "billing-agent", "alice")
-        .tool("list_invoices")
-        .row("*:org=acme".parse().expect("row"))
-        .budget("1000000000000000".parse().expect("budget"))
-        .expires_at(4_000_000_000)
-        .resource(resource)
-        .sign()
-        .expect("mint");
+    let ticket = support::roundtrip::ticket(&k, resource);
     let auth = format!("Bearer {}", ticket.as_str());
     let body = r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"list_invoices","arguments":{"org":"acme"}}}"#;
     let request = || {

@@ -7,12 +7,13 @@ use axum::body::{Body, Bytes};
 use axum::extract::Request;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::routing::Route;
 use captix::{Allowed, Call, Code, Denial, TicketInfo, Verifier};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::metadata::{metadata_location, Config};
-use crate::session::{Owner, Room, Sessions, Start};
+use crate::session::{Endpoint, Owner, Room, Sessions, Start};
 
 /// The verified decision for a `tools/call`, `resources/read` or `prompts/get`, in the
 /// request extensions for handlers.
@@ -345,13 +346,29 @@ fn scope_denial(what: &str, missing: &[&str]) -> Denial {
     )
 }
 
-/// The protected routes behind the guard, as one service (docs §14.1): the guard wraps the
-/// whole router, not each route, so a request clones the protected router (an `Arc`) and not
-/// the route's service a second time, as a per-route middleware would.
+/// The guard as a tower layer on each protected route (docs §14.1).
+#[derive(Clone)]
+pub(crate) struct GuardLayer(pub(crate) Arc<Guard>);
+
+impl tower::Layer<Route> for GuardLayer {
+    type Service = Guarded;
+
+    fn layer(&self, inner: Route) -> Guarded {
+        Guarded {
+            guard: self.0.clone(),
+            inner: Some(inner),
+        }
+    }
+}
+
+/// A protected route behind the guard. axum clones a route's service for each request and
+/// calls the clone once, so the call takes the route out of its clone instead of cloning it
+/// a second time (rmcp's service clones a cancellation token, under a lock); a second call
+/// on one instance is answered 500, never forwarded unguarded.
 #[derive(Clone)]
 pub(crate) struct Guarded {
-    pub(crate) guard: Arc<Guard>,
-    pub(crate) inner: axum::Router,
+    guard: Arc<Guard>,
+    inner: Option<Route>,
 }
 
 impl tower::Service<Request> for Guarded {
@@ -365,18 +382,26 @@ impl tower::Service<Request> for Guarded {
         &mut self,
         _: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Result<(), Self::Error>> {
-        // A router is always ready; the inner router is called with `oneshot`.
+        // A route is always ready; it is called with `oneshot`.
         std::task::Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, req: Request) -> Self::Future {
-        let (g, next) = (self.guard.clone(), Next(self.inner.clone()));
-        Box::pin(async move { Ok(guard(g, req, next).await) })
+        let g = self.guard.clone();
+        match self.inner.take() {
+            Some(route) => Box::pin(async move { Ok(guard(g, req, Next(route)).await) }),
+            None => Box::pin(async {
+                Ok(json_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    rpc_error(None, -32603, "the protected route was called twice", None),
+                ))
+            }),
+        }
     }
 }
 
-/// What the guard forwards an admitted request to: the protected router.
-struct Next(axum::Router);
+/// What the guard forwards an admitted request to: the protected route.
+struct Next(Route);
 
 impl Next {
     async fn run(self, req: Request) -> Response {
@@ -472,13 +497,14 @@ async fn guard(g: Arc<Guard>, req: Request, next: Next) -> Response {
             }
         }
         let delete = req.method() == Method::DELETE;
+        let endpoint = Endpoint::of(req.uri().path());
         let response = next.run(req).await;
         let ended = response.status().is_success() && delete;
         if let (true, Some(s)) = (
             ended || response.status() == StatusCode::NOT_FOUND,
             &session,
         ) {
-            g.sessions.forget(s);
+            g.sessions.forget(s, endpoint);
         }
         return response;
     }
@@ -761,11 +787,12 @@ async fn guard(g: Arc<Guard>, req: Request, next: Next) -> Response {
         // From here the server has the request, even if this future is dropped.
         f.forwarded = true;
     }
+    let endpoint = session.as_ref().map(|_| Endpoint::of(parts.uri.path()));
     let response = next
         .run(Request::from_parts(parts, Body::from(bytes.clone())))
         .await;
-    if let (Some(s), StatusCode::NOT_FOUND) = (&session, response.status()) {
-        g.sessions.forget(s);
+    if let (Some(s), Some(at), StatusCode::NOT_FOUND) = (&session, endpoint, response.status()) {
+        g.sessions.forget(s, at);
     }
     let response = hold(response, flight);
     match checked.audit_seq {
@@ -880,6 +907,7 @@ async fn governed(
         // From here the server has the request, even if this future is dropped.
         f.forwarded = true;
     }
+    let endpoint = Endpoint::of(parts.uri.path());
     let response = hold(
         next.run(Request::from_parts(parts, Body::from(bytes)))
             .await,
@@ -893,14 +921,14 @@ async fn governed(
     match (reserved, created) {
         (true, Some(id)) => {
             let expires = info.expires.unwrap_or(u64::MAX);
-            g.sessions.bind(&id, &owner(&info), expires, time);
+            g.sessions.bind(&id, &owner(&info), endpoint, expires, time);
         }
         (true, None) => g.sessions.release(&owner(&info)),
         (false, _) => {}
     }
     if let (Some(s), StatusCode::NOT_FOUND) = (&session, response.status()) {
         // The server no longer knows the session (it ended it): neither does the layer.
-        g.sessions.forget(s);
+        g.sessions.forget(s, endpoint);
     }
     // Lists answered with only what the ticket allows (docs §14.2).
     match method {

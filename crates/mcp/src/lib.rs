@@ -82,8 +82,5 @@ pub fn protect(
                 .options(metadata::preflight)
                 .with_state(document),
         )
-        .fallback_service(guard::Guarded {
-            guard: state,
-            inner: router,
-        }))
+        .merge(router.layer(guard::GuardLayer(state))))
 }

@@ -20,6 +20,9 @@ use sha2::{Digest, Sha256};
 struct Binding {
     chain: String,
     root: String,
+    /// The endpoint (request path) that created the session: only a 404 or a DELETE there
+    /// says the server ended it.
+    endpoint: Endpoint,
     expires: u64,
     last_used: u64,
     /// JSON-RPC ids of the session's requests in flight (canonical text).
@@ -105,6 +108,16 @@ fn key(id: &[u8]) -> [u8; 32] {
     Sha256::digest(id).into()
 }
 
+/// A request's path, hashed: where a session lives.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Endpoint([u8; 32]);
+
+impl Endpoint {
+    pub(crate) fn of(path: &str) -> Self {
+        Endpoint(key(path.as_bytes()))
+    }
+}
+
 /// The chain a ticket presents: `(last block's revocation id, authority block's)`.
 pub(crate) struct Owner<'a> {
     pub(crate) chain: &'a str,
@@ -174,7 +187,14 @@ impl Sessions {
     /// Binds a session the server just created, under its owner's reservation, until
     /// `expires` (the ticket's). An id already bound keeps its owner (and the reservation is
     /// given back).
-    pub(crate) fn bind(&self, id: &[u8], owner: &Owner<'_>, expires: u64, now: u64) {
+    pub(crate) fn bind(
+        &self,
+        id: &[u8],
+        owner: &Owner<'_>,
+        endpoint: Endpoint,
+        expires: u64,
+        now: u64,
+    ) {
         let mut t = self.lock();
         let k = key(id);
         t.pending = t.pending.saturating_sub(1);
@@ -187,6 +207,7 @@ impl Sessions {
             Binding {
                 chain: owner.chain.to_string(),
                 root: owner.root.to_string(),
+                endpoint,
                 expires,
                 last_used: now,
                 in_flight: HashSet::new(),
@@ -221,15 +242,26 @@ impl Sessions {
         }
     }
 
-    /// Forgets a session (after the server deleted it).
-    pub(crate) fn forget(&self, id: &[u8]) {
-        self.lock().remove(&key(id));
+    /// Forgets a session after the server ended it: a 404 or a deleting answer from the
+    /// endpoint that created it. An answer from another path (a route the application added,
+    /// or none: axum's 404) says nothing of the session, and freeing its slot there would let
+    /// a holder open sessions past its share (found by review).
+    pub(crate) fn forget(&self, id: &[u8], at: Endpoint) {
+        let mut t = self.lock();
+        let k = key(id);
+        if t.bindings.get(&k).is_some_and(|b| b.endpoint == at) {
+            t.remove(&k);
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{Owner, Room, Sessions};
+    use super::{Endpoint, Owner, Room, Sessions};
+
+    fn mcp() -> Endpoint {
+        Endpoint::of("/mcp")
+    }
 
     const A: Owner<'static> = Owner {
         chain: "chainA",
@@ -248,18 +280,23 @@ mod tests {
     fn a_session_belongs_to_one_chain_until_its_ticket_expires() {
         let s = Sessions::new(3, 2, 1000);
         s.reserve(&A, 10).expect("room");
-        s.bind(b"s1", &A, 100, 10);
+        s.bind(b"s1", &A, mcp(), 100, 10);
         assert!(s.belongs(b"s1", &A, 100));
         assert!(!s.belongs(b"s1", &B, 50), "another chain of the same root");
         assert!(!s.belongs(b"s2", &A, 50), "unknown id");
         s.reserve(&B, 10).expect("room");
-        s.bind(b"s1", &B, 100, 10);
+        s.bind(b"s1", &B, mcp(), 100, 10);
         assert!(s.belongs(b"s1", &A, 50), "no rebinding");
         assert!(!s.belongs(b"s1", &A, 101), "after the ticket expired");
         assert!(!s.belongs(b"s1", &A, 50), "and it is gone");
         s.reserve(&C, 10).expect("room");
-        s.bind(b"s3", &C, 100, 10);
-        s.forget(b"s3");
+        s.bind(b"s3", &C, mcp(), 100, 10);
+        s.forget(b"s3", Endpoint::of("/other"));
+        assert!(
+            s.belongs(b"s3", &C, 50),
+            "an answer from another path ends nothing"
+        );
+        s.forget(b"s3", mcp());
         assert!(!s.belongs(b"s3", &C, 50));
     }
 
@@ -273,8 +310,8 @@ mod tests {
         s.release(&B);
         s.reserve(&B, 10)
             .expect("a released reservation is room again");
-        s.bind(b"a1", &A, 100, 10);
-        s.bind(b"a2", &B, 100, 10);
+        s.bind(b"a1", &A, mcp(), 100, 10);
+        s.bind(b"a2", &B, mcp(), 100, 10);
         assert_eq!(
             s.reserve(&A, 10),
             Err(Room::RootFull),
@@ -286,11 +323,11 @@ mod tests {
             Err(Room::Full),
             "in flight counts toward the table"
         );
-        s.bind(b"c1", &C, 20, 10);
+        s.bind(b"c1", &C, mcp(), 20, 10);
         // once c1's ticket expired its slot is reclaimed
         s.reserve(&C, 21).expect("reclaimed");
         s.release(&C);
-        s.forget(b"a1");
+        s.forget(b"a1", mcp());
         s.reserve(&A, 21).expect("forgotten");
     }
 
@@ -299,7 +336,7 @@ mod tests {
         use super::{Start, MAX_IN_FLIGHT};
         let s = Sessions::new(10, 10, 60);
         s.reserve(&A, 0).expect("room");
-        s.bind(b"s", &A, 10_000, 0);
+        s.bind(b"s", &A, mcp(), 10_000, 0);
         s.start(b"s", "n:1").expect("first");
         assert_eq!(s.start(b"s", "n:1"), Err(Start::Duplicate));
         s.start(b"s", "s:1")
@@ -318,7 +355,7 @@ mod tests {
     fn an_idle_binding_lapses() {
         let s = Sessions::new(10, 10, 60);
         s.reserve(&A, 0).expect("room");
-        s.bind(b"s", &A, 10_000, 0);
+        s.bind(b"s", &A, mcp(), 10_000, 0);
         assert!(s.belongs(b"s", &A, 50));
         assert!(s.belongs(b"s", &A, 110), "each use keeps it live");
         assert!(!s.belongs(b"s", &A, 171), "61 s idle");

@@ -697,6 +697,42 @@ async fn one_issuance_cannot_fill_the_session_table() {
     assert_eq!(status, 200, "{body}");
 }
 
+/// A 404 from a path no route serves is not the server forgetting a session (found by
+/// review): a holder answered 404 (or a DELETE's 200) on another path, session header set,
+/// freed its slot while the server kept the session, and opened sessions past its share.
+/// Only an answer from the endpoint that created the session ends it in the layer.
+#[tokio::test]
+async fn an_answer_from_another_path_frees_no_session_slot() {
+    let mut c = config();
+    c.max_sessions_per_ticket = 2;
+    let s = server_with(c).await;
+    let agent = s.agent();
+    let auth = format!("Bearer {}", agent.as_str());
+    let call = r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"list_invoices","arguments":{"org":"acme"}}}"#;
+    for i in 0..3 {
+        let (status, head, body) = s
+            .http("POST", "/mcp", &[("authorization", &auth)], INITIALIZE)
+            .await;
+        if i == 2 {
+            assert_eq!(status, 503, "a third session is refused: {body}");
+            break;
+        }
+        assert_eq!(status, 200, "session {i}: {body}");
+        let session = session_of(&head).expect("a session");
+        for (method, body) in [("GET", ""), ("DELETE", ""), ("POST", call)] {
+            let (status, _, answer) = s
+                .http(
+                    method,
+                    "/nope",
+                    &[("authorization", &auth), ("mcp-session-id", &session)],
+                    body,
+                )
+                .await;
+            assert_eq!(status, 404, "{method} /nope: {answer}");
+        }
+    }
+}
+
 /// Concurrent `initialize` requests cannot overshoot an issuance's share of the table: room
 /// is reserved, under the lock that counts bindings, before the server sees each request.
 #[tokio::test]
