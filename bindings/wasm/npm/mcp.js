@@ -97,6 +97,11 @@ function filterListResponse(res, items, keep) {
   };
 }
 
+/** A request's endpoint: its path under the app (no query), as the router saw it. */
+function endpointOf(req) {
+  return `${req.baseUrl ?? ''}${req.path ?? String(req.url ?? '').split('?')[0]}`;
+}
+
 /**
  * Express middleware for MCP streamable-HTTP endpoints. Mount it without a body parser (it reads
  * each POST body itself, at most `maxBodyBytes`) and
@@ -166,7 +171,9 @@ export function captixMiddleware(verifier, options = {}) {
   };
   // Binds a created session under its owner's reservation (an id already bound keeps its
   // owner, and the reservation is given back).
-  const bind = (id, info) => {
+  // The binding keeps the endpoint (path) that created the session: only an answer from it
+  // can end the session (docs §14.4).
+  const bind = (id, info, endpoint) => {
     const k = sessionKey(id);
     if (sessions.has(k)) {
       release(info);
@@ -174,7 +181,20 @@ export function captixMiddleware(verifier, options = {}) {
     }
     const { chain, root } = ownerOf(info);
     pending = Math.max(0, pending - 1);
-    sessions.set(k, { chain, root, expires: info.expires ?? Infinity, lastUsed: nowSecs(), inFlight: new Set() });
+    sessions.set(k, { chain, root, endpoint, expires: info.expires ?? Infinity, lastUsed: nowSecs(), inFlight: new Set() });
+  };
+  // Forgets a session the server ended, told by an answer from the endpoint that created it
+  // (docs §14.4): a DELETE's success, or a 404 that is not a JSON-RPC message. A 404 from
+  // another path, or one carrying JSON or an event stream (the answer to the message itself),
+  // says nothing of the session: freeing the slot on it let a holder open sessions past its
+  // share (found by review).
+  const ended = (session, endpoint, req, res) => {
+    const b = sessions.get(sessionKey(session));
+    if (b === undefined || b.endpoint !== endpoint) return;
+    const type = String(res.getHeader('content-type') ?? '').trimStart().toLowerCase();
+    const message = type.startsWith('application/json') || type.startsWith('text/event-stream');
+    const deleted = req.method === 'DELETE' && res.statusCode >= 200 && res.statusCode < 300;
+    if (deleted || (res.statusCode === 404 && !message)) forget(sessionKey(session));
   };
   // One request per JSON-RPC id in flight in a session (docs §14.4): a second request with the
   // id of one in flight would receive the first one's answer (a filtered list, say) on a
@@ -306,16 +326,10 @@ export function captixMiddleware(verifier, options = {}) {
       if (failed) return deny(res, body?.id ?? null, failed);
       return res.status(404).json(rpcError(body?.id ?? null, -32600, 'session not found', denial));
     }
-    if (session !== undefined && req.method === 'DELETE') {
-      res.on('finish', () => {
-        if (res.statusCode >= 200 && res.statusCode < 300) forget(sessionKey(session));
-      });
-    }
+    const endpoint = endpointOf(req);
     if (session !== undefined) {
-      // The server no longer knows the session: neither does the middleware.
-      res.on('finish', () => {
-        if (res.statusCode === 404) forget(sessionKey(session));
-      });
+      // The server ended the session (deleted it, or no longer knows it): so does the middleware.
+      res.on('finish', () => ended(session, endpoint, req, res));
     }
     // Resuming a stream replays messages sent earlier, past the list filters of the requests
     // they answered: not served (docs §14.2).
@@ -389,7 +403,7 @@ export function captixMiddleware(verifier, options = {}) {
           settled = true;
           const headers = rest.find((h) => h && typeof h === 'object');
           const id = res.getHeader('mcp-session-id') ?? (headers && Object.entries(headers).find(([k]) => k.toLowerCase() === 'mcp-session-id')?.[1]);
-          if (id !== undefined) bind(Array.isArray(id) ? id[0] : id, info);
+          if (id !== undefined) bind(Array.isArray(id) ? id[0] : id, info, endpointOf(req));
           else release(info);
         }
         return writeHead.call(this, status, ...rest);

@@ -400,6 +400,23 @@ impl tower::Service<Request> for Guarded {
     }
 }
 
+/// Whether an answer says the server no longer knows the request's session (docs §14.4): a
+/// 404 that is not a JSON-RPC message. A server answers an unknown session so (rmcp: a plain
+/// `Not Found: Session not found`); a 404 carrying JSON or an event stream is the answer to
+/// the message itself (rmcp answers an unknown method 404 on the stateless path of protocol
+/// 2026-07-28, session header or not), and freeing the slot on it let a holder open sessions
+/// past its share (found by review). A server that answers an unknown session with JSON
+/// keeps its binding until it lapses (idle or expiry): fail closed.
+fn session_gone(response: &Response) -> bool {
+    let json_rpc = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim_start().to_ascii_lowercase())
+        .is_some_and(|v| v.starts_with("application/json") || v.starts_with("text/event-stream"));
+    response.status() == StatusCode::NOT_FOUND && !json_rpc
+}
+
 /// What the guard forwards an admitted request to: the protected route.
 struct Next(Route);
 
@@ -499,11 +516,8 @@ async fn guard(g: Arc<Guard>, req: Request, next: Next) -> Response {
         let delete = req.method() == Method::DELETE;
         let endpoint = Endpoint::of(req.uri().path());
         let response = next.run(req).await;
-        let ended = response.status().is_success() && delete;
-        if let (true, Some(s)) = (
-            ended || response.status() == StatusCode::NOT_FOUND,
-            &session,
-        ) {
+        let deleted = response.status().is_success() && delete;
+        if let (true, Some(s)) = (deleted || session_gone(&response), &session) {
             g.sessions.forget(s, endpoint);
         }
         return response;
@@ -791,7 +805,7 @@ async fn guard(g: Arc<Guard>, req: Request, next: Next) -> Response {
     let response = next
         .run(Request::from_parts(parts, Body::from(bytes.clone())))
         .await;
-    if let (Some(s), Some(at), StatusCode::NOT_FOUND) = (&session, endpoint, response.status()) {
+    if let (Some(s), Some(at), true) = (&session, endpoint, session_gone(&response)) {
         g.sessions.forget(s, at);
     }
     let response = hold(response, flight);
@@ -926,7 +940,7 @@ async fn governed(
         (true, None) => g.sessions.release(&owner(&info)),
         (false, _) => {}
     }
-    if let (Some(s), StatusCode::NOT_FOUND) = (&session, response.status()) {
+    if let (Some(s), true) = (&session, session_gone(&response)) {
         // The server no longer knows the session (it ended it): neither does the layer.
         g.sessions.forget(s, endpoint);
     }

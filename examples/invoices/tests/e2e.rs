@@ -733,6 +733,73 @@ async fn an_answer_from_another_path_frees_no_session_slot() {
     }
 }
 
+/// A 404 that answers the message is not the server forgetting the session (found by review):
+/// rmcp serves a request of protocol 2026-07-28 statelessly even with a session header, and
+/// answers an unknown method there 404 with a JSON-RPC error; freeing the slot on it let one
+/// ticket open 72 sessions against a quota of 32. A session the server did end (deleted at
+/// another path of the same endpoint) is forgotten on the server's own plain 404.
+#[tokio::test]
+async fn only_the_servers_unknown_session_answer_frees_a_slot() {
+    let mut c = config();
+    c.max_sessions_per_ticket = 2;
+    let s = server_with(c).await;
+    let auth = format!("Bearer {}", s.agent().as_str());
+    let headers = [("authorization", auth.as_str())];
+    let init = || s.http("POST", "/mcp", &headers, INITIALIZE);
+    let mut sessions = Vec::new();
+    for i in 0..2 {
+        let (status, head, body) = init().await;
+        assert_eq!(status, 200, "session {i}: {body}");
+        sessions.push(session_of(&head).expect("a session"));
+    }
+    let ping = r#"{"jsonrpc":"2.0","id":9,"method":"ping","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#;
+    let (status, head, body) = s
+        .http(
+            "POST",
+            "/mcp",
+            &[
+                ("authorization", &auth),
+                ("mcp-session-id", &sessions[0]),
+                ("mcp-protocol-version", "2026-07-28"),
+                ("mcp-method", "ping"),
+            ],
+            ping,
+        )
+        .await;
+    assert_eq!(status, 404, "{body}");
+    assert!(head.contains("content-type: application/json"), "{head}");
+    let (status, _, body) = init().await;
+    assert_eq!(status, 503, "the slot is still held: {body}");
+    // The server ends the session (a DELETE at another path of its endpoint): the layer
+    // still holds the binding, until the server's own 404 for the session at its path.
+    let (status, _, body) = s
+        .http(
+            "DELETE",
+            "/mcp/",
+            &[("authorization", &auth), ("mcp-session-id", &sessions[0])],
+            "",
+        )
+        .await;
+    assert!((200..300).contains(&status), "{status} {body}");
+    let (status, _, body) = init().await;
+    assert_eq!(status, 503, "not yet forgotten: {body}");
+    let (status, head, body) = s
+        .http(
+            "POST",
+            "/mcp",
+            &[
+                ("authorization", &auth),
+                ("mcp-session-id", &sessions[0]),
+                ("mcp-protocol-version", "2025-06-18"),
+            ],
+            r#"{"jsonrpc":"2.0","id":10,"method":"ping"}"#,
+        )
+        .await;
+    assert_eq!(status, 404, "{head} {body}");
+    let (status, _, body) = init().await;
+    assert_eq!(status, 200, "forgotten after the server's 404: {body}");
+}
+
 /// Concurrent `initialize` requests cannot overshoot an issuance's share of the table: room
 /// is reserved, under the lock that counts bindings, before the server sees each request.
 #[tokio::test]

@@ -438,6 +438,59 @@ test('a session belongs to the ticket chain that created it', async () => {
   }
 });
 
+test('only the server ending a session at its own path frees its slot', async () => {
+  // Found by review: any 404 freed the slot while the server kept the session (a path nothing
+  // serves; a JSON-RPC error answered 404), so one ticket opened sessions past its quota.
+  const app = express();
+  const live = new Set();
+  let n = 0;
+  const listener = await new Promise((resolve) => { const l = app.listen(0, '127.0.0.1', () => resolve(l)); });
+  const base = `http://127.0.0.1:${listener.address().port}`;
+  const url = `${base}/mcp`;
+  const verifier = new Verifier({ publicKeys: [key.publicKey], resource: url });
+  // Mounted on every path, as an app may: requests to paths nothing serves pass through it.
+  app.use(captixMiddleware(verifier, { authorizationServers: ['https://as.example'], maxSessionsPerTicket: 2 }));
+  app.use(express.json());
+  app.all('/mcp', (req, res) => {
+    if (req.body?.method === 'initialize') {
+      const id = `session-${++n}`;
+      live.add(id);
+      res.writeHead(200, { 'content-type': 'application/json', 'mcp-session-id': id });
+      return res.end(JSON.stringify({ jsonrpc: '2.0', id: req.body.id, result: {} }));
+    }
+    if (!live.has(req.headers['mcp-session-id'])) return res.status(404).end();
+    // An unknown method answered 404 with a JSON-RPC error (rmcp's stateless path does).
+    res.status(404).json({ jsonrpc: '2.0', id: req.body?.id ?? null, error: { code: -32601, message: 'no such method' } });
+  });
+  try {
+    const a = mint(key.secretKey, { agent: 'a', user: 'u', tools: ['list_invoices'], ttl: '1h', resource: url });
+    const auth = { authorization: `Bearer ${a}` };
+    const init = () => post(url, auth, { jsonrpc: '2.0', id: 1, method: 'initialize', params: {} });
+    const sessions = [];
+    for (let i = 0; i < 2; i++) {
+      const r = await init();
+      assert.equal(r.status, 200);
+      sessions.push(r.headers.get('mcp-session-id'));
+    }
+    const withSession = { ...auth, 'mcp-session-id': sessions[0] };
+    let r = await post(url, withSession, { jsonrpc: '2.0', id: 2, method: 'ping' });
+    assert.equal(r.status, 404, 'the message answered 404');
+    assert.equal((await init()).status, 503, 'a JSON-RPC 404 ends no session');
+    for (const method of ['GET', 'DELETE']) {
+      r = await fetch(`${base}/nope`, { method, headers: withSession });
+      assert.equal(r.status, 404);
+    }
+    assert.equal((await init()).status, 503, 'an answer from another path ends no session');
+    live.delete(sessions[0]);
+    r = await post(url, withSession, { jsonrpc: '2.0', id: 3, method: 'ping' });
+    assert.equal(r.status, 404);
+    assert.equal((await init()).status, 200, "the server's own 404 for the session frees its slot");
+  } finally {
+    verifier.free();
+    await new Promise((r) => listener.close(r));
+  }
+});
+
 test('concurrent initializes cannot overshoot the quota; malformed calls are audited', async () => {
   const app = express();
   app.use(express.json());
