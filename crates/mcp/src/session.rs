@@ -20,8 +20,8 @@ use sha2::{Digest, Sha256};
 struct Binding {
     chain: String,
     root: String,
-    /// The endpoint (request path) that created the session: only a 404 or a DELETE there
-    /// says the server ended it.
+    /// The endpoint (request path) that created the session: only an answer there (a
+    /// DELETE's success, or a 404 that is not a JSON-RPC message) says the server ended it.
     endpoint: Endpoint,
     expires: u64,
     last_used: u64,
@@ -242,10 +242,11 @@ impl Sessions {
         }
     }
 
-    /// Forgets a session after the server ended it: a 404 or a deleting answer from the
-    /// endpoint that created it. An answer from another path (a route the application added,
-    /// or none: axum's 404) says nothing of the session, and freeing its slot there would let
-    /// a holder open sessions past its share (found by review).
+    /// Forgets a session after the server ended it, told by an answer from the endpoint
+    /// that created it (the caller judges the answer: a DELETE's success, or a 404 that is not
+    /// a JSON-RPC message). An answer from another path (a route the application added, or
+    /// none: axum's 404) says nothing of the session, and freeing its slot there would let a
+    /// holder open sessions past its share (found by review).
     pub(crate) fn forget(&self, id: &[u8], at: Endpoint) {
         let mut t = self.lock();
         let k = key(id);
