@@ -189,12 +189,12 @@ export function captixMiddleware(verifier, options = {}) {
   // says nothing of the session: freeing the slot on it let a holder open sessions past its
   // share (found by review).
   const ended = (session, endpoint, req, res) => {
-    const b = sessions.get(sessionKey(session));
-    if (b === undefined || b.endpoint !== endpoint) return;
+    const k = sessionKey(session);
+    if (sessions.get(k)?.endpoint !== endpoint) return;
     const type = String(res.getHeader('content-type') ?? '').trimStart().toLowerCase();
     const message = type.startsWith('application/json') || type.startsWith('text/event-stream');
     const deleted = req.method === 'DELETE' && res.statusCode >= 200 && res.statusCode < 300;
-    if (deleted || (res.statusCode === 404 && !message)) forget(sessionKey(session));
+    if (deleted || (res.statusCode === 404 && !message)) forget(k);
   };
   // One request per JSON-RPC id in flight in a session (docs §14.4): a second request with the
   // id of one in flight would receive the first one's answer (a filtered list, say) on a
@@ -326,9 +326,9 @@ export function captixMiddleware(verifier, options = {}) {
       if (failed) return deny(res, body?.id ?? null, failed);
       return res.status(404).json(rpcError(body?.id ?? null, -32600, 'session not found', denial));
     }
-    const endpoint = endpointOf(req);
     if (session !== undefined) {
       // The server ended the session (deleted it, or no longer knows it): so does the middleware.
+      const endpoint = endpointOf(req);
       res.on('finish', () => ended(session, endpoint, req, res));
     }
     // Resuming a stream replays messages sent earlier, past the list filters of the requests

@@ -400,6 +400,23 @@ impl tower::Service<Request> for Guarded {
     }
 }
 
+/// Ends the request's session in the layer when the server's answer, from the endpoint that
+/// created the session, says the server ended it (docs §14.4): a DELETE's success, or
+/// [`session_gone`].
+fn settle_session(
+    g: &Guard,
+    session: Option<&[u8]>,
+    at: Option<Endpoint>,
+    deleting: bool,
+    response: &Response,
+) {
+    if let (Some(s), Some(at)) = (session, at) {
+        if (deleting && response.status().is_success()) || session_gone(response) {
+            g.sessions.forget(s, at);
+        }
+    }
+}
+
 /// Whether an answer says the server no longer knows the request's session (docs §14.4): a
 /// 404 that is not a JSON-RPC message. A server answers an unknown session so (rmcp: a plain
 /// `Not Found: Session not found`); a 404 carrying JSON or an event stream is the answer to
@@ -500,6 +517,8 @@ async fn guard(g: Arc<Guard>, req: Request, next: Next) -> Response {
         .headers()
         .get("mcp-session-id")
         .map(|v| v.as_bytes().to_vec());
+    // Where the named session lives: only an answer from there can end it (docs §14.4).
+    let endpoint = session.as_ref().map(|_| Endpoint::of(req.uri().path()));
     if req.method() != Method::POST {
         // GET (the server's event stream) and DELETE (end of a session): a valid ticket, and
         // the session, when named, must be this chain's.
@@ -514,12 +533,8 @@ async fn guard(g: Arc<Guard>, req: Request, next: Next) -> Response {
             }
         }
         let delete = req.method() == Method::DELETE;
-        let endpoint = Endpoint::of(req.uri().path());
         let response = next.run(req).await;
-        let deleted = response.status().is_success() && delete;
-        if let (true, Some(s)) = (deleted || session_gone(&response), &session) {
-            g.sessions.forget(s, endpoint);
-        }
+        settle_session(&g, session.as_deref(), endpoint, delete, &response);
         return response;
     }
     // Authentication before the body is read: nothing is buffered for a caller without a
@@ -801,13 +816,10 @@ async fn guard(g: Arc<Guard>, req: Request, next: Next) -> Response {
         // From here the server has the request, even if this future is dropped.
         f.forwarded = true;
     }
-    let endpoint = session.as_ref().map(|_| Endpoint::of(parts.uri.path()));
     let response = next
         .run(Request::from_parts(parts, Body::from(bytes.clone())))
         .await;
-    if let (Some(s), Some(at), true) = (&session, endpoint, session_gone(&response)) {
-        g.sessions.forget(s, at);
-    }
+    settle_session(&g, session.as_deref(), endpoint, false, &response);
     let response = hold(response, flight);
     match checked.audit_seq {
         Some(seq) => {
@@ -940,10 +952,7 @@ async fn governed(
         (true, None) => g.sessions.release(&owner(&info)),
         (false, _) => {}
     }
-    if let (Some(s), true) = (&session, session_gone(&response)) {
-        // The server no longer knows the session (it ended it): neither does the layer.
-        g.sessions.forget(s, endpoint);
-    }
+    settle_session(g, session.as_deref(), Some(endpoint), false, &response);
     // Lists answered with only what the ticket allows (docs §14.2).
     match method {
         "tools/list" => {

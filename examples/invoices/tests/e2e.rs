@@ -97,6 +97,12 @@ impl Server {
             .expect("client connects")
     }
 
+    /// An `initialize` outside a session with this `Authorization` value.
+    async fn initialize(&self, auth: &str) -> (u16, String, String) {
+        self.http("POST", "/mcp", &[("authorization", auth)], INITIALIZE)
+            .await
+    }
+
     /// A raw HTTP request; returns (status, headers, body).
     async fn http(
         &self,
@@ -703,34 +709,39 @@ async fn one_issuance_cannot_fill_the_session_table() {
 /// Only an answer from the endpoint that created the session ends it in the layer.
 #[tokio::test]
 async fn an_answer_from_another_path_frees_no_session_slot() {
-    let mut c = config();
-    c.max_sessions_per_ticket = 2;
-    let s = server_with(c).await;
-    let agent = s.agent();
-    let auth = format!("Bearer {}", agent.as_str());
+    let (s, auth, sessions) = two_sessions_of_one_ticket().await;
     let call = r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"list_invoices","arguments":{"org":"acme"}}}"#;
-    for i in 0..3 {
-        let (status, head, body) = s
-            .http("POST", "/mcp", &[("authorization", &auth)], INITIALIZE)
-            .await;
-        if i == 2 {
-            assert_eq!(status, 503, "a third session is refused: {body}");
-            break;
-        }
-        assert_eq!(status, 200, "session {i}: {body}");
-        let session = session_of(&head).expect("a session");
+    for session in &sessions {
         for (method, body) in [("GET", ""), ("DELETE", ""), ("POST", call)] {
             let (status, _, answer) = s
                 .http(
                     method,
                     "/nope",
-                    &[("authorization", &auth), ("mcp-session-id", &session)],
+                    &[("authorization", &auth), ("mcp-session-id", session)],
                     body,
                 )
                 .await;
             assert_eq!(status, 404, "{method} /nope: {answer}");
         }
     }
+    let (status, _, body) = s.initialize(&auth).await;
+    assert_eq!(status, 503, "a third session is refused: {body}");
+}
+
+/// A server whose tickets may hold 2 sessions per issuance, a ticket's `Authorization`
+/// value, and the two sessions it opened.
+async fn two_sessions_of_one_ticket() -> (Server, String, Vec<String>) {
+    let mut c = config();
+    c.max_sessions_per_ticket = 2;
+    let s = server_with(c).await;
+    let auth = format!("Bearer {}", s.agent().as_str());
+    let mut sessions = Vec::new();
+    for i in 0..2 {
+        let (status, head, body) = s.initialize(&auth).await;
+        assert_eq!(status, 200, "session {i}: {body}");
+        sessions.push(session_of(&head).expect("a session"));
+    }
+    (s, auth, sessions)
 }
 
 /// A 404 that answers the message is not the server forgetting the session (found by review):
@@ -740,18 +751,8 @@ async fn an_answer_from_another_path_frees_no_session_slot() {
 /// another path of the same endpoint) is forgotten on the server's own plain 404.
 #[tokio::test]
 async fn only_the_servers_unknown_session_answer_frees_a_slot() {
-    let mut c = config();
-    c.max_sessions_per_ticket = 2;
-    let s = server_with(c).await;
-    let auth = format!("Bearer {}", s.agent().as_str());
-    let headers = [("authorization", auth.as_str())];
-    let init = || s.http("POST", "/mcp", &headers, INITIALIZE);
-    let mut sessions = Vec::new();
-    for i in 0..2 {
-        let (status, head, body) = init().await;
-        assert_eq!(status, 200, "session {i}: {body}");
-        sessions.push(session_of(&head).expect("a session"));
-    }
+    let (s, auth, sessions) = two_sessions_of_one_ticket().await;
+    let init = || s.initialize(&auth);
     let ping = r#"{"jsonrpc":"2.0","id":9,"method":"ping","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#;
     let (status, head, body) = s
         .http(
