@@ -5,13 +5,12 @@ use std::time::Instant;
 
 use axum::body::{Body, Bytes};
 use axum::extract::Request;
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::Route;
 use captix::{Allowed, Call, Code, Denial, TicketInfo, Verifier};
-use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use crate::envelope::{self, Envelope};
 use crate::metadata::{metadata_location, Config};
 use crate::session::{Endpoint, Owner, Room, Sessions, Start};
 
@@ -253,8 +252,8 @@ fn refused_call(
         .map(|e| denied(g, id, &e))
 }
 
-fn bearer(h: &HeaderMap) -> Option<&str> {
-    let v = h.get(header::AUTHORIZATION)?.to_str().ok()?;
+fn bearer(v: &HeaderValue) -> Option<&str> {
+    let v = v.to_str().ok()?;
     let (scheme, token) = v.split_once(' ')?;
     scheme
         .eq_ignore_ascii_case("bearer")
@@ -262,27 +261,10 @@ fn bearer(h: &HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-#[derive(Deserialize)]
-struct Envelope<'a> {
-    #[serde(borrow, default)]
-    id: Option<&'a RawValue>,
-    #[serde(default)]
-    method: Option<String>,
-    #[serde(borrow, default)]
-    params: Option<&'a RawValue>,
-}
-
-/// The params of a checked method: `name` (tools/call, prompts/get) or `uri`
-/// (resources/read), and a tool's arguments.
-#[derive(Deserialize)]
-struct CallParams<'a> {
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
-    uri: Option<String>,
-    #[serde(borrow, default)]
-    arguments: Option<&'a RawValue>,
-}
+const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
+const MCP_SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
+const MCP_METHOD: HeaderName = HeaderName::from_static("mcp-method");
+const MCP_NAME: HeaderName = HeaderName::from_static("mcp-name");
 
 /// The methods the ticket itself decides (docs §14.5), with the member of `params` that
 /// names what they ask for (the one `Mcp-Name` mirrors).
@@ -292,30 +274,6 @@ fn checked_member(method: &str) -> Option<&'static str> {
         captix::RESOURCES_READ => Some("uri"),
         _ => None,
     }
-}
-
-/// What a request other than a tool call names, for the audit log: `params.uri` (resources)
-/// or `params.name` (prompts), at most 1 KiB of it.
-#[derive(Deserialize)]
-struct Target {
-    #[serde(default)]
-    uri: Option<String>,
-    #[serde(default)]
-    name: Option<String>,
-}
-
-fn target(params: Option<&RawValue>) -> Option<String> {
-    let params = params.filter(|p| p.get().trim_start().starts_with('{'))?;
-    let t: Target = serde_json::from_str(params.get()).ok()?;
-    let mut s = t.uri.or(t.name)?;
-    if s.len() > 1024 {
-        let mut end = 1024;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        s.truncate(end);
-    }
-    Some(s)
 }
 
 /// Who a session belongs to: the chain's last block's revocation id (commits to every block)
@@ -346,29 +304,15 @@ fn scope_denial(what: &str, missing: &[&str]) -> Denial {
     )
 }
 
-/// The guard as a tower layer on each protected route (docs §14.1).
-#[derive(Clone)]
-pub(crate) struct GuardLayer(pub(crate) Arc<Guard>);
-
-impl tower::Layer<Route> for GuardLayer {
-    type Service = Guarded;
-
-    fn layer(&self, inner: Route) -> Guarded {
-        Guarded {
-            guard: self.0.clone(),
-            inner: Some(inner),
-        }
-    }
-}
-
-/// A protected route behind the guard. axum clones a route's service for each request and
-/// calls the clone once, so the call takes the route out of its clone instead of cloning it
-/// a second time (rmcp's service clones a cancellation token, under a lock); a second call
-/// on one instance is answered 500, never forwarded unguarded.
+/// The protected router behind the guard: every request the router would see (its routes
+/// and its fallback) is guarded first. The guard wraps the router as one service, not each
+/// of its routes: a route layer calls its inner route by `&mut`, which clones the route (and
+/// rmcp's service, whose cancellation token takes a lock on clone and drop) once more per
+/// request than the router itself does.
 #[derive(Clone)]
 pub(crate) struct Guarded {
-    guard: Arc<Guard>,
-    inner: Option<Route>,
+    pub(crate) guard: Arc<Guard>,
+    pub(crate) router: axum::Router,
 }
 
 impl tower::Service<Request> for Guarded {
@@ -382,21 +326,14 @@ impl tower::Service<Request> for Guarded {
         &mut self,
         _: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Result<(), Self::Error>> {
-        // A route is always ready; it is called with `oneshot`.
+        // A router is always ready.
         std::task::Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, req: Request) -> Self::Future {
         let g = self.guard.clone();
-        match self.inner.take() {
-            Some(route) => Box::pin(async move { Ok(guard(g, req, Next(route)).await) }),
-            None => Box::pin(async {
-                Ok(json_response(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    rpc_error(None, -32603, "the protected route was called twice", None),
-                ))
-            }),
-        }
+        let next = Next(self.router.clone());
+        Box::pin(async move { Ok(guard(g, req, next).await) })
     }
 }
 
@@ -434,13 +371,12 @@ fn session_gone(response: &Response) -> bool {
     response.status() == StatusCode::NOT_FOUND && !json_rpc
 }
 
-/// What the guard forwards an admitted request to: the protected route.
-struct Next(Route);
+/// What the guard forwards an admitted request to: the protected router.
+struct Next(axum::Router);
 
 impl Next {
-    async fn run(self, req: Request) -> Response {
-        use tower::ServiceExt;
-        match self.0.oneshot(req).await {
+    async fn run(mut self, req: Request) -> Response {
+        match tower::Service::call(&mut self.0, req).await {
             Ok(r) => r,
             Err(never) => match never {},
         }
@@ -465,7 +401,10 @@ async fn guard(g: Arc<Guard>, req: Request, next: Next) -> Response {
         }
     }
     // RFC 6750 §3.1: one credential per request; two Authorization headers are ambiguous.
-    if req.headers().get_all(header::AUTHORIZATION).iter().count() > 1 {
+    // (The header is kept by a clone that shares its bytes: the ticket is not copied.)
+    let mut credentials = req.headers().get_all(header::AUTHORIZATION).iter();
+    let (credential, another) = (credentials.next().cloned(), credentials.next().is_some());
+    if another {
         let mut r = json_response(
             StatusCode::BAD_REQUEST,
             rpc_error(
@@ -481,7 +420,7 @@ async fn guard(g: Arc<Guard>, req: Request, next: Next) -> Response {
         );
         return r;
     }
-    let Some(token) = bearer(req.headers()).map(str::to_string) else {
+    let Some(token) = credential.as_ref().and_then(bearer) else {
         // RFC 6750 §3.1: no error code when the request carries no credential.
         let mut r = json_response(
             StatusCode::UNAUTHORIZED,
@@ -498,7 +437,7 @@ async fn guard(g: Arc<Guard>, req: Request, next: Next) -> Response {
     };
     // Resuming a stream replays messages the server sent earlier, past the list filters of
     // the requests they answered: not served (docs §14.2).
-    if req.headers().contains_key("last-event-id") {
+    if req.headers().contains_key(LAST_EVENT_ID) {
         if let Err(d) = g.verifier.authenticate(&token, time).map(|_| ()) {
             return denied(&g, None, &d);
         }
@@ -515,7 +454,7 @@ async fn guard(g: Arc<Guard>, req: Request, next: Next) -> Response {
     }
     let session: Option<Vec<u8>> = req
         .headers()
-        .get("mcp-session-id")
+        .get(MCP_SESSION_ID)
         .map(|v| v.as_bytes().to_vec());
     // Where the named session lives: only an answer from there can end it (docs §14.4).
     let endpoint = session.as_ref().map(|_| Endpoint::of(req.uri().path()));
@@ -600,7 +539,7 @@ async fn guard(g: Arc<Guard>, req: Request, next: Next) -> Response {
     // struct from an array by position: a batch must never be read as one request.)
     let object = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
     let parsed = match object {
-        true => serde_json::from_slice::<Envelope<'_>>(&bytes).map_err(|e| e.to_string()),
+        true => envelope::read(&bytes).map_err(|e| e.to_string()),
         false => Err("not a JSON object".to_string()),
     };
     let envelope = match parsed {
@@ -623,7 +562,7 @@ async fn guard(g: Arc<Guard>, req: Request, next: Next) -> Response {
     };
     // Streamable HTTP: the routing headers must say what the body says, checked before any
     // budget is spent or any decision is logged.
-    if let Some(h) = parts.headers.get("mcp-method") {
+    if let Some(h) = parts.headers.get(MCP_METHOD) {
         if Some(h.as_bytes()) != envelope.method.as_deref().map(str::as_bytes) {
             if let Err(d) = g.verifier.authenticate(&token, time).map(|_| ()) {
                 return denied(&g, envelope.id, &d);
@@ -663,15 +602,15 @@ async fn guard(g: Arc<Guard>, req: Request, next: Next) -> Response {
     };
     // tools/call, resources/read, prompts/get: one check does it all — ticket validity (401),
     // the call (403/429/400), the budget spend and the audit record.
-    // `params` must be an object: serde would read the struct from an array by position.
-    let params = envelope
-        .params
-        .filter(|p| p.get().trim_start().starts_with('{'));
-    let params: Option<CallParams<'_>> = params.and_then(|p| serde_json::from_str(p.get()).ok());
-    let name = params.as_ref().and_then(|p| match member {
-        "uri" => p.uri.clone(),
-        _ => p.name.clone(),
-    });
+    // `params` must be an object, its members of the right types (module `envelope`).
+    let params = envelope.params.call();
+    let name = params
+        .as_ref()
+        .and_then(|p| match member {
+            "uri" => p.uri,
+            _ => p.name,
+        })
+        .map(str::to_string);
     let Some(name) = name else {
         if let Err(d) = g.verifier.authenticate(&token, time).map(|_| ()) {
             return denied(&g, envelope.id, &d);
@@ -686,7 +625,7 @@ async fn guard(g: Arc<Guard>, req: Request, next: Next) -> Response {
             rpc_error(envelope.id, -32602, &message, None),
         );
     };
-    if let Some(h) = parts.headers.get("mcp-name") {
+    if let Some(h) = parts.headers.get(MCP_NAME) {
         if header_value(h.as_bytes()).as_deref() != Some(name.as_bytes()) {
             if let Err(d) = g.verifier.authenticate(&token, time).map(|_| ()) {
                 return denied(&g, envelope.id, &d);
@@ -849,7 +788,7 @@ async fn governed(
     next: Next,
     time: u64,
 ) -> Response {
-    let target = target(envelope.params);
+    let target = envelope.params.target();
     let target = target.as_deref();
     let info = match g.verifier.ticket_info(token, time) {
         Ok(i) => i,
@@ -942,7 +881,7 @@ async fn governed(
     // A session the server created for this request belongs to this ticket's chain.
     let created = response
         .headers()
-        .get("mcp-session-id")
+        .get(MCP_SESSION_ID)
         .map(|v| v.as_bytes().to_vec());
     match (reserved, created) {
         (true, Some(id)) => {

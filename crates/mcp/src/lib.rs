@@ -39,6 +39,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod envelope;
 mod guard;
 mod metadata;
 mod session;
@@ -82,5 +83,8 @@ pub fn protect(
                 .options(metadata::preflight)
                 .with_state(document),
         )
-        .merge(router.layer(guard::GuardLayer(state))))
+        .fallback_service(guard::Guarded {
+            guard: state,
+            router,
+        }))
 }
