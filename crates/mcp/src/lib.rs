@@ -53,6 +53,10 @@ use axum::Router;
 
 /// Protects the routes of `router` with captix and adds the protected-resource metadata route.
 ///
+/// Every request `router` would see, to its routes and to its fallback, passes the guard
+/// first (docs §14.1); the metadata route answers at its own path, ahead of any route of
+/// `router` there.
+///
 /// The resource is the verifier's ([`captix::VerifierBuilder::resource`]): the metadata, the
 /// audience check and the challenges cannot disagree. Refused: a verifier without a resource
 /// (MCP servers MUST check that a token was issued for them), a configuration without an

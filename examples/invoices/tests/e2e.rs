@@ -527,6 +527,10 @@ async fn the_guard_refuses_bodies_that_could_be_read_two_ways() {
         r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_invoices","\u006eame":"get_invoice","arguments":{"org":"acme","id":1}}}"#,
         // Two argument objects.
         r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_invoices","arguments":{"org":"acme"},"arguments":{"org":"globex"}}}"#,
+        // Two params (the guard reads the body in one pass: the first must not be taken), a
+        // null name before the real one, the members in another order.
+        r#"{"jsonrpc":"2.0","id":1,"params":{"name":"list_invoices","arguments":{"org":"acme"}},"method":"tools/call","params":{"name":"create_refund","arguments":{"org":"acme","id":1,"amount":5}}}"#,
+        r#"{"params":{"name":null,"name":"create_refund","arguments":{"org":"acme","id":1,"amount":5}},"id":1,"jsonrpc":"2.0","method":"tools/call"}"#,
         // Arrays (serde reads a struct from an array by position): a batch of one must not be
         // read as "a response" and forwarded, nor an array as a request.
         r#"[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"create_refund","arguments":{"org":"acme","id":1,"amount":5}}}]"#,
@@ -552,6 +556,35 @@ async fn the_guard_refuses_bodies_that_could_be_read_two_ways() {
         .await;
     assert_eq!(status, 401);
     assert!(body.contains("ticket_too_large"), "{body}");
+}
+
+/// The guard stands in front of the whole protected router, its fallback included; only the
+/// metadata route answers without a ticket.
+#[tokio::test]
+async fn every_path_but_the_metadata_needs_a_ticket() {
+    let s = server().await;
+    for (method, path) in [
+        ("POST", "/mcp"),
+        ("POST", "/mcp/"),
+        ("GET", "/mcp"),
+        ("DELETE", "/mcp"),
+        ("POST", "/nope"),
+        ("GET", "/"),
+        ("OPTIONS", "/mcp"),
+    ] {
+        let (status, head, _) = s.http(method, path, &[], INITIALIZE).await;
+        assert_eq!(status, 401, "{method} {path}: {head}");
+        assert!(
+            head.contains("www-authenticate: bearer resource_metadata="),
+            "{head}"
+        );
+    }
+    let (status, _, body) = s
+        .http("GET", "/.well-known/oauth-protected-resource/mcp", &[], "")
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("metadata");
+    assert_eq!(v["resource"], format!("http://{}/mcp", s.addr));
 }
 
 /// The headers of a request in a session.
