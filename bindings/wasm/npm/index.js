@@ -5,6 +5,7 @@ import { parse as parseToml } from 'smol-toml';
 // the runtime (Node reads the file; browsers, Deno, Bun and edge runtimes fetch it).
 import '#load';
 import * as wasm from './wasm/captix_wasm.js';
+import { FLAT_ROOM, writeFlat, writeText } from './scratch.js';
 
 /** Every stable error code (spec §8). */
 export const codes = Object.freeze(JSON.parse(wasm.codes()));
@@ -243,20 +244,13 @@ export class Verifier {
     return decision;
   }
 
-  #decide(t, name, args, when) {
-    const tool = clip(name, MAX_TOOL_NAME_BYTES);
-    let json;
-    try {
-      json = typeof args === 'string' ? args : JSON.stringify(args ?? {});
-    } catch (e) {
-      if (e instanceof RangeError) return TOO_DEEP;
-      throw e;
-    }
-    const text = clip(json, MAX_ARGS_BYTES);
-    // The ticket, tool name and arguments are encoded straight into WebAssembly memory (no
-    // allocation, no copy) and only numbers cross the boundary. A UTF-16 unit is at most
-    // three UTF-8 bytes.
-    const need = (t.length + tool.length + text.length) * 3;
+  /**
+   * Writes the ticket and the tool name at the start of the scratch buffer, which is made
+   * large enough for them and `argsRoom` bytes of arguments (at least FLAT_ROOM); returns
+   * their lengths in bytes. `#argsView` is then the room after them.
+   */
+  #head(t, tool, argsRoom) {
+    const need = (t.length + tool.length) * 3 + Math.max(argsRoom, FLAT_ROOM);
     // A view of memory that grew is detached (length 0): made again, as when it is too small.
     if (need > this.#cap || this.#view.length === 0) {
       this.#cap = Math.max(need, this.#cap);
@@ -270,12 +264,33 @@ export class Verifier {
       this.#toolAt = a;
       this.#toolView = this.#view.subarray(a);
     }
-    const b = utf8.encodeInto(tool, this.#toolView).written;
+    const b = writeText(tool, this.#toolView);
     if (a + b !== this.#argsAt) {
       this.#argsAt = a + b;
       this.#argsView = this.#view.subarray(a + b);
     }
-    const c = utf8.encodeInto(text, this.#argsView).written;
+    return [a, b];
+  }
+
+  #decide(t, name, args, when) {
+    const tool = clip(name, MAX_TOOL_NAME_BYTES);
+    // The ticket, tool name and arguments are written straight into WebAssembly memory (no
+    // allocation, no copy) and only numbers cross the boundary. A UTF-16 unit is at most
+    // three UTF-8 bytes; flat arguments get FLAT_ROOM bytes, more go the long way below.
+    let [a, b] = this.#head(t, tool, 0);
+    let c = typeof args === 'string' ? -1 : writeFlat(args ?? {}, this.#argsView, MAX_ARGS_BYTES);
+    if (c < 0) {
+      let json;
+      try {
+        json = typeof args === 'string' ? args : JSON.stringify(args ?? {});
+      } catch (e) {
+        if (e instanceof RangeError) return TOO_DEEP;
+        throw e;
+      }
+      const text = clip(json, MAX_ARGS_BYTES);
+      if (text.length * 3 > this.#argsView.length) [a, b] = this.#head(t, tool, text.length * 3);
+      c = utf8.encodeInto(text, this.#argsView).written;
+    }
     const id = this.#inner.checkScratch(a, b, c, when);
     if (id === 0) return JSON.parse(this.#inner.lastJson());
     if (id < 0) throw new CaptixError('the scratch buffer did not hold the call', { code: 'internal' });
