@@ -52,7 +52,7 @@ impl<'a> Params<'a> {
     /// The params of a checked call (`tools/call`, `resources/read`, `prompts/get`), when
     /// readable.
     pub(crate) fn call(&self) -> Option<CallParams<'_>> {
-        (self.object && !self.bad && !self.repeated_arguments).then(|| CallParams {
+        (self.object && !self.bad && !self.repeated_arguments).then_some(CallParams {
             name: self.name.as_deref(),
             uri: self.uri.as_deref(),
             arguments: self.arguments,

@@ -438,7 +438,7 @@ async fn guard(g: Arc<Guard>, req: Request, next: Next) -> Response {
     // Resuming a stream replays messages the server sent earlier, past the list filters of
     // the requests they answered: not served (docs §14.2).
     if req.headers().contains_key(LAST_EVENT_ID) {
-        if let Err(d) = g.verifier.authenticate(&token, time).map(|_| ()) {
+        if let Err(d) = g.verifier.authenticate(token, time).map(|_| ()) {
             return denied(&g, None, &d);
         }
         return json_response(
@@ -461,7 +461,7 @@ async fn guard(g: Arc<Guard>, req: Request, next: Next) -> Response {
     if req.method() != Method::POST {
         // GET (the server's event stream) and DELETE (end of a session): a valid ticket, and
         // the session, when named, must be this chain's.
-        let info = match g.verifier.ticket_info(&token, time) {
+        let info = match g.verifier.ticket_info(token, time) {
             Ok(i) => i,
             Err(d) => return denied(&g, None, &d),
         };
@@ -478,7 +478,7 @@ async fn guard(g: Arc<Guard>, req: Request, next: Next) -> Response {
     }
     // Authentication before the body is read: nothing is buffered for a caller without a
     // valid ticket, and such a request is audited by its HTTP method alone.
-    let authenticated = match g.verifier.authenticate(&token, time) {
+    let authenticated = match g.verifier.authenticate(token, time) {
         Ok(a) => a,
         Err(d) => {
             return match g.verifier.record_request(
@@ -545,7 +545,7 @@ async fn guard(g: Arc<Guard>, req: Request, next: Next) -> Response {
     let envelope = match parsed {
         Ok(e) => e,
         Err(e) => {
-            if let Err(d) = g.verifier.authenticate(&token, time).map(|_| ()) {
+            if let Err(d) = g.verifier.authenticate(token, time).map(|_| ()) {
                 return denied(&g, None, &d);
             }
             let batch = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
@@ -564,7 +564,7 @@ async fn guard(g: Arc<Guard>, req: Request, next: Next) -> Response {
     // budget is spent or any decision is logged.
     if let Some(h) = parts.headers.get(MCP_METHOD) {
         if Some(h.as_bytes()) != envelope.method.as_deref().map(str::as_bytes) {
-            if let Err(d) = g.verifier.authenticate(&token, time).map(|_| ()) {
+            if let Err(d) = g.verifier.authenticate(token, time).map(|_| ()) {
                 return denied(&g, envelope.id, &d);
             }
             return mismatch(envelope.id, "Mcp-Method", "method");
@@ -573,7 +573,7 @@ async fn guard(g: Arc<Guard>, req: Request, next: Next) -> Response {
     let Some(method) = envelope.method.as_deref() else {
         // A response to a request of the server's (sampling, elicitation, roots): a valid
         // ticket, in its own session.
-        let info = match g.verifier.ticket_info(&token, time) {
+        let info = match g.verifier.ticket_info(token, time) {
             Ok(i) => i,
             Err(d) => return denied(&g, envelope.id, &d),
         };
@@ -589,7 +589,7 @@ async fn guard(g: Arc<Guard>, req: Request, next: Next) -> Response {
     let Some(member) = checked_member(method) else {
         return governed(
             &g,
-            &token,
+            token,
             method,
             &envelope,
             session,
@@ -612,12 +612,12 @@ async fn guard(g: Arc<Guard>, req: Request, next: Next) -> Response {
         })
         .map(str::to_string);
     let Some(name) = name else {
-        if let Err(d) = g.verifier.authenticate(&token, time).map(|_| ()) {
+        if let Err(d) = g.verifier.authenticate(token, time).map(|_| ()) {
             return denied(&g, envelope.id, &d);
         }
         let message = format!("{method} needs params.{member}");
         let d = Denial::new(Code::ArgsMalformed, message.clone());
-        if let Some(r) = refused_call(&g, &token, envelope.id, method, None, &d, time) {
+        if let Some(r) = refused_call(&g, token, envelope.id, method, None, &d, time) {
             return r;
         }
         return json_response(
@@ -627,7 +627,7 @@ async fn guard(g: Arc<Guard>, req: Request, next: Next) -> Response {
     };
     if let Some(h) = parts.headers.get(MCP_NAME) {
         if header_value(h.as_bytes()).as_deref() != Some(name.as_bytes()) {
-            if let Err(d) = g.verifier.authenticate(&token, time).map(|_| ()) {
+            if let Err(d) = g.verifier.authenticate(token, time).map(|_| ()) {
                 return denied(&g, envelope.id, &d);
             }
             return mismatch(envelope.id, "Mcp-Name", &format!("params.{member}"));
@@ -640,7 +640,7 @@ async fn guard(g: Arc<Guard>, req: Request, next: Next) -> Response {
         needs.extend(g.config.tool_needs(&name));
     }
     if session.is_some() || !needs.is_empty() {
-        let info = g.verifier.ticket_info(&token, time);
+        let info = g.verifier.ticket_info(token, time);
         if let (Err(d), Some(_)) = (&info, &session) {
             // Authentication first: nothing of the session is consulted for such a ticket.
             return match g
@@ -690,7 +690,7 @@ async fn guard(g: Arc<Guard>, req: Request, next: Next) -> Response {
     let flight = match start(&g, session.as_deref(), envelope.id) {
         Ok(f) => f,
         Err(r) => {
-            let info = g.verifier.ticket_info(&token, time).ok();
+            let info = g.verifier.ticket_info(token, time).ok();
             let d = in_flight_denial();
             return match g.verifier.record_request(
                 time,
@@ -710,7 +710,7 @@ async fn guard(g: Arc<Guard>, req: Request, next: Next) -> Response {
             // is read only when a subscriber listens).
             let began = tracing::enabled!(target: "captix::metrics", tracing::Level::DEBUG)
                 .then(Instant::now);
-            let checked = g.check(&token, &authenticated, c.at(time)).await;
+            let checked = g.check(token, &authenticated, c.at(time)).await;
             if let Some(began) = began {
                 let micros = u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX);
                 tracing::event!(
@@ -726,11 +726,11 @@ async fn guard(g: Arc<Guard>, req: Request, next: Next) -> Response {
         Err(d) => {
             // Authentication first: with a ticket that is not valid the answer is 401, and
             // nothing of the refused request but its bounded target reaches the audit log.
-            let d = match g.verifier.authenticate(&token, time) {
+            let d = match g.verifier.authenticate(token, time) {
                 Ok(_) => d,
                 Err(invalid) => invalid,
             };
-            if let Some(r) = refused_call(&g, &token, envelope.id, method, Some(&name), &d, time) {
+            if let Some(r) = refused_call(&g, token, envelope.id, method, Some(&name), &d, time) {
                 return r;
             }
             return denied(&g, envelope.id, &d);
