@@ -155,6 +155,9 @@ function target({ tool, uri, prompt }) {
   return given[0];
 }
 
+/** Where a warm check writes flat arguments before it writes anything into the module's memory. */
+const staging = { bytes: new Uint8Array(FLAT_ROOM), busy: false };
+
 /** What #decide answers for arguments JSON.stringify cannot write (nested too deep). */
 const TOO_DEEP = Symbol('too deep');
 
@@ -247,7 +250,8 @@ export class Verifier {
   /**
    * Writes the ticket and the tool name at the start of the scratch buffer, which is made
    * large enough for them and `argsRoom` bytes of arguments (at least FLAT_ROOM); returns
-   * their lengths in bytes. `#argsView` is then the room after them.
+   * their lengths in bytes. `#argsView` is then the room after them. Runs no code of the
+   * caller's.
    */
   #head(t, tool, argsRoom) {
     const need = (t.length + tool.length) * 3 + Math.max(argsRoom, FLAT_ROOM);
@@ -274,12 +278,22 @@ export class Verifier {
 
   #decide(t, name, args, when) {
     const tool = clip(name, MAX_TOOL_NAME_BYTES);
-    // The ticket, tool name and arguments are written straight into WebAssembly memory (no
-    // allocation, no copy) and only numbers cross the boundary. A UTF-16 unit is at most
-    // three UTF-8 bytes; flat arguments get FLAT_ROOM bytes, more go the long way below.
-    let [a, b] = this.#head(t, tool, 0);
-    let c = typeof args === 'string' ? -1 : writeFlat(args ?? {}, this.#argsView, MAX_ARGS_BYTES);
-    if (c < 0) {
+    // The arguments first: the caller's code (getters, toJSON) runs before anything is written
+    // into WebAssembly memory, so a check it makes (re-entering this verifier or another one,
+    // or growing the memory) cannot change the bytes this one reads (found by review). Flat
+    // arguments go to a staging buffer (not while a check that is writing there is under
+    // way: the nested one takes the long way), others through JSON.stringify.
+    let flat = -1;
+    let text;
+    if (typeof args !== 'string' && !staging.busy) {
+      staging.busy = true;
+      try {
+        flat = writeFlat(args ?? {}, staging.bytes, MAX_ARGS_BYTES);
+      } finally {
+        staging.busy = false;
+      }
+    }
+    if (flat < 0) {
       let json;
       try {
         json = typeof args === 'string' ? args : JSON.stringify(args ?? {});
@@ -287,10 +301,15 @@ export class Verifier {
         if (e instanceof RangeError) return TOO_DEEP;
         throw e;
       }
-      const text = clip(json, MAX_ARGS_BYTES);
-      if (text.length * 3 > this.#argsView.length) [a, b] = this.#head(t, tool, text.length * 3);
-      c = utf8.encodeInto(text, this.#argsView).written;
+      text = clip(json, MAX_ARGS_BYTES);
     }
+    // Then the ticket, tool name and arguments, straight into WebAssembly memory (no
+    // allocation); only numbers cross the boundary. No code of the caller's runs from here
+    // to the check.
+    const [a, b] = this.#head(t, tool, flat >= 0 ? FLAT_ROOM : text.length * 3);
+    let c = flat;
+    if (flat >= 0) this.#argsView.set(staging.bytes);
+    else c = utf8.encodeInto(text, this.#argsView).written;
     const id = this.#inner.checkScratch(a, b, c, when);
     if (id === 0) return JSON.parse(this.#inner.lastJson());
     if (id < 0) throw new CaptixError('the scratch buffer did not hold the call', { code: 'internal' });

@@ -44,13 +44,19 @@ function writeQuoted(s, view, n, end) {
  * Writes `args` as UTF-8 JSON at the start of `view`, byte for byte what
  * `JSON.stringify(args)` writes, when it is a flat object whose members are strings (ASCII,
  * nothing to escape), numbers, booleans or null (members JSON.stringify leaves out are left
- * out), and it fits in `view` and in `max` bytes. Returns the bytes written, or -1 for
+ * out), and it fits in `view` and in `max` bytes. Getters run in JSON.stringify's order (and
+ * again in JSON.stringify when this returns -1): the caller must write nothing it reads
+ * later before this returns. Returns the bytes written, or -1 for
  * anything else: the caller then calls JSON.stringify. The check must read exactly the
  * arguments the handler gets; a property test holds this to JSON.stringify
  * (test/flat-args.test.mjs). It saves JSON.stringify's string and one encodeInto per call.
  */
 export function writeFlat(args, view, max) {
-  if (typeof args !== 'object' || args === null || Array.isArray(args) || typeof args.toJSON === 'function') return -1;
+  if (typeof args !== 'object' || args === null || Array.isArray(args)) return -1;
+  // A plain object only: a boxed Number, String or Boolean, a Date, a class instance with its
+  // own toJSON are JSON.stringify's to write (found by review: `new Number(5)` was `{}`).
+  const proto = Object.getPrototypeOf(args);
+  if ((proto !== Object.prototype && proto !== null) || typeof args.toJSON === 'function') return -1;
   const end = Math.min(view.length, max);
   const keys = Object.keys(args);
   if (end < 2) return -1;

@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFlat, writeText } from '../scratch.js';
 import { generateKey, mint, Verifier } from '../index.js';
+import { wasmMemory } from '../wasm/captix_wasm.js';
 
 /** A deterministic sequence (xorshift32). */
 function rng(seed) {
@@ -146,5 +147,51 @@ test('a check reads an argument object as it reads its JSON text', () => {
     const fromText = v.check(ticket, { tool: 'list_invoices', arguments: JSON.stringify(args) });
     assert.deepEqual(fromObject, fromText, JSON.stringify(args).slice(0, 80));
     assert.equal(fromObject.decision, args.org === 'acme' ? 'allow' : 'deny', JSON.stringify(args).slice(0, 80));
+  }
+});
+
+test('the caller code a check runs cannot change what it reads (found by review)', () => {
+  const key = generateKey();
+  const resource = 'https://mcp.example';
+  const ticket = mint(key.secretKey, {
+    agent: 'a', user: 'u', tools: ['list_invoices'], rows: ['*:org=acme'], ttl: '1h', resource,
+  });
+  const v = new Verifier({ publicKeys: [key.publicKey], resource });
+  const other = new Verifier({ publicKeys: [key.publicKey], resource });
+  // A toJSON that checks another call of the same length first: the tool must stay its own.
+  const swapTool = { id: 1, nested: {}, toJSON() { v.check(ticket, { tool: 'list_invoices', arguments: { org: 'acme' } }); return { org: 'acme' }; } };
+  assert.equal(v.check(ticket, { tool: 'create_refund', arguments: swapTool }).code, 'tool_not_granted');
+  // A getter that checks allowed arguments in the middle of writing its own.
+  for (const w of [v, other]) {
+    const args = { org: 'globexglobex', get x() { w.check(ticket, { tool: 'list_invoices', arguments: { org: 'acme', q: 'q' } }); return 'y'; } };
+    assert.equal(v.check(ticket, { tool: 'list_invoices', arguments: args }).decision, 'deny');
+    const fine = { org: 'acme', get x() { w.check(ticket, { tool: 'list_invoices', arguments: { org: 'globex' } }); return 'y'; } };
+    assert.equal(v.check(ticket, { tool: 'list_invoices', arguments: fine }).decision, 'allow');
+  }
+  // A getter that grows the module's memory (every view of it is then detached).
+  const memory = wasmMemory();
+  const grows = { org: 'globex', get x() { memory.grow(1); return 'y'; } };
+  assert.equal(v.check(ticket, { tool: 'list_invoices', arguments: grows }).decision, 'deny');
+  const growsFine = { org: 'acme', get x() { memory.grow(1); return 'y'; } };
+  assert.equal(v.check(ticket, { tool: 'list_invoices', arguments: growsFine }).decision, 'allow');
+});
+
+test('boxed values and other objects are left to JSON.stringify (found by review)', () => {
+  const room = new Uint8Array(256);
+  class Args { constructor() { this.org = 'acme'; } }
+  for (const args of [new Number(5), new Boolean(true), new String('ab'), Object(10n), new Args(), new Map([['org', 'acme']])]) {
+    assert.equal(writeFlat(args, room, 1 << 20), -1, String(args));
+  }
+  const bare = Object.assign(Object.create(null), { org: 'acme' });
+  const n = writeFlat(bare, room, 1 << 20);
+  assert.equal(new TextDecoder().decode(room.subarray(0, n)), JSON.stringify(bare));
+  const key = generateKey();
+  const resource = 'https://mcp.example';
+  const ticket = mint(key.secretKey, { agent: 'a', user: 'u', tools: ['t'], ttl: '1h', resource });
+  const v = new Verifier({ publicKeys: [key.publicKey], resource });
+  for (const args of [new Number(5), new String('ab'), new Boolean(true)]) {
+    const fromObject = v.check(ticket, { tool: 't', arguments: args });
+    assert.equal(fromObject.decision, 'deny', String(args));
+    assert.deepEqual(fromObject, v.check(ticket, { tool: 't', arguments: JSON.stringify(args) }));
   }
 });
