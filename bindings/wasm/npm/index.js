@@ -156,7 +156,17 @@ function target({ tool, uri, prompt }) {
 }
 
 /** Where a warm check writes flat arguments before it writes anything into the module's memory. */
-const staging = { bytes: new Uint8Array(FLAT_ROOM), busy: false };
+const staging = {
+  bytes: new Uint8Array(FLAT_ROOM),
+  busy: false,
+  // The view of the first n bytes, kept while calls write the same length (most do).
+  view: new Uint8Array(0),
+  /** The first `n` bytes. */
+  written(n) {
+    if (this.view.length !== n) this.view = this.bytes.subarray(0, n);
+    return this.view;
+  },
+};
 
 /** What #decide answers for arguments JSON.stringify cannot write (nested too deep). */
 const TOO_DEEP = Symbol('too deep');
@@ -249,9 +259,9 @@ export class Verifier {
 
   /**
    * Writes the ticket and the tool name at the start of the scratch buffer, which is made
-   * large enough for them and `argsRoom` bytes of arguments (at least FLAT_ROOM); returns
-   * their lengths in bytes. `#argsView` is then the room after them. Runs no code of the
-   * caller's.
+   * large enough for them and `argsRoom` bytes of arguments (at least FLAT_ROOM). Then the
+   * tool name starts at `#toolAt`, the arguments at `#argsAt`, and `#argsView` is the room
+   * after them. Runs no code of the caller's.
    */
   #head(t, tool, argsRoom) {
     const need = (t.length + tool.length) * 3 + Math.max(argsRoom, FLAT_ROOM);
@@ -273,7 +283,6 @@ export class Verifier {
       this.#argsAt = a + b;
       this.#argsView = this.#view.subarray(a + b);
     }
-    return [a, b];
   }
 
   #decide(t, name, args, when) {
@@ -306,9 +315,11 @@ export class Verifier {
     // Then the ticket, tool name and arguments, straight into WebAssembly memory (no
     // allocation); only numbers cross the boundary. No code of the caller's runs from here
     // to the check.
-    const [a, b] = this.#head(t, tool, flat >= 0 ? FLAT_ROOM : text.length * 3);
+    this.#head(t, tool, flat >= 0 ? FLAT_ROOM : text.length * 3);
+    const a = this.#toolAt;
+    const b = this.#argsAt - a;
     let c = flat;
-    if (flat >= 0) this.#argsView.set(staging.bytes);
+    if (flat >= 0) this.#argsView.set(staging.written(flat));
     else c = utf8.encodeInto(text, this.#argsView).written;
     const id = this.#inner.checkScratch(a, b, c, when);
     if (id === 0) return JSON.parse(this.#inner.lastJson());
