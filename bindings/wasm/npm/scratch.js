@@ -44,12 +44,12 @@ function writeQuoted(s, view, n, end) {
  * Writes `args` as UTF-8 JSON at the start of `view`, byte for byte what
  * `JSON.stringify(args)` writes, when it is a flat object whose members are strings (ASCII,
  * nothing to escape), numbers, booleans or null (members JSON.stringify leaves out are left
- * out), and it fits in `view` and in `max` bytes. Getters run in JSON.stringify's order (and
- * again in JSON.stringify when this returns -1): the caller must write nothing it reads
- * later before this returns. Returns the bytes written, or -1 for
- * anything else: the caller then calls JSON.stringify. The check must read exactly the
- * arguments the handler gets; a property test holds this to JSON.stringify
- * (test/flat-args.test.mjs). It saves JSON.stringify's string and one encodeInto per call.
+ * out), and it fits in `view` and in `max` bytes. Returns the bytes written, or -1 for anything
+ * else: the caller then calls JSON.stringify. Getters run in JSON.stringify's order (and again
+ * in JSON.stringify after a -1): the caller must write nothing it reads later before this
+ * returns. The check must read exactly the arguments the handler gets; a property test holds
+ * this to JSON.stringify (test/flat-args.test.mjs). It saves JSON.stringify's string and one
+ * encodeInto per call.
  */
 export function writeFlat(args, view, max) {
   if (typeof args !== 'object' || args === null || Array.isArray(args)) return -1;

@@ -789,7 +789,6 @@ async fn governed(
     time: u64,
 ) -> Response {
     let target = envelope.params.target();
-    let target = target.as_deref();
     let info = match g.verifier.ticket_info(token, time) {
         Ok(i) => i,
         Err(d) => {

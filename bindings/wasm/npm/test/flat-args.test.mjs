@@ -60,6 +60,14 @@ function object(r, depth = 0) {
 
 const utf8 = new TextEncoder();
 
+/** A ticket granting `grant` (tools, rows) and `n` verifiers of it. */
+function granted(grant, n = 1) {
+  const key = generateKey();
+  const resource = 'https://mcp.example';
+  const ticket = mint(key.secretKey, { agent: 'a', user: 'u', ttl: '1h', resource, ...grant });
+  return { ticket, verifiers: Array.from({ length: n }, () => new Verifier({ publicKeys: [key.publicKey], resource })) };
+}
+
 test('writeFlat writes what JSON.stringify writes, or declines', () => {
   const r = rng(0x5eed);
   let written = 0;
@@ -126,12 +134,7 @@ test('writeText writes UTF-8 as TextEncoder does', () => {
 });
 
 test('a check reads an argument object as it reads its JSON text', () => {
-  const key = generateKey();
-  const resource = 'https://mcp.example';
-  const ticket = mint(key.secretKey, {
-    agent: 'a', user: 'u', tools: ['list_invoices'], rows: ['*:org=acme'], ttl: '1h', resource,
-  });
-  const v = new Verifier({ publicKeys: [key.publicKey], resource });
+  const { ticket, verifiers: [v] } = granted({ tools: ['list_invoices'], rows: ['*:org=acme'] });
   for (const args of [
     { org: 'acme' },
     { org: 'acme', page: 2, open: true, note: null },
@@ -151,13 +154,7 @@ test('a check reads an argument object as it reads its JSON text', () => {
 });
 
 test('the caller code a check runs cannot change what it reads (found by review)', () => {
-  const key = generateKey();
-  const resource = 'https://mcp.example';
-  const ticket = mint(key.secretKey, {
-    agent: 'a', user: 'u', tools: ['list_invoices'], rows: ['*:org=acme'], ttl: '1h', resource,
-  });
-  const v = new Verifier({ publicKeys: [key.publicKey], resource });
-  const other = new Verifier({ publicKeys: [key.publicKey], resource });
+  const { ticket, verifiers: [v, other] } = granted({ tools: ['list_invoices'], rows: ['*:org=acme'] }, 2);
   // A toJSON that checks another call of the same length first: the tool must stay its own.
   const swapTool = { id: 1, nested: {}, toJSON() { v.check(ticket, { tool: 'list_invoices', arguments: { org: 'acme' } }); return { org: 'acme' }; } };
   assert.equal(v.check(ticket, { tool: 'create_refund', arguments: swapTool }).code, 'tool_not_granted');
@@ -185,10 +182,7 @@ test('boxed values and other objects are left to JSON.stringify (found by review
   const bare = Object.assign(Object.create(null), { org: 'acme' });
   const n = writeFlat(bare, room, 1 << 20);
   assert.equal(new TextDecoder().decode(room.subarray(0, n)), JSON.stringify(bare));
-  const key = generateKey();
-  const resource = 'https://mcp.example';
-  const ticket = mint(key.secretKey, { agent: 'a', user: 'u', tools: ['t'], ttl: '1h', resource });
-  const v = new Verifier({ publicKeys: [key.publicKey], resource });
+  const { ticket, verifiers: [v] } = granted({ tools: ['t'] });
   for (const args of [new Number(5), new String('ab'), new Boolean(true)]) {
     const fromObject = v.check(ticket, { tool: 't', arguments: args });
     assert.equal(fromObject.decision, 'deny', String(args));
