@@ -28,6 +28,14 @@ export type Code =
   | 'scope_missing'
   | 'session_not_found';
 
+/**
+ * Which WebAssembly module this is: `'full'`, or `'lean'` (selected by the `captix-lean` export
+ * condition: about 60% of the size, no Datalog beyond the captix vocabulary; a ticket with
+ * hand-written checks or a block from another Biscuit tool is refused with `limits_exceeded`,
+ * and such checks can be neither minted nor shown).
+ */
+export declare const build: 'full' | 'lean';
+
 /** The core's denial codes, in spec order. */
 export declare const codes: readonly Code[];
 

@@ -4,8 +4,15 @@ import { parse as parseToml } from 'smol-toml';
 // Instantiates the WebAssembly module first: the package's `imports` map picks the loader for
 // the runtime (Node reads the file; browsers, Deno, Bun and edge runtimes fetch it).
 import '#load';
-import * as wasm from './wasm/captix_wasm.js';
+import * as wasm from '#wasm';
 import { FLAT_ROOM, writeFlat, writeText } from './scratch.js';
+
+/**
+ * Which WebAssembly module this is: `'full'`, or `'lean'` (the `captix-lean` export condition:
+ * about 60% of the size, no Datalog beyond the captix vocabulary; a ticket with hand-written
+ * checks or a block from another Biscuit tool is refused with `limits_exceeded`).
+ */
+export const build = wasm.datalog() ? 'full' : 'lean';
 
 /** Every stable error code (spec §8). */
 export const codes = Object.freeze(JSON.parse(wasm.codes()));

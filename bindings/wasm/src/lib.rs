@@ -547,6 +547,13 @@ pub fn limits() -> Vec<u32> {
         .collect()
 }
 
+/// Whether this module evaluates Datalog outside the captix vocabulary (the full module) or
+/// refuses tickets that need it (the lean one).
+#[wasm_bindgen]
+pub fn datalog() -> bool {
+    cfg!(feature = "datalog")
+}
+
 /// The stable error codes (spec §8), for programs that switch on them.
 #[wasm_bindgen]
 pub fn codes() -> Result<String, JsValue> {

@@ -6,7 +6,9 @@ use crate::block::{Description, Identity};
 use crate::call::Target;
 use crate::error::Denial;
 use crate::forms::{Budget, Constraint};
-use crate::ticket::{BlockView, RevocationId, Ticket};
+#[cfg(feature = "datalog")]
+use crate::ticket::BlockView;
+use crate::ticket::{RevocationId, Ticket};
 
 /// The constraints on one argument that an allowed call must honour, from every block.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -255,6 +257,7 @@ impl Allowed {
         }
     }
 
+    #[cfg(feature = "datalog")]
     pub(crate) fn new(summary: Arc<Summary>, blocks: &[BlockView], target: &Target) -> Self {
         let described = blocks
             .iter()

@@ -79,11 +79,14 @@ impl Decoded {
         out
     }
 
-    /// True when both say the same Datalog (facts, rules, checks, scopes, in order).
-    pub(crate) fn same_datalog(&self, other: &Decoded) -> bool {
+    /// True when `other` says this Datalog (facts, rules, checks, scopes, in order) followed by
+    /// `unread` more checks: hand-written checks a build without a Datalog parser does not read
+    /// (module `block`); 0 everywhere else.
+    pub(crate) fn same_datalog(&self, other: &Decoded, unread: usize) -> bool {
         self.facts == other.facts
             && self.rules == other.rules
-            && self.checks == other.checks
+            && other.checks.len() == self.checks.len() + unread
+            && other.checks.starts_with(&self.checks)
             && self.scopes == other.scopes
     }
 }

@@ -49,6 +49,15 @@
 //!            Code::ToolNotGranted);
 //! # Ok(()) }
 //! ```
+//!
+//! ## Features
+//!
+//! - `datalog` (default): Biscuit's authorizer and Datalog parser, for tickets beyond the captix
+//!   vocabulary (hand-written checks, blocks from other Biscuit tools: the reference path of
+//!   spec §6.3). Without it such a ticket is never allowed (`limits_exceeded`, after the
+//!   vocabulary's own denials; spec §6.5) and no hand-written check can be minted: the npm
+//!   package's lean module, a third smaller.
+//! - `test-util`, `bindings`: for captix's own tests and language bindings (see `Cargo.toml`).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -79,6 +88,7 @@ mod ticket;
 pub mod time;
 mod uri;
 mod verifier;
+#[cfg(feature = "datalog")]
 mod work;
 
 pub use args::{Args, Scalar};
@@ -100,7 +110,7 @@ pub use mint::{Attenuation, Restrictions, TicketBuilder};
 pub use policy::{
     is_scope_token, Limit, Per, Policy, PolicyError, ToolPolicy, MAX_LIMITS_PER_TOOL, POLICY_ROOT,
 };
-#[cfg(feature = "test-util")]
+#[cfg(all(feature = "test-util", feature = "datalog"))]
 pub use reference::run_limits;
 pub use reference::verify;
 pub use resource::normalize_resource;

@@ -48,3 +48,10 @@ pub const DATALOG_MAX_WORK: u64 = 5_000_000;
 /// Biscuit's default (1 ms) denies valid tickets on a busy machine. The deterministic limits
 /// above bound hostile input; this one only stops a pathological run, so it is generous.
 pub const DATALOG_MAX_TIME: Duration = Duration::from_millis(500);
+
+/// Why a build without Biscuit's authorizer (the `datalog` feature off) refuses a ticket that
+/// needs the reference path, or a hand-written check to mint.
+#[cfg(not(feature = "datalog"))]
+pub(crate) const NO_DATALOG_REASON: &str = "this build of captix evaluates no Datalog outside \
+    the captix vocabulary (its `datalog` feature is off, as in the npm package's lean module): \
+    a ticket with hand-written checks, or a block from another Biscuit tool, is refused";

@@ -3,19 +3,31 @@
 
 use std::sync::Arc;
 
+#[cfg(feature = "datalog")]
 use biscuit_auth::builder::Term;
+#[cfg(feature = "datalog")]
 use biscuit_auth::builder::{
     fact, pred, string, var, AuthorizerBuilder, Binary, Expression, Op, Policy, PolicyKind, Rule,
 };
+#[cfg(feature = "datalog")]
 use biscuit_auth::AuthorizerLimits;
 
-use crate::call::{Call, Target};
-use crate::decision::{Allowed, Decision, Summary};
+use crate::call::Call;
+#[cfg(feature = "datalog")]
+use crate::call::Target;
+#[cfg(feature = "datalog")]
+use crate::decision::Allowed;
+use crate::decision::{Decision, Summary};
 use crate::error::{Code, Denial};
 use crate::keys::KeySet;
+#[cfg(feature = "datalog")]
 use crate::limits::{DATALOG_MAX_FACTS, DATALOG_MAX_ITERATIONS, DATALOG_MAX_TIME};
-use crate::restriction::{date_term, not_granted, walk, Class, Restriction, Walk};
-use crate::ticket::{BlockView, Content, Ticket};
+#[cfg(feature = "datalog")]
+use crate::restriction::{date_term, Class, Restriction};
+use crate::restriction::{not_granted, walk, Walk};
+#[cfg(feature = "datalog")]
+use crate::ticket::Content;
+use crate::ticket::{BlockView, Ticket};
 
 /// Verifies a ticket's text against a call on the reference path: parse, verify signatures,
 /// run Biscuit's authorizer (spec §6.3). Budgets are reported, not spent; revocation is not
@@ -26,6 +38,7 @@ pub fn verify(ticket: &str, call: &Call, keys: &KeySet) -> Decision {
 }
 
 /// The Datalog run limits used for every authorization (spec §7.2).
+#[cfg(feature = "datalog")]
 pub fn run_limits() -> AuthorizerLimits {
     AuthorizerLimits {
         max_facts: DATALOG_MAX_FACTS,
@@ -43,6 +56,27 @@ impl Ticket {
 
     pub(crate) fn authorize_with(&self, call: &Call, summary: Arc<Summary>) -> Decision {
         call.check_time()?;
+        self.evaluate(call, summary)
+    }
+}
+
+/// Without Biscuit's authorizer (the crate's `datalog` feature off, as in the npm package's
+/// lean module): a ticket that needs the reference path is never allowed. It is refused as one
+/// over the work bound is (spec §7.2): the vocabulary's denial when a described restriction
+/// fails, else `limits_exceeded`.
+#[cfg(not(feature = "datalog"))]
+impl Ticket {
+    fn evaluate(&self, call: &Call, summary: Arc<Summary>) -> Decision {
+        let _ = summary;
+        Err(self
+            .vocabulary_denial(call)
+            .unwrap_or_else(|| Denial::new(Code::LimitsExceeded, crate::limits::NO_DATALOG_REASON)))
+    }
+}
+
+#[cfg(feature = "datalog")]
+impl Ticket {
+    fn evaluate(&self, call: &Call, summary: Arc<Summary>) -> Decision {
         let internal = |e: biscuit_auth::error::Token| {
             Denial::new(
                 Code::Malformed,
@@ -167,6 +201,31 @@ impl Ticket {
         }
     }
 
+    fn restriction_at(&self, block: usize, check: usize) -> Option<Restriction> {
+        self.blocks()
+            .get(block)
+            .and_then(BlockView::description)
+            .and_then(|d| d.restrictions().into_iter().nth(check))
+    }
+
+    fn denial_for(&self, block: usize, check: usize, call: &Call) -> Denial {
+        let view = self.blocks().get(block);
+        if let Some(r) = self.restriction_at(block, check) {
+            return r.denial(block, call, call.resource.as_deref());
+        }
+        let kind = match view.map(|v| &v.content) {
+            Some(Content::Described(_)) => "hand-written",
+            _ => "foreign block's",
+        };
+        Denial::new(
+            Code::CheckFailed,
+            format!("block {block}: a {kind} Datalog check (number {check}) failed"),
+        )
+        .at(block, format!("datalog check {check}"))
+    }
+}
+
+impl Ticket {
     /// The first failing vocabulary restriction by the precedence of spec §6.3, read from the
     /// descriptions without Datalog, for when Biscuit stopped before naming a failing check.
     /// Hand-written and foreign checks are not evaluated here.
@@ -190,28 +249,5 @@ impl Ticket {
             Walk::NotGranted => Some(not_granted(&call.target)),
             Walk::Granted(()) => None,
         }
-    }
-
-    fn restriction_at(&self, block: usize, check: usize) -> Option<Restriction> {
-        self.blocks()
-            .get(block)
-            .and_then(BlockView::description)
-            .and_then(|d| d.restrictions().into_iter().nth(check))
-    }
-
-    fn denial_for(&self, block: usize, check: usize, call: &Call) -> Denial {
-        let view = self.blocks().get(block);
-        if let Some(r) = self.restriction_at(block, check) {
-            return r.denial(block, call, call.resource.as_deref());
-        }
-        let kind = match view.map(|v| &v.content) {
-            Some(Content::Described(_)) => "hand-written",
-            _ => "foreign block's",
-        };
-        Denial::new(
-            Code::CheckFailed,
-            format!("block {block}: a {kind} Datalog check (number {check}) failed"),
-        )
-        .at(block, format!("datalog check {check}"))
     }
 }

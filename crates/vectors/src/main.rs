@@ -1733,6 +1733,28 @@ fn main() {
     let format1_text = g.append(&docs, format1);
     g.push(V { ticket: format1_text, ..v("format_1_refused", "6.2", "a block described in format 1 (whose tool checks denied every other method) is no longer read", &docs, "list_invoices", acme, "malformed") });
 
+    // A description that names one hand-written check of a block carrying two: a reader that
+    // does not parse hand-written checks (the npm package's lean module) still counts them.
+    let hiding = biscuit_auth::BlockBuilder::new()
+        .code(r#"check if tool("list_invoices"); check if tool("get_invoice");"#)
+        .expect("code")
+        .context(r#"{"captix":2,"checks":["check if tool(\"list_invoices\")"]}"#.to_string());
+    let hiding_text = g.append(&base, hiding);
+    g.push(V {
+        ticket: hiding_text,
+        block: Some(1),
+        ..v(
+            "description_hides_a_check",
+            "6.2",
+            "a description that names fewer hand-written checks than its block carries is \
+             malformed",
+            &base,
+            "list_invoices",
+            acme,
+            "malformed",
+        )
+    });
+
     // Write, replacing the folder's JSON files.
     std::fs::create_dir_all(&dir).expect("mkdir");
     for entry in std::fs::read_dir(&dir).expect("read dir") {

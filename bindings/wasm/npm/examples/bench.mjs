@@ -1,12 +1,14 @@
 // Warm and cold check times in Node, beside the native warm check on the same tickets in the
 // same run: `node examples/bench.mjs` (after bindings/wasm/build.sh; the native side needs
-// cargo and the repository, and is skipped with a note without them). Size of the module too.
+// cargo and the repository, and is skipped with a note without them). Size of the module too;
+// `node --conditions=captix-lean examples/bench.mjs` measures the lean module.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { generateKey, mint, attenuate, Verifier } from '../index.js';
+import wasmFile from '#wasm-url';
+import { build, generateKey, mint, attenuate, Verifier } from '../index.js';
 
 const RESOURCE = 'https://mcp.example';
 const key = generateKey();
@@ -50,9 +52,8 @@ function native() {
   };
 }
 
-const wasmFile = new URL('../wasm/captix_wasm_bg.wasm', import.meta.url);
 const bytes = readFileSync(wasmFile);
-console.log(`module: ${bytes.length} bytes, ${gzipSync(bytes, { level: 9 }).length} gzipped (level 9)`);
+console.log(`module (${build}): ${bytes.length} bytes, ${gzipSync(bytes, { level: 9 }).length} gzipped (level 9)`);
 
 const nativeRunner = native();
 // Warm-up: the JavaScript and the WebAssembly code optimized before anything is measured.

@@ -1,6 +1,8 @@
 // Loads the WebAssembly module in Node: read from the package's own files, compiled once,
-// synchronously (the package's `imports` map picks this file under the `node` condition).
+// synchronously (the package's `imports` map picks this file under the `node` condition, and
+// the full or the lean module by the `captix-lean` condition).
 import { readFileSync } from 'node:fs';
-import { initSync } from '../wasm/captix_wasm.js';
+import { initSync } from '#wasm';
+import url from '#wasm-url';
 
-initSync({ module: readFileSync(new URL('../wasm/captix_wasm_bg.wasm', import.meta.url)) });
+initSync({ module: readFileSync(url) });

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { generateKey, publicKeyOf, mint, attenuate, inspect, Verifier, codes, duration, httpStatus, denialStatus } from '../index.js';
-import { wasmMemory } from '../wasm/captix_wasm.js';
+import { wasmMemory } from '#wasm';
 
 const RES = 'https://mcp.example/invoices';
 

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFlat, writeText } from '../scratch.js';
 import { generateKey, mint, Verifier } from '../index.js';
-import { wasmMemory } from '../wasm/captix_wasm.js';
+import { wasmMemory } from '#wasm';
 
 /** A deterministic sequence (xorshift32). */
 function rng(seed) {

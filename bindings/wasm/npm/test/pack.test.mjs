@@ -49,6 +49,12 @@ test('npm pack, install into an empty folder, verify a ticket minted by the Rust
     const packed = JSON.parse(readFileSync(join(app, 'node_modules/@captix/captix/package.json'), 'utf8'));
     assert.equal(packed.name, '@captix/captix');
     assert.ok(existsSync(join(app, 'node_modules/@captix/captix/wasm/captix_wasm_bg.wasm')));
+    // Both modules are in the tarball; an installed app selects the lean one by its condition.
+    assert.ok(existsSync(join(app, 'node_modules/@captix/captix/wasm-lean/captix_wasm_bg.wasm')));
+    writeFileSync(join(app, 'which.mjs'), `import { build } from '@captix/captix'; console.log(build);`);
+    const which = (...flags) => execFileSync('node', [...flags, 'which.mjs'], { cwd: app, encoding: 'utf8' }).trim();
+    assert.equal(which(), 'full');
+    assert.equal(which('--conditions=captix-lean'), 'lean');
     // What a user (and the registry) needs to know where it comes from and under which terms.
     for (const f of ['LICENSE-APACHE', 'LICENSE-MIT', 'README.md']) {
       assert.ok(existsSync(join(app, 'node_modules/@captix/captix', f)), `${f} in the tarball`);

@@ -21,7 +21,7 @@ const inNode = runVectors(captix, vectors);
 
 const PAGE = `<!doctype html>
 <meta charset="utf-8">
-<script type="importmap">{"imports": {"#load": "/load/web.js", "smol-toml": "/node_modules/smol-toml/dist/index.js"}}</script>
+<script type="importmap">{"imports": {"#load": "/load/web.js", "#wasm": "/wasm/captix_wasm.js", "#wasm-url": "/wasm/url.js", "smol-toml": "/node_modules/smol-toml/dist/index.js"}}</script>
 <script type="module">
 let body;
 try {
