@@ -32,7 +32,8 @@ export type Code =
  * Which WebAssembly module this is: `'full'`, or `'lean'` (selected by the `captix-lean` export
  * condition: about 60% of the size, no Datalog beyond the captix vocabulary; a ticket with
  * hand-written checks or a block from another Biscuit tool is refused with `limits_exceeded`,
- * and such checks can be neither minted nor shown).
+ * such checks cannot be minted, and `inspect` shows a mark in place of the text a description
+ * claims for them; a block's `datalog`, printed from its signed bytes, is still shown).
  */
 export declare const build: 'full' | 'lean';
 

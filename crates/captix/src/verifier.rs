@@ -543,7 +543,17 @@ impl Verifier {
         };
         match &entry.path {
             Path::Compiled { compiled, .. } => valid(compiled.checks())?,
-            Path::Reference { ticket: t, .. } => valid(&t.restrictions())?,
+            Path::Reference { ticket: t, .. } => {
+                valid(&t.restrictions())?;
+                // Without Datalog no call on such a ticket can be allowed: it is refused here,
+                // before a layer opens a session or lists tools for it (found by review: with
+                // hand-written checks whose text is not read, a lying description authenticated).
+                #[cfg(not(feature = "datalog"))]
+                return Err(Denial::new(
+                    Code::LimitsExceeded,
+                    crate::limits::NO_DATALOG_REASON,
+                ));
+            }
         }
         Ok(entry)
     }

@@ -84,7 +84,10 @@ test('a hostile holder: the lean module never allows what it cannot evaluate', (
     const fails = (f) => { try { f(); return null; } catch (x) { return [x.code, x.message]; } };
     console.log(JSON.stringify({
       holds: check(e.HOLDS), fails: check(e.FAILS), plain: check(e.PLAIN), expired: check(e.EXPIRED),
-      tools: verifier.callableTools(e.HOLDS),
+      tools: fails(() => verifier.callableTools(e.HOLDS)),
+      info: fails(() => verifier.ticketInfo(e.HOLDS)),
+      infoExpired: fails(() => verifier.ticketInfo(e.EXPIRED)),
+      infoPlain: verifier.ticketInfo(e.PLAIN).identity.agent,
       shown: captix.inspect(e.HOLDS).blocks[0].description.checks,
       mint: fails(() => captix.mint(e.KEY, { agent: 'a', user: 'u', tools: ['t'], resource: e.RES, ttl: '1h', datalog: ['check if true'] })),
       attenuate: fails(() => captix.attenuate(e.PLAIN, { datalog: ['check if true'] })),
@@ -99,9 +102,14 @@ test('a hostile holder: the lean module never allows what it cannot evaluate', (
   assert.deepEqual(got.fails.slice(0, 2), ['deny', 'limits_exceeded']);
   assert.deepEqual(got.expired.slice(0, 2), ['deny', 'expired']);
   assert.deepEqual(got.plain, ['allow', null, null]);
-  // tools/list is filtered as the full module filters it (by the vocabulary; hand-written
-  // checks are about calls): the tools are listed, and each call says why it is refused.
-  assert.deepEqual(got.tools, listed);
+  // No call on such a ticket can pass: it is refused when a layer authenticates it (no tool
+  // listed, no session), expiry first (found by review: a description lying about its
+  // hand-written checks authenticated, and its tools were listed).
+  assert.deepEqual(listed, ['t', 'u'], 'the full module lists its tools');
+  assert.equal(got.tools[0], 'limits_exceeded');
+  assert.equal(got.info[0], 'limits_exceeded');
+  assert.equal(got.infoExpired[0], 'expired');
+  assert.equal(got.infoPlain, 'a');
   // The check's text is not shown as the block's: nothing here confirmed it.
   assert.deepEqual(got.shown, ['(a hand-written check: not read by this build of captix, which has no Datalog parser)']);
   // Hand-written checks are neither minted nor added.
