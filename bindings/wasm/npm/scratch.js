@@ -41,6 +41,26 @@ function writeQuoted(s, view, n, end) {
 }
 
 /**
+ * Writes the safe integer `v` in decimal at `view[n]`, before `end`, as JSON.stringify writes it
+ * (`-0` as `0`); returns the next offset, or -1 when there is no room.
+ */
+function writeInteger(v, view, n, end) {
+  if (v < 0) {
+    if (n >= end) return -1;
+    view[n++] = 45;
+    v = -v;
+  }
+  let digits = 1;
+  for (let p = 10; p <= v; p *= 10) digits++;
+  if (n + digits > end) return -1;
+  for (let i = n + digits - 1; i >= n; i--) {
+    view[i] = 48 + (v % 10);
+    v = Math.floor(v / 10);
+  }
+  return n + digits;
+}
+
+/**
  * Writes `args` as UTF-8 JSON at the start of `view`, byte for byte what
  * `JSON.stringify(args)` writes, when it is a flat object whose members are strings (ASCII,
  * nothing to escape), numbers, booleans or null (members JSON.stringify leaves out are left
@@ -70,7 +90,8 @@ export function writeFlat(args, view, max) {
       case 'string':
         break;
       case 'number':
-        text = Number.isFinite(v) ? String(v) : 'null';
+        // A safe integer's digits are written below without making a string.
+        if (!Number.isSafeInteger(v)) text = Number.isFinite(v) ? String(v) : 'null';
         break;
       case 'boolean':
         text = v ? 'true' : 'false';
@@ -91,7 +112,7 @@ export function writeFlat(args, view, max) {
     if (n < 0 || n >= end) return -1;
     view[n++] = 58;
     if (text === undefined) {
-      n = writeQuoted(v, view, n, end);
+      n = typeof v === 'number' ? writeInteger(v, view, n, end) : writeQuoted(v, view, n, end);
       if (n < 0) return -1;
     } else {
       if (n + text.length > end) return -1;

@@ -281,6 +281,12 @@ fn classify(msg: &str) -> Denial {
 
 /// RFC 6901 escaping of one reference token.
 pub(crate) fn escape_token(key: &str, out: &mut String) {
+    // Most names have nothing to escape: copied at once (a char at a time costs a warm
+    // check in WebAssembly about 4%).
+    if !key.bytes().any(|b| b == b'~' || b == b'/') {
+        out.push_str(key);
+        return;
+    }
     for c in key.chars() {
         match c {
             '~' => out.push_str("~0"),

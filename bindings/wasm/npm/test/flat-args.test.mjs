@@ -22,7 +22,11 @@ function rng(seed) {
 
 const KEYS = ['org', 'status', 'page', '', '0', '10', '2', 'a"b', 'a\\b', 'é', '\u0001', '\ud800', 'k'.repeat(300), 'toJSON', '__proto__x', 'a b'];
 const STRINGS = ['acme', '', 'open', 'ac"me', 'back\\slash', 'tab\t', 'nl\n', '\u001f', '\u007f', 'é', '日本', '\ud83d\ude00', '\ud800', '\udc00x', 'x'.repeat(700), '</script>', '\u2028'];
-const NUMBERS = [0, -0, 1, -1, 1.5, 1e21, 1e-7, 123456789012345680000, 2 ** 53 + 1, NaN, Infinity, -Infinity, Number.MIN_VALUE, -2.5e-300];
+// Integers at every digit-count boundary (writeFlat writes safe integers' digits itself), and
+// the numbers JSON.stringify writes otherwise.
+const NUMBERS = [0, -0, 1, -1, 9, -9, 10, 99, 100, 999999, 1000000, -1000000, 2 ** 31, 2 ** 32 + 7,
+  Number.MAX_SAFE_INTEGER, -Number.MAX_SAFE_INTEGER, 1.5, 1e21, 1e-7, 123456789012345680000, 2 ** 53 + 1,
+  NaN, Infinity, -Infinity, Number.MIN_VALUE, -2.5e-300];
 
 function value(r, depth) {
   const pick = (xs) => xs[Math.floor(r() * xs.length)];
