@@ -68,6 +68,12 @@ impl Ticket {
 impl Ticket {
     fn evaluate(&self, call: &Call, summary: Arc<Summary>) -> Decision {
         let _ = summary;
+        // A vocabulary ticket is decided on the compiled path: the same decision (spec §6.6,
+        // law 2), so that `verify` and `Ticket::authorize` still allow what they should.
+        if let Some(c) = crate::compiled::Compiled::compile(self) {
+            let i = c.evaluate(call, call.resource.as_deref())?;
+            return Ok(c.allowed(i, call));
+        }
         Err(self
             .vocabulary_denial(call)
             .unwrap_or_else(|| Denial::new(Code::LimitsExceeded, crate::limits::NO_DATALOG_REASON)))
@@ -249,5 +255,82 @@ impl Ticket {
             Walk::NotGranted => Some(not_granted(&call.target)),
             Walk::Granted(()) => None,
         }
+    }
+}
+
+/// The reference path's API in a build without Datalog (spec §6.5), over every conformance
+/// vector: `cargo test -p captix --no-default-features --lib` (scripts/test runs it).
+#[cfg(all(test, not(feature = "datalog")))]
+mod without_datalog {
+    use crate::{Call, KeySet, PublicKey};
+    use serde_json::Value;
+
+    /// The vector's outcome through `verify`: `allow` or the denial's code.
+    fn outcome(v: &Value) -> String {
+        let keys: KeySet = v["keys"]
+            .as_array()
+            .expect("keys")
+            .iter()
+            .map(|k| PublicKey::from_text(k.as_str().expect("key")).expect("key"))
+            .collect();
+        let c = &v["call"];
+        let call = match c["method"].as_str().expect("method") {
+            crate::TOOLS_CALL => Call::new(
+                c["tool"].as_str().expect("tool"),
+                c["args"].as_str().expect("args"),
+            ),
+            crate::RESOURCES_READ => Call::read(c["uri"].as_str().expect("uri")),
+            _ => Call::prompt(c["prompt"].as_str().expect("prompt")),
+        };
+        let mut call = match call {
+            Ok(call) => call.at(c["time"].as_u64().expect("time")),
+            Err(d) => return d.code.as_str().to_string(),
+        };
+        if let Some(r) = c["resource"].as_str() {
+            call = call.resource(r);
+        }
+        match super::verify(v["ticket"].as_str().expect("ticket"), &call, &keys) {
+            Ok(_) => "allow".into(),
+            Err(d) => d.code.as_str().to_string(),
+        }
+    }
+
+    /// Every vector answers as in the full build, except that a ticket that needs the reference
+    /// path, where no vocabulary restriction fails, is `limits_exceeded`; never an allow the
+    /// vector denies. Vocabulary tickets are still allowed (on the compiled path).
+    #[test]
+    fn every_vector_by_the_law_of_a_build_without_datalog() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../test-vectors");
+        let (mut allowed, mut refused) = (0, 0);
+        for entry in std::fs::read_dir(dir).expect("vectors") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_none_or(|e| e != "json") {
+                continue;
+            }
+            let v: Value =
+                serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("json");
+            let want = v["expect"]["outcome"].as_str().expect("outcome");
+            let got = outcome(&v);
+            if got == want {
+                allowed += usize::from(got == "allow");
+                continue;
+            }
+            assert_eq!(
+                got, "limits_exceeded",
+                "{}: got {got}, want {want}",
+                v["name"]
+            );
+            assert!(
+                ["allow", "check_failed", "limits_exceeded", "malformed"].contains(&want),
+                "{}: a vocabulary denial ({want}) must come first",
+                v["name"]
+            );
+            refused += 1;
+        }
+        assert!(
+            refused >= 8,
+            "only {refused} vectors need the reference path"
+        );
+        assert!(allowed >= 20, "only {allowed} vocabulary vectors allowed");
     }
 }
