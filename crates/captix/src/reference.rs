@@ -262,7 +262,8 @@ impl Ticket {
 /// vector: `cargo test -p captix --no-default-features --lib` (scripts/test runs it).
 #[cfg(all(test, not(feature = "datalog")))]
 mod without_datalog {
-    use crate::{Call, KeySet, PublicKey};
+    use crate::call::Call;
+    use crate::keys::{KeySet, PublicKey};
     use serde_json::Value;
 
     /// The vector's outcome through `verify`: `allow` or the denial's code.
@@ -275,11 +276,11 @@ mod without_datalog {
             .collect();
         let c = &v["call"];
         let call = match c["method"].as_str().expect("method") {
-            crate::TOOLS_CALL => Call::new(
+            crate::call::TOOLS_CALL => Call::new(
                 c["tool"].as_str().expect("tool"),
                 c["args"].as_str().expect("args"),
             ),
-            crate::RESOURCES_READ => Call::read(c["uri"].as_str().expect("uri")),
+            crate::call::RESOURCES_READ => Call::read(c["uri"].as_str().expect("uri")),
             _ => Call::prompt(c["prompt"].as_str().expect("prompt")),
         };
         let mut call = match call {
