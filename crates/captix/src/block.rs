@@ -390,8 +390,7 @@ impl Description {
             d.datalog()
                 .map_err(|e| format!("its description is invalid: {e}"))?,
         );
-        let same = expected.same_datalog(decoded, unread);
-        if !same {
+        if !expected.same_datalog(decoded, unread) {
             return Err("its Datalog does not match its description".into());
         }
         #[cfg(not(feature = "datalog"))]
