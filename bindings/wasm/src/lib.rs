@@ -237,6 +237,16 @@ fn yes() -> bool {
     true
 }
 
+/// A call to refill before it is checked (`Call::refill_tool`).
+fn no_call() -> Call {
+    Call {
+        target: captix::Target::Tool(String::new()),
+        args: Args::empty(),
+        time: 0,
+        resource: None,
+    }
+}
+
 /// A verifier with in-memory budgets, revocation and (optionally) an audit log.
 #[wasm_bindgen]
 pub struct WasmVerifier {
@@ -248,6 +258,8 @@ pub struct WasmVerifier {
     scratch: Vec<u8>,
     /// The last decision `checkScratch` made, for `lastJson`.
     last: std::cell::RefCell<Option<captix::Decision>>,
+    /// The call of the last tool check, whose buffers the next one reuses (`Call::refill_tool`).
+    call: std::cell::RefCell<Call>,
 }
 
 #[wasm_bindgen]
@@ -298,6 +310,7 @@ impl WasmVerifier {
             audit,
             scratch: Vec::new(),
             last: Default::default(),
+            call: std::cell::RefCell::new(no_call()),
         })
     }
 
@@ -315,14 +328,19 @@ impl WasmVerifier {
     /// is audited too, as the Rust layer does.
     fn call(&self, ticket: &[u8], tool: &str, args_json: &[u8], time: f64) -> captix::Decision {
         let time = time.max(0.0) as u64;
-        let call = Args::from_slice(args_json).and_then(|args| {
-            Ok(Call {
-                args,
-                ..Call::new(tool, "")?.at(time)
-            })
-        });
-        match call {
-            Ok(c) => self.inner.check_bytes(ticket, &c),
+        // The call's buffers are reused; nothing re-enters a check, so the cell is free (a
+        // new call if it ever were not).
+        let mut spare;
+        let mut held = self.call.try_borrow_mut();
+        let call: &mut Call = match &mut held {
+            Ok(c) => c,
+            Err(_) => {
+                spare = no_call();
+                &mut spare
+            }
+        };
+        match call.refill_tool(tool, args_json, time) {
+            Ok(()) => self.inner.check_bytes(ticket, call),
             Err(d) => {
                 let info = std::str::from_utf8(ticket)
                     .ok()

@@ -79,16 +79,38 @@ impl Args {
 
     /// Parses a JSON object from bytes (which must be UTF-8), enforcing the limits of spec §7.
     pub fn from_slice(bytes: &[u8]) -> Result<Self, Denial> {
+        let mut args = Args {
+            leaves: Vec::with_capacity(8),
+        };
+        args.read(bytes)?;
+        Ok(args)
+    }
+
+    /// [`Args::from_slice`] into this value, which it replaces whole (on a refusal it is left
+    /// empty). The buffers of the leaves it held are reused: a server that checks call after
+    /// call with one `Args` allocates nothing for a typical call's arguments (a flat object
+    /// whose names are no longer than the last call's).
+    pub fn read(&mut self, bytes: &[u8]) -> Result<(), Denial> {
         if bytes.len() > MAX_ARGS_BYTES {
+            self.leaves.clear();
             return Err(Denial::new(
                 Code::ArgsTooLarge,
                 format!("the arguments are longer than the limit of {MAX_ARGS_BYTES} bytes"),
             ));
         }
-        if let Some(leaves) = flat(bytes) {
-            return Ok(Args { leaves });
+        if flat(bytes, &mut self.leaves).is_some() {
+            return Ok(());
         }
-        Self::from_slice_by_serde(bytes)
+        match Self::from_slice_by_serde(bytes) {
+            Ok(args) => {
+                *self = args;
+                Ok(())
+            }
+            Err(d) => {
+                self.leaves.clear();
+                Err(d)
+            }
+        }
     }
 
     /// The general reader (every shape of §3.2), which `from_slice` falls back to.
@@ -143,8 +165,9 @@ const FLAT_MAX: usize = 16;
 /// optional `-`: always an `i64`). Anything else — nesting, escapes, other numbers, a repeated
 /// name, text after the object — is `None`, and the general reader decides, so this path only
 /// ever agrees with it (`tests::the_flat_reader_agrees_with_the_general_one`). The leaves come
-/// sorted by pointer.
-fn flat(bytes: &[u8]) -> Option<Vec<(String, Scalar)>> {
+/// sorted by pointer, in `out`, whose strings are reused (what it held is replaced; on `None`
+/// it holds nothing of use).
+fn flat(bytes: &[u8], out: &mut Vec<(String, Scalar)>) -> Option<()> {
     let ws = |at: &mut usize| {
         while matches!(bytes.get(*at), Some(b' ' | b'\t' | b'\n' | b'\r')) {
             *at += 1;
@@ -168,7 +191,8 @@ fn flat(bytes: &[u8]) -> Option<Vec<(String, Scalar)>> {
         std::str::from_utf8(&bytes[start..end]).ok()
     };
     let mut at = 0;
-    let mut leaves: Vec<(String, Scalar)> = Vec::with_capacity(8);
+    // Leaves read so far: `out[..n]`; the slots after them are reused or dropped at the end.
+    let mut n = 0;
     ws(&mut at);
     if bytes.get(at) != Some(&b'{') {
         return None;
@@ -179,14 +203,19 @@ fn flat(bytes: &[u8]) -> Option<Vec<(String, Scalar)>> {
         at += 1;
     } else {
         loop {
-            if leaves.len() == FLAT_MAX {
+            if n == FLAT_MAX {
                 return None;
             }
             let name = string(&mut at)?;
-            let mut pointer = String::with_capacity(name.len() + 1);
+            if n == out.len() {
+                out.push((String::with_capacity(name.len() + 1), Scalar::Null));
+            }
+            let (done, rest) = out.split_at_mut(n);
+            let (pointer, value) = &mut rest[0];
+            pointer.clear();
             pointer.push('/');
-            escape_token(name, &mut pointer);
-            if leaves.iter().any(|(p, _)| *p == pointer) {
+            escape_token(name, pointer);
+            if done.iter().any(|(p, _)| p == pointer) {
                 return None;
             }
             ws(&mut at);
@@ -195,47 +224,58 @@ fn flat(bytes: &[u8]) -> Option<Vec<(String, Scalar)>> {
             }
             at += 1;
             ws(&mut at);
-            let value = match bytes.get(at)? {
-                b'"' => Scalar::Str(string(&mut at)?.to_owned()),
-                b't' if bytes[at..].starts_with(b"true") => {
-                    at += 4;
-                    Scalar::Bool(true)
-                }
-                b'f' if bytes[at..].starts_with(b"false") => {
-                    at += 5;
-                    Scalar::Bool(false)
-                }
-                b'n' if bytes[at..].starts_with(b"null") => {
-                    at += 4;
-                    Scalar::Null
-                }
-                b'-' | b'0'..=b'9' => {
-                    let start = at;
-                    if bytes[at] == b'-' {
-                        at += 1;
+            if bytes.get(at) == Some(&b'"') {
+                // A string into the slot's string, if it held one.
+                let s = string(&mut at)?;
+                match value {
+                    Scalar::Str(old) => {
+                        old.clear();
+                        old.push_str(s);
                     }
-                    let digits = bytes[at..]
-                        .iter()
-                        .take_while(|b| b.is_ascii_digit())
-                        .count();
-                    let first = bytes.get(at).copied();
-                    // `0` alone (not `-0`), or no leading zero; 18 digits always fit an i64
-                    let zero = first == Some(b'0') && digits == 1 && start == at;
-                    let plain = matches!(first, Some(b'1'..=b'9')) && digits <= 18;
-                    if !(zero || plain) {
-                        return None;
-                    }
-                    at += digits;
-                    // a fraction or an exponent: another kind of number
-                    if matches!(bytes.get(at), Some(b'.' | b'e' | b'E')) {
-                        return None;
-                    }
-                    let text = std::str::from_utf8(&bytes[start..at]).ok()?;
-                    Scalar::Int(text.parse().ok()?)
+                    other => *other = Scalar::Str(s.to_owned()),
                 }
-                _ => return None,
-            };
-            leaves.push((pointer, value));
+            } else {
+                *value = match bytes.get(at)? {
+                    b't' if bytes[at..].starts_with(b"true") => {
+                        at += 4;
+                        Scalar::Bool(true)
+                    }
+                    b'f' if bytes[at..].starts_with(b"false") => {
+                        at += 5;
+                        Scalar::Bool(false)
+                    }
+                    b'n' if bytes[at..].starts_with(b"null") => {
+                        at += 4;
+                        Scalar::Null
+                    }
+                    b'-' | b'0'..=b'9' => {
+                        let start = at;
+                        if bytes[at] == b'-' {
+                            at += 1;
+                        }
+                        let digits = bytes[at..]
+                            .iter()
+                            .take_while(|b| b.is_ascii_digit())
+                            .count();
+                        let first = bytes.get(at).copied();
+                        // `0` alone (not `-0`), or no leading zero; 18 digits always fit an i64
+                        let zero = first == Some(b'0') && digits == 1 && start == at;
+                        let plain = matches!(first, Some(b'1'..=b'9')) && digits <= 18;
+                        if !(zero || plain) {
+                            return None;
+                        }
+                        at += digits;
+                        // a fraction or an exponent: another kind of number
+                        if matches!(bytes.get(at), Some(b'.' | b'e' | b'E')) {
+                            return None;
+                        }
+                        let text = std::str::from_utf8(&bytes[start..at]).ok()?;
+                        Scalar::Int(text.parse().ok()?)
+                    }
+                    _ => return None,
+                };
+            }
+            n += 1;
             ws(&mut at);
             match bytes.get(at)? {
                 b',' => {
@@ -254,8 +294,9 @@ fn flat(bytes: &[u8]) -> Option<Vec<(String, Scalar)>> {
     if at != bytes.len() {
         return None;
     }
-    leaves.sort_by(|a, b| a.0.cmp(&b.0));
-    Some(leaves)
+    out.truncate(n);
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Some(())
 }
 
 /// Maps a serde error to a denial. Our own errors carry a tag so they keep their code.
@@ -470,6 +511,12 @@ mod tests {
         Args::from_json(s).expect("valid").leaves
     }
 
+    /// The flat reader into a new vector.
+    fn flat_new(bytes: &[u8]) -> Option<Vec<(String, Scalar)>> {
+        let mut out = Vec::new();
+        flat(bytes, &mut out).map(|()| out)
+    }
+
     proptest::proptest! {
         /// The flat reader answers only what the general reader would: the same leaves.
         #[test]
@@ -485,17 +532,42 @@ mod tests {
                 .collect();
             let text = format!("{}{{{}}}{}{tail}", space[0], body.join(","), space[1]);
             let general = Args::from_slice_by_serde(text.as_bytes());
-            if let Some(leaves) = flat(text.as_bytes()) {
+            if let Some(leaves) = flat_new(text.as_bytes()) {
                 proptest::prop_assert_eq!(Ok(Args { leaves }), general, "{}", text);
             }
             // the public reader's answer is the general one's, whichever path gave it
             proptest::prop_assert_eq!(Args::from_slice(text.as_bytes()), Args::from_slice_by_serde(text.as_bytes()), "{}", text);
         }
 
+        /// Reading into arguments that held a call's leaves (their buffers reused) reads what
+        /// a new reader would: nothing of the earlier call stays, accepted or refused.
+        #[test]
+        fn reading_into_used_arguments_is_reading_afresh(
+            earlier in proptest::collection::btree_map("[a-z/~]{1,3}", plain_value(), 0..18),
+            members in proptest::collection::btree_map(
+                "[a-z/~]{1,3}",
+                proptest::prop_oneof![8 => plain_value(), 1 => value()],
+                0..18,
+            ),
+            tail in proptest::sample::select(vec!["", "", "", " ", "x", "}"]),
+        ) {
+            let object = |m: &std::collections::BTreeMap<String, String>| {
+                let body: Vec<String> = m.iter().map(|(k, v)| format!("{k:?}:{v}")).collect();
+                format!("{{{}}}", body.join(","))
+            };
+            let mut used = Args::from_json(&object(&earlier)).expect("plain values");
+            let text = format!("{}{tail}", object(&members));
+            let read = used.read(text.as_bytes()).map(|()| used.clone());
+            proptest::prop_assert_eq!(read, Args::from_slice(text.as_bytes()), "{}", text);
+            if Args::from_slice(text.as_bytes()).is_err() {
+                proptest::prop_assert_eq!(used, Args::empty(), "a refusal leaves nothing");
+            }
+        }
+
         /// Any bytes at all: the flat reader never answers what the general one refuses.
         #[test]
         fn the_flat_reader_never_accepts_what_the_general_one_refuses(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64)) {
-            if let Some(leaves) = flat(&bytes) {
+            if let Some(leaves) = flat_new(&bytes) {
                 proptest::prop_assert_eq!(Ok(Args { leaves }), Args::from_slice_by_serde(&bytes));
             }
         }
@@ -522,6 +594,23 @@ mod tests {
     }
 
     /// A value as JSON: every scalar kind, its edge cases, and shapes only the general reader reads.
+    /// A value the flat reader reads: strings of a few lengths, integers, literals.
+    fn plain_value() -> impl proptest::strategy::Strategy<Value = String> {
+        proptest::sample::select(vec![
+            r#""""#,
+            r#""x""#,
+            r#""open""#,
+            r#""a longer string value""#,
+            "0",
+            "-7",
+            "42",
+            "true",
+            "false",
+            "null",
+        ])
+        .prop_map(str::to_string)
+    }
+
     fn value() -> impl proptest::strategy::Strategy<Value = String> {
         proptest::sample::select(vec![
             "0",
@@ -559,7 +648,7 @@ mod tests {
     #[test]
     fn a_typical_call_takes_the_flat_path_and_others_do_not() {
         let typical = br#" { "org" : "acme", "status":"open", "page": 2, "all": true, "id": -7, "note": null } "#;
-        let leaves = flat(typical).expect("flat");
+        let leaves = flat_new(typical).expect("flat");
         assert_eq!(
             leaves,
             Args::from_slice_by_serde(typical).expect("valid").leaves
@@ -574,7 +663,7 @@ mod tests {
             br#"[1]"#,
             br#"{"a":1} x"#,
         ] {
-            assert_eq!(flat(other), None, "{}", String::from_utf8_lossy(other));
+            assert_eq!(flat_new(other), None, "{}", String::from_utf8_lossy(other));
         }
     }
 

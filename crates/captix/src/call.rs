@@ -110,12 +110,7 @@ impl Call {
     #[allow(clippy::new_ret_no_self)] // a typestate: a `Call` exists only with its time
     pub fn new(tool: impl Into<String>, args_json: &str) -> Result<Untimed, Denial> {
         let tool = tool.into();
-        if tool.is_empty() || tool.len() > MAX_TOOL_NAME_BYTES {
-            return Err(Denial::new(
-                Code::ArgsMalformed,
-                format!("a tool name is 1 to {MAX_TOOL_NAME_BYTES} bytes"),
-            ));
-        }
+        check_tool_name(&tool)?;
         let args = if args_json.trim().is_empty() {
             Args::empty()
         } else {
@@ -154,6 +149,30 @@ impl Call {
         })
     }
 
+    /// Makes this call what `Call::new(tool, args_json)?.at(unix_secs)` makes (its resource
+    /// kept), in this call's buffers: a server that checks call after call with one `Call`
+    /// allocates nothing for a typical call ([`Args::read`]). The arguments are JSON bytes
+    /// (empty is malformed here: `{}` means none). On a refusal the call holds no arguments and
+    /// is not the call asked about: refill it before checking it.
+    pub fn refill_tool(
+        &mut self,
+        tool: &str,
+        args_json: &[u8],
+        unix_secs: u64,
+    ) -> Result<(), Denial> {
+        check_tool_name(tool).inspect_err(|_| self.args = Args::empty())?;
+        self.args.read(args_json)?;
+        match &mut self.target {
+            Target::Tool(name) => {
+                name.clear();
+                name.push_str(tool);
+            }
+            other => *other = Target::Tool(tool.to_owned()),
+        }
+        self.time = unix_secs;
+        Ok(())
+    }
+
     /// The same call at another time (Unix seconds).
     pub fn at(mut self, unix_secs: u64) -> Self {
         self.time = unix_secs;
@@ -177,6 +196,17 @@ impl Call {
 }
 
 /// A target refused by its validation, as a denial: `args_malformed` with the reason alone.
+/// A tool name is 1 to [`MAX_TOOL_NAME_BYTES`] bytes.
+fn check_tool_name(tool: &str) -> Result<(), Denial> {
+    if tool.is_empty() || tool.len() > MAX_TOOL_NAME_BYTES {
+        return Err(Denial::new(
+            Code::ArgsMalformed,
+            format!("a tool name is 1 to {MAX_TOOL_NAME_BYTES} bytes"),
+        ));
+    }
+    Ok(())
+}
+
 fn malformed(e: crate::error::Error) -> Denial {
     let reason = match e {
         crate::error::Error::InvalidRestriction(m) => m,
@@ -193,4 +223,59 @@ pub(crate) fn invalid_time(t: u64) -> Denial {
             crate::time::MAX_TIME
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A refilled call is the call `Call::new` makes, whatever the call held before (a tool
+    /// call with other arguments, a resource read); refusals are `Call::new`'s.
+    #[test]
+    fn a_refilled_call_is_a_new_call() {
+        let long = "t".repeat(MAX_TOOL_NAME_BYTES + 1);
+        let cases: [(&str, &str); 9] = [
+            (
+                "list_invoices",
+                r#"{"org":"acme","status":"open","page":2}"#,
+            ),
+            ("list_invoices", r#"{"org":"globex"}"#),
+            ("get_invoice", r#"{"id":7,"deep":{"a":[1,"x"]}}"#),
+            ("get_invoice", "{}"),
+            ("get_invoice", r#"{"a":1,"a":2}"#),
+            ("get_invoice", "[1]"),
+            ("", r#"{"org":"acme"}"#),
+            (&long, "{}"),
+            (
+                "list_invoices",
+                r#"{"org":"initech","status":"paid","page":30,"q":"x"}"#,
+            ),
+        ];
+        let mut earlier = [
+            Call::read("https://mcp.example/r").expect("uri").at(1),
+            Call::new("get_invoice", r#"{"id":"a-long-identifier","x":true}"#)
+                .expect("call")
+                .at(2)
+                .resource("https://mcp.example"),
+        ];
+        for call in &mut earlier {
+            for (tool, args) in cases {
+                let fresh = Call::new(tool, args).map(|u| Call {
+                    resource: call.resource.clone(),
+                    ..u.at(99)
+                });
+                let refilled = call.refill_tool(tool, args.as_bytes(), 99);
+                match fresh {
+                    Ok(f) => {
+                        assert_eq!(refilled, Ok(()), "{tool} {args}");
+                        assert_eq!(*call, f, "{tool} {args}");
+                    }
+                    Err(d) => {
+                        assert_eq!(refilled, Err(d), "{tool} {args}");
+                        assert_eq!(call.args, Args::empty(), "a refusal holds no arguments");
+                    }
+                }
+            }
+        }
+    }
 }
