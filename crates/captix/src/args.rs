@@ -593,7 +593,6 @@ mod tests {
         .prop_map(str::to_string)
     }
 
-    /// A value as JSON: every scalar kind, its edge cases, and shapes only the general reader reads.
     /// A value the flat reader reads: strings of a few lengths, integers, literals.
     fn plain_value() -> impl proptest::strategy::Strategy<Value = String> {
         proptest::sample::select(vec![
@@ -611,6 +610,7 @@ mod tests {
         .prop_map(str::to_string)
     }
 
+    /// A value as JSON: every scalar kind, its edge cases, and shapes only the general reader reads.
     fn value() -> impl proptest::strategy::Strategy<Value = String> {
         proptest::sample::select(vec![
             "0",

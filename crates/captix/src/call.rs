@@ -195,7 +195,6 @@ impl Call {
     }
 }
 
-/// A target refused by its validation, as a denial: `args_malformed` with the reason alone.
 /// A tool name is 1 to [`MAX_TOOL_NAME_BYTES`] bytes.
 fn check_tool_name(tool: &str) -> Result<(), Denial> {
     if tool.is_empty() || tool.len() > MAX_TOOL_NAME_BYTES {
@@ -207,6 +206,7 @@ fn check_tool_name(tool: &str) -> Result<(), Denial> {
     Ok(())
 }
 
+/// A target refused by its validation, as a denial: `args_malformed` with the reason alone.
 fn malformed(e: crate::error::Error) -> Denial {
     let reason = match e {
         crate::error::Error::InvalidRestriction(m) => m,
