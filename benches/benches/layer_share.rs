@@ -7,6 +7,9 @@
 //! `./scripts/bench` runs it after the criterion groups.
 //!
 //!     cargo bench -p captix-benches --bench layer_share [-- ROUNDS]
+//!
+//! For a profiler, one side alone: `LAYER_SHARE_ONLY=bare|guarded` (on loopback) or
+//! `LAYER_SHARE_IN_PROCESS=bare|guarded` (in process) in the environment, ROUNDS requests.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -85,12 +88,16 @@ fn main() {
         }
         return;
     }
-    let [b, g, d] = pairs(rounds, || call(&plain), || call(&guarded));
-    println!(
-        "layer_share: {rounds} pairs, same request bytes; median round trip {b:.1} µs without the \
-         layer, {g:.1} µs with it; median paired difference {d:.1} µs, {:.1}% (goal: under 5%)",
-        100.0 * d / b
-    );
+    let in_process_only = std::env::var_os("LAYER_SHARE_IN_PROCESS").is_some();
+    if !in_process_only {
+        let [b, g, d] = pairs(rounds, || call(&plain), || call(&guarded));
+        println!(
+            "layer_share: {rounds} pairs, same request bytes; median round trip {b:.1} µs without \
+             the layer, {g:.1} µs with it; median paired difference {d:.1} µs, {:.1}% (goal: \
+             under 5%)",
+            100.0 * d / b
+        );
+    }
 
     // In process: the same apps as tower services on this thread, the same request.
     let resource = "http://127.0.0.1:1/mcp";
@@ -122,6 +129,14 @@ fn main() {
     for _ in 0..500 {
         serve(&bare);
         serve(&app);
+    }
+    // One app alone, in process (for perf): LAYER_SHARE_IN_PROCESS=bare|guarded.
+    if let Ok(side) = std::env::var("LAYER_SHARE_IN_PROCESS") {
+        let app = if side == "bare" { &bare } else { &app };
+        for _ in 0..rounds {
+            serve(app);
+        }
+        return;
     }
     let [b, g, d] = pairs(rounds, || serve(&bare), || serve(&app));
     println!(
