@@ -24,8 +24,8 @@ struct Shared {
 /// Revoked ids in a Redis set, with a local copy on each replica.
 ///
 /// The copy is re-read when a revocation is published and at least every `refresh`; a
-/// revocation is enforced by every replica within `refresh` (within milliseconds when the
-/// publish arrives). When Redis cannot be read for longer than `3 × refresh`, checks fail
+/// revocation is enforced by every replica within `refresh` and one read of the set (within
+/// milliseconds when the publish arrives). When Redis cannot be read for longer than `3 × refresh`, checks fail
 /// closed with `store_unavailable` until it can.
 pub struct RedisRevocations {
     shared: Arc<Shared>,

@@ -171,13 +171,16 @@ fn two_verifiers_share_one_budget_and_one_revocation_list() {
     rev_a
         .revoke(fresh.revocation_ids().next().expect("id"))
         .expect("revoke");
-    let deadline = Instant::now() + Duration::from_millis(300);
+    // B sees it when the publish wakes its refresher, or at its next refresh (300 ms after
+    // the last one, plus the read of the set). Not a timing assertion: the deadline only
+    // stops a test that would never end (it failed at 300 ms on a loaded machine).
+    let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         match b.check(fresh_child.as_str(), &call) {
             Err(d) if d.code == Code::Revoked => break,
             _ => assert!(
                 Instant::now() < deadline,
-                "replica B did not see the revocation in time"
+                "replica B never saw the revocation"
             ),
         }
         std::thread::sleep(Duration::from_millis(10));
