@@ -152,16 +152,20 @@ impl Call {
     /// Makes this call what `Call::new(tool, args_json)?.at(unix_secs)` makes (its resource
     /// kept), in this call's buffers: a server that checks call after call with one `Call`
     /// allocates nothing for a typical call ([`Args::read`]). The arguments are JSON bytes
-    /// (empty is malformed here: `{}` means none). On a refusal the call holds no arguments and
-    /// is not the call asked about: refill it before checking it.
+    /// (empty is malformed here: `{}` means none). On a refusal the call is a call of the empty
+    /// tool name with no arguments, which no tool grant names (a granted name is 1 to 128
+    /// bytes, spec §7): checked by mistake, it is denied.
     pub fn refill_tool(
         &mut self,
         tool: &str,
         args_json: &[u8],
         unix_secs: u64,
     ) -> Result<(), Denial> {
-        check_tool_name(tool).inspect_err(|_| self.args = Args::empty())?;
-        self.args.read(args_json)?;
+        if let Err(d) = check_tool_name(tool).and_then(|()| self.args.read(args_json)) {
+            self.target = Target::Tool(String::new());
+            self.args = Args::empty();
+            return Err(d);
+        }
         match &mut self.target {
             Target::Tool(name) => {
                 name.clear();
@@ -273,6 +277,7 @@ mod tests {
                     Err(d) => {
                         assert_eq!(refilled, Err(d), "{tool} {args}");
                         assert_eq!(call.args, Args::empty(), "a refusal holds no arguments");
+                        assert_eq!(call.target, Target::Tool(String::new()), "nor a tool");
                     }
                 }
             }
