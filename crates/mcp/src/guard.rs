@@ -68,9 +68,15 @@ impl Guard {
         authenticated: &captix::Authenticated,
         call: Call,
     ) -> captix::Checked {
-        if let Some(c) = self.verifier.try_check_authenticated(authenticated, &call) {
-            return c;
+        match self.verifier.try_check_authenticated(authenticated, &call) {
+            Some(c) => c,
+            // Boxed: the wait's state would otherwise size every request's future.
+            None => Box::pin(self.check_blocking(token, call)).await,
         }
+    }
+
+    /// [`Guard::check`] on the blocking pool.
+    async fn check_blocking(&self, token: &str, call: Call) -> captix::Checked {
         let Ok(slot) = self.blocking.clone().acquire_owned().await else {
             return captix::Checked {
                 decision: Err(captix::budget::store_unavailable("no slot for the check")),
@@ -253,7 +259,11 @@ fn refused_call(
 }
 
 fn bearer(v: &HeaderValue) -> Option<&str> {
-    let v = v.to_str().ok()?;
+    // What `HeaderValue::to_str` accepts (visible ASCII and tab: a header value holds no other
+    // byte below 128), checked a word at a time rather than a byte at a time.
+    let v = std::str::from_utf8(v.as_bytes())
+        .ok()
+        .filter(|v| v.is_ascii())?;
     let (scheme, token) = v.split_once(' ')?;
     scheme
         .eq_ignore_ascii_case("bearer")
@@ -385,9 +395,11 @@ impl Next {
 
 async fn guard(g: Arc<Guard>, req: Request, next: Next) -> Response {
     let time = now();
+    // Split first: the credential is borrowed from the headers, never copied.
+    let (mut parts, body) = req.into_parts();
     // Streamable HTTP: a browser request from another origin (DNS rebinding) is refused
     // before anything else.
-    if let Some(origin) = req.headers().get(header::ORIGIN) {
+    if let Some(origin) = parts.headers.get(header::ORIGIN) {
         let known = origin.to_str().ok().is_some_and(|o| {
             g.origins
                 .iter()
@@ -401,9 +413,8 @@ async fn guard(g: Arc<Guard>, req: Request, next: Next) -> Response {
         }
     }
     // RFC 6750 §3.1: one credential per request; two Authorization headers are ambiguous.
-    // (The header is kept by a clone that shares its bytes: the ticket is not copied.)
-    let mut credentials = req.headers().get_all(header::AUTHORIZATION).iter();
-    let (credential, another) = (credentials.next().cloned(), credentials.next().is_some());
+    let mut credentials = parts.headers.get_all(header::AUTHORIZATION).iter();
+    let (credential, another) = (credentials.next(), credentials.next().is_some());
     if another {
         let mut r = json_response(
             StatusCode::BAD_REQUEST,
@@ -420,7 +431,7 @@ async fn guard(g: Arc<Guard>, req: Request, next: Next) -> Response {
         );
         return r;
     }
-    let Some(token) = credential.as_ref().and_then(bearer) else {
+    let Some(token) = credential.and_then(bearer) else {
         // RFC 6750 §3.1: no error code when the request carries no credential.
         let mut r = json_response(
             StatusCode::UNAUTHORIZED,
@@ -437,7 +448,7 @@ async fn guard(g: Arc<Guard>, req: Request, next: Next) -> Response {
     };
     // Resuming a stream replays messages the server sent earlier, past the list filters of
     // the requests they answered: not served (docs §14.2).
-    if req.headers().contains_key(LAST_EVENT_ID) {
+    if parts.headers.contains_key(LAST_EVENT_ID) {
         if let Err(d) = g.verifier.authenticate(token, time).map(|_| ()) {
             return denied(&g, None, &d);
         }
@@ -452,27 +463,27 @@ async fn guard(g: Arc<Guard>, req: Request, next: Next) -> Response {
             ),
         );
     }
-    let session: Option<Vec<u8>> = req
-        .headers()
+    let session: Option<Vec<u8>> = parts
+        .headers
         .get(MCP_SESSION_ID)
         .map(|v| v.as_bytes().to_vec());
     // Where the named session lives: only an answer from there can end it (docs §14.4).
-    let endpoint = session.as_ref().map(|_| Endpoint::of(req.uri().path()));
-    if req.method() != Method::POST {
+    let endpoint = session.as_ref().map(|_| Endpoint::of(parts.uri.path()));
+    if parts.method != Method::POST {
         // GET (the server's event stream) and DELETE (end of a session): a valid ticket, and
         // the session, when named, must be this chain's.
         let info = match g.verifier.ticket_info(token, time) {
             Ok(i) => i,
             Err(d) => return denied(&g, None, &d),
         };
-        let verb = req.method().as_str().to_string();
+        let verb = parts.method.as_str().to_string();
         if let Some(s) = &session {
             if !g.sessions.belongs(s, &owner(&info), time) {
                 return no_session(&g, None, &verb, None, &info, time);
             }
         }
-        let delete = req.method() == Method::DELETE;
-        let response = next.run(req).await;
+        let delete = parts.method == Method::DELETE;
+        let response = Box::pin(next.run(Request::from_parts(parts, body))).await;
         settle_session(&g, session.as_deref(), endpoint, delete, &response);
         return response;
     }
@@ -483,7 +494,7 @@ async fn guard(g: Arc<Guard>, req: Request, next: Next) -> Response {
         Err(d) => {
             return match g.verifier.record_request(
                 time,
-                req.method().as_str(),
+                parts.method.as_str(),
                 None,
                 None,
                 Some(&d),
@@ -499,15 +510,14 @@ async fn guard(g: Arc<Guard>, req: Request, next: Next) -> Response {
             rpc_error(None, -32600, "the request body is too large", None),
         )
     };
-    let declared = req
-        .headers()
+    let declared = parts
+        .headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > g.config.max_body_bytes as u64) {
         return too_large();
     }
-    let (mut parts, body) = req.into_parts();
     // A body that is already here (a small request in the headers' packet) is read without
     // arming the deadline's timer; one still arriving gets the deadline.
     let mut read = std::pin::pin!(axum::body::to_bytes(body, g.config.max_body_bytes));
@@ -517,7 +527,9 @@ async fn guard(g: Arc<Guard>, req: Request, next: Next) -> Response {
     .await;
     let read = match first {
         std::task::Poll::Ready(r) => Ok(r),
-        std::task::Poll::Pending => tokio::time::timeout(g.config.body_deadline, read).await,
+        std::task::Poll::Pending => {
+            Box::pin(tokio::time::timeout(g.config.body_deadline, read)).await
+        }
     };
     let bytes = match read {
         Ok(Ok(b)) => b,
@@ -582,14 +594,15 @@ async fn guard(g: Arc<Guard>, req: Request, next: Next) -> Response {
                 return no_session(&g, envelope.id, "(response)", None, &info, time);
             }
         }
-        return next
-            .run(Request::from_parts(parts, Body::from(bytes.clone())))
-            .await;
+        return Box::pin(next.run(Request::from_parts(parts, Body::from(bytes.clone())))).await;
     };
     let Some(member) = checked_member(method) else {
-        return governed(
+        // The credential is borrowed from the headers that move on with the request.
+        let token = token.to_owned();
+        // Boxed: its state would otherwise size every request's future.
+        return Box::pin(governed(
             &g,
-            token,
+            &token,
             method,
             &envelope,
             session,
@@ -597,20 +610,17 @@ async fn guard(g: Arc<Guard>, req: Request, next: Next) -> Response {
             bytes.clone(),
             next,
             time,
-        )
+        ))
         .await;
     };
     // tools/call, resources/read, prompts/get: one check does it all — ticket validity (401),
     // the call (403/429/400), the budget spend and the audit record.
     // `params` must be an object, its members of the right types (module `envelope`).
     let params = envelope.params.call();
-    let name = params
-        .as_ref()
-        .and_then(|p| match member {
-            "uri" => p.uri,
-            _ => p.name,
-        })
-        .map(str::to_string);
+    let name = params.as_ref().and_then(|p| match member {
+        "uri" => p.uri,
+        _ => p.name,
+    });
     let Some(name) = name else {
         if let Err(d) = g.verifier.authenticate(token, time).map(|_| ()) {
             return denied(&g, envelope.id, &d);
@@ -637,7 +647,7 @@ async fn guard(g: Arc<Guard>, req: Request, next: Next) -> Response {
     // that is not valid falls through to the check, which refuses and audits it.)
     let mut needs = g.config.method_needs(method).unwrap_or_default();
     if method == captix::TOOLS_CALL {
-        needs.extend(g.config.tool_needs(&name));
+        needs.extend(g.config.tool_needs(name));
     }
     if session.is_some() || !needs.is_empty() {
         let info = g.verifier.ticket_info(token, time);
@@ -645,7 +655,7 @@ async fn guard(g: Arc<Guard>, req: Request, next: Next) -> Response {
             // Authentication first: nothing of the session is consulted for such a ticket.
             return match g
                 .verifier
-                .record_request(time, method, Some(&name), None, Some(d))
+                .record_request(time, method, Some(name), None, Some(d))
             {
                 Ok(_) => denied(&g, envelope.id, d),
                 Err(e) => denied(&g, envelope.id, &e),
@@ -654,7 +664,7 @@ async fn guard(g: Arc<Guard>, req: Request, next: Next) -> Response {
         if let Ok(info) = info {
             if let Some(s) = &session {
                 if !g.sessions.belongs(s, &owner(&info), time) {
-                    return no_session(&g, envelope.id, method, Some(&name), &info, time);
+                    return no_session(&g, envelope.id, method, Some(name), &info, time);
                 }
             }
             let missing = missing(&info, &needs);
@@ -666,7 +676,7 @@ async fn guard(g: Arc<Guard>, req: Request, next: Next) -> Response {
                 let d = scope_denial(&what, &missing);
                 let recorded =
                     g.verifier
-                        .record_request(time, method, Some(&name), Some(&info), Some(&d));
+                        .record_request(time, method, Some(name), Some(&info), Some(&d));
                 return match recorded {
                     Ok(_) => denied_needing(&g, envelope.id, &d, &needs),
                     Err(e) => denied(&g, envelope.id, &e),
@@ -675,10 +685,10 @@ async fn guard(g: Arc<Guard>, req: Request, next: Next) -> Response {
         }
     }
     let call = match method {
-        captix::RESOURCES_READ => Call::read(name.clone()),
-        captix::PROMPTS_GET => Call::prompt(name.clone()),
+        captix::RESOURCES_READ => Call::read(name),
+        captix::PROMPTS_GET => Call::prompt(name),
         _ => Call::new(
-            name.clone(),
+            name,
             params
                 .as_ref()
                 .and_then(|p| p.arguments)
@@ -695,7 +705,7 @@ async fn guard(g: Arc<Guard>, req: Request, next: Next) -> Response {
             return match g.verifier.record_request(
                 time,
                 method,
-                Some(&name),
+                Some(name),
                 info.as_ref(),
                 Some(&d),
             ) {
@@ -730,7 +740,7 @@ async fn guard(g: Arc<Guard>, req: Request, next: Next) -> Response {
                 Ok(_) => d,
                 Err(invalid) => invalid,
             };
-            if let Some(r) = refused_call(&g, token, envelope.id, method, Some(&name), &d, time) {
+            if let Some(r) = refused_call(&g, token, envelope.id, method, Some(name), &d, time) {
                 return r;
             }
             return denied(&g, envelope.id, &d);
@@ -741,7 +751,7 @@ async fn guard(g: Arc<Guard>, req: Request, next: Next) -> Response {
         // The server policy's scopes (docs §16): the challenge names what the call needs.
         Err(d) if d.code == Code::ScopeMissing => {
             let mut needs = needs;
-            needs.extend(g.verifier.policy().scopes(&name));
+            needs.extend(g.verifier.policy().scopes(name));
             needs.sort_unstable();
             needs.dedup();
             return denied_needing(&g, envelope.id, &d, &needs);
@@ -1319,5 +1329,44 @@ impl http_body::Body for Watched {
 impl Drop for Watched {
     fn drop(&mut self) {
         self.finish();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The credential as `HeaderValue::to_str` read it before `bearer` checked bytes itself.
+    fn bearer_by_to_str(v: &HeaderValue) -> Option<&str> {
+        let v = v.to_str().ok()?;
+        let (scheme, token) = v.split_once(' ')?;
+        scheme
+            .eq_ignore_ascii_case("bearer")
+            .then_some(token.trim())
+            .filter(|t| !t.is_empty())
+    }
+
+    #[test]
+    fn bearer_reads_what_to_str_reads() {
+        let mut compared = 0;
+        for b in 0..=255u8 {
+            for raw in [
+                [b"Bearer captix1_ab".as_slice(), &[b], b"cd"].concat(),
+                [b"Bearer ".as_slice(), &[b]].concat(),
+                [&[b], b"Bearer x".as_slice()].concat(),
+                // A two-byte UTF-8 sequence, which `to_str` refuses.
+                [b"Bearer x".as_slice(), &[0xC3, b]].concat(),
+            ] {
+                // Only bytes a header value can hold reach the guard.
+                let Ok(v) = HeaderValue::from_bytes(&raw) else {
+                    continue;
+                };
+                assert_eq!(bearer(&v), bearer_by_to_str(&v), "{raw:?}");
+                compared += 1;
+            }
+        }
+        assert!(compared > 800, "{compared}");
+        let v = HeaderValue::from_static("bearer  captix1_x ");
+        assert_eq!(bearer(&v), Some("captix1_x"));
     }
 }

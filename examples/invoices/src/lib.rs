@@ -54,9 +54,10 @@ const COLUMNS: &[(&str, &str)] = &[
     ("/id", "id"),
 ];
 
-/// `AND col = ?` ... for the decision's row filters on known columns, with their parameters.
-fn filters_sql(d: Option<&McpDecision>, params: &mut Vec<Value>) -> String {
-    let mut sql = String::new();
+/// Appends `AND col = ?` ... for the decision's row filters on known columns to `sql`, and their
+/// parameters to `params`.
+fn filters_sql(d: Option<&McpDecision>, sql: &mut String, params: &mut Vec<Value>) {
+    use std::fmt::Write;
     for f in d.map(|d| d.allowed.filters()).unwrap_or_default() {
         let Some((_, col)) = COLUMNS.iter().find(|(p, _)| *p == f.arg) else {
             continue;
@@ -64,35 +65,31 @@ fn filters_sql(d: Option<&McpDecision>, params: &mut Vec<Value>) -> String {
         for c in &f.constraints {
             match &c.constraint {
                 Constraint::Eq(v) => {
-                    sql.push_str(&format!(" AND {col} = ?"));
+                    let _ = write!(sql, " AND {col} = ?");
                     params.push(value(v));
                 }
                 Constraint::OneOf(vs) => {
-                    sql.push_str(&format!(
-                        " AND {col} IN ({})",
-                        vec!["?"; vs.len()].join(", ")
-                    ));
+                    let _ = write!(sql, " AND {col} IN ({})", vec!["?"; vs.len()].join(", "));
                     params.extend(vs.iter().map(value));
                 }
                 Constraint::Prefix(p) => {
-                    sql.push_str(&format!(" AND substr({col}, 1, length(?)) = ?"));
+                    let _ = write!(sql, " AND substr({col}, 1, length(?)) = ?");
                     params.push(Value::Text(p.clone()));
                     params.push(Value::Text(p.clone()));
                 }
                 Constraint::Range { min, max } => {
                     if let Some(m) = min {
-                        sql.push_str(&format!(" AND {col} >= ?"));
+                        let _ = write!(sql, " AND {col} >= ?");
                         params.push(Value::Integer(*m));
                     }
                     if let Some(m) = max {
-                        sql.push_str(&format!(" AND {col} <= ?"));
+                        let _ = write!(sql, " AND {col} <= ?");
                         params.push(Value::Integer(*m));
                     }
                 }
             }
         }
     }
-    sql
 }
 
 fn value(v: &captix::Scalar) -> Value {
@@ -310,12 +307,13 @@ impl ServerHandler for Invoices {
         let mut params = vec![Value::Text(org.clone())];
         match request.name.as_ref() {
             "list_invoices" => {
-                let mut sql = base.to_string();
+                let mut sql = String::with_capacity(256);
+                sql.push_str(base);
                 if let Some(s) = arg(args, "status").and_then(|v| v.as_str()) {
                     sql.push_str(" AND status = ?");
                     params.push(Value::Text(s.to_string()));
                 }
-                sql.push_str(&filters_sql(decision.as_ref(), &mut params));
+                filters_sql(decision.as_ref(), &mut sql, &mut params);
                 sql.push_str(" ORDER BY id");
                 Ok(text(serde_json::Value::Array(self.rows(&sql, &params)?)))
             }
@@ -323,7 +321,7 @@ impl ServerHandler for Invoices {
                 let id = arg(args, "id").and_then(|v| v.as_i64()).unwrap_or(-1);
                 let mut sql = format!("{base} AND id = ?");
                 params.push(Value::Integer(id));
-                sql.push_str(&filters_sql(decision.as_ref(), &mut params));
+                filters_sql(decision.as_ref(), &mut sql, &mut params);
                 let Some(row) = self.rows(&sql, &params)?.into_iter().next() else {
                     return Ok(
                         CallToolResult::error(vec![ContentBlock::text("no such invoice")]).into(),
