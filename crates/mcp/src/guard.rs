@@ -381,6 +381,18 @@ fn session_gone(response: &Response) -> bool {
     response.status() == StatusCode::NOT_FOUND && !json_rpc
 }
 
+/// Whether a body read stopped at the length bound, not at an error of the body itself.
+fn over_the_bound(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut e = Some(e);
+    while let Some(err) = e {
+        if err.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        e = err.source();
+    }
+    false
+}
+
 /// What the guard forwards an admitted request to: the protected router.
 struct Next(axum::Router);
 
@@ -533,7 +545,15 @@ async fn guard(g: Arc<Guard>, req: Request, next: Next) -> Response {
     };
     let bytes = match read {
         Ok(Ok(b)) => b,
-        Ok(Err(_)) => return too_large(),
+        // Past the bound (a body without a declared length, or longer than declared).
+        Ok(Err(e)) if over_the_bound(&e) => return too_large(),
+        // A body that ended in error (a malformed chunk, a connection reset): not about size.
+        Ok(Err(_)) => {
+            return json_response(
+                StatusCode::BAD_REQUEST,
+                rpc_error(None, -32600, "the request body could not be read", None),
+            )
+        }
         Err(_) => {
             return json_response(
                 StatusCode::REQUEST_TIMEOUT,
@@ -1344,6 +1364,40 @@ mod tests {
             .eq_ignore_ascii_case("bearer")
             .then_some(token.trim())
             .filter(|t| !t.is_empty())
+    }
+
+    /// A body whose first frame is an error.
+    struct Broken;
+
+    impl http_body::Body for Broken {
+        type Data = Bytes;
+        type Error = std::io::Error;
+
+        fn poll_frame(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+            std::task::Poll::Ready(Some(Err(std::io::Error::other("connection reset"))))
+        }
+    }
+
+    /// The error of reading `body` with a bound of `limit` bytes (both bodies are ready at once).
+    fn read_error(body: Body, limit: usize) -> axum::Error {
+        let mut read = std::pin::pin!(axum::body::to_bytes(body, limit));
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match std::future::Future::poll(read.as_mut(), &mut cx) {
+            std::task::Poll::Ready(Err(e)) => e,
+            other => panic!(
+                "expected an error at once, got {:?}",
+                other.map(|r| r.map(|b| b.len()))
+            ),
+        }
+    }
+
+    #[test]
+    fn only_a_body_past_the_bound_is_too_large() {
+        assert!(over_the_bound(&read_error(Body::from(vec![b'x'; 11]), 10)));
+        assert!(!over_the_bound(&read_error(Body::new(Broken), 10)));
     }
 
     #[test]

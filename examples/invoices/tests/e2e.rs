@@ -1398,6 +1398,18 @@ async fn a_body_is_read_only_for_a_valid_ticket_and_in_time() {
     // A declared length over the bound: 413 before anything is read.
     let (status, body) = partial(s.addr, &auth, 2 << 20, "").await;
     assert_eq!(status, 413, "{body}");
+    // A chunked body that breaks off in a malformed chunk is not "too large": 400, as the npm
+    // adapters answer a body that could not be read.
+    let mut c = tokio::net::TcpStream::connect(s.addr)
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST /mcp HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\naccept: application/json, text/event-stream\r\ncontent-type: application/json\r\nauthorization: {auth}\r\ntransfer-encoding: chunked\r\n\r\n5\r\n{{\"a\":\r\nzz\r\n"
+    );
+    c.write_all(head.as_bytes()).await.expect("write");
+    let (status, _, body) = answer(&mut c).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("could not be read"), "{body}");
 }
 
 /// The server's policy over HTTP (docs §16): a tool whose scope the ticket lacks is not listed
