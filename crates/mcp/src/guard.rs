@@ -383,14 +383,8 @@ fn session_gone(response: &Response) -> bool {
 
 /// Whether a body read stopped at the length bound, not at an error of the body itself.
 fn over_the_bound(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut e = Some(e);
-    while let Some(err) = e {
-        if err.is::<http_body_util::LengthLimitError>() {
-            return true;
-        }
-        e = err.source();
-    }
-    false
+    std::iter::successors(Some(e), |e| e.source())
+        .any(|e| e.is::<http_body_util::LengthLimitError>())
 }
 
 /// What the guard forwards an admitted request to: the protected router.
@@ -407,7 +401,7 @@ impl Next {
 
 async fn guard(g: Arc<Guard>, req: Request, next: Next) -> Response {
     let time = now();
-    // Split first: the credential is borrowed from the headers, never copied.
+    // Split first: the credential is borrowed from the headers (copied only for `governed`).
     let (mut parts, body) = req.into_parts();
     // Streamable HTTP: a browser request from another origin (DNS rebinding) is refused
     // before anything else.
