@@ -45,6 +45,43 @@ fn pairs(rounds: usize, mut a: impl FnMut() -> f64, mut b: impl FnMut() -> f64) 
     })
 }
 
+/// An app called in process as a tower service, each as itself (a clone per request, as
+/// `axum::serve` does), not through a common boxed type that would add the same cost to both.
+trait App {
+    /// One `tools/call`, timed: µs.
+    fn serve(&self, rt: &tokio::runtime::Runtime, auth: &str) -> f64;
+}
+
+impl<S> App for S
+where
+    S: tower::Service<
+            axum::http::Request<axum::body::Body>,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+        > + Clone,
+{
+    fn serve(&self, rt: &tokio::runtime::Runtime, auth: &str) -> f64 {
+        let mut r = axum::http::Request::post("/mcp")
+            .header("host", "127.0.0.1:1")
+            .header("authorization", auth);
+        for (name, value) in HEADERS {
+            r = r.header(name, value);
+        }
+        let r = r.body(axum::body::Body::from(BODY)).expect("request");
+        let began = Instant::now();
+        rt.block_on(async {
+            let res = self.clone().oneshot(r).await.expect("infallible");
+            assert!(res.status().is_success(), "{}", res.status());
+            black_box(
+                axum::body::to_bytes(res.into_body(), 1 << 20)
+                    .await
+                    .expect("body"),
+            );
+        });
+        began.elapsed().as_nanos() as f64 / 1000.0
+    }
+}
+
 fn main() {
     let rounds: usize = std::env::args()
         .skip(1)
@@ -106,33 +143,14 @@ fn main() {
         "Bearer {}",
         support::roundtrip::ticket(&k, resource).as_str()
     );
-    let serve = |app: &axum::Router| {
-        let mut r = axum::http::Request::post("/mcp")
-            .header("host", "127.0.0.1:1")
-            .header("authorization", &auth);
-        for (name, value) in HEADERS {
-            r = r.header(name, value);
-        }
-        let r = r.body(axum::body::Body::from(BODY)).expect("request");
-        let began = Instant::now();
-        client_rt.block_on(async {
-            let res = app.clone().oneshot(r).await.expect("infallible");
-            assert!(res.status().is_success(), "{}", res.status());
-            black_box(
-                axum::body::to_bytes(res.into_body(), 1 << 20)
-                    .await
-                    .expect("body"),
-            );
-        });
-        began.elapsed().as_nanos() as f64 / 1000.0
-    };
+    let serve = |app: &dyn App| app.serve(&client_rt, &auth);
     for _ in 0..500 {
         serve(&bare);
         serve(&app);
     }
     // One app alone, in process (for perf): LAYER_SHARE_IN_PROCESS=bare|guarded.
     if let Ok(side) = std::env::var("LAYER_SHARE_IN_PROCESS") {
-        let app = if side == "bare" { &bare } else { &app };
+        let app: &dyn App = if side == "bare" { &bare } else { &app };
         for _ in 0..rounds {
             serve(app);
         }

@@ -32,7 +32,7 @@ pub struct Servers {
 }
 
 /// The guarded example app for `resource` (tickets signed by `k`) and the unguarded one.
-pub fn apps(k: &SigningKey, resource: &str) -> (axum::Router, axum::Router) {
+pub fn apps(k: &SigningKey, resource: &str) -> (captix_mcp::Protected, axum::Router) {
     let verifier = Verifier::builder(KeySet::from(k.public()))
         .resource(resource)
         .budgets(Arc::new(MemoryBudgets::new()))

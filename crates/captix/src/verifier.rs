@@ -528,7 +528,9 @@ impl Verifier {
             target: crate::call::Target::Tool(String::new()),
             args: Default::default(),
             time: now,
-            resource: self.resource.clone(),
+            // Not read: the restrictions take the verifier's resource as `resource` below
+            // (a copy of it here was an allocation on every authentication).
+            resource: None,
         };
         let resource = self.resource.as_deref();
         // The validity restrictions only (time, audience), by the one precedence walk.

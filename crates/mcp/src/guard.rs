@@ -381,10 +381,48 @@ fn session_gone(response: &Response) -> bool {
     response.status() == StatusCode::NOT_FOUND && !json_rpc
 }
 
-/// Whether a body read stopped at the length bound, not at an error of the body itself.
-fn over_the_bound(e: &(dyn std::error::Error + 'static)) -> bool {
-    std::iter::successors(Some(e), |e| e.source())
-        .any(|e| e.is::<http_body_util::LengthLimitError>())
+/// Why a request body could not be read whole.
+#[derive(Debug, PartialEq)]
+enum Unread {
+    /// Longer than the bound (a body without a declared length, or longer than declared).
+    TooLarge,
+    /// The body itself failed: a malformed chunk, a connection reset. Not about size.
+    Broken,
+}
+
+/// Reads a whole body of at most `limit` bytes (what `axum::body::to_bytes` reads, with the
+/// bound checked the same way, frame by frame). A body that comes in one frame (a small
+/// request: hyper hands over what arrived with the headers) is that frame itself, with no
+/// buffer and no list of frames of its own: `to_bytes` built both for every request.
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, Unread> {
+    use http_body_util::BodyExt;
+    let mut body = body;
+    let (mut first, mut more): (Option<Bytes>, Option<Vec<u8>>) = (None, None);
+    let mut len = 0usize;
+    while let Some(frame) = body.frame().await {
+        // Trailers are not part of the body (to_bytes drops them too).
+        let Ok(data) = frame.map_err(|_| Unread::Broken)?.into_data() else {
+            continue;
+        };
+        len = len.saturating_add(data.len());
+        if len > limit {
+            return Err(Unread::TooLarge);
+        }
+        match (&first, &mut more) {
+            (None, _) => first = Some(data),
+            (Some(f), None) => {
+                let mut buf = Vec::with_capacity(len);
+                buf.extend_from_slice(f);
+                buf.extend_from_slice(&data);
+                more = Some(buf);
+            }
+            (Some(_), Some(buf)) => buf.extend_from_slice(&data),
+        }
+    }
+    Ok(match more {
+        Some(buf) => Bytes::from(buf),
+        None => first.unwrap_or_default(),
+    })
 }
 
 /// What the guard forwards an admitted request to: the protected router.
@@ -526,7 +564,7 @@ async fn guard(g: Arc<Guard>, req: Request, next: Next) -> Response {
     }
     // A body that is already here (a small request in the headers' packet) is read without
     // arming the deadline's timer; one still arriving gets the deadline.
-    let mut read = std::pin::pin!(axum::body::to_bytes(body, g.config.max_body_bytes));
+    let mut read = std::pin::pin!(read_body(body, g.config.max_body_bytes));
     let first = std::future::poll_fn(|cx| {
         std::task::Poll::Ready(std::future::Future::poll(read.as_mut(), cx))
     })
@@ -539,10 +577,8 @@ async fn guard(g: Arc<Guard>, req: Request, next: Next) -> Response {
     };
     let bytes = match read {
         Ok(Ok(b)) => b,
-        // Past the bound (a body without a declared length, or longer than declared).
-        Ok(Err(e)) if over_the_bound(&e) => return too_large(),
-        // A body that ended in error (a malformed chunk, a connection reset): not about size.
-        Ok(Err(_)) => {
+        Ok(Err(Unread::TooLarge)) => return too_large(),
+        Ok(Err(Unread::Broken)) => {
             return json_response(
                 StatusCode::BAD_REQUEST,
                 rpc_error(None, -32600, "the request body could not be read", None),
@@ -1375,23 +1411,76 @@ mod tests {
         }
     }
 
-    /// The error of reading `body` with a bound of `limit` bytes (both bodies are ready at once).
-    fn read_error(body: Body, limit: usize) -> axum::Error {
-        let mut read = std::pin::pin!(axum::body::to_bytes(body, limit));
+    /// A body of these frames, then an end (or the error `Broken` gives, when `then_break`).
+    struct Frames(std::collections::VecDeque<http_body::Frame<Bytes>>, bool);
+
+    impl http_body::Body for Frames {
+        type Data = Bytes;
+        type Error = std::io::Error;
+
+        fn poll_frame(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+            std::task::Poll::Ready(match self.0.pop_front() {
+                Some(f) => Some(Ok(f)),
+                None if self.1 => Some(Err(std::io::Error::other("connection reset"))),
+                None => None,
+            })
+        }
+    }
+
+    fn frames(parts: &[&[u8]], trailers: bool, then_break: bool) -> Body {
+        let mut f: std::collections::VecDeque<_> = parts
+            .iter()
+            .map(|p| http_body::Frame::data(Bytes::copy_from_slice(p)))
+            .collect();
+        if trailers {
+            f.push_back(http_body::Frame::trailers(axum::http::HeaderMap::new()));
+        }
+        Body::new(Frames(f, then_break))
+    }
+
+    /// What reading `body` with a bound of `limit` bytes gives (every body here is ready at
+    /// once).
+    fn read_now(body: Body, limit: usize) -> Result<Bytes, Unread> {
+        let mut read = std::pin::pin!(read_body(body, limit));
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
         match std::future::Future::poll(read.as_mut(), &mut cx) {
-            std::task::Poll::Ready(Err(e)) => e,
-            other => panic!(
-                "expected an error at once, got {:?}",
-                other.map(|r| r.map(|b| b.len()))
-            ),
+            std::task::Poll::Ready(r) => r,
+            std::task::Poll::Pending => panic!("a ready body read was pending"),
         }
     }
 
     #[test]
     fn only_a_body_past_the_bound_is_too_large() {
-        assert!(over_the_bound(&read_error(Body::from(vec![b'x'; 11]), 10)));
-        assert!(!over_the_bound(&read_error(Body::new(Broken), 10)));
+        assert_eq!(read_now(Body::from(vec![b'x'; 11]), 10), Err(Unread::TooLarge));
+        assert_eq!(read_now(frames(&[b"12345", b"678901"], false, false), 10), Err(Unread::TooLarge));
+        assert_eq!(read_now(Body::new(Broken), 10), Err(Unread::Broken));
+        // An error after data that fits is still an error, and a bound met exactly is not.
+        assert_eq!(read_now(frames(&[b"12345"], false, true), 10), Err(Unread::Broken));
+        assert_eq!(read_now(Body::from(vec![b'x'; 10]), 10).map(|b| b.len()), Ok(10));
+    }
+
+    #[test]
+    fn a_body_is_read_whole_as_to_bytes_reads_it() {
+        for (parts, trailers) in [
+            (&[][..], false),
+            (&[&b""[..]][..], false),
+            (&[&b"{\"a\":1}"[..]][..], true),
+            (&[&b"{\"jsonrpc\""[..], b"", b":\"2.0\"", b"}"][..], true),
+            (&[&b""[..], b"x"][..], false),
+        ] {
+            let ours = read_now(frames(parts, trailers, false), 64).expect("fits");
+            let mut theirs = std::pin::pin!(axum::body::to_bytes(frames(parts, trailers, false), 64));
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            let std::task::Poll::Ready(Ok(theirs)) = std::future::Future::poll(theirs.as_mut(), &mut cx)
+            else {
+                panic!("to_bytes failed on {parts:?}");
+            };
+            assert_eq!(ours, theirs, "{parts:?}");
+            assert_eq!(ours, parts.concat());
+        }
     }
 
     #[test]

@@ -47,8 +47,15 @@ mod session;
 pub use guard::{denial_status, http_status, McpDecision};
 pub use metadata::{Config, ConfigError, LIFECYCLE};
 
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
+use axum::body::Body;
+use axum::extract::Request;
+use axum::response::Response;
 use axum::Router;
 
 /// Protects the routes of `router` with captix and adds the protected-resource metadata route.
@@ -65,7 +72,7 @@ pub fn protect(
     router: Router,
     verifier: Arc<captix::Verifier>,
     config: Config,
-) -> Result<Router, ConfigError> {
+) -> Result<Protected, ConfigError> {
     config.validate()?;
     let resource = verifier
         .resource()
@@ -80,15 +87,89 @@ pub fn protect(
     let (_, metadata_path) = metadata::metadata_location(&resource);
     let document = metadata::document(&resource, &config, verifier.policy());
     let state = Arc::new(guard::Guard::new(verifier, config, &resource));
-    Ok(Router::new()
-        .route(
+    Ok(Protected {
+        metadata: Router::new().route(
             &metadata_path,
             axum::routing::get(metadata::serve)
                 .options(metadata::preflight)
                 .with_state(document),
-        )
-        .fallback_service(guard::Guarded {
+        ),
+        metadata_path: metadata_path.into(),
+        guarded: guard::Guarded {
             guard: state,
             router,
-        }))
+        },
+    })
+}
+
+/// A router behind captix, made by [`protect`]: a tower service that `axum::serve` serves
+/// directly, or that a larger [`Router`] takes as a service (`Router::from`, a fallback, a
+/// nested service).
+///
+/// It routes by one comparison of the path (the metadata route, else the guard and the
+/// protected router) rather than by a router of its own: a router in front of the guard cost
+/// two more route lookups, a clone of the guard's service and a boxed future on every call
+/// (issue 18, item 4).
+#[derive(Clone)]
+pub struct Protected {
+    /// The metadata route alone (it answers GET, HEAD and OPTIONS, 405 otherwise).
+    metadata: Router,
+    /// Its path: a request to exactly this path (as the router matched it: byte for byte,
+    /// nothing decoded) goes to `metadata`, every other one to the guard.
+    metadata_path: Arc<str>,
+    guarded: guard::Guarded,
+}
+
+impl<B> tower::Service<axum::http::Request<B>> for Protected
+where
+    B: http_body::Body<Data = axum::body::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send + 'static>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        // The metadata router and the guard are always ready.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: axum::http::Request<B>) -> Self::Future {
+        let req: Request = req.map(Body::new);
+        if req.uri().path() == &*self.metadata_path {
+            return Box::pin(tower::Service::call(&mut self.metadata, req));
+        }
+        self.guarded.call(req)
+    }
+}
+
+impl std::fmt::Debug for Protected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Protected")
+            .field("metadata_path", &self.metadata_path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `axum::serve(listener, protected)`: every connection is served by a clone.
+impl<L: axum::serve::Listener> tower::Service<axum::serve::IncomingStream<'_, L>> for Protected {
+    type Response = Self;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<Self, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: axum::serve::IncomingStream<'_, L>) -> Self::Future {
+        std::future::ready(Ok(self.clone()))
+    }
+}
+
+/// The protected router as a [`Router`], to merge or nest in a larger one (which adds its own
+/// route lookup in front of [`Protected`]'s).
+impl From<Protected> for Router {
+    fn from(p: Protected) -> Router {
+        Router::new().fallback_service(p)
+    }
 }

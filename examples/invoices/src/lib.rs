@@ -351,7 +351,7 @@ impl ServerHandler for Invoices {
 pub fn app(
     verifier: Arc<captix::Verifier>,
     config: captix_mcp::Config,
-) -> Result<axum::Router, Box<dyn std::error::Error>> {
+) -> Result<captix_mcp::Protected, Box<dyn std::error::Error>> {
     Ok(captix_mcp::protect(
         mcp_router(Invoices::new(database()?)),
         verifier,
