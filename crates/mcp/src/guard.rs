@@ -66,12 +66,13 @@ impl Guard {
         &self,
         token: &str,
         authenticated: &captix::Authenticated,
-        call: Call,
+        call: &Call,
     ) -> captix::Checked {
-        match self.verifier.try_check_authenticated(authenticated, &call) {
+        match self.verifier.try_check_authenticated(authenticated, call) {
             Some(c) => c,
-            // Boxed: the wait's state would otherwise size every request's future.
-            None => Box::pin(self.check_blocking(token, call)).await,
+            // Boxed: the wait's state would otherwise size every request's future. (The copy
+            // of the call is nothing beside the store's round trip it waits for.)
+            None => Box::pin(self.check_blocking(token, call.clone())).await,
         }
     }
 
@@ -271,10 +272,50 @@ fn bearer(v: &HeaderValue) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
 const MCP_SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
-const MCP_METHOD: HeaderName = HeaderName::from_static("mcp-method");
-const MCP_NAME: HeaderName = HeaderName::from_static("mcp-name");
+
+/// The request headers the guard reads, found in one walk over the headers: a lookup by name
+/// hashes the name, and seven lookups cost more than one walk over a request's few headers.
+/// Each is the first value of its name, as `HeaderMap::get` gives it (names in a `HeaderMap`
+/// are lowercase).
+#[derive(Default)]
+struct Heads<'a> {
+    origin: Option<&'a HeaderValue>,
+    authorization: Option<&'a HeaderValue>,
+    /// How many `Authorization` values the request has.
+    authorizations: usize,
+    last_event_id: bool,
+    session: Option<&'a HeaderValue>,
+    content_length: Option<&'a HeaderValue>,
+    mcp_method: Option<&'a HeaderValue>,
+    mcp_name: Option<&'a HeaderValue>,
+}
+
+impl<'a> Heads<'a> {
+    fn of(headers: &'a axum::http::HeaderMap) -> Self {
+        let mut h = Heads::default();
+        for (name, value) in headers {
+            let first = match name.as_str() {
+                "authorization" => {
+                    h.authorizations += 1;
+                    &mut h.authorization
+                }
+                "origin" => &mut h.origin,
+                "last-event-id" => {
+                    h.last_event_id = true;
+                    continue;
+                }
+                "mcp-session-id" => &mut h.session,
+                "content-length" => &mut h.content_length,
+                "mcp-method" => &mut h.mcp_method,
+                "mcp-name" => &mut h.mcp_name,
+                _ => continue,
+            };
+            first.get_or_insert(value);
+        }
+        h
+    }
+}
 
 /// The methods the ticket itself decides (docs §14.5), with the member of `params` that
 /// names what they ask for (the one `Mcp-Name` mirrors).
@@ -425,6 +466,11 @@ async fn read_body(body: Body, limit: usize) -> Result<Bytes, Unread> {
     })
 }
 
+thread_local! {
+    /// The last tool call checked on this thread, whose buffers the next one reuses.
+    static REUSED_CALL: std::cell::Cell<Option<Call>> = const { std::cell::Cell::new(None) };
+}
+
 /// What the guard forwards an admitted request to: the protected router.
 struct Next(axum::Router);
 
@@ -441,9 +487,10 @@ async fn guard(g: Arc<Guard>, req: Request, next: Next) -> Response {
     let time = now();
     // Split first: the credential is borrowed from the headers (copied only for `governed`).
     let (mut parts, body) = req.into_parts();
+    let heads = Heads::of(&parts.headers);
     // Streamable HTTP: a browser request from another origin (DNS rebinding) is refused
     // before anything else.
-    if let Some(origin) = parts.headers.get(header::ORIGIN) {
+    if let Some(origin) = heads.origin {
         let known = origin.to_str().ok().is_some_and(|o| {
             g.origins
                 .iter()
@@ -457,9 +504,8 @@ async fn guard(g: Arc<Guard>, req: Request, next: Next) -> Response {
         }
     }
     // RFC 6750 §3.1: one credential per request; two Authorization headers are ambiguous.
-    let mut credentials = parts.headers.get_all(header::AUTHORIZATION).iter();
-    let (credential, another) = (credentials.next(), credentials.next().is_some());
-    if another {
+    let credential = heads.authorization;
+    if heads.authorizations > 1 {
         let mut r = json_response(
             StatusCode::BAD_REQUEST,
             rpc_error(
@@ -492,7 +538,7 @@ async fn guard(g: Arc<Guard>, req: Request, next: Next) -> Response {
     };
     // Resuming a stream replays messages the server sent earlier, past the list filters of
     // the requests they answered: not served (docs §14.2).
-    if parts.headers.contains_key(LAST_EVENT_ID) {
+    if heads.last_event_id {
         if let Err(d) = g.verifier.authenticate(token, time).map(|_| ()) {
             return denied(&g, None, &d);
         }
@@ -507,10 +553,7 @@ async fn guard(g: Arc<Guard>, req: Request, next: Next) -> Response {
             ),
         );
     }
-    let session: Option<Vec<u8>> = parts
-        .headers
-        .get(MCP_SESSION_ID)
-        .map(|v| v.as_bytes().to_vec());
+    let session: Option<Vec<u8>> = heads.session.map(|v| v.as_bytes().to_vec());
     // Where the named session lives: only an answer from there can end it (docs §14.4).
     let endpoint = session.as_ref().map(|_| Endpoint::of(parts.uri.path()));
     if parts.method != Method::POST {
@@ -554,9 +597,8 @@ async fn guard(g: Arc<Guard>, req: Request, next: Next) -> Response {
             rpc_error(None, -32600, "the request body is too large", None),
         )
     };
-    let declared = parts
-        .headers
-        .get(header::CONTENT_LENGTH)
+    let declared = heads
+        .content_length
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > g.config.max_body_bytes as u64) {
@@ -624,7 +666,7 @@ async fn guard(g: Arc<Guard>, req: Request, next: Next) -> Response {
     };
     // Streamable HTTP: the routing headers must say what the body says, checked before any
     // budget is spent or any decision is logged.
-    if let Some(h) = parts.headers.get(MCP_METHOD) {
+    if let Some(h) = heads.mcp_method {
         if Some(h.as_bytes()) != envelope.method.as_deref().map(str::as_bytes) {
             if let Err(d) = g.verifier.authenticate(token, time).map(|_| ()) {
                 return denied(&g, envelope.id, &d);
@@ -685,7 +727,7 @@ async fn guard(g: Arc<Guard>, req: Request, next: Next) -> Response {
             rpc_error(envelope.id, -32602, &message, None),
         );
     };
-    if let Some(h) = parts.headers.get(MCP_NAME) {
+    if let Some(h) = heads.mcp_name {
         if header_value(h.as_bytes()).as_deref() != Some(name.as_bytes()) {
             if let Err(d) = g.verifier.authenticate(token, time).map(|_| ()) {
                 return denied(&g, envelope.id, &d);
@@ -735,16 +777,21 @@ async fn guard(g: Arc<Guard>, req: Request, next: Next) -> Response {
         }
     }
     let call = match method {
-        captix::RESOURCES_READ => Call::read(name),
-        captix::PROMPTS_GET => Call::prompt(name),
-        _ => Call::new(
-            name,
-            params
-                .as_ref()
-                .and_then(|p| p.arguments)
-                .map(RawValue::get)
-                .unwrap_or(""),
-        ),
+        captix::RESOURCES_READ => Call::read(name).map(|c| c.at(time)),
+        captix::PROMPTS_GET => Call::prompt(name).map(|c| c.at(time)),
+        // A tool call reads into this thread's last call's buffers (`Call::refill_tool`): a
+        // typical call's arguments allocate nothing. Absent or null arguments are none.
+        _ => {
+            let mut c = REUSED_CALL.take().unwrap_or_else(|| Call {
+                target: captix::Target::Tool(String::new()),
+                args: captix::Args::empty(),
+                time,
+                resource: None,
+            });
+            let arguments = params.as_ref().and_then(|p| p.arguments);
+            let args = arguments.map_or(b"{}".as_slice(), |a| a.get().as_bytes());
+            c.refill_tool(name, args, time).map(|()| c)
+        }
     };
     // One request per id in flight in a session, before anything is spent (docs §14.4).
     let flight = match start(&g, session.as_deref(), envelope.id) {
@@ -770,7 +817,12 @@ async fn guard(g: Arc<Guard>, req: Request, next: Next) -> Response {
             // is read only when a subscriber listens).
             let began = tracing::enabled!(target: "captix::metrics", tracing::Level::DEBUG)
                 .then(Instant::now);
-            let checked = g.check(token, &authenticated, c.at(time)).await;
+            let checked = g.check(token, &authenticated, &c).await;
+            // Kept for the thread's next call: a new one is made if this one is lost (a request
+            // dropped mid-check).
+            if matches!(c.target, captix::Target::Tool(_)) {
+                REUSED_CALL.set(Some(c));
+            }
             if let Some(began) = began {
                 let micros = u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX);
                 tracing::event!(
@@ -1480,6 +1532,43 @@ mod tests {
             };
             assert_eq!(ours, theirs, "{parts:?}");
             assert_eq!(ours, parts.concat());
+        }
+    }
+
+    proptest::proptest! {
+        /// One walk finds what a lookup by name finds: the first value of each name (the
+        /// request's headers in any order, repeated or not, in any case as sent).
+        #[test]
+        fn one_walk_reads_what_lookups_read(
+            sent in proptest::collection::vec(
+                (
+                    proptest::sample::select(vec![
+                        "Authorization", "authorization", "Origin", "Last-Event-ID",
+                        "mcp-session-id", "Content-Length", "Mcp-Method", "MCP-NAME", "host",
+                        "accept", "mcp-protocol-version", "x-mcp-name", "mcp-names",
+                    ]),
+                    "[a-z0-9 ]{0,6}",
+                ),
+                0..12,
+            ),
+        ) {
+            let mut headers = axum::http::HeaderMap::new();
+            for (name, value) in &sent {
+                headers.append(
+                    HeaderName::from_bytes(name.as_bytes()).expect("name"),
+                    HeaderValue::from_str(value).expect("value"),
+                );
+            }
+            let h = Heads::of(&headers);
+            let get = |n: &str| headers.get(n);
+            proptest::prop_assert_eq!(h.origin, get("origin"));
+            proptest::prop_assert_eq!(h.authorization, get("authorization"));
+            proptest::prop_assert_eq!(h.authorizations, headers.get_all("authorization").iter().count());
+            proptest::prop_assert_eq!(h.last_event_id, headers.contains_key("last-event-id"));
+            proptest::prop_assert_eq!(h.session, get("mcp-session-id"));
+            proptest::prop_assert_eq!(h.content_length, get("content-length"));
+            proptest::prop_assert_eq!(h.mcp_method, get("mcp-method"));
+            proptest::prop_assert_eq!(h.mcp_name, get("mcp-name"));
         }
     }
 
