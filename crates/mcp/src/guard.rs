@@ -260,11 +260,12 @@ fn refused_call(
 }
 
 fn bearer(v: &HeaderValue) -> Option<&str> {
-    // What `HeaderValue::to_str` accepts (visible ASCII and tab: a header value holds no other
-    // byte below 128), checked a word at a time rather than a byte at a time.
-    let v = std::str::from_utf8(v.as_bytes())
-        .ok()
-        .filter(|v| v.is_ascii())?;
+    // The value as text: what `HeaderValue::to_str` accepts (visible ASCII and tab: a header
+    // value holds no other byte below 128), and UTF-8 beyond ASCII too, which no ticket is: such
+    // a credential is refused by the verifier as not a ticket (401 `invalid_token`, audited),
+    // as the npm adapters refuse it, instead of counting as no credential. One pass over a
+    // ticket of a kilobyte or more, not two (`to_str` checked it a byte at a time).
+    let v = std::str::from_utf8(v.as_bytes()).ok()?;
     let (scheme, token) = v.split_once(' ')?;
     scheme
         .eq_ignore_ascii_case("bearer")
@@ -1506,12 +1507,24 @@ mod tests {
 
     #[test]
     fn only_a_body_past_the_bound_is_too_large() {
-        assert_eq!(read_now(Body::from(vec![b'x'; 11]), 10), Err(Unread::TooLarge));
-        assert_eq!(read_now(frames(&[b"12345", b"678901"], false, false), 10), Err(Unread::TooLarge));
+        assert_eq!(
+            read_now(Body::from(vec![b'x'; 11]), 10),
+            Err(Unread::TooLarge)
+        );
+        assert_eq!(
+            read_now(frames(&[b"12345", b"678901"], false, false), 10),
+            Err(Unread::TooLarge)
+        );
         assert_eq!(read_now(Body::new(Broken), 10), Err(Unread::Broken));
         // An error after data that fits is still an error, and a bound met exactly is not.
-        assert_eq!(read_now(frames(&[b"12345"], false, true), 10), Err(Unread::Broken));
-        assert_eq!(read_now(Body::from(vec![b'x'; 10]), 10).map(|b| b.len()), Ok(10));
+        assert_eq!(
+            read_now(frames(&[b"12345"], false, true), 10),
+            Err(Unread::Broken)
+        );
+        assert_eq!(
+            read_now(Body::from(vec![b'x'; 10]), 10).map(|b| b.len()),
+            Ok(10)
+        );
     }
 
     #[test]
@@ -1524,9 +1537,11 @@ mod tests {
             (&[&b""[..], b"x"][..], false),
         ] {
             let ours = read_now(frames(parts, trailers, false), 64).expect("fits");
-            let mut theirs = std::pin::pin!(axum::body::to_bytes(frames(parts, trailers, false), 64));
+            let mut theirs =
+                std::pin::pin!(axum::body::to_bytes(frames(parts, trailers, false), 64));
             let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-            let std::task::Poll::Ready(Ok(theirs)) = std::future::Future::poll(theirs.as_mut(), &mut cx)
+            let std::task::Poll::Ready(Ok(theirs)) =
+                std::future::Future::poll(theirs.as_mut(), &mut cx)
             else {
                 panic!("to_bytes failed on {parts:?}");
             };
@@ -1587,12 +1602,34 @@ mod tests {
                 let Ok(v) = HeaderValue::from_bytes(&raw) else {
                     continue;
                 };
-                assert_eq!(bearer(&v), bearer_by_to_str(&v), "{raw:?}");
+                match std::str::from_utf8(&raw) {
+                    // ASCII: what `to_str` read.
+                    Ok(t) if t.is_ascii() => {
+                        assert_eq!(bearer(&v), bearer_by_to_str(&v), "{raw:?}")
+                    }
+                    // UTF-8 beyond ASCII: read as text (the verifier then refuses it: not a
+                    // ticket), where `to_str` saw no credential.
+                    Ok(t) => {
+                        assert_eq!(bearer_by_to_str(&v), None);
+                        let token = t
+                            .split_once(' ')
+                            .map(|(_, t)| t.trim())
+                            .filter(|t| !t.is_empty());
+                        let bearer_scheme = t
+                            .split_once(' ')
+                            .is_some_and(|(s, _)| s.eq_ignore_ascii_case("bearer"));
+                        assert_eq!(bearer(&v), token.filter(|_| bearer_scheme), "{raw:?}");
+                    }
+                    // Not UTF-8: no credential, as before.
+                    Err(_) => assert_eq!(bearer(&v), None, "{raw:?}"),
+                }
                 compared += 1;
             }
         }
         assert!(compared > 800, "{compared}");
         let v = HeaderValue::from_static("bearer  captix1_x ");
         assert_eq!(bearer(&v), Some("captix1_x"));
+        let v = HeaderValue::from_bytes("Bearer captix1_é".as_bytes()).expect("value");
+        assert_eq!(bearer(&v), Some("captix1_é"));
     }
 }

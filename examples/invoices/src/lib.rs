@@ -65,7 +65,10 @@ fn filters_sql(d: Option<&McpDecision>, sql: &mut String, params: &mut Vec<Value
         for c in &f.constraints {
             match &c.constraint {
                 Constraint::Eq(v) => {
-                    let _ = write!(sql, " AND {col} = ?");
+                    // The common case, without the formatting machinery.
+                    sql.push_str(" AND ");
+                    sql.push_str(col);
+                    sql.push_str(" = ?");
                     params.push(value(v));
                 }
                 Constraint::OneOf(vs) => {

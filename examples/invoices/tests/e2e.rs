@@ -210,6 +210,13 @@ async fn an_attenuated_ticket_through_rmcp_client() {
         .map(|r| r["id"].as_i64().expect("id"))
         .collect();
     assert_eq!(ids, vec![1, 2, 3]);
+    // The next call on this thread reads into the last call's buffers: none of its arguments
+    // may linger. A call that names no org is refused, right after one that named acme.
+    let e = c
+        .call_tool(call("list_invoices", serde_json::json!({})))
+        .await
+        .expect_err("no org, after a call with org acme");
+    assert!(format!("{e:?}").contains("InsufficientScope"), "{e:?}");
     // A globex invoice by id, asked as acme: the row filter in SQL hides it.
     let r = c
         .call_tool(call(
@@ -354,6 +361,19 @@ async fn http_answers_follow_the_mcp_authorization_spec() {
     let v: serde_json::Value = serde_json::from_str(&body).expect("json-rpc error");
     assert_eq!(v["id"], 7);
     assert_eq!(v["error"]["data"]["code"], "arg_denied");
+    // A credential that is UTF-8 beyond ASCII: the cached ticket with one more character is
+    // not that ticket, and is not a ticket at all (401 invalid_token, never echoed).
+    let (status, head, body) = s
+        .http(
+            "POST",
+            "/mcp",
+            &[("authorization", &format!("{bearer}é"))],
+            rpc,
+        )
+        .await;
+    assert_eq!(status, 401);
+    assert!(head.contains("error=\"invalid_token\""), "{head}");
+    assert!(!head.contains(agent.as_str()) && !body.contains(agent.as_str()));
     // Header injection through a tool name (found by the review of 2026-12-01): the name is
     // denied and never reflected into the challenge.
     let evil = r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"x resource_metadata=http://evil.example/p","arguments":{}}}"#;
