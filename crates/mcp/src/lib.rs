@@ -44,12 +44,10 @@ mod guard;
 mod metadata;
 mod session;
 
-pub use guard::{denial_status, http_status, McpDecision};
+pub use guard::{denial_status, http_status, Guarding, McpDecision};
 pub use metadata::{Config, ConfigError, LIFECYCLE};
 
 use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -127,7 +125,7 @@ where
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send + 'static>>;
+    type Future = guard::Guarding;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         // The metadata router and the guard are always ready.
@@ -137,7 +135,13 @@ where
     fn call(&mut self, req: axum::http::Request<B>) -> Self::Future {
         let req: Request = req.map(Body::new);
         if req.uri().path() == &*self.metadata_path {
-            return Box::pin(tower::Service::call(&mut self.metadata, req));
+            let answer = tower::Service::call(&mut self.metadata, req);
+            return guard::Guarding(Box::pin(async move {
+                match answer.await {
+                    Ok(r) => r,
+                    Err(never) => match never {},
+                }
+            }));
         }
         self.guarded.call(req)
     }

@@ -317,6 +317,13 @@ impl ServerHandler for Invoices {
                     params.push(Value::Text(s.to_string()));
                 }
                 filters_sql(decision.as_ref(), &mut sql, &mut params);
+                if !self.guarded {
+                    // The benchmarks' unguarded app runs the SQL the guarded app runs for their
+                    // ticket (whose row filter, org = acme, `filters_sql` appends): a pair of
+                    // calls then differs by the layer alone, not by this handler's SQL.
+                    sql.push_str(" AND org = ?");
+                    params.push(Value::Text(org.clone()));
+                }
                 sql.push_str(" ORDER BY id");
                 Ok(text(serde_json::Value::Array(self.rows(&sql, &params)?)))
             }
@@ -362,8 +369,9 @@ pub fn app(
     )?)
 }
 
-/// The same MCP endpoint without captix: every call is served, unfiltered. Exists only so the
-/// benchmarks can measure what the layer adds; never serve it.
+/// The same MCP endpoint without captix: every call is served, with no decision to filter by
+/// (`list_invoices` runs the SQL the benchmarks' ticket makes the guarded app run). Exists
+/// only so the benchmarks can measure what the layer adds; never serve it.
 #[doc(hidden)]
 pub fn app_unguarded() -> rusqlite::Result<axum::Router> {
     let mut handler = Invoices::new(database()?);
