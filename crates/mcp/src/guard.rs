@@ -516,380 +516,387 @@ async fn guard(g: Arc<Guard>, req: Request, next: Next) -> Response {
     let time = now();
     // Split first: the credential is borrowed from the headers (copied only for `governed`).
     let (mut parts, body) = req.into_parts();
-    let heads = Heads::of(&parts.headers);
-    // Streamable HTTP: a browser request from another origin (DNS rebinding) is refused
-    // before anything else.
-    if let Some(origin) = heads.origin {
-        let known = origin.to_str().ok().is_some_and(|o| {
-            g.origins
-                .iter()
-                .any(|a| a.eq_ignore_ascii_case(o.trim_end_matches('/')))
-        });
-        if !known {
-            return json_response(
-                StatusCode::FORBIDDEN,
-                rpc_error(None, -32600, "this Origin is not allowed", None),
-            );
-        }
-    }
-    // RFC 6750 §3.1: one credential per request; two Authorization headers are ambiguous.
-    let credential = heads.authorization;
-    if heads.authorizations > 1 {
-        let mut r = json_response(
-            StatusCode::BAD_REQUEST,
-            rpc_error(
-                None,
-                -32600,
-                "invalid_request: more than one Authorization header",
-                None,
-            ),
-        );
-        r.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            challenge(&g, Some("invalid_request"), &[]),
-        );
-        return r;
-    }
-    let Some(token) = credential.and_then(bearer) else {
-        // RFC 6750 §3.1: no error code when the request carries no credential.
-        let mut r = json_response(
-            StatusCode::UNAUTHORIZED,
-            rpc_error(
-                None,
-                -32001,
-                "a captix ticket is required: Authorization: Bearer captix1_...",
-                None,
-            ),
-        );
-        r.headers_mut()
-            .insert(header::WWW_AUTHENTICATE, challenge(&g, None, &[]));
-        return r;
-    };
-    // Resuming a stream replays messages the server sent earlier, past the list filters of
-    // the requests they answered: not served (docs §14.2).
-    if heads.last_event_id {
-        if let Err(d) = g.verifier.authenticate(token, time).map(|_| ()) {
-            return denied(&g, None, &d);
-        }
-        return json_response(
-            StatusCode::BAD_REQUEST,
-            rpc_error(
-                None,
-                -32600,
-                "stream resumption (Last-Event-ID) is not served behind captix: replayed \
-                 messages could not be filtered again",
-                None,
-            ),
-        );
-    }
-    let session: Option<Vec<u8>> = heads.session.map(|v| v.as_bytes().to_vec());
-    // Where the named session lives: only an answer from there can end it (docs §14.4).
-    let endpoint = session.as_ref().map(|_| Endpoint::of(parts.uri.path()));
-    if parts.method != Method::POST {
-        // GET (the server's event stream) and DELETE (end of a session): a valid ticket, and
-        // the session, when named, must be this chain's.
-        let info = match g.verifier.ticket_info(token, time) {
-            Ok(i) => i,
-            Err(d) => return denied(&g, None, &d),
-        };
-        let verb = parts.method.as_str().to_string();
-        if let Some(s) = &session {
-            if !g.sessions.belongs(s, &owner(&info), time) {
-                return no_session(&g, None, &verb, None, &info, time);
+    // The decision, in a block: what it read and built (the headers, the envelope, the call)
+    // is gone before the request is forwarded, so the request's future, boxed once per
+    // request, holds none of it while the server runs.
+    let (bytes, session, endpoint, flight, audit_seq) = {
+        let heads = Heads::of(&parts.headers);
+        // Streamable HTTP: a browser request from another origin (DNS rebinding) is refused
+        // before anything else.
+        if let Some(origin) = heads.origin {
+            let known = origin.to_str().ok().is_some_and(|o| {
+                g.origins
+                    .iter()
+                    .any(|a| a.eq_ignore_ascii_case(o.trim_end_matches('/')))
+            });
+            if !known {
+                return json_response(
+                    StatusCode::FORBIDDEN,
+                    rpc_error(None, -32600, "this Origin is not allowed", None),
+                );
             }
         }
-        let delete = parts.method == Method::DELETE;
-        let response = Box::pin(next.run(Request::from_parts(parts, body))).await;
-        settle_session(&g, session.as_deref(), endpoint, delete, &response);
-        return response;
-    }
-    // Authentication before the body is read: nothing is buffered for a caller without a
-    // valid ticket, and such a request is audited by its HTTP method alone.
-    let authenticated = match g.verifier.authenticate(token, time) {
-        Ok(a) => a,
-        Err(d) => {
-            return match g.verifier.record_request(
-                time,
-                parts.method.as_str(),
-                None,
-                None,
-                Some(&d),
-            ) {
-                Ok(_) => denied(&g, None, &d),
-                Err(e) => denied(&g, None, &e),
-            };
-        }
-    };
-    let too_large = || {
-        json_response(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            rpc_error(None, -32600, "the request body is too large", None),
-        )
-    };
-    let declared = heads
-        .content_length
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > g.config.max_body_bytes as u64) {
-        return too_large();
-    }
-    // A body that is already here (a small request in the headers' packet) is read without
-    // arming the deadline's timer; one still arriving gets the deadline.
-    let mut read = std::pin::pin!(read_body(body, g.config.max_body_bytes));
-    let first = std::future::poll_fn(|cx| {
-        std::task::Poll::Ready(std::future::Future::poll(read.as_mut(), cx))
-    })
-    .await;
-    let read = match first {
-        std::task::Poll::Ready(r) => Ok(r),
-        std::task::Poll::Pending => {
-            Box::pin(tokio::time::timeout(g.config.body_deadline, read)).await
-        }
-    };
-    let bytes = match read {
-        Ok(Ok(b)) => b,
-        Ok(Err(Unread::TooLarge)) => return too_large(),
-        Ok(Err(Unread::Broken)) => {
-            return json_response(
+        // RFC 6750 §3.1: one credential per request; two Authorization headers are ambiguous.
+        let credential = heads.authorization;
+        if heads.authorizations > 1 {
+            let mut r = json_response(
                 StatusCode::BAD_REQUEST,
-                rpc_error(None, -32600, "the request body could not be read", None),
-            )
-        }
-        Err(_) => {
-            return json_response(
-                StatusCode::REQUEST_TIMEOUT,
                 rpc_error(
                     None,
                     -32600,
-                    "the request body did not arrive in time",
+                    "invalid_request: more than one Authorization header",
                     None,
                 ),
-            )
+            );
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                challenge(&g, Some("invalid_request"), &[]),
+            );
+            return r;
         }
-    };
-    // Authentication first: a body that is not a single JSON-RPC request (a JSON object) is
-    // answered 401 when the ticket is not valid, 400 otherwise. (serde would also read a
-    // struct from an array by position: a batch must never be read as one request.)
-    let object = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
-    let parsed = match object {
-        true => envelope::read(&bytes).map_err(|e| e.to_string()),
-        false => Err("not a JSON object".to_string()),
-    };
-    let envelope = match parsed {
-        Ok(e) => e,
-        Err(e) => {
+        let Some(token) = credential.and_then(bearer) else {
+            // RFC 6750 §3.1: no error code when the request carries no credential.
+            let mut r = json_response(
+                StatusCode::UNAUTHORIZED,
+                rpc_error(
+                    None,
+                    -32001,
+                    "a captix ticket is required: Authorization: Bearer captix1_...",
+                    None,
+                ),
+            );
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, challenge(&g, None, &[]));
+            return r;
+        };
+        // Resuming a stream replays messages the server sent earlier, past the list filters of
+        // the requests they answered: not served (docs §14.2).
+        if heads.last_event_id {
             if let Err(d) = g.verifier.authenticate(token, time).map(|_| ()) {
                 return denied(&g, None, &d);
             }
-            let batch = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
-            let message = if batch {
-                "batch requests are not accepted by this server".to_string()
-            } else {
-                format!("the body is not a JSON-RPC request: {e}")
-            };
             return json_response(
                 StatusCode::BAD_REQUEST,
-                rpc_error(None, if batch { -32600 } else { -32700 }, &message, None),
+                rpc_error(
+                    None,
+                    -32600,
+                    "stream resumption (Last-Event-ID) is not served behind captix: replayed \
+                     messages could not be filtered again",
+                    None,
+                ),
             );
         }
-    };
-    // Streamable HTTP: the routing headers must say what the body says, checked before any
-    // budget is spent or any decision is logged.
-    if let Some(h) = heads.mcp_method {
-        if Some(h.as_bytes()) != envelope.method.as_deref().map(str::as_bytes) {
-            if let Err(d) = g.verifier.authenticate(token, time).map(|_| ()) {
-                return denied(&g, envelope.id, &d);
-            }
-            return mismatch(envelope.id, "Mcp-Method", "method");
-        }
-    }
-    let Some(method) = envelope.method.as_deref() else {
-        // A response to a request of the server's (sampling, elicitation, roots): a valid
-        // ticket, in its own session.
-        let info = match g.verifier.ticket_info(token, time) {
-            Ok(i) => i,
-            Err(d) => return denied(&g, envelope.id, &d),
-        };
-        if let Some(s) = &session {
-            if !g.sessions.belongs(s, &owner(&info), time) {
-                return no_session(&g, envelope.id, "(response)", None, &info, time);
-            }
-        }
-        return Box::pin(next.run(Request::from_parts(parts, Body::from(bytes.clone())))).await;
-    };
-    let Some(member) = checked_member(method) else {
-        // The credential is borrowed from the headers that move on with the request.
-        let token = token.to_owned();
-        // Boxed: its state would otherwise size every request's future.
-        return Box::pin(governed(
-            &g,
-            &token,
-            method,
-            &envelope,
-            session,
-            parts,
-            bytes.clone(),
-            next,
-            time,
-        ))
-        .await;
-    };
-    // tools/call, resources/read, prompts/get: one check does it all — ticket validity (401),
-    // the call (403/429/400), the budget spend and the audit record.
-    // `params` must be an object, its members of the right types (module `envelope`).
-    let params = envelope.params.call();
-    let name = params.as_ref().and_then(|p| match member {
-        "uri" => p.uri,
-        _ => p.name,
-    });
-    let Some(name) = name else {
-        if let Err(d) = g.verifier.authenticate(token, time).map(|_| ()) {
-            return denied(&g, envelope.id, &d);
-        }
-        let message = format!("{method} needs params.{member}");
-        let d = Denial::new(Code::ArgsMalformed, message.clone());
-        if let Some(r) = refused_call(&g, token, envelope.id, method, None, &d, time) {
-            return r;
-        }
-        return json_response(
-            StatusCode::BAD_REQUEST,
-            rpc_error(envelope.id, -32602, &message, None),
-        );
-    };
-    if let Some(h) = heads.mcp_name {
-        if header_value(h.as_bytes()).as_deref() != Some(name.as_bytes()) {
-            if let Err(d) = g.verifier.authenticate(token, time).map(|_| ()) {
-                return denied(&g, envelope.id, &d);
-            }
-            return mismatch(envelope.id, "Mcp-Name", &format!("params.{member}"));
-        }
-    }
-    // The session and the server's scopes, before any spend. (Without a session, a ticket
-    // that is not valid falls through to the check, which refuses and audits it.)
-    let mut needs = g.config.method_needs(method).unwrap_or_default();
-    if method == captix::TOOLS_CALL {
-        needs.extend(g.config.tool_needs(name));
-    }
-    if session.is_some() || !needs.is_empty() {
-        let info = g.verifier.ticket_info(token, time);
-        if let (Err(d), Some(_)) = (&info, &session) {
-            // Authentication first: nothing of the session is consulted for such a ticket.
-            return match g
-                .verifier
-                .record_request(time, method, Some(name), None, Some(d))
-            {
-                Ok(_) => denied(&g, envelope.id, d),
-                Err(e) => denied(&g, envelope.id, &e),
+        let session: Option<Vec<u8>> = heads.session.map(|v| v.as_bytes().to_vec());
+        // Where the named session lives: only an answer from there can end it (docs §14.4).
+        let endpoint = session.as_ref().map(|_| Endpoint::of(parts.uri.path()));
+        if parts.method != Method::POST {
+            // GET (the server's event stream) and DELETE (end of a session): a valid ticket, and
+            // the session, when named, must be this chain's.
+            let info = match g.verifier.ticket_info(token, time) {
+                Ok(i) => i,
+                Err(d) => return denied(&g, None, &d),
             };
-        }
-        if let Ok(info) = info {
+            let verb = parts.method.as_str().to_string();
             if let Some(s) = &session {
                 if !g.sessions.belongs(s, &owner(&info), time) {
-                    return no_session(&g, envelope.id, method, Some(name), &info, time);
+                    return no_session(&g, None, &verb, None, &info, time);
                 }
             }
-            let missing = missing(&info, &needs);
-            if !missing.is_empty() {
-                let what = match method {
-                    captix::TOOLS_CALL => format!("the tool {name}"),
-                    _ => method.to_string(),
+            let delete = parts.method == Method::DELETE;
+            let response = Box::pin(next.run(Request::from_parts(parts, body))).await;
+            settle_session(&g, session.as_deref(), endpoint, delete, &response);
+            return response;
+        }
+        // Authentication before the body is read: nothing is buffered for a caller without a
+        // valid ticket, and such a request is audited by its HTTP method alone.
+        let authenticated = match g.verifier.authenticate(token, time) {
+            Ok(a) => a,
+            Err(d) => {
+                return match g.verifier.record_request(
+                    time,
+                    parts.method.as_str(),
+                    None,
+                    None,
+                    Some(&d),
+                ) {
+                    Ok(_) => denied(&g, None, &d),
+                    Err(e) => denied(&g, None, &e),
                 };
-                let d = scope_denial(&what, &missing);
-                let recorded =
-                    g.verifier
-                        .record_request(time, method, Some(name), Some(&info), Some(&d));
-                return match recorded {
-                    Ok(_) => denied_needing(&g, envelope.id, &d, &needs),
+            }
+        };
+        let too_large = || {
+            json_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                rpc_error(None, -32600, "the request body is too large", None),
+            )
+        };
+        let declared = heads
+            .content_length
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > g.config.max_body_bytes as u64) {
+            return too_large();
+        }
+        // A body that is already here (a small request in the headers' packet) is read without
+        // arming the deadline's timer; one still arriving gets the deadline.
+        let mut read = std::pin::pin!(read_body(body, g.config.max_body_bytes));
+        let first = std::future::poll_fn(|cx| {
+            std::task::Poll::Ready(std::future::Future::poll(read.as_mut(), cx))
+        })
+        .await;
+        let read = match first {
+            std::task::Poll::Ready(r) => Ok(r),
+            std::task::Poll::Pending => {
+                Box::pin(tokio::time::timeout(g.config.body_deadline, read)).await
+            }
+        };
+        let bytes = match read {
+            Ok(Ok(b)) => b,
+            Ok(Err(Unread::TooLarge)) => return too_large(),
+            Ok(Err(Unread::Broken)) => {
+                return json_response(
+                    StatusCode::BAD_REQUEST,
+                    rpc_error(None, -32600, "the request body could not be read", None),
+                )
+            }
+            Err(_) => {
+                return json_response(
+                    StatusCode::REQUEST_TIMEOUT,
+                    rpc_error(
+                        None,
+                        -32600,
+                        "the request body did not arrive in time",
+                        None,
+                    ),
+                )
+            }
+        };
+        // Authentication first: a body that is not a single JSON-RPC request (a JSON object) is
+        // answered 401 when the ticket is not valid, 400 otherwise. (serde would also read a
+        // struct from an array by position: a batch must never be read as one request.)
+        let object = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+        let parsed = match object {
+            true => envelope::read(&bytes).map_err(|e| e.to_string()),
+            false => Err("not a JSON object".to_string()),
+        };
+        let envelope = match parsed {
+            Ok(e) => e,
+            Err(e) => {
+                if let Err(d) = g.verifier.authenticate(token, time).map(|_| ()) {
+                    return denied(&g, None, &d);
+                }
+                let batch = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
+                let message = if batch {
+                    "batch requests are not accepted by this server".to_string()
+                } else {
+                    format!("the body is not a JSON-RPC request: {e}")
+                };
+                return json_response(
+                    StatusCode::BAD_REQUEST,
+                    rpc_error(None, if batch { -32600 } else { -32700 }, &message, None),
+                );
+            }
+        };
+        // Streamable HTTP: the routing headers must say what the body says, checked before any
+        // budget is spent or any decision is logged.
+        if let Some(h) = heads.mcp_method {
+            if Some(h.as_bytes()) != envelope.method.as_deref().map(str::as_bytes) {
+                if let Err(d) = g.verifier.authenticate(token, time).map(|_| ()) {
+                    return denied(&g, envelope.id, &d);
+                }
+                return mismatch(envelope.id, "Mcp-Method", "method");
+            }
+        }
+        let Some(method) = envelope.method.as_deref() else {
+            // A response to a request of the server's (sampling, elicitation, roots): a valid
+            // ticket, in its own session.
+            let info = match g.verifier.ticket_info(token, time) {
+                Ok(i) => i,
+                Err(d) => return denied(&g, envelope.id, &d),
+            };
+            if let Some(s) = &session {
+                if !g.sessions.belongs(s, &owner(&info), time) {
+                    return no_session(&g, envelope.id, "(response)", None, &info, time);
+                }
+            }
+            return Box::pin(next.run(Request::from_parts(parts, Body::from(bytes.clone())))).await;
+        };
+        let Some(member) = checked_member(method) else {
+            // The credential is borrowed from the headers that move on with the request.
+            let token = token.to_owned();
+            // Boxed: its state would otherwise size every request's future.
+            return Box::pin(governed(
+                &g,
+                &token,
+                method,
+                &envelope,
+                session,
+                parts,
+                bytes.clone(),
+                next,
+                time,
+            ))
+            .await;
+        };
+        // tools/call, resources/read, prompts/get: one check does it all — ticket validity (401),
+        // the call (403/429/400), the budget spend and the audit record.
+        // `params` must be an object, its members of the right types (module `envelope`).
+        let params = envelope.params.call();
+        let name = params.as_ref().and_then(|p| match member {
+            "uri" => p.uri,
+            _ => p.name,
+        });
+        let Some(name) = name else {
+            if let Err(d) = g.verifier.authenticate(token, time).map(|_| ()) {
+                return denied(&g, envelope.id, &d);
+            }
+            let message = format!("{method} needs params.{member}");
+            let d = Denial::new(Code::ArgsMalformed, message.clone());
+            if let Some(r) = refused_call(&g, token, envelope.id, method, None, &d, time) {
+                return r;
+            }
+            return json_response(
+                StatusCode::BAD_REQUEST,
+                rpc_error(envelope.id, -32602, &message, None),
+            );
+        };
+        if let Some(h) = heads.mcp_name {
+            if header_value(h.as_bytes()).as_deref() != Some(name.as_bytes()) {
+                if let Err(d) = g.verifier.authenticate(token, time).map(|_| ()) {
+                    return denied(&g, envelope.id, &d);
+                }
+                return mismatch(envelope.id, "Mcp-Name", &format!("params.{member}"));
+            }
+        }
+        // The session and the server's scopes, before any spend. (Without a session, a ticket
+        // that is not valid falls through to the check, which refuses and audits it.)
+        let mut needs = g.config.method_needs(method).unwrap_or_default();
+        if method == captix::TOOLS_CALL {
+            needs.extend(g.config.tool_needs(name));
+        }
+        if session.is_some() || !needs.is_empty() {
+            let info = g.verifier.ticket_info(token, time);
+            if let (Err(d), Some(_)) = (&info, &session) {
+                // Authentication first: nothing of the session is consulted for such a ticket.
+                return match g
+                    .verifier
+                    .record_request(time, method, Some(name), None, Some(d))
+                {
+                    Ok(_) => denied(&g, envelope.id, d),
                     Err(e) => denied(&g, envelope.id, &e),
                 };
             }
-        }
-    }
-    let call = match method {
-        captix::RESOURCES_READ => Call::read(name).map(|c| c.at(time)),
-        captix::PROMPTS_GET => Call::prompt(name).map(|c| c.at(time)),
-        // A tool call reads into this thread's last call's buffers (`Call::refill_tool`): a
-        // typical call's arguments allocate nothing. Absent or null arguments are none.
-        _ => {
-            let mut c = REUSED_CALL.take().unwrap_or_else(|| Call {
-                target: captix::Target::Tool(String::new()),
-                args: captix::Args::empty(),
-                time,
-                resource: None,
-            });
-            let arguments = params.as_ref().and_then(|p| p.arguments);
-            let args = arguments.map_or(b"{}".as_slice(), |a| a.get().as_bytes());
-            c.refill_tool(name, args, time).map(|()| c)
-        }
-    };
-    // One request per id in flight in a session, before anything is spent (docs §14.4).
-    let flight = match start(&g, session.as_deref(), envelope.id) {
-        Ok(f) => f,
-        Err(r) => {
-            let info = g.verifier.ticket_info(token, time).ok();
-            let d = in_flight_denial();
-            return match g.verifier.record_request(
-                time,
-                method,
-                Some(name),
-                info.as_ref(),
-                Some(&d),
-            ) {
-                Ok(_) => *r,
-                Err(e) => denied(&g, envelope.id, &e),
-            };
-        }
-    };
-    let checked = match call {
-        Ok(c) => {
-            // Docs §16.3: the check's latency, for OpenTelemetry's tracing bridge (the clock
-            // is read only when a subscriber listens).
-            let began = tracing::enabled!(target: "captix::metrics", tracing::Level::DEBUG)
-                .then(Instant::now);
-            let checked = g.check(token, &authenticated, &c).await;
-            // Kept for the thread's next call: a new one is made if this one is lost (a request
-            // dropped mid-check).
-            if matches!(c.target, captix::Target::Tool(_)) {
-                REUSED_CALL.set(Some(c));
+            if let Ok(info) = info {
+                if let Some(s) = &session {
+                    if !g.sessions.belongs(s, &owner(&info), time) {
+                        return no_session(&g, envelope.id, method, Some(name), &info, time);
+                    }
+                }
+                let missing = missing(&info, &needs);
+                if !missing.is_empty() {
+                    let what = match method {
+                        captix::TOOLS_CALL => format!("the tool {name}"),
+                        _ => method.to_string(),
+                    };
+                    let d = scope_denial(&what, &missing);
+                    let recorded =
+                        g.verifier
+                            .record_request(time, method, Some(name), Some(&info), Some(&d));
+                    return match recorded {
+                        Ok(_) => denied_needing(&g, envelope.id, &d, &needs),
+                        Err(e) => denied(&g, envelope.id, &e),
+                    };
+                }
             }
-            if let Some(began) = began {
-                let micros = u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX);
-                tracing::event!(
-                    target: "captix::metrics",
-                    tracing::Level::DEBUG,
-                    histogram.captix.check_duration_us = micros,
+        }
+        let call = match method {
+            captix::RESOURCES_READ => Call::read(name).map(|c| c.at(time)),
+            captix::PROMPTS_GET => Call::prompt(name).map(|c| c.at(time)),
+            // A tool call reads into this thread's last call's buffers (`Call::refill_tool`): a
+            // typical call's arguments allocate nothing. Absent or null arguments are none.
+            _ => {
+                let mut c = REUSED_CALL.take().unwrap_or_else(|| Call {
+                    target: captix::Target::Tool(String::new()),
+                    args: captix::Args::empty(),
+                    time,
+                    resource: None,
+                });
+                let arguments = params.as_ref().and_then(|p| p.arguments);
+                let args = arguments.map_or(b"{}".as_slice(), |a| a.get().as_bytes());
+                c.refill_tool(name, args, time).map(|()| c)
+            }
+        };
+        // One request per id in flight in a session, before anything is spent (docs §14.4).
+        let flight = match start(&g, session.as_deref(), envelope.id) {
+            Ok(f) => f,
+            Err(r) => {
+                let info = g.verifier.ticket_info(token, time).ok();
+                let d = in_flight_denial();
+                return match g.verifier.record_request(
+                    time,
                     method,
-                    code = checked.decision.as_ref().err().map_or("allow", |d| d.code.as_str()),
-                );
+                    Some(name),
+                    info.as_ref(),
+                    Some(&d),
+                ) {
+                    Ok(_) => *r,
+                    Err(e) => denied(&g, envelope.id, &e),
+                };
             }
-            checked
-        }
-        Err(d) => {
-            // Authentication first: with a ticket that is not valid the answer is 401, and
-            // nothing of the refused request but its bounded target reaches the audit log.
-            let d = match g.verifier.authenticate(token, time) {
-                Ok(_) => d,
-                Err(invalid) => invalid,
-            };
-            if let Some(r) = refused_call(&g, token, envelope.id, method, Some(name), &d, time) {
-                return r;
+        };
+        let checked = match call {
+            Ok(c) => {
+                // Docs §16.3: the check's latency, for OpenTelemetry's tracing bridge (the clock
+                // is read only when a subscriber listens).
+                let began = tracing::enabled!(target: "captix::metrics", tracing::Level::DEBUG)
+                    .then(Instant::now);
+                let checked = g.check(token, &authenticated, &c).await;
+                // Kept for the thread's next call: a new one is made if this one is lost (a request
+                // dropped mid-check).
+                if matches!(c.target, captix::Target::Tool(_)) {
+                    REUSED_CALL.set(Some(c));
+                }
+                if let Some(began) = began {
+                    let micros = u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX);
+                    tracing::event!(
+                        target: "captix::metrics",
+                        tracing::Level::DEBUG,
+                        histogram.captix.check_duration_us = micros,
+                        method,
+                        code = checked.decision.as_ref().err().map_or("allow", |d| d.code.as_str()),
+                    );
+                }
+                checked
             }
-            return denied(&g, envelope.id, &d);
-        }
+            Err(d) => {
+                // Authentication first: with a ticket that is not valid the answer is 401, and
+                // nothing of the refused request but its bounded target reaches the audit log.
+                let d = match g.verifier.authenticate(token, time) {
+                    Ok(_) => d,
+                    Err(invalid) => invalid,
+                };
+                if let Some(r) = refused_call(&g, token, envelope.id, method, Some(name), &d, time)
+                {
+                    return r;
+                }
+                return denied(&g, envelope.id, &d);
+            }
+        };
+        let allowed = match checked.decision {
+            Ok(a) => a,
+            // The server policy's scopes (docs §16): the challenge names what the call needs.
+            Err(d) if d.code == Code::ScopeMissing => {
+                let mut needs = needs;
+                needs.extend(g.verifier.policy().scopes(name));
+                needs.sort_unstable();
+                needs.dedup();
+                return denied_needing(&g, envelope.id, &d, &needs);
+            }
+            Err(d) => return denied(&g, envelope.id, &d),
+        };
+        parts.extensions.insert(McpDecision { allowed });
+        (bytes, session, endpoint, flight, checked.audit_seq)
     };
-    let allowed = match checked.decision {
-        Ok(a) => a,
-        // The server policy's scopes (docs §16): the challenge names what the call needs.
-        Err(d) if d.code == Code::ScopeMissing => {
-            let mut needs = needs;
-            needs.extend(g.verifier.policy().scopes(name));
-            needs.sort_unstable();
-            needs.dedup();
-            return denied_needing(&g, envelope.id, &d, &needs);
-        }
-        Err(d) => return denied(&g, envelope.id, &d),
-    };
-    parts.extensions.insert(McpDecision { allowed });
     let started = Instant::now();
     let mut flight = flight;
     if let Some(f) = flight.as_mut() {
@@ -901,7 +908,7 @@ async fn guard(g: Arc<Guard>, req: Request, next: Next) -> Response {
         .await;
     settle_session(&g, session.as_deref(), endpoint, false, &response);
     let response = hold(response, flight);
-    match checked.audit_seq {
+    match audit_seq {
         Some(seq) => {
             let verifier = g.verifier.clone();
             watch_outcome(response, move |outcome| {
