@@ -177,3 +177,73 @@ impl From<Protected> for Router {
         Router::new().fallback_service(p)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower::ServiceExt;
+
+    fn protected() -> Protected {
+        let key = captix::SigningKey::generate();
+        let verifier = captix::Verifier::builder(captix::KeySet::from(key.public()))
+            .resource("https://mcp.example/mcp")
+            .build();
+        let inner = Router::new().route("/mcp", axum::routing::post(|| async { "reached" }));
+        protect(
+            inner,
+            Arc::new(verifier),
+            Config::new("https://auth.example"),
+        )
+        .expect("protect")
+    }
+
+    async fn status<S>(app: S, method: &str, path: &str) -> u16
+    where
+        S: tower::Service<Request, Response = Response, Error = Infallible>,
+    {
+        let req = axum::http::Request::builder()
+            .method(method)
+            .uri(path)
+            .body(Body::empty())
+            .expect("request");
+        app.oneshot(req)
+            .await
+            .expect("infallible")
+            .status()
+            .as_u16()
+    }
+
+    /// The answers to seven requests around the metadata path.
+    async fn answers<S>(app: S) -> Vec<u16>
+    where
+        S: tower::Service<Request, Response = Response, Error = Infallible> + Clone,
+    {
+        let meta = "/.well-known/oauth-protected-resource/mcp";
+        let mut out = Vec::new();
+        for (method, path) in [
+            ("GET", meta.to_string()),
+            ("OPTIONS", meta.to_string()),
+            ("POST", meta.to_string()),
+            ("POST", "/mcp".to_string()),
+            ("GET", format!("{meta}/")),
+            (
+                "GET",
+                "/.well-known/oauth-protected-resource/%6dcp".to_string(),
+            ),
+            ("GET", format!("{meta}?x=1")),
+        ] {
+            out.push(status(app.clone(), method, &path).await);
+        }
+        out
+    }
+
+    /// Only the exact metadata path reaches the metadata route; every other request meets the
+    /// guard (here: no ticket, 401), whether `Protected` is served as it is or as a router.
+    #[tokio::test]
+    async fn the_path_decides_between_the_metadata_and_the_guard() {
+        // GET and its preflight are served, another method is 405; the rest is guarded.
+        let expected = [200, 204, 405, 401, 401, 401, 200];
+        assert_eq!(answers(protected()).await, expected);
+        assert_eq!(answers(Router::from(protected())).await, expected);
+    }
+}
