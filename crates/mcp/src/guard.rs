@@ -276,11 +276,13 @@ fn bearer(v: &HeaderValue) -> Option<&str> {
     // a credential is refused by the verifier as not a ticket (401 `invalid_token`, audited),
     // as the npm adapters refuse it, instead of counting as no credential. One pass over a
     // ticket of a kilobyte or more, not two (`to_str` checked it a byte at a time).
+    // Only ASCII whitespace is trimmed (what `trim` did on the ASCII `to_str` gave): a ticket
+    // wrapped in a no-break or other Unicode space is not that ticket (found by review).
     let v = std::str::from_utf8(v.as_bytes()).ok()?;
     let (scheme, token) = v.split_once(' ')?;
     scheme
         .eq_ignore_ascii_case("bearer")
-        .then_some(token.trim())
+        .then_some(token.trim_ascii())
         .filter(|t| !t.is_empty())
 }
 
@@ -1668,5 +1670,9 @@ mod tests {
         assert_eq!(bearer(&v), Some("captix1_x"));
         let v = HeaderValue::from_bytes("Bearer captix1_é".as_bytes()).expect("value");
         assert_eq!(bearer(&v), Some("captix1_é"));
+        // Unicode spaces around a ticket stay part of the credential (the verifier refuses it).
+        let v =
+            HeaderValue::from_bytes("Bearer \u{a0}captix1_x\u{3000}".as_bytes()).expect("value");
+        assert_eq!(bearer(&v), Some("\u{a0}captix1_x\u{3000}"));
     }
 }

@@ -363,17 +363,20 @@ async fn http_answers_follow_the_mcp_authorization_spec() {
     assert_eq!(v["error"]["data"]["code"], "arg_denied");
     // A credential that is UTF-8 beyond ASCII: the cached ticket with one more character is
     // not that ticket, and is not a ticket at all (401 invalid_token, never echoed).
-    let (status, head, body) = s
-        .http(
-            "POST",
-            "/mcp",
-            &[("authorization", &format!("{bearer}é"))],
-            rpc,
-        )
-        .await;
-    assert_eq!(status, 401);
-    assert!(head.contains("error=\"invalid_token\""), "{head}");
-    assert!(!head.contains(agent.as_str()) && !body.contains(agent.as_str()));
+    // Nor is the ticket wrapped in a Unicode space (no-break, ideographic): only ASCII
+    // whitespace is trimmed (found by review).
+    for credential in [
+        format!("{bearer}é"),
+        format!("{bearer}\u{a0}"),
+        format!("Bearer \u{3000}{}", agent.as_str()),
+    ] {
+        let (status, head, body) = s
+            .http("POST", "/mcp", &[("authorization", &credential)], rpc)
+            .await;
+        assert_eq!(status, 401, "{credential:?}");
+        assert!(head.contains("error=\"invalid_token\""), "{head}");
+        assert!(!head.contains(agent.as_str()) && !body.contains(agent.as_str()));
+    }
     // Header injection through a tool name (found by the review of 2026-12-01): the name is
     // denied and never reflected into the challenge.
     let evil = r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"x resource_metadata=http://evil.example/p","arguments":{}}}"#;
