@@ -12,6 +12,12 @@
 //!   log's target, which never read `arguments`);
 //! - members are matched after unescaping, as serde (and rmcp, which reads the body again)
 //!   match them; other members are skipped.
+//!
+//! Two readers give that one answer: [`Scan`] walks the text of a common request once, without
+//! serde, and leaves anything out of the ordinary (an escaped member name, a repeated member,
+//! text that is not JSON) to serde_json. The scan answers only what serde_json answers
+//! (`the_scan_reads_what_serde_reads`, on bodies built to hit every member and then edited at
+//! random), so the guard reads no request differently from rmcp than before.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -21,14 +27,16 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 /// A request's envelope.
+#[derive(Debug, PartialEq)]
 pub(crate) struct Envelope<'a> {
-    pub(crate) id: Option<&'a RawValue>,
+    /// The id's JSON text.
+    pub(crate) id: Option<&'a str>,
     pub(crate) method: Option<Cow<'a, str>>,
     pub(crate) params: Params<'a>,
 }
 
 /// What `params` holds, for the guard.
-#[derive(Default)]
+#[derive(Debug, Default, PartialEq)]
 pub(crate) struct Params<'a> {
     /// `params` is a JSON object (anything else counts as no params).
     object: bool,
@@ -38,14 +46,16 @@ pub(crate) struct Params<'a> {
     repeated_arguments: bool,
     name: Option<Cow<'a, str>>,
     uri: Option<Cow<'a, str>>,
-    arguments: Option<&'a RawValue>,
+    /// The arguments' JSON text.
+    arguments: Option<&'a str>,
 }
 
 /// The params of a checked call: the member that names its target and the tool's arguments.
 pub(crate) struct CallParams<'p> {
     pub(crate) name: Option<&'p str>,
     pub(crate) uri: Option<&'p str>,
-    pub(crate) arguments: Option<&'p RawValue>,
+    /// The arguments' JSON text.
+    pub(crate) arguments: Option<&'p str>,
 }
 
 impl<'a> Params<'a> {
@@ -74,10 +84,322 @@ impl<'a> Params<'a> {
 /// The body must be UTF-8 as a whole (RFC 8259 §8.1), checked once up front: read from bytes,
 /// serde_json would check each string it reads on its own (and none it skips), which cost more
 /// than the one check of the body.
+///
+/// A request is read by [`Scan`] when it can, which answers only what serde_json answers,
+/// else by serde_json (`the_scan_reads_what_serde_reads`).
 pub(crate) fn read(body: &[u8]) -> Result<Envelope<'_>, serde_json::Error> {
     let text = std::str::from_utf8(body)
         .map_err(|_| <serde_json::Error as de::Error>::custom("the body is not UTF-8"))?;
+    match Scan::envelope(text) {
+        Some(e) => Ok(e),
+        None => by_serde(text),
+    }
+}
+
+/// The request read by serde_json: any request, and the error for a body that is not one.
+fn by_serde(text: &str) -> Result<Envelope<'_>, serde_json::Error> {
     serde_json::from_str::<Envelope<'_>>(text)
+}
+
+/// The request read in one walk over its text, without serde (issue 18: serde_json's generic
+/// reading was a third of the guard's work on a tool call, and much of its code).
+///
+/// It reads the JSON that serde_json reads (whitespace, strings and their escapes, numbers,
+/// literals, arrays and objects, nothing after the request) and the members serde reads, with
+/// the same meaning. Where it could read differently it does not read at all: it answers `None`
+/// and serde_json reads the body. That is the case for text that is not JSON (so the error
+/// answered is serde_json's), an escape in a member name at the request's or `params`'s level
+/// or in `method`, `name` or `uri`, a member of those levels repeated, a `method`, `name` or
+/// `uri` that is neither a string nor null, `params` that is neither an object nor null, and
+/// nesting deeper than 64 inside a member (serde_json skips any depth; this walk keeps one bit
+/// per level).
+struct Scan<'a> {
+    text: &'a str,
+    at: usize,
+}
+
+impl<'a> Scan<'a> {
+    fn envelope(text: &'a str) -> Option<Envelope<'a>> {
+        let mut s = Scan { text, at: 0 };
+        let (mut id, mut method, mut params) = (None, None, None);
+        s.object(|s, name| {
+            match name {
+                "id" if id.is_none() => id = Some(s.raw_or_null()?),
+                "method" if method.is_none() => method = Some(s.text_or_null()?),
+                "params" if params.is_none() => params = Some(s.params()?),
+                "id" | "method" | "params" => return None,
+                _ => s.value()?,
+            }
+            Some(())
+        })?;
+        s.ws();
+        (s.at == text.len()).then(|| Envelope {
+            id: id.flatten(),
+            method: method.flatten().map(Cow::Borrowed),
+            params: params.unwrap_or_default(),
+        })
+    }
+
+    fn params(&mut self) -> Option<Params<'a>> {
+        if self.peek()? == b'n' {
+            self.literal("null")?;
+            return Some(Params::default());
+        }
+        let mut p = Params {
+            object: true,
+            ..Params::default()
+        };
+        let (mut name, mut uri, mut arguments) = (None, None, None);
+        self.object(|s, member| {
+            match member {
+                "name" if name.is_none() => name = Some(s.text_or_null()?),
+                "uri" if uri.is_none() => uri = Some(s.text_or_null()?),
+                "arguments" if arguments.is_none() => arguments = Some(s.raw_or_null()?),
+                "name" | "uri" | "arguments" => return None,
+                _ => s.value()?,
+            }
+            Some(())
+        })?;
+        p.name = name.flatten().map(Cow::Borrowed);
+        p.uri = uri.flatten().map(Cow::Borrowed);
+        p.arguments = arguments.flatten();
+        Some(p)
+    }
+
+    /// An object whose member names have no escapes, each member's value read by `member`
+    /// (called with the scan at the value).
+    fn object(&mut self, mut member: impl FnMut(&mut Self, &'a str) -> Option<()>) -> Option<()> {
+        self.ws();
+        self.eat(b'{')?;
+        self.ws();
+        if self.eat(b'}').is_some() {
+            return Some(());
+        }
+        loop {
+            let name = self.plain()?;
+            self.ws();
+            self.eat(b':')?;
+            self.ws();
+            member(self, name)?;
+            self.ws();
+            match self.next()? {
+                b',' => self.ws(),
+                b'}' => return Some(()),
+                _ => return None,
+            }
+        }
+    }
+
+    /// `null` (`Some(None)`), or a value's JSON text.
+    fn raw_or_null(&mut self) -> Option<Option<&'a str>> {
+        if self.peek()? == b'n' {
+            return self.literal("null").map(|()| None);
+        }
+        let start = self.at;
+        self.value()?;
+        self.text.get(start..self.at).map(Some)
+    }
+
+    /// `null`, or a string without escapes.
+    fn text_or_null(&mut self) -> Option<Option<&'a str>> {
+        match self.peek()? {
+            b'n' => self.literal("null").map(|()| None),
+            _ => self.plain().map(Some),
+        }
+    }
+
+    /// A value, skipped: what serde_json's `ignore_value` accepts.
+    fn value(&mut self) -> Option<()> {
+        // The arrays and objects open inside this value, one bit each (set: an object),
+        // the innermost lowest.
+        let (mut open, mut depth) = (0u64, 0u32);
+        loop {
+            self.ws();
+            match self.peek()? {
+                b'n' => self.literal("null")?,
+                b't' => self.literal("true")?,
+                b'f' => self.literal("false")?,
+                b'-' | b'0'..=b'9' => self.number()?,
+                b'"' => self.string()?,
+                b @ (b'[' | b'{') => {
+                    self.at += 1;
+                    self.ws();
+                    let close = if b == b'[' { b']' } else { b'}' };
+                    if self.eat(close).is_none() {
+                        if depth == 64 {
+                            return None;
+                        }
+                        open = open << 1 | u64::from(b == b'{');
+                        depth += 1;
+                        if b == b'{' {
+                            self.name()?;
+                        }
+                        continue;
+                    }
+                }
+                _ => return None,
+            }
+            // A value ended: close what ends after it, up to a comma.
+            loop {
+                if depth == 0 {
+                    return Some(());
+                }
+                self.ws();
+                let object = open & 1 == 1;
+                match self.next()? {
+                    b',' if object => {
+                        self.ws();
+                        self.name()?;
+                        break;
+                    }
+                    b',' => break,
+                    b'}' if object => {}
+                    b']' if !object => {}
+                    _ => return None,
+                }
+                open >>= 1;
+                depth -= 1;
+            }
+        }
+    }
+
+    /// A member's name (any string) and its colon, in a value skipped.
+    fn name(&mut self) -> Option<()> {
+        self.string()?;
+        self.ws();
+        self.eat(b':')
+    }
+
+    /// A string, skipped: escapes are checked as serde_json checks those it skips (`\u` and
+    /// four hex digits, surrogates unchecked); a control character ends the scan.
+    fn string(&mut self) -> Option<()> {
+        self.eat(b'"')?;
+        loop {
+            let rest = self.bytes().get(self.at..)?;
+            let i = special(rest)?;
+            self.at += i + 1;
+            match rest[i] {
+                b'"' => return Some(()),
+                b'\\' => match self.next()? {
+                    b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => {}
+                    b'u' => {
+                        let hex = self.bytes().get(self.at..self.at + 4)?;
+                        if !hex.iter().all(u8::is_ascii_hexdigit) {
+                            return None;
+                        }
+                        self.at += 4;
+                    }
+                    _ => return None,
+                },
+                _ => return None,
+            }
+        }
+    }
+
+    /// A string without escapes or control characters: its text.
+    fn plain(&mut self) -> Option<&'a str> {
+        self.eat(b'"')?;
+        let start = self.at;
+        let len = special(self.bytes().get(start..)?)?;
+        self.at = start + len + 1;
+        // Cut at ASCII quotes, in text that is UTF-8: always a boundary.
+        (self.bytes()[start + len] == b'"').then(|| self.text.get(start..start + len))?
+    }
+
+    /// A number as serde_json's `ignore_integer` reads one: `-`, no leading zero, a fraction
+    /// and an exponent with digits.
+    fn number(&mut self) -> Option<()> {
+        self.eat(b'-');
+        match self.next()? {
+            b'0' if !matches!(self.peek(), Some(b'0'..=b'9')) => {}
+            b'1'..=b'9' => {
+                self.digits();
+            }
+            _ => return None,
+        }
+        if self.eat(b'.').is_some() && self.digits() == 0 {
+            return None;
+        }
+        if matches!(self.peek(), Some(b'e' | b'E')) {
+            self.at += 1;
+            if matches!(self.peek(), Some(b'+' | b'-')) {
+                self.at += 1;
+            }
+            if self.digits() == 0 {
+                return None;
+            }
+        }
+        Some(())
+    }
+
+    fn digits(&mut self) -> usize {
+        let n = self
+            .bytes()
+            .get(self.at..)
+            .unwrap_or_default()
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        self.at += n;
+        n
+    }
+
+    fn literal(&mut self, word: &str) -> Option<()> {
+        let here = self.bytes().get(self.at..)?;
+        here.starts_with(word.as_bytes())
+            .then(|| self.at += word.len())
+    }
+
+    fn bytes(&self) -> &'a [u8] {
+        self.text.as_bytes()
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.bytes().get(self.at).copied()
+    }
+
+    fn next(&mut self) -> Option<u8> {
+        let b = self.peek()?;
+        self.at += 1;
+        Some(b)
+    }
+
+    fn eat(&mut self, b: u8) -> Option<()> {
+        (self.peek() == Some(b)).then(|| self.at += 1)
+    }
+
+    /// JSON's whitespace (serde_json's: space, tab, line feed, carriage return).
+    fn ws(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.at += 1;
+        }
+    }
+}
+
+/// Where the first byte that ends a run of plain string text is: a quote, a backslash, a
+/// control character. Eight bytes at a time: in each word, a byte's high bit is set where the
+/// byte is zero after `^` with the quote or the backslash, or below 0x20 (the lowest set bit is
+/// exact, the bits above it may not be, and only the lowest is used).
+fn special(bytes: &[u8]) -> Option<usize> {
+    const LOW: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    let below = |w: u64, n: u8| w.wrapping_sub(LOW * u64::from(n)) & !w & HIGH;
+    let mut words = bytes.chunks_exact(8);
+    let mut at = 0;
+    for chunk in &mut words {
+        let w = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+        let found = below(w ^ (LOW * u64::from(b'"')), 1)
+            | below(w ^ (LOW * u64::from(b'\\')), 1)
+            | below(w, 0x20);
+        if found != 0 {
+            return Some(at + found.trailing_zeros() as usize / 8);
+        }
+        at += 8;
+    }
+    let tail = words.remainder();
+    tail.iter()
+        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+        .map(|i| at + i)
 }
 
 impl<'de> Deserialize<'de> for Envelope<'de> {
@@ -103,7 +425,10 @@ impl<'de> Visitor<'de> for EnvelopeVisitor {
                     if id.is_some() {
                         return Err(de::Error::duplicate_field("id"));
                     }
-                    id = Some(map.next_value::<Option<&'de RawValue>>()?);
+                    id = Some(
+                        map.next_value::<Option<&'de RawValue>>()?
+                            .map(RawValue::get),
+                    );
                 }
                 "method" => {
                     if method.is_some() {
@@ -167,7 +492,9 @@ impl<'de> Visitor<'de> for ParamsVisitor {
                 }
                 "arguments" => {
                     p.repeated_arguments |= std::mem::replace(&mut arguments, true);
-                    p.arguments = map.next_value::<Option<&'de RawValue>>()?;
+                    p.arguments = map
+                        .next_value::<Option<&'de RawValue>>()?
+                        .map(RawValue::get);
                 }
                 _ => {
                     map.next_value::<IgnoredAny>()?;
@@ -375,11 +702,11 @@ mod tests {
             (
                 c.name.map(str::to_string),
                 c.uri.map(str::to_string),
-                c.arguments.map(|a| a.get().to_string()),
+                c.arguments.map(str::to_string),
             )
         });
         Ok((
-            e.id.map(|i| i.get().to_string()),
+            e.id.map(str::to_string),
             e.method.map(Cow::into_owned),
             call,
             e.params.target().map(str::to_string),
@@ -485,6 +812,166 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Bytes an edit puts in a body: JSON's punctuation and whitespace, what else serde_json
+    /// reads (escapes, number parts, literals' letters), what it refuses (form feed, a control
+    /// character) and text beyond ASCII.
+    const EDITS: &[&str] = &[
+        " ", "\t", "\n", "\r", "\x0c", "\x01", ",", ":", "\"", "\\", "{", "}", "[", "]", "0", "1",
+        "-", "+", ".", "e", "E", "u", "n", "t", "f", "a", "é", "null", "\\u0061", "\\ud800", "{}",
+        "[]",
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4096))]
+
+        /// The scan answers only what serde_json answers: for bodies built to hit every
+        /// member, and for those bodies edited anywhere (bytes inserted, removed, replaced),
+        /// which makes most of them something serde_json refuses or reads otherwise.
+        #[test]
+        fn the_scan_reads_what_serde_reads(
+            b in body(),
+            edits in prop::collection::vec(
+                (any::<prop::sample::Index>(), 0..3u8, prop::sample::select(EDITS)),
+                0..4,
+            ),
+        ) {
+            let mut text = b.clone();
+            for (at, kind, with) in edits {
+                let mut i = at.index(text.len() + 1);
+                while !text.is_char_boundary(i) {
+                    i -= 1;
+                }
+                let end = text[i..].chars().next().map_or(i, |c| i + c.len_utf8());
+                match kind {
+                    0 => text.insert_str(i, with),
+                    1 => text.replace_range(i..end, ""),
+                    _ => text.replace_range(i..end, with),
+                }
+            }
+            for t in [&b, &text] {
+                if let Some(scanned) = Scan::envelope(t) {
+                    prop_assert_eq!(Ok(scanned), by_serde(t).map_err(|e| e.to_string()), "{}", t);
+                }
+                // The reader's answer is serde_json's, whichever read it.
+                prop_assert_eq!(
+                    read(t.as_bytes()).map_err(|e| e.to_string()),
+                    by_serde(t).map_err(|e| e.to_string()),
+                    "{}", t
+                );
+            }
+        }
+
+        /// Short runs of JSON's characters as a member skipped and as the arguments: numbers
+        /// (signs, leading zeros, fractions, exponents), escapes, literals, nesting, commas.
+        #[test]
+        fn the_scan_reads_fragments_as_serde_reads_them(
+            v in "[-+0-9.eE]{1,6}|[\\[\\]{}\",:0-9a-z\\\\ \\x01]{1,10}",
+        ) {
+            for text in [
+                format!(r#"{{"method":"m","_meta":{v}}}"#),
+                format!(r#"{{"params":{{"name":"n","arguments":{v}}}}}"#),
+            ] {
+                if let Some(scanned) = Scan::envelope(&text) {
+                    prop_assert_eq!(Ok(scanned), by_serde(&text).map_err(|e| e.to_string()), "{}", text);
+                }
+            }
+        }
+
+        /// Values of any shape the grammar allows (escapes included) in the members the guard
+        /// does not look into, with whitespace anywhere: the scan reads them (it must not leave the common case to serde) and reads what serde reads.
+        #[test]
+        fn the_scan_reads_plain_requests(
+            id in value(),
+            arguments in value(),
+            meta in value(),
+            space in prop::collection::vec(prop::sample::select(vec!["", " ", "\n", "\t", "\r", "  "]), 24),
+        ) {
+            let w = |i: usize| space[i % space.len()];
+            let text = format!(
+                "{}{{{}\"jsonrpc\"{}:{}\"2.0\"{},{}\"id\"{}:{}{id}{},\"method\":{}\"tools/call\"{},\
+                 \"params\"{}:{}{{{}\"name\"{}:{}\"list_invoices\"{},\"arguments\":{}{arguments}{},\
+                 \"_meta\":{meta}{}}}{}}}{}",
+                w(0), w(1), w(2), w(3), w(4), w(5), w(6), w(7), w(8), w(9), w(10), w(11),
+                w(12), w(13), w(14), w(15), w(16), w(17), w(18), w(19), w(20), w(21),
+            );
+            let scanned = Scan::envelope(&text);
+            prop_assert!(scanned.is_some(), "{}", text);
+            prop_assert_eq!(scanned, by_serde(&text).ok(), "{}", text);
+        }
+    }
+
+    proptest! {
+        /// The word-at-a-time search finds what a byte-at-a-time one finds.
+        #[test]
+        fn special_finds_the_first_quote_backslash_or_control(
+            bytes in prop::collection::vec(
+                prop_oneof![4 => any::<u8>(), 1 => prop::sample::select(vec![b'"', b'\\', 0x1f, 0x20, 0x21, 0x5b, 0x5d, 0x80, 0xff, 0])],
+                0..40,
+            ),
+        ) {
+            let slow = bytes.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20);
+            prop_assert_eq!(special(&bytes), slow);
+        }
+    }
+
+    #[test]
+    fn the_scan_leaves_to_serde_what_it_does_not_read_alike() {
+        let deep = format!(
+            r#"{{"method":"tools/call","_meta":{}1{}}}"#,
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+        let shallow = format!(
+            r#"{{"method":"m","_meta":{}{}}}"#,
+            "[".repeat(64),
+            "]".repeat(64)
+        );
+        // Read as serde_json reads it, but by serde_json: member names escaped, strings of
+        // the guard's escaped, repeated members, other types, deep nesting (no recursion).
+        for text in [
+            r#"{"meth\u006fd":"tools/call"}"#,
+            r#"{"method":"tools\/call"}"#,
+            r#"{"params":{"name":"list\u005finvoices"}}"#,
+            r#"{"params":{"name":5}}"#,
+            r#"{"params":{"name":"a","name":"a"}}"#,
+            r#"{"params":{"name":"a","arguments":{},"arguments":{}}}"#,
+            r#"{"params":["list_invoices"]}"#,
+            &deep,
+        ] {
+            assert_eq!(Scan::envelope(text), None, "{text}");
+            assert!(read(text.as_bytes()).is_ok(), "{text}");
+        }
+        assert!(Scan::envelope(&shallow).is_some());
+        // A number serde_json reads as a value (params) but cannot hold; skipped, it is fine.
+        assert_eq!(Scan::envelope(r#"{"params":1e400}"#), None);
+        assert!(read(br#"{"params":1e400}"#).is_err());
+        assert!(Scan::envelope(r#"{"_meta":1e400}"#).is_some());
+        assert!(by_serde(r#"{"_meta":1e400}"#).is_ok());
+        // Refused, by serde_json, with its error: not JSON as serde_json reads it.
+        for text in [
+            r#"{"method":"m",}"#,
+            r#"{"method":"m"} x"#,
+            r#"{"a":01}"#,
+            r#"{"a":1.}"#,
+            r#"{"a":-}"#,
+            r#"{"a":[1,]}"#,
+            r#"{"a":{"b":1,}}"#,
+            r#"{"a":"\x"}"#,
+            r#"{"a":"\u12g4"}"#,
+            "{\"a\":\"\u{1}\"}",
+            "{\"a\":1\x0c}",
+            r#"{"a":nul}"#,
+            r#"{"method":"m""#,
+        ] {
+            assert_eq!(Scan::envelope(text), None, "{text}");
+            assert!(read(text.as_bytes()).is_err(), "{text}");
+        }
+        // What serde_json skips unchecked, the scan skips too: a lone surrogate escape.
+        let lone = r#"{"method":"m","_meta":"\ud800"}"#;
+        assert_eq!(Scan::envelope(lone), by_serde(lone).ok());
+        assert!(Scan::envelope(lone).is_some());
     }
 
     #[test]

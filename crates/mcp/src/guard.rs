@@ -8,7 +8,6 @@ use axum::extract::Request;
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use captix::{Allowed, Call, Code, Denial, TicketInfo, Verifier};
-use serde_json::value::RawValue;
 
 use crate::envelope::{self, Envelope};
 use crate::metadata::{metadata_location, Config};
@@ -155,13 +154,13 @@ fn challenge(g: &Guard, error: Option<&'static str>, scope: &[&str]) -> HeaderVa
 
 #[cold]
 fn rpc_error(
-    id: Option<&RawValue>,
+    id: Option<&str>,
     code: i64,
     message: &str,
     data: Option<serde_json::Value>,
 ) -> serde_json::Value {
     let id: serde_json::Value = id
-        .and_then(|r| serde_json::from_str(r.get()).ok())
+        .and_then(|r| serde_json::from_str(r).ok())
         .unwrap_or(serde_json::Value::Null);
     let mut e = serde_json::json!({ "code": code, "message": message });
     if let Some(d) = data {
@@ -182,13 +181,13 @@ fn json_response(status: StatusCode, body: serde_json::Value) -> Response {
 
 /// The answer to a denial: status, challenge header, JSON-RPC error carrying the decision.
 #[cold]
-fn denied(g: &Guard, id: Option<&RawValue>, d: &Denial) -> Response {
+fn denied(g: &Guard, id: Option<&str>, d: &Denial) -> Response {
     denied_needing(g, id, d, &[])
 }
 
 /// [`denied`], naming in the challenge the scopes the operation needs (MCP step-up).
 #[cold]
-fn denied_needing(g: &Guard, id: Option<&RawValue>, d: &Denial, scope: &[&str]) -> Response {
+fn denied_needing(g: &Guard, id: Option<&str>, d: &Denial, scope: &[&str]) -> Response {
     let status = denial_status(d);
     let description = format!("captix {}: {}", d.code, d.reason);
     let data: serde_json::Value =
@@ -224,7 +223,7 @@ fn denied_needing(g: &Guard, id: Option<&RawValue>, d: &Denial, scope: &[&str]) 
 #[cold]
 fn no_session(
     g: &Guard,
-    id: Option<&RawValue>,
+    id: Option<&str>,
     method: &str,
     target: Option<&str>,
     info: &TicketInfo,
@@ -257,7 +256,7 @@ fn no_session(
 fn refused_call(
     g: &Guard,
     token: &str,
-    id: Option<&RawValue>,
+    id: Option<&str>,
     method: &str,
     name: Option<&str>,
     d: &Denial,
@@ -824,7 +823,7 @@ async fn guard(g: Arc<Guard>, req: Request, next: Next) -> Response {
                     resource: None,
                 });
                 let arguments = params.as_ref().and_then(|p| p.arguments);
-                let args = arguments.map_or(b"{}".as_slice(), |a| a.get().as_bytes());
+                let args = arguments.map_or(b"{}".as_slice(), str::as_bytes);
                 c.refill_tool(name, args, time).map(|()| c)
             }
         };
@@ -1093,7 +1092,7 @@ impl Drop for InFlight {
 fn start(
     g: &Arc<Guard>,
     session: Option<&[u8]>,
-    id: Option<&RawValue>,
+    id: Option<&str>,
 ) -> Result<Option<InFlight>, Box<Response>> {
     let (Some(session), Some(id)) = (session, id) else {
         return Ok(None);
@@ -1145,10 +1144,10 @@ fn in_flight_denial() -> Denial {
 
 /// A JSON-RPC id as the server compares it (`1`, `1.0` and `1e0` are one id, `"1"` another),
 /// hashed: an id is request data of any length.
-fn canonical_id(id: &RawValue) -> String {
-    match serde_json::from_str::<serde_json::Value>(id.get()) {
+fn canonical_id(id: &str) -> String {
+    match serde_json::from_str::<serde_json::Value>(id) {
         Ok(v) => canonical_value(&v),
-        Err(_) => hashed(&format!("r:{}", id.get().trim())),
+        Err(_) => hashed(&format!("r:{}", id.trim())),
     }
 }
 
@@ -1280,7 +1279,7 @@ impl http_body::Body for Holding {
 
 /// 400 with JSON-RPC error -32020: a routing header that differs from the body.
 #[cold]
-fn mismatch(id: Option<&RawValue>, header: &str, member: &str) -> Response {
+fn mismatch(id: Option<&str>, header: &str, member: &str) -> Response {
     json_response(
         StatusCode::BAD_REQUEST,
         rpc_error(
