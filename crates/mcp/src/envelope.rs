@@ -119,6 +119,7 @@ struct Scan<'a> {
 }
 
 impl<'a> Scan<'a> {
+    /// The request, or `None` for serde_json to read it.
     fn envelope(text: &'a str) -> Option<Envelope<'a>> {
         let mut s = Scan { text, at: 0 };
         let (mut id, mut method, mut params) = (None, None, None);
@@ -140,15 +141,12 @@ impl<'a> Scan<'a> {
         })
     }
 
+    /// `params`: null, or an object.
     fn params(&mut self) -> Option<Params<'a>> {
         if self.peek()? == b'n' {
             self.literal("null")?;
             return Some(Params::default());
         }
-        let mut p = Params {
-            object: true,
-            ..Params::default()
-        };
         let (mut name, mut uri, mut arguments) = (None, None, None);
         self.object(|s, member| {
             match member {
@@ -160,10 +158,13 @@ impl<'a> Scan<'a> {
             }
             Some(())
         })?;
-        p.name = name.flatten().map(Cow::Borrowed);
-        p.uri = uri.flatten().map(Cow::Borrowed);
-        p.arguments = arguments.flatten();
-        Some(p)
+        Some(Params {
+            object: true,
+            name: name.flatten().map(Cow::Borrowed),
+            uri: uri.flatten().map(Cow::Borrowed),
+            arguments: arguments.flatten(),
+            ..Params::default()
+        })
     }
 
     /// An object whose member names have no escapes, each member's value read by `member`
