@@ -1,5 +1,6 @@
-//! The JSON-RPC request the guard reads, in one pass over the body (docs §14.1): the `id`,
-//! the `method`, and of `params` what the guard needs (`name`, `uri`, `arguments`).
+//! The JSON-RPC request the guard reads, in one pass over the body (docs §14.1): whether
+//! `jsonrpc` is `"2.0"`, the `id`, the `method`, and of `params` what the guard needs (`name`,
+//! `uri`, `arguments`).
 //!
 //! The guard used to read the envelope, then `params` again, then `arguments` a third time.
 //! This reader decides exactly what those three reads decided (a property test holds it to
@@ -29,6 +30,9 @@ use serde_json::value::RawValue;
 /// A request's envelope.
 #[derive(Debug, PartialEq)]
 pub(crate) struct Envelope<'a> {
+    /// `jsonrpc` is the string `"2.0"`, once (the npm adapters refuse any other request, and
+    /// rmcp does).
+    pub(crate) version: bool,
     /// The id's JSON text.
     pub(crate) id: Option<&'a str>,
     pub(crate) method: Option<Cow<'a, str>>,
@@ -122,23 +126,33 @@ impl<'a> Scan<'a> {
     /// The request, or `None` for serde_json to read it.
     fn envelope(text: &'a str) -> Option<Envelope<'a>> {
         let mut s = Scan { text, at: 0 };
-        let (mut id, mut method, mut params) = (None, None, None);
+        let (mut version, mut id, mut method, mut params) = (None, None, None, None);
         s.object(|s, name| {
             match name {
+                "jsonrpc" if version.is_none() => version = Some(s.version()?),
                 "id" if id.is_none() => id = Some(s.raw_or_null()?),
                 "method" if method.is_none() => method = Some(s.text_or_null()?),
                 "params" if params.is_none() => params = Some(s.params()?),
-                "id" | "method" | "params" => return None,
+                "jsonrpc" | "id" | "method" | "params" => return None,
                 _ => s.value()?,
             }
             Some(())
         })?;
         s.ws();
         (s.at == text.len()).then(|| Envelope {
+            version: version.unwrap_or(false),
             id: id.flatten(),
             method: method.flatten().map(Cow::Borrowed),
             params: params.unwrap_or_default(),
         })
+    }
+
+    /// Whether `jsonrpc` is the string `"2.0"` (a string with escapes is left to serde_json).
+    fn version(&mut self) -> Option<bool> {
+        if self.peek()? == b'"' {
+            return self.plain().map(|v| v == "2.0");
+        }
+        self.value().map(|()| false)
     }
 
     /// `params`: null, or an object.
@@ -419,9 +433,13 @@ impl<'de> Visitor<'de> for EnvelopeVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let (mut id, mut method, mut params) = (None, None, None);
+        let (mut version, mut id, mut method, mut params) = (None, None, None, None);
         while let Some(key) = map.next_key::<Text<'de>>()? {
             match &*key.0 {
+                "jsonrpc" => {
+                    let v = map.next_value::<Lenient<'de>>()?;
+                    version = Some(version.is_none() && v.text.as_deref() == Some("2.0"));
+                }
                 "id" => {
                     if id.is_some() {
                         return Err(de::Error::duplicate_field("id"));
@@ -449,6 +467,7 @@ impl<'de> Visitor<'de> for EnvelopeVisitor {
             }
         }
         Ok(Envelope {
+            version: version.unwrap_or(false),
             id: id.flatten(),
             method: method.flatten(),
             params: params.unwrap_or_default(),
@@ -977,6 +996,24 @@ mod tests {
 
     #[test]
     fn what_the_guard_relies_on() {
+        // `jsonrpc` must be the string "2.0", once, escaped or not.
+        let version = |b: &str| {
+            read(b.as_bytes())
+                .map(|e| e.version)
+                .map_err(|e| e.to_string())
+        };
+        for (body, two) in [
+            (r#"{"jsonrpc":"2.0","method":"m"}"#, true),
+            (r#"{"jsonrpc":"2\u002e0","method":"m"}"#, true),
+            (r#"{"method":"m"}"#, false),
+            (r#"{"jsonrpc":"1.0"}"#, false),
+            (r#"{"jsonrpc":2.0}"#, false),
+            (r#"{"jsonrpc":null}"#, false),
+            (r#"{"jsonrpc":["2.0"]}"#, false),
+            (r#"{"jsonrpc":"2.0","jsonrpc":"2.0"}"#, false),
+        ] {
+            assert_eq!(version(body), Ok(two), "{body}");
+        }
         let call = |b: &str| one_pass(b).map(|r| r.2);
         // A batch-shaped params, or params that is not an object, names nothing.
         assert_eq!(

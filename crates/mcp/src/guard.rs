@@ -698,6 +698,17 @@ async fn guard(g: Arc<Guard>, req: Request, next: Next) -> Response {
                 );
             }
         };
+        // A JSON-RPC 2.0 request, or nothing reaches the server, which would refuse it only after
+        // the check had spent and logged it (the npm adapters refuse it here too).
+        if !envelope.version {
+            if let Err(d) = g.verifier.authenticate(token, time).map(|_| ()) {
+                return denied(&g, None, &d);
+            }
+            return json_response(
+                StatusCode::BAD_REQUEST,
+                rpc_error(None, -32600, "the body is not a JSON-RPC 2.0 request", None),
+            );
+        }
         // Streamable HTTP: the routing headers must say what the body says, checked before any
         // budget is spent or any decision is logged.
         if let Some(h) = heads.mcp_method {

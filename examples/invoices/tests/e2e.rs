@@ -581,6 +581,54 @@ async fn the_guard_refuses_bodies_that_could_be_read_two_ways() {
     assert!(body.contains("ticket_too_large"), "{body}");
 }
 
+/// A body that is not a JSON-RPC 2.0 request (`jsonrpc` missing, another version or type,
+/// repeated) is refused before the check, as the npm adapters refuse it: rmcp refuses it too,
+/// but only after the check had spent the budget and logged an allowed call (found by review).
+#[tokio::test]
+async fn a_body_that_is_not_json_rpc_2_0_is_refused_before_the_check() {
+    let s = server().await;
+    let once = s
+        .agent()
+        .attenuate()
+        .tool("list_invoices")
+        .budget("1".parse().expect("budget"))
+        .sign()
+        .expect("attenuate");
+    let auth = format!("Bearer {}", once.as_str());
+    let headers = [
+        ("authorization", auth.as_str()),
+        ("mcp-protocol-version", "2026-07-28"),
+        ("mcp-method", "tools/call"),
+        ("mcp-name", "list_invoices"),
+    ];
+    let call = |version: &str| {
+        format!(
+            r#"{{{version}"id":3,"method":"tools/call","params":{{"name":"list_invoices","arguments":{{"org":"acme"}},"_meta":{{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{{}}}}}}}}"#
+        )
+    };
+    for version in [
+        "",
+        r#""jsonrpc":"1.0","#,
+        r#""jsonrpc":2.0,"#,
+        r#""jsonrpc":null,"#,
+        r#""jsonrpc":"2.0","jsonrpc":"2.0","#,
+    ] {
+        let (status, _, body) = s.http("POST", "/mcp", &headers, &call(version)).await;
+        assert_eq!(status, 400, "{version}: {body}");
+        assert!(
+            body.contains("-32600") && body.contains("not a JSON-RPC 2.0 request"),
+            "{version}: {body}"
+        );
+    }
+    assert!(s.records().is_empty(), "nothing was checked or logged");
+    // The budget of one call is whole: the same call as JSON-RPC 2.0 is served.
+    let (status, _, body) = s
+        .http("POST", "/mcp", &headers, &call(r#""jsonrpc":"2\u002e0","#))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"result\""), "{body}");
+}
+
 /// The guard stands in front of the whole protected router, its fallback included; only the
 /// metadata route answers without a ticket.
 #[tokio::test]
