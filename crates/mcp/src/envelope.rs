@@ -113,8 +113,8 @@ fn by_serde(text: &str) -> Result<Envelope<'_>, serde_json::Error> {
 /// the same meaning. Where it could read differently it does not read at all: it answers `None`
 /// and serde_json reads the body. That is the case for text that is not JSON (so the error
 /// answered is serde_json's), an escape in a member name at the request's or `params`'s level
-/// or in `method`, `name` or `uri`, a member of those levels repeated, a `method`, `name` or
-/// `uri` that is neither a string nor null, `params` that is neither an object nor null, and
+/// or in `jsonrpc`, `method`, `name` or `uri`, a member of those levels repeated, a `jsonrpc`,
+/// `method`, `name` or `uri` that is neither a string nor null, `params` that is neither an object nor null, and
 /// nesting deeper than 64 inside a member (serde_json skips any depth; this walk keeps one bit
 /// per level).
 struct Scan<'a> {
@@ -147,12 +147,14 @@ impl<'a> Scan<'a> {
         })
     }
 
-    /// Whether `jsonrpc` is the string `"2.0"` (a string with escapes is left to serde_json).
+    /// Whether `jsonrpc` is the string `"2.0"`. A string with escapes and a value of another
+    /// type than a string or null are left to serde_json (which reads a number as a value, and
+    /// refuses one it cannot hold).
     fn version(&mut self) -> Option<bool> {
-        if self.peek()? == b'"' {
-            return self.plain().map(|v| v == "2.0");
+        match self.text_or_null()? {
+            Some(v) => Some(v == "2.0"),
+            None => Some(false),
         }
-        self.value().map(|()| false)
     }
 
     /// `params`: null, or an object.
@@ -890,6 +892,7 @@ mod tests {
             v in "[-+0-9.eE]{1,6}|[\\[\\]{}\",:0-9a-z\\\\ \\x01]{1,10}",
         ) {
             for text in [
+                format!(r#"{{"jsonrpc":{v},"method":"m"}}"#),
                 format!(r#"{{"method":"m","_meta":{v}}}"#),
                 format!(r#"{{"params":{{"name":"n","arguments":{v}}}}}"#),
             ] {
@@ -964,9 +967,12 @@ mod tests {
             assert!(read(text.as_bytes()).is_ok(), "{text}");
         }
         assert!(Scan::envelope(&shallow).is_some());
-        // A number serde_json reads as a value (params) but cannot hold; skipped, it is fine.
-        assert_eq!(Scan::envelope(r#"{"params":1e400}"#), None);
-        assert!(read(br#"{"params":1e400}"#).is_err());
+        // A number serde_json reads as a value (params, jsonrpc) but cannot hold; skipped, it
+        // is fine.
+        for text in [r#"{"params":1e400}"#, r#"{"jsonrpc":1e400,"method":"m"}"#] {
+            assert_eq!(Scan::envelope(text), None, "{text}");
+            assert!(read(text.as_bytes()).is_err(), "{text}");
+        }
         assert!(Scan::envelope(r#"{"_meta":1e400}"#).is_some());
         assert!(by_serde(r#"{"_meta":1e400}"#).is_ok());
         // Refused, by serde_json, with its error: not JSON as serde_json reads it.
