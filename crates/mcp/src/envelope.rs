@@ -114,9 +114,9 @@ fn by_serde(text: &str) -> Result<Envelope<'_>, serde_json::Error> {
 /// and serde_json reads the body. That is the case for text that is not JSON (so the error
 /// answered is serde_json's), an escape in a member name at the request's or `params`'s level
 /// or in `jsonrpc`, `method`, `name` or `uri`, a member of those levels repeated, a `jsonrpc`,
-/// `method`, `name` or `uri` that is neither a string nor null, `params` that is neither an object nor null, and
-/// nesting deeper than 64 inside a member (serde_json skips any depth; this walk keeps one bit
-/// per level).
+/// `method`, `name` or `uri` that is neither a string nor null, `params` that is neither an
+/// object nor null, and nesting deeper than 64 inside a member (serde_json skips any depth;
+/// this walk keeps one bit per level).
 struct Scan<'a> {
     text: &'a str,
     at: usize,
@@ -151,10 +151,7 @@ impl<'a> Scan<'a> {
     /// type than a string or null are left to serde_json (which reads a number as a value, and
     /// refuses one it cannot hold).
     fn version(&mut self) -> Option<bool> {
-        match self.text_or_null()? {
-            Some(v) => Some(v == "2.0"),
-            None => Some(false),
-        }
+        self.text_or_null().map(|v| v == Some("2.0"))
     }
 
     /// `params`: null, or an object.
@@ -903,7 +900,8 @@ mod tests {
         }
 
         /// Values of any shape the grammar allows (escapes included) in the members the guard
-        /// does not look into, with whitespace anywhere: the scan reads them (it must not leave the common case to serde) and reads what serde reads.
+        /// does not look into, with whitespace anywhere: the scan reads them (it must not leave
+        /// the common case to serde) and reads what serde reads.
         #[test]
         fn the_scan_reads_plain_requests(
             id in value(),
